@@ -1,0 +1,337 @@
+"""The daemon as a whole: configuration, start-up, health, and graceful shutdown.
+
+Start-up order: runtime directory (0700) → refuse over a live daemon → data folder lock → store (jobs left
+running become interrupted) → registry → sockets → connection file (the "ready" signal) → serve. Shutdown
+reverses it: stop taking requests, interrupt the running job, release models, remove the connection file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import logging.handlers
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import zmq
+
+from models.catalog import BUILTIN_RUNNERS, import_runner, plugin_runners
+from models.manifest import MANIFEST_PATH, load_manifest
+from models.runner import Runner
+from shared import PROTOCOL_VERSION, __version__
+from shared.connection import CONNECTION_FILE_NAME, ConnectionInfo
+from shared.errors import VfxError
+from shared.wire import new_id
+
+from .blobs import BlobStore
+from .connection_file import (
+    check_no_live_daemon,
+    prepare_runtime_dir,
+    remove_connection_file,
+    write_connection_file,
+)
+from .devices import Device, resolve_device, system_memory
+from .engine import EngineLimits, JobEngine
+from .executor import LocalExecutor
+from .outputs import JobFolders
+from .registry import ModelRegistry
+from .requests import RequestHandlers
+from .server import Server
+from .store import JobStore
+
+log = logging.getLogger("daemon")
+
+
+@dataclass
+class DaemonConfig:
+    runtime_dir: Path
+    data_dir: Path
+    models_dir: Path | None = None
+    listen: str | None = None
+    curve: bool = False
+    authorized_keys: Path | None = None
+    device: str = "auto"
+    idle_unload_s: float = 600.0
+    plugins: list[str] = field(default_factory=list)
+    manifest: Path | None = None
+    engine_limits: EngineLimits = field(default_factory=EngineLimits)
+
+    @property
+    def connection_file(self) -> Path:
+        return self.runtime_dir / CONNECTION_FILE_NAME
+
+
+def is_loopback(endpoint: str) -> bool:
+    host = urlparse(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_authorized_keys(path: Path) -> set[bytes]:
+    """Z85 public keys, one per line; ``#`` starts a comment."""
+    keys = set()
+    for line in path.read_text(encoding="ascii").splitlines():
+        key = line.split("#", 1)[0].strip()
+        if key:
+            if len(key) != 40:
+                raise VfxError(f"{path}: {key!r} is not a 40-character Z85 CURVE public key")
+            keys.add(key.encode("ascii"))
+    return keys
+
+
+class _KeyList:
+    """CURVE credentials check for zmq's authenticator: only allow-listed client keys get in."""
+
+    def __init__(self, keys: set[bytes]) -> None:
+        self.keys = keys
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """``key`` arrives Z85-encoded, as written in the authorized keys file."""
+        return key in self.keys
+
+
+class Daemon:
+    """Owns every part of a running daemon. ``start`` returns once the connection file is written."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.session_id = new_id()
+        self.key = secrets.token_hex(32)
+        self.started = time.time()
+        self._device: Device | None = None
+        self._device_lock = threading.Lock()
+        self._device_error: str | None = None
+        self._lock_file: Any = None
+        self.context: zmq.Context[Any] | None = None
+        self.authenticator: Any = None
+
+    # -- devices -------------------------------------------------------------------------------------------
+
+    def device(self) -> Device:
+        """The resolved device, resolving it now (importing torch if installed) on first use."""
+        with self._device_lock:
+            if self._device is None:
+                self._device = resolve_device(self.config.device)
+            return self._device
+
+    def _probe_device(self) -> None:
+        try:
+            self.device()
+        except Exception as exc:  # reported in health; jobs needing the device will fail with it too
+            self._device_error = f"{type(exc).__name__}: {exc}"
+            log.error("device probe failed: %s", self._device_error)
+
+    # -- start / stop --------------------------------------------------------------------------------------
+
+    def _runners(self) -> dict[str, type[Runner]]:
+        runners = {mode: import_runner(target) for mode, target in BUILTIN_RUNNERS.items()}
+        for module in self.config.plugins:
+            runners.update(plugin_runners(module))
+        return runners
+
+    def _lock_data_dir(self) -> None:
+        lock_path = self.config.data_dir / "daemon.lock"
+        self._lock_file = open(lock_path, "a+")  # noqa: SIM115 - held open for the daemon's lifetime
+        if sys.platform != "win32":
+            import fcntl
+
+            try:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise VfxError(
+                    f"another daemon uses the data folder {self.config.data_dir}; stop it or pass --data-dir"
+                ) from None
+
+    def _bind(self) -> tuple[zmq.Socket[Any], str, str | None]:
+        assert self.context is not None
+        cfg = self.config
+        router = self.context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client that reconnects with its id takes over
+        router.setsockopt(zmq.MAXMSGSIZE, 1024 * 1024 * 1024)
+        router.setsockopt(zmq.SNDHWM, 1000)
+        public_key = None
+        listen = cfg.listen
+        if listen is None:
+            listen = "tcp://127.0.0.1:*" if sys.platform == "win32" else f"ipc://{cfg.runtime_dir}/daemon.sock"
+        remote = listen.startswith("tcp://") and not is_loopback(listen)
+        if remote and cfg.authorized_keys is None:
+            raise VfxError(
+                f"listening on {listen} (beyond loopback) requires encryption: pass --authorized-keys FILE "
+                "with the CURVE public keys of allowed clients (create them with `python -m daemon keygen`)"
+            )
+        if listen.startswith("tcp://") and (remote or cfg.curve):
+            if cfg.authorized_keys is None:
+                raise VfxError("--curve requires --authorized-keys FILE listing the allowed client keys")
+            from zmq.auth.thread import ThreadAuthenticator
+
+            public, secret = zmq.curve_keypair()
+            self.authenticator = ThreadAuthenticator(self.context)
+            self.authenticator.start()
+            self.authenticator.configure_curve_callback(
+                domain="*", credentials_provider=_KeyList(load_authorized_keys(cfg.authorized_keys))
+            )
+            router.curve_server = True
+            router.curve_secretkey = secret
+            public_key = public.decode("ascii")
+        elif not listen.startswith(("ipc://", "tcp://")):
+            raise VfxError(f"--listen {listen}: use ipc://PATH or tcp://HOST:PORT")
+        router.bind(listen)
+        endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        if endpoint.startswith("tcp://0.0.0.0:"):
+            endpoint = endpoint.replace("0.0.0.0", "127.0.0.1")
+        return router, endpoint, public_key
+
+    def start(self) -> None:
+        cfg = self.config
+        prepare_runtime_dir(cfg.runtime_dir)
+        check_no_live_daemon(cfg.connection_file)
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_data_dir()
+        _log_to_file(cfg.data_dir / "daemon.log")
+        if cfg.device in ("cuda", "mps"):
+            self.device()  # asked for explicitly: fail now with a clear message rather than at the first job
+        self.store = JobStore(cfg.data_dir / "jobs.sqlite3")
+        models_dir = cfg.models_dir or cfg.data_dir / "models"
+        self.registry = ModelRegistry(
+            self._runners(),
+            device=self.device,
+            manifest=load_manifest(cfg.manifest or MANIFEST_PATH),
+            models_dir=models_dir,
+            idle_unload_s=cfg.idle_unload_s,
+        )
+        self.engine = JobEngine(
+            self.store,
+            self.registry,
+            JobFolders(cfg.data_dir / "jobs"),
+            BlobStore(cfg.data_dir / "blobs"),
+            cfg.engine_limits,
+        )
+        interrupted = self.engine.recover()
+        if interrupted:
+            log.warning("jobs interrupted by the previous daemon's exit: %s", ", ".join(interrupted))
+        self.context = zmq.Context()
+        router, self.endpoint, public_key = self._bind()
+        handlers = RequestHandlers(self.engine, self.health, self.session_id)
+        self.server = Server(
+            self.context,
+            router,
+            self.key.encode("ascii"),
+            self.session_id,
+            self.engine,
+            handlers,
+            housekeeping=self._housekeeping,
+        )
+        self.executor = LocalExecutor(self.engine, self.device)
+        self.executor.start()
+        self.info = ConnectionInfo(
+            endpoint=self.endpoint,
+            key=self.key,
+            session_id=self.session_id,
+            pid=os.getpid(),
+            protocol_version=PROTOCOL_VERSION,
+            server_public_key=public_key,
+            version=__version__,
+            data_dir=str(cfg.data_dir),
+        )
+        write_connection_file(cfg.connection_file, self.info)
+        if cfg.device == "auto":
+            threading.Thread(target=self._probe_device, name="vfx-device-probe", daemon=True).start()
+        log.info("daemon %s ready on %s (session %s)", __version__, self.endpoint, self.session_id[:8])
+
+    def serve(self) -> None:
+        try:
+            self.server.serve()
+        finally:
+            self.stop()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Graceful stop: running job interrupted, models released, connection file removed."""
+        log.info("stopping")
+        remove_connection_file(self.config.connection_file, self.session_id)
+        if not self.executor.stop(timeout):
+            log.warning("the running job did not stop within %.0f s; it is marked interrupted", timeout)
+        self.store.mark_running_interrupted()
+        self.registry.release()
+        self.server.close()
+        if self.endpoint.startswith("ipc://"):
+            Path(self.endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
+        if self.authenticator is not None:
+            self.authenticator.stop()
+        assert self.context is not None
+        self.context.destroy(linger=0)
+        self.store.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+    def _housekeeping(self) -> None:
+        self.registry.sweep()
+        self.registry.relieve_memory_pressure()
+
+    # -- health --------------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        total, available = system_memory()
+        device = self._device.describe() if self._device else None
+        if device and device["kind"] == "cuda" and "torch" in sys.modules:
+            import torch
+
+            free, _ = torch.cuda.mem_get_info()
+            device["free_memory"] = int(free)
+            device["allocated_memory"] = int(torch.cuda.memory_allocated())
+        return {
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "session_id": self.session_id,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started, 3),
+            "endpoint": self.endpoint,
+            "encrypted": self.info.server_public_key is not None,
+            "data_dir": str(self.config.data_dir),
+            "device": device,
+            "device_status": "ready" if device else (self._device_error or "probing"),
+            "memory": {"total": total, "available": available},
+            "modes": {mode: self.registry.readiness(mode) for mode in self.registry.modes},
+            "loaded_models": self.registry.loaded(),
+            "queue": {
+                "depth": self.engine.queue_depth(),
+                "running": self.engine.running_jobs(),
+                "max_queued": self.engine.limits.max_queued,
+                "max_queued_per_client": self.engine.limits.max_queued_per_client,
+            },
+            "counters": dict(self.server.counters),
+        }
+
+
+def _log_to_file(path: Path) -> None:
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=2, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+def run(config: DaemonConfig) -> int:
+    """Start, print the ready line, serve until SIGTERM/SIGINT or a shutdown request."""
+    daemon = Daemon(config)
+    daemon.start()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("signal %d received", signum)
+        daemon.server.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"ready {config.connection_file}", flush=True)
+    daemon.serve()
+    return 0

@@ -1,0 +1,44 @@
+"""Content-addressed input storage: an array sent once is kept under its sha256 and reused by later jobs."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from shared.wire import blob_id
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BlobStore:
+    """Arrays stored as ``<root>/<sha256>.npy`` (no pickle), written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> Path:
+        if not _SHA256.match(digest):
+            raise ValueError(f"{digest!r} is not a sha256 hex digest")
+        return self.root / f"{digest}.npy"
+
+    def has(self, digest: str) -> bool:
+        return _SHA256.match(digest) is not None and self.path(digest).exists()
+
+    def put(self, array: np.ndarray) -> str:
+        """Store ``array`` (if new) and return its content address."""
+        digest = blob_id(array)
+        target = self.path(digest)
+        if not target.exists():
+            tmp = target.with_name(f".{digest}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as out:
+                np.save(out, np.ascontiguousarray(array), allow_pickle=False)
+            tmp.replace(target)
+        return digest
+
+    def load(self, digest: str) -> np.ndarray:
+        """The stored array, memory-mapped read-only."""
+        return np.load(self.path(digest), mmap_mode="r", allow_pickle=False)

@@ -1,0 +1,280 @@
+"""``python -m daemon``: serve, and talk to a running daemon from a terminal.
+
+Every client command prints readable text, or JSON with ``--json``; failures print one line naming the
+problem and exit with status 1 (2 for usage errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from shared.client import Client, CurveKeys
+from shared.connection import CONNECTION_FILE_NAME, default_data_dir, default_runtime_dir
+from shared.errors import VfxError
+from shared.messages import FINAL_STATES
+
+from .devices import DEVICE_CHOICES
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime-dir", type=Path, default=None, help="where the daemon's connection file is")
+    p.add_argument("--connection-file", type=Path, default=None, help="the connection file itself")
+    p.add_argument("--key-file", type=Path, default=None, help="client CURVE key file (encrypted daemons)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m daemon", description="VFX Motion Capture inference daemon")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the daemon in the foreground")
+    serve.add_argument("--runtime-dir", type=Path, default=None, help="sockets and connection file (0700)")
+    serve.add_argument("--data-dir", type=Path, default=None, help="job database, job folders, models")
+    serve.add_argument("--models-dir", type=Path, default=None, help="weights (default: DATA_DIR/models)")
+    serve.add_argument(
+        "--listen",
+        default=None,
+        help="endpoint, e.g. tcp://127.0.0.1:5555; beyond loopback needs --authorized-keys",
+    )
+    serve.add_argument("--curve", action="store_true", help="encrypt even on loopback TCP")
+    serve.add_argument("--authorized-keys", type=Path, default=None, help="allowed client CURVE public keys")
+    serve.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    serve.add_argument("--idle-unload", type=float, default=600.0, help="unload models idle this many seconds")
+    serve.add_argument("--max-queued", type=int, default=256, help="queued jobs at most")
+    serve.add_argument("--max-queued-per-client", type=int, default=64, help="queued jobs per client at most")
+    serve.add_argument("--plugin", action="append", default=[], help="module offering extra RUNNERS")
+    serve.add_argument("--manifest", type=Path, default=None, help="another weight manifest (a mirror)")
+    serve.add_argument("--log-level", default="INFO")
+
+    for name, text in (
+        ("health", "daemon, device and mode status"),
+        ("stop", "stop the daemon gracefully"),
+        ("release-memory", "unload every idle model"),
+    ):
+        _client_args(sub.add_parser(name, help=text))
+    jobs = sub.add_parser("jobs", help="job history, newest first")
+    _client_args(jobs)
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--before", type=int, default=None, help="cursor from the previous page")
+
+    submit = sub.add_parser("submit", help="submit a job")
+    _client_args(submit)
+    submit.add_argument("mode")
+    submit.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a media input (a video, an image, or a folder of images)",
+    )
+    submit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a parameter")
+    submit.add_argument("--job-id", default=None, help="your own job id (resubmitting it is idempotent)")
+    submit.add_argument("--wait", action="store_true", help="watch until the job ends")
+
+    for name, text in (
+        ("watch", "follow a job's progress"),
+        ("cancel", "cancel a job"),
+        ("retry", "run a failed, cancelled or interrupted job again"),
+        ("result", "a finished job's summary and arrays"),
+    ):
+        p = sub.add_parser(name, help=text)
+        _client_args(p)
+        p.add_argument("job_id")
+
+    fetch = sub.add_parser("fetch-models", help="download and verify a mode's weights")
+    fetch.add_argument("mode")
+    fetch.add_argument("--models-dir", type=Path, default=None, help="default: DATA_DIR/models")
+    fetch.add_argument("--manifest", type=Path, default=None, help="another manifest (an internal mirror)")
+
+    keygen = sub.add_parser("keygen", help="create a CURVE key pair for a remote client")
+    keygen.add_argument("key_file", type=Path)
+    return parser
+
+
+def _connect(args: argparse.Namespace) -> Client:
+    path = args.connection_file or (args.runtime_dir or default_runtime_dir()) / CONNECTION_FILE_NAME
+    keys = CurveKeys.load(args.key_file) if args.key_file else None
+    return Client.from_file(path, timeout=args.timeout, curve_keys=keys)
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if args.json else text)
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    line = f"{job['job_id']:<36} {job['mode']:<12} {job['state']:<11} {job['fraction']:6.1%}  {job['stage']}"
+    if job.get("error"):
+        line += f"\n    error: {job['error']['message']}"
+    return line
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _input_spec(text: str) -> tuple[str, dict[str, Any]]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise VfxError(f"--input {text!r}: write NAME=PATH, e.g. --input video=/path/clip.mp4")
+    path = Path(value).expanduser().resolve()
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".exr"))
+        return name, {"paths": [str(p) for p in images]}
+    return name, {"path": str(path)}
+
+
+def _watch(client: Client, args: argparse.Namespace, job_id: str) -> dict[str, Any]:
+    job = client.subscribe(job_id)
+    while job["state"] not in FINAL_STATES:
+        for event in client.poll_events(timeout=1.0):
+            if args.json:
+                event = {k: v for k, v in event.items() if k != "preview_jpeg" and k != "job"}
+                print(json.dumps(event, default=str), flush=True)
+            elif event.get("type") == "progress":
+                eta = f" eta {event['eta_s']:.0f}s" if event.get("eta_s") is not None else ""
+                print(f"\r{event['fraction']:6.1%} {event['stage']:<20}{eta}   ", end="", flush=True)
+        job = client.job(job_id)
+    if not args.json:
+        print()
+    return job
+
+
+def _client_command(args: argparse.Namespace) -> int:
+    with _connect(args) as client:
+        if args.command == "health":
+            h = client.health()
+            device = h["device"] or {}
+            modes = "\n".join(
+                f"  {name:<12} {'ready' if s['ready'] else 'missing: ' + '; '.join(s['missing'])}"
+                for name, s in h["modes"].items()
+            )
+            _print(
+                args,
+                h,
+                f"daemon {h['version']} (protocol {h['protocol']}), pid {h['pid']}, up "
+                f"{h['uptime_s']:.0f} s\nendpoint {h['endpoint']}\ndevice {device.get('kind', '?')} "
+                f"({device.get('name', h['device_status'])})\nqueue {h['queue']['depth']} waiting, running "
+                f"{', '.join(h['queue']['running']) or 'nothing'}\nmodes:\n{modes}",
+            )
+        elif args.command == "stop":
+            client.shutdown()
+            _print(args, {"stopped": True}, "daemon stopping")
+        elif args.command == "release-memory":
+            released = client.release_memory()
+            _print(args, {"released": released}, f"released: {', '.join(released) or 'nothing was loaded'}")
+        elif args.command == "jobs":
+            jobs = client.jobs(limit=args.limit, before=args.before)
+            _print(args, jobs, "\n".join(_job_line(j) for j in jobs) or "no jobs yet")
+        elif args.command == "submit":
+            inputs = dict(_input_spec(t) for t in args.input)
+            params = {k: _parse_value(v) for k, _, v in (p.partition("=") for p in args.param)}
+            job_id = args.job_id or uuid.uuid4().hex
+            job = client.submit(job_id, args.mode, params, inputs)
+            if args.wait:
+                job = _watch(client, args, job_id)
+            _print(args, job, _job_line(job))
+            return 0 if job["state"] in ("queued", "running", "succeeded") else 1
+        elif args.command == "watch":
+            job = _watch(client, args, args.job_id)
+            _print(args, job, _job_line(job))
+        elif args.command == "cancel":
+            job = client.cancel(args.job_id)
+            _print(args, job, _job_line(job))
+        elif args.command == "retry":
+            job = client.retry(args.job_id)
+            _print(args, job, _job_line(job))
+        elif args.command == "result":
+            summary, arrays = client.result(args.job_id)
+            shapes = {k: [a.dtype.name, list(a.shape)] for k, a in arrays.items()}
+            _print(
+                args,
+                {"summary": summary, "arrays": shapes},
+                json.dumps(summary, indent=2, default=str)
+                + "\narrays: "
+                + ", ".join(f"{k} {v[0]}{tuple(v[1])}" for k, v in shapes.items()),
+            )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .app import DaemonConfig, run
+    from .engine import EngineLimits
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = DaemonConfig(
+        runtime_dir=(args.runtime_dir or default_runtime_dir()).resolve(),
+        data_dir=(args.data_dir or default_data_dir()).resolve(),
+        models_dir=args.models_dir.resolve() if args.models_dir else None,
+        listen=args.listen,
+        curve=args.curve,
+        authorized_keys=args.authorized_keys,
+        device=args.device,
+        idle_unload_s=args.idle_unload,
+        plugins=args.plugin,
+        manifest=args.manifest,
+        engine_limits=EngineLimits(max_queued=args.max_queued, max_queued_per_client=args.max_queued_per_client),
+    )
+    return run(config)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from models.manifest import MANIFEST_PATH, load_manifest
+
+    from .fetch import fetch_mode
+
+    manifest = load_manifest(args.manifest or MANIFEST_PATH)
+    models_dir = args.models_dir or default_data_dir() / "models"
+    fetched = fetch_mode(args.mode, manifest, models_dir)
+    if not fetched:
+        print(f"mode {args.mode} has no weight files to fetch (the pose mode's models ship inside the mediapipe wheel)")
+    return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    import os
+
+    import zmq
+
+    public, secret = zmq.curve_keypair()
+    fd = os.open(args.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(f"public={public.decode()}\nsecret={secret.decode()}\n")
+    print(f"wrote {args.key_file}; add this public key to the daemon's --authorized-keys file:\n{public.decode()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.monotonic()
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "fetch-models":
+            return _fetch(args)
+        if args.command == "keygen":
+            return _keygen(args)
+        return _client_command(args)
+    except VfxError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except FileExistsError as exc:
+        print(f"error: {exc.filename} already exists; choose another file", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted after {time.monotonic() - started:.0f} s", file=sys.stderr)
+        return 130

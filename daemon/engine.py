@@ -1,0 +1,416 @@
+"""The job engine: validation, idempotent submission, the queue, state changes, cancel and retry.
+
+The engine is the one scheduler: only it moves jobs between states, and every move is a conditional update
+in the store (``expect=...``), so a cancel racing with a worker picking the job up resolves one way only.
+Executors pull the next job with :meth:`JobEngine.next_job` and report back with :meth:`finish`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.runner import InvalidInput
+from shared import errors as e
+from shared.errors import VfxError
+from shared.messages import FINAL_STATES
+
+from .blobs import BlobStore
+from .outputs import JOB_ID_PATTERN, JobFolders
+from .registry import ModelRegistry
+from .store import JobRecord, JobStore
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    max_queued: int = 256
+    max_queued_per_client: int = 64
+    max_inputs: int = 8
+    max_paths_per_input: int = 100_000
+
+
+@dataclass
+class LiveProgress:
+    fraction: float = 0.0
+    stage: str = ""
+    eta_s: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+def fingerprint(mode: str, params: dict[str, Any], inputs: dict[str, Any]) -> str:
+    text = json.dumps([mode, params, inputs], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class JobEngine:
+    def __init__(
+        self,
+        store: JobStore,
+        registry: ModelRegistry,
+        folders: JobFolders,
+        blobs: BlobStore,
+        limits: EngineLimits = EngineLimits(),
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.folders = folders
+        self.blobs = blobs
+        self.limits = limits
+        self.emit: EventSink = lambda event: None
+        self._queue: deque[str] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._cancel_flags: dict[str, threading.Event] = {}
+        self._live: dict[str, LiveProgress] = {}
+
+    # -- start-up ------------------------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Mark jobs a dead daemon left running as interrupted and queue the ones still waiting."""
+        interrupted = self.store.mark_running_interrupted()
+        with self._cond:
+            for record in self.store.in_state("queued"):
+                self._queue.append(record.job_id)
+            self._cond.notify_all()
+        return interrupted
+
+    # -- requests ------------------------------------------------------------------------------------------
+
+    def submit(self, client: str, content: dict[str, Any]) -> JobRecord:
+        job_id = content.get("job_id")
+        if not isinstance(job_id, str) or not JOB_ID_PATTERN.match(job_id):
+            raise VfxError(
+                "job_id must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit",
+                code=e.INVALID_INPUT,
+                detail={"field": "job_id"},
+            )
+        mode = content.get("mode")
+        if not isinstance(mode, str):
+            raise VfxError("mode must be a string", code=e.INVALID_INPUT, detail={"field": "mode"})
+        raw_params = content.get("params") or {}
+        raw_inputs = content.get("inputs") or {}
+        if not isinstance(raw_params, dict) or not isinstance(raw_inputs, dict):
+            raise VfxError("params and inputs must be maps", code=e.INVALID_INPUT, detail={"field": "params"})
+        existing = self.store.get(job_id)
+        if existing is not None:
+            if existing.fingerprint != fingerprint(mode, raw_params, raw_inputs):
+                raise VfxError(
+                    f"job {job_id} already exists with other mode, parameters or inputs; use a new job id",
+                    code=e.CONFLICT,
+                    detail={"field": "job_id"},
+                )
+            return existing
+        runner = self.registry.runner(mode)
+        try:
+            params = runner.validate(raw_params)
+        except InvalidInput as exc:
+            raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"params.{exc.field}"}) from None
+        inputs = self._validate_inputs(runner.inputs, raw_inputs)
+        self.registry.check_ready(mode)
+        self._check_queue_room(client)
+        now = time.time()
+        record = JobRecord(
+            job_id=job_id,
+            mode=mode,
+            state="queued",
+            client=client,
+            params=params,
+            inputs=inputs,
+            fingerprint=fingerprint(mode, raw_params, raw_inputs),
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            record = self.store.insert(record)
+        except Exception as exc:  # a concurrent duplicate insert: the other one won, return it
+            stored = self.store.get(job_id)
+            if stored is None:
+                raise VfxError(f"could not store job {job_id}: {exc}", code=e.INTERNAL) from exc
+            return stored
+        self._enqueue(job_id)
+        self._emit_state(record)
+        return record
+
+    def _validate_inputs(self, slots: tuple[Any, ...], raw: dict[str, Any]) -> dict[str, Any]:
+        names = {s.name for s in slots}
+        for name in raw:
+            if name not in names:
+                raise VfxError(
+                    f"input {name!r} is not taken by this mode (inputs: {', '.join(sorted(names)) or 'none'})",
+                    code=e.INVALID_INPUT,
+                    detail={"field": f"inputs.{name}"},
+                )
+        missing_blobs: list[str] = []
+        for slot in slots:
+            spec = raw.get(slot.name)
+            field_name = f"inputs.{slot.name}"
+            if spec is None:
+                if slot.required:
+                    raise VfxError(
+                        f"{field_name} is required ({slot.help or slot.kind})",
+                        code=e.INVALID_INPUT,
+                        detail={"field": field_name},
+                    )
+                continue
+            if not isinstance(spec, dict):
+                raise VfxError(
+                    f"{field_name} must be a map such as {{'path': '/abs/file.mp4'}}",
+                    code=e.INVALID_INPUT,
+                    detail={"field": field_name},
+                )
+            if "path" in spec:
+                if not isinstance(spec["path"], str) or not Path(spec["path"]).is_absolute():
+                    raise VfxError(
+                        f"{field_name}.path must be an absolute path on the daemon's machine",
+                        code=e.INVALID_INPUT,
+                        detail={"field": f"{field_name}.path"},
+                    )
+                if not Path(spec["path"]).is_file():
+                    raise VfxError(
+                        f"{field_name}.path: file not found: {spec['path']}",
+                        code=e.INVALID_INPUT,
+                        detail={"field": f"{field_name}.path"},
+                    )
+            elif "paths" in spec:
+                paths = spec["paths"]
+                if not isinstance(paths, list) or not paths or len(paths) > self.limits.max_paths_per_input:
+                    raise VfxError(
+                        f"{field_name}.paths must be a non-empty list of image files",
+                        code=e.INVALID_INPUT,
+                        detail={"field": f"{field_name}.paths"},
+                    )
+                absent = [p for p in paths if not isinstance(p, str) or not Path(p).is_file()]
+                if absent:
+                    raise VfxError(
+                        f"{field_name}.paths: {len(absent)} file(s) not found, first: {absent[0]}",
+                        code=e.INVALID_INPUT,
+                        detail={"field": f"{field_name}.paths"},
+                    )
+            elif "blob" in spec:
+                if not isinstance(spec["blob"], str) or not self.blobs.has(spec["blob"]):
+                    missing_blobs.append(str(spec["blob"]))
+            else:
+                raise VfxError(
+                    f"{field_name} needs one of 'path', 'paths' or 'blob'",
+                    code=e.INVALID_INPUT,
+                    detail={"field": field_name},
+                )
+        if missing_blobs:
+            raise VfxError(
+                f"{len(missing_blobs)} input blob(s) are not stored yet; upload them first",
+                code=e.NOT_FOUND,
+                detail={"missing_blobs": missing_blobs},
+            )
+        return raw
+
+    def _check_queue_room(self, client: str) -> None:
+        queued = self.store.count("queued")
+        if queued >= self.limits.max_queued:
+            raise VfxError(
+                f"the queue is full ({queued} jobs); wait for jobs to finish or cancel some",
+                code=e.QUEUE_FULL,
+                detail={"queued": queued, "limit": self.limits.max_queued},
+            )
+        mine = self.store.count("queued", client)
+        if mine >= self.limits.max_queued_per_client:
+            raise VfxError(
+                f"this client already has {mine} queued jobs (limit {self.limits.max_queued_per_client})",
+                code=e.LIMIT_EXCEEDED,
+                detail={"queued": mine, "limit": self.limits.max_queued_per_client},
+            )
+
+    def get(self, job_id: str) -> JobRecord:
+        record = self.store.get(job_id) if isinstance(job_id, str) else None
+        if record is None:
+            raise VfxError(f"no job {job_id!r}", code=e.NOT_FOUND, detail={"field": "job_id"})
+        return record
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a queued job at once, or ask a running one to stop (it ends as ``cancelled``)."""
+        record = self.get(job_id)
+        if record.state == "queued":
+            updated = self.store.update(job_id, expect=("queued",), state="cancelled", finished_at=time.time())
+            if updated is not None:
+                with self._cond:
+                    if job_id in self._queue:
+                        self._queue.remove(job_id)
+                self._emit_state(updated)
+                return updated
+            record = self.get(job_id)
+        if record.state == "running":
+            flag = self._cancel_flags.get(job_id)
+            if flag is not None:
+                flag.set()
+                self.update_progress(job_id, stage="cancelling")
+        return self.get(job_id)
+
+    def retry(self, job_id: str) -> JobRecord:
+        record = self.get(job_id)
+        if record.state in ("queued", "running"):
+            return record
+        if record.state == "succeeded":
+            raise VfxError(
+                f"job {job_id} already succeeded; submit a new job id to run it again",
+                code=e.CONFLICT,
+                detail={"field": "job_id"},
+            )
+        self.registry.check_ready(record.mode)
+        self._check_queue_room(record.client)
+        updated = self.store.update(
+            job_id,
+            expect=("failed", "cancelled", "interrupted"),
+            state="queued",
+            error=None,
+            fraction=0.0,
+            stage="",
+            finished_at=None,
+        )
+        if updated is None:
+            return self.get(job_id)
+        self._enqueue(job_id)
+        self._emit_state(updated)
+        return updated
+
+    # -- the queue (executors call these) -------------------------------------------------------------------
+
+    def _enqueue(self, job_id: str) -> None:
+        with self._cond:
+            self._queue.append(job_id)
+            self._cond.notify()
+
+    def next_job(self, timeout: float | None = None) -> tuple[JobRecord, threading.Event] | None:
+        """Block until a queued job can start; mark it running and return it with its cancel flag."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return None
+                    self._cond.wait(remaining)
+                if self._closed:
+                    return None
+                job_id = self._queue.popleft()
+            current = self.store.get(job_id)
+            if current is None or current.state != "queued":
+                continue  # cancelled while it waited
+            flag = threading.Event()
+            self._cancel_flags[job_id] = flag
+            record = self.store.update(
+                job_id,
+                expect=("queued",),
+                state="running",
+                started_at=time.time(),
+                attempts=current.attempts + 1,
+            )
+            if record is None:  # cancelled between the check and the update
+                self._cancel_flags.pop(job_id, None)
+                continue
+            self._live[job_id] = LiveProgress()
+            self._emit_state(record)
+            return record, flag
+
+    def update_progress(self, job_id: str, fraction: float | None = None, stage: str | None = None) -> LiveProgress:
+        live = self._live.setdefault(job_id, LiveProgress())
+        if fraction is not None:
+            live.fraction = min(1.0, max(0.0, fraction))
+            elapsed = time.monotonic() - live.started
+            live.eta_s = elapsed * (1 - live.fraction) / live.fraction if live.fraction > 0.001 else None
+        if stage is not None:
+            live.stage = stage
+        return live
+
+    def finish(
+        self,
+        job_id: str,
+        state: str,
+        *,
+        error: dict[str, Any] | None = None,
+        summary: dict[str, Any] | None = None,
+        frame_count: int = 0,
+    ) -> JobRecord | None:
+        """Record the end of a running job (durably) and announce it."""
+        assert state in FINAL_STATES
+        live = self._live.pop(job_id, LiveProgress())
+        self._cancel_flags.pop(job_id, None)
+        changes: dict[str, Any] = {
+            "state": state,
+            "error": error,
+            "finished_at": time.time(),
+            "fraction": 1.0 if state == "succeeded" else live.fraction,
+            "stage": live.stage,
+        }
+        if summary is not None:
+            changes["summary"] = summary
+            changes["frame_count"] = frame_count
+        record = self.store.update(job_id, expect=("running",), **changes)
+        if record is not None:
+            self._emit_state(record)
+        return record
+
+    def running_jobs(self) -> list[str]:
+        return list(self._cancel_flags)
+
+    def queue_depth(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def close(self) -> None:
+        """Stop handing out jobs (queued ones stay queued in the store for the next start)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closing(self) -> bool:
+        return self._closed
+
+    def interrupt_running(self) -> None:
+        for flag in list(self._cancel_flags.values()):
+            flag.set()
+
+    # -- views -------------------------------------------------------------------------------------------
+
+    def view(self, record: JobRecord) -> dict[str, Any]:
+        """The job as clients see it: the stored record plus live progress and the outputs folder."""
+        live = self._live.get(record.job_id)
+        return {
+            "job_id": record.job_id,
+            "mode": record.mode,
+            "state": record.state,
+            "fraction": live.fraction if live else record.fraction,
+            "stage": live.stage if live else record.stage,
+            "eta_s": live.eta_s if live else None,
+            "error": record.error,
+            "params": record.params,
+            "inputs": record.inputs,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "attempts": record.attempts,
+            "output_dir": str(self.folders.outputs(record.job_id)),
+            "frame_count": record.frame_count,
+            "summary": record.summary,
+            "cursor": record.seq,
+        }
+
+    def _emit_state(self, record: JobRecord) -> None:
+        self.emit(
+            {
+                "type": "state",
+                "job_id": record.job_id,
+                "state": record.state,
+                "error": record.error,
+                "job": self.view(record),
+            }
+        )

@@ -1,0 +1,193 @@
+"""Executors run queued jobs. The local executor runs one job at a time on one worker thread (one GPU).
+
+The interface is small on purpose: an executor pulls jobs from the engine (:meth:`JobEngine.next_job`),
+runs them and reports the outcome (:meth:`JobEngine.finish`). A distributed executor for studios with many
+GPUs (Ray, say) implements the same two methods and runs :func:`run_job` on remote workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.runner import InvalidInput, JobCancelled, Media
+from shared import errors as e
+from shared.errors import VfxError
+
+from .devices import Device
+from .engine import JobEngine
+from .store import JobRecord
+
+log = logging.getLogger("daemon.executor")
+
+PROGRESS_INTERVAL_S = 0.1
+PREVIEW_INTERVAL_S = 0.5
+PREVIEW_MAX_SIDE = 256
+
+
+def encode_preview(rgb: np.ndarray, max_side: int = PREVIEW_MAX_SIDE, quality: int = 80) -> bytes:
+    """A small JPEG of an RGB uint8 frame, longest side at most ``max_side`` pixels."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale < 1.0:
+        rgb = cv2.resize(
+            rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+        )
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("could not encode the preview as JPEG")
+    return data.tobytes()
+
+
+class JobContext:
+    """The :class:`models.runner.RunContext` the daemon hands to runners. Worker thread only."""
+
+    def __init__(
+        self, engine: JobEngine, job_id: str, output_dir: Path, cancel: threading.Event, device: Device | None
+    ) -> None:
+        self.engine = engine
+        self.job_id = job_id
+        self.output_dir = output_dir
+        self.device = device
+        self._cancel = cancel
+        self._last_emit = 0.0
+        self._last_preview = 0.0
+        self._last_stage = ""
+
+    def progress(self, fraction: float, stage: str, preview: np.ndarray | None = None) -> None:
+        live = self.engine.update_progress(self.job_id, fraction, stage)
+        now = time.monotonic()
+        jpeg = None
+        if preview is not None and now - self._last_preview >= PREVIEW_INTERVAL_S:
+            jpeg = encode_preview(preview)
+            self._last_preview = now
+        due = now - self._last_emit >= PROGRESS_INTERVAL_S or stage != self._last_stage or fraction >= 1.0
+        if jpeg is None and not due:
+            return  # throttled: clients get at most ~10 progress events a second
+        self._last_emit, self._last_stage = now, stage
+        self.engine.emit(
+            {
+                "type": "progress",
+                "job_id": self.job_id,
+                "fraction": live.fraction,
+                "stage": live.stage,
+                "eta_s": live.eta_s,
+                "preview_jpeg": jpeg,
+            }
+        )
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise JobCancelled(self.job_id)
+
+    def log(self, message: str) -> None:
+        log.info("job %s: %s", self.job_id, message)
+        self.engine.emit({"type": "log", "job_id": self.job_id, "message": message})
+
+
+def resolve_inputs(engine: JobEngine, specs: Mapping[str, Any]) -> dict[str, Media]:
+    """Turn stored input specs into Media (decoding starts only when a runner iterates frames)."""
+    from models.media import open_media
+
+    media: dict[str, Media] = {}
+    for name, spec in specs.items():
+        if "blob" in spec:
+            array = engine.blobs.load(spec["blob"])
+            frames = array[np.newaxis] if array.ndim == 3 else array
+            spec = {"array": frames, "fps": spec.get("fps", 24.0)}
+        media[name] = open_media(name, spec)
+    return media
+
+
+def run_job(engine: JobEngine, record: JobRecord, cancel: threading.Event, device: Callable[[], Device]) -> str:
+    """Run one job to a final state and return that state. Never raises for a job's own failure."""
+    job_id = record.job_id
+    work = engine.folders.fresh_work_dir(job_id)
+    ctx = JobContext(engine, job_id, work, cancel, None)
+    try:
+        with engine.registry.use(record.mode, on_load=lambda: ctx.progress(0.0, "loading model")) as runner:
+            ctx.device = device()
+            inputs = resolve_inputs(engine, record.inputs)
+            ctx.progress(0.0, "starting")
+            result = runner.run(inputs, record.params, ctx)
+        ctx.raise_if_cancelled()
+        engine.folders.publish(job_id, work, result.summary, result.arrays)
+        engine.finish(job_id, "succeeded", summary=result.summary, frame_count=result.frame_count)
+        return "succeeded"
+    except JobCancelled:
+        engine.folders.discard_work(job_id)
+        if engine.closing:
+            engine.finish(
+                job_id,
+                "interrupted",
+                error={
+                    "code": e.INTERRUPTED,
+                    "message": "the daemon shut down while this job ran; retry it",
+                    "detail": None,
+                },
+            )
+            return "interrupted"
+        engine.finish(job_id, "cancelled")
+        return "cancelled"
+    except InvalidInput as exc:
+        error = {"code": e.INVALID_INPUT, "message": str(exc), "detail": {"field": f"inputs.{exc.field}"}}
+    except VfxError as exc:
+        error = exc.to_wire()
+    except Exception as exc:  # a runner bug or a library error: the job fails, the daemon lives on
+        log.exception("job %s failed", job_id)
+        error = {
+            "code": e.RUN_FAILED,
+            "message": f"{type(exc).__name__}: {exc}",
+            "detail": {"traceback": traceback.format_exc(limit=12)},
+        }
+    engine.folders.discard_work(job_id)
+    engine.finish(job_id, "failed", error=error)
+    return "failed"
+
+
+class Executor(ABC):
+    @abstractmethod
+    def start(self) -> None:
+        """Begin pulling jobs from the engine."""
+
+    @abstractmethod
+    def stop(self, timeout: float) -> bool:
+        """Stop after the running jobs unwind; True when they did within ``timeout`` seconds."""
+
+
+class LocalExecutor(Executor):
+    """One worker thread: jobs run one after another on this machine's device."""
+
+    def __init__(self, engine: JobEngine, device: Callable[[], Device]) -> None:
+        self.engine = engine
+        self.device = device
+        self._thread = threading.Thread(target=self._work, name="vfx-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (item := self.engine.next_job()) is not None:
+            record, cancel = item
+            log.info("job %s (%s) started", record.job_id, record.mode)
+            state = run_job(self.engine, record, cancel, self.device)
+            log.info("job %s %s", record.job_id, state)
+
+    def stop(self, timeout: float) -> bool:
+        self.engine.close()
+        self.engine.interrupt_running()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -1,0 +1,172 @@
+"""The model registry: one runner instance per mode, loaded lazily, unloaded when idle, under memory
+pressure, on a "release memory" request, and at shutdown.
+
+Thread contract: ``use`` is entered on the worker thread; ``sweep``, ``release`` and ``readiness`` may be
+called from the daemon's main thread. A runner that is in use is never unloaded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.manifest import WeightFile, missing_files
+from models.runner import Runner
+from shared.errors import MODE_UNAVAILABLE, NOT_FOUND, WEIGHTS_MISSING, VfxError
+
+from .devices import Device, installed, system_memory
+
+
+@dataclass
+class _Slot:
+    runner: Runner
+    loaded: bool = False
+    in_use: bool = False
+    loaded_at: float = 0.0
+    last_used: float = 0.0
+
+
+class ModelRegistry:
+    def __init__(
+        self,
+        runners: dict[str, type[Runner]],
+        *,
+        device: Callable[[], Device],
+        manifest: dict[str, WeightFile],
+        models_dir: Path,
+        idle_unload_s: float = 600.0,
+        min_available_fraction: float = 0.10,
+    ) -> None:
+        self._slots = {mode: _Slot(cls()) for mode, cls in runners.items()}
+        self._device = device
+        self.manifest = manifest
+        self.models_dir = models_dir
+        self.idle_unload_s = idle_unload_s
+        self.min_available_fraction = min_available_fraction
+        self._lock = threading.RLock()
+
+    @property
+    def modes(self) -> list[str]:
+        return sorted(self._slots)
+
+    def runner(self, mode: str) -> Runner:
+        slot = self._slots.get(mode)
+        if slot is None:
+            raise VfxError(
+                f"mode {mode!r} is unknown; available modes: {', '.join(self.modes)}",
+                code=NOT_FOUND,
+                detail={"field": "mode"},
+            )
+        return slot.runner
+
+    def readiness(self, mode: str) -> dict[str, Any]:
+        """Whether ``mode`` can run now, and if not, what is missing and which command fixes it."""
+        runner = self.runner(mode)
+        packages = [p for p in runner.python_packages if not installed(p)]
+        weights = missing_files(self.manifest, runner.weights, self.models_dir)
+        missing = [f"python package {p}" for p in packages]
+        missing += [
+            f"weights {w} ({self.manifest[w].path if w in self.manifest else 'not in manifest'})" for w in weights
+        ]
+        fix = []
+        if packages:
+            fix.append(f"pip install {' '.join(packages)} (in the daemon's Python)")
+        if weights:
+            fix.append(f"python -m daemon fetch-models {mode}")
+        return {"ready": not missing, "missing": missing, "fix": fix, **runner.describe()}
+
+    def check_ready(self, mode: str) -> None:
+        """Raise a clear error at submit time if the mode's packages or weights are missing."""
+        state = self.readiness(mode)
+        if state["ready"]:
+            return
+        weights_missing = any(item.startswith("weights") for item in state["missing"])
+        raise VfxError(
+            f"mode {mode} is not ready: missing {'; '.join(state['missing'])}. Fix: {'; '.join(state['fix'])}",
+            code=WEIGHTS_MISSING if weights_missing else MODE_UNAVAILABLE,
+            detail={"missing": state["missing"], "fix": state["fix"]},
+        )
+
+    @contextmanager
+    def use(self, mode: str, on_load: Callable[[], None] | None = None) -> Iterator[Runner]:
+        """The loaded runner for ``mode``, held in use for the duration of the block."""
+        self.runner(mode)
+        self.relieve_memory_pressure(keep=mode)
+        with self._lock:
+            slot = self._slots[mode]
+            slot.in_use = True
+        try:
+            if not slot.loaded:
+                if on_load is not None:
+                    on_load()
+                slot.runner.load(self._device())
+                slot.loaded, slot.loaded_at = True, time.time()
+            yield slot.runner
+        finally:
+            with self._lock:
+                slot.in_use = False
+                slot.last_used = time.time()
+
+    def _unload(self, mode: str) -> bool:
+        slot = self._slots[mode]
+        if not slot.loaded or slot.in_use:
+            return False
+        slot.runner.unload()
+        slot.loaded = False
+        return True
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Unload runners idle for longer than ``idle_unload_s``."""
+        now = time.time() if now is None else now
+        with self._lock:
+            idle = [m for m, s in self._slots.items() if s.loaded and now - s.last_used > self.idle_unload_s]
+            return [m for m in idle if self._unload(m)]
+
+    def relieve_memory_pressure(self, keep: str | None = None) -> list[str]:
+        """Unload least recently used runners while available memory is below the threshold."""
+        released: list[str] = []
+        with self._lock:
+            candidates = sorted(
+                (s.last_used, m) for m, s in self._slots.items() if s.loaded and not s.in_use and m != keep
+            )
+            for _, mode in candidates:
+                total, available = system_memory()
+                if total is None or available is None or available >= total * self.min_available_fraction:
+                    break
+                if self._unload(mode):
+                    released.append(mode)
+        return released
+
+    def release(self) -> list[str]:
+        """Unload every runner not in use (the "release memory" request, and shutdown)."""
+        with self._lock:
+            released = [m for m in self._slots if self._unload(m)]
+        _empty_accelerator_cache()
+        return released
+
+    def loaded(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {"mode": m, "loaded_at": s.loaded_at, "last_used": s.last_used, "in_use": s.in_use}
+                for m, s in sorted(self._slots.items())
+                if s.loaded
+            ]
+
+
+def _empty_accelerator_cache() -> None:
+    """Give cached GPU memory back to the driver, if torch is already in use (never import it for this)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    mps = getattr(torch, "mps", None)
+    if mps is not None and torch.backends.mps.is_available():
+        mps.empty_cache()

@@ -1,0 +1,121 @@
+"""Request handlers: one method per request type, each quick (they run on the socket thread).
+
+A handler takes the request content, its arrays and the client's session id and returns the reply content
+and reply arrays. Refusals raise :class:`VfxError`; the server turns them into ``{ok: false, error}``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from shared import errors as e
+from shared import messages as m
+from shared.errors import VfxError
+
+from .engine import JobEngine
+
+Reply = tuple[dict[str, Any], list[np.ndarray]]
+
+MAX_PAGE = 500
+
+
+def _job_id(content: dict[str, Any]) -> str:
+    job_id = content.get("job_id")
+    if not isinstance(job_id, str):
+        raise VfxError("job_id must be a string", code=e.INVALID_REQUEST, detail={"field": "job_id"})
+    return job_id
+
+
+class RequestHandlers:
+    def __init__(self, engine: JobEngine, health: Callable[[], dict[str, Any]], session_id: str) -> None:
+        self.engine = engine
+        self.health_report = health
+        self.session_id = session_id
+        self.table: dict[str, Callable[[dict[str, Any], list[np.ndarray], str], Reply]] = {
+            m.PING: self.ping,
+            m.HEALTH: self.health,
+            m.SUBMIT: self.submit,
+            m.JOB: self.job,
+            m.JOBS: self.jobs,
+            m.CANCEL: self.cancel,
+            m.RETRY: self.retry,
+            m.RESULT: self.result,
+            m.FRAME: self.frame,
+            m.UPLOAD: self.upload,
+            m.RELEASE_MEMORY: self.release_memory,
+        }
+
+    def ping(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        return {"session_id": self.session_id, "time": time.time()}, arrays
+
+    def health(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        return {"health": self.health_report()}, []
+
+    def submit(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        record = self.engine.submit(client, content)
+        return {"job": self.engine.view(record)}, []
+
+    def job(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        return {"job": self.engine.view(self.engine.get(_job_id(content)))}, []
+
+    def jobs(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        limit = content.get("limit", 50)
+        before = content.get("before")
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise VfxError(f"limit must be 1..{MAX_PAGE}", code=e.INVALID_REQUEST, detail={"field": "limit"})
+        if before is not None and not isinstance(before, int):
+            raise VfxError(
+                "before must be the cursor of a job from the previous page",
+                code=e.INVALID_REQUEST,
+                detail={"field": "before"},
+            )
+        records = self.engine.store.page(limit, before)
+        next_before = records[-1].seq if len(records) == limit else None
+        return {"jobs": [self.engine.view(r) for r in records], "next_before": next_before}, []
+
+    def cancel(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        return {"job": self.engine.view(self.engine.cancel(_job_id(content)))}, []
+
+    def retry(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        return {"job": self.engine.view(self.engine.retry(_job_id(content)))}, []
+
+    def _succeeded(self, content: dict[str, Any]) -> str:
+        record = self.engine.get(_job_id(content))
+        if record.state != "succeeded":
+            raise VfxError(
+                f"job {record.job_id} is {record.state}; results exist once it has succeeded",
+                code=e.CONFLICT,
+                detail={"state": record.state},
+            )
+        return record.job_id
+
+    def result(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        job_id = self._succeeded(content)
+        stored = self.engine.folders.read_arrays(job_id)
+        summary = self.engine.get(job_id).summary
+        return {"summary": summary, "arrays": list(stored)}, list(stored.values())
+
+    def frame(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        import cv2
+
+        job_id = self._succeeded(content)
+        index = content.get("index")
+        count = self.engine.get(job_id).frame_count
+        if not isinstance(index, int) or not 0 <= index < count:
+            raise VfxError(f"index must be 0..{count - 1}", code=e.INVALID_REQUEST, detail={"field": "index"})
+        image = cv2.imread(str(self.engine.folders.frame_file(job_id, index)), cv2.IMREAD_COLOR)
+        if image is None:
+            raise VfxError(f"frame {index} of job {job_id} is missing on disk", code=e.NOT_FOUND)
+        return {"index": index, "count": count}, [np.ascontiguousarray(image[..., ::-1])]
+
+    def upload(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        if len(arrays) != 1:
+            raise VfxError("upload takes exactly one array", code=e.INVALID_REQUEST, detail={"field": "buffers"})
+        return {"sha256": self.engine.blobs.put(arrays[0])}, []
+
+    def release_memory(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        return {"released": self.engine.registry.release()}, []

@@ -1,0 +1,227 @@
+"""The socket loop: one ROUTER socket for requests, events routed to subscribed clients only.
+
+Everything socket-related runs on the thread that calls :meth:`Server.serve`. Worker threads hand events
+over through an inproc PUSH/PULL pair, so the ROUTER socket is never touched by two threads. Handlers are
+quick (no job runs here), which is why cancel and shutdown are answered even while a job is running.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import zmq
+
+from shared import errors as e
+from shared import messages as m
+from shared.errors import VfxError, WireError
+from shared.wire import DEFAULT_LIMITS, Limits, ReplayGuard, pack, unpack
+
+from .engine import JobEngine
+from .requests import RequestHandlers
+
+log = logging.getLogger("daemon.server")
+
+EVENTS_ENDPOINT = "inproc://vfx-events"
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    requests_per_second: float = 500.0
+    request_burst: float = 1000.0
+    max_subscriptions_per_client: int = 256
+    housekeeping_interval_s: float = 2.0
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Server:
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        router: zmq.Socket[Any],
+        key: bytes,
+        session_id: str,
+        engine: JobEngine,
+        handlers: RequestHandlers,
+        *,
+        wire_limits: Limits = DEFAULT_LIMITS,
+        limits: ServerLimits = ServerLimits(),
+        housekeeping: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.context = context
+        self.router = router
+        self.key = key
+        self.session_id = session_id
+        self.engine = engine
+        self.handlers = handlers
+        self.wire_limits = wire_limits
+        self.limits = limits
+        self.housekeeping = housekeeping
+        self.counters: Counter[str] = Counter()
+        self._guard = ReplayGuard(wire_limits.max_clock_skew_s)
+        self._subscribers: dict[str, dict[bytes, str]] = defaultdict(dict)  # job -> routing id -> client
+        self._buckets: dict[str, TokenBucket] = {}
+        self._stop = threading.Event()
+        self._local = threading.local()
+        self._pull = context.socket(zmq.PULL)
+        self._pull.bind(EVENTS_ENDPOINT)
+        self._thread_id: int | None = None
+        engine.emit = self.emit
+
+    # -- events --------------------------------------------------------------------------------------------
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Thread-safe: route now on the socket thread, else hand over through the inproc pipe."""
+        if threading.get_ident() == self._thread_id:
+            self._route(event)
+            return
+        push = getattr(self._local, "push", None)
+        if push is None:
+            push = self.context.socket(zmq.PUSH)
+            push.setsockopt(zmq.LINGER, 0)
+            push.connect(EVENTS_ENDPOINT)
+            self._local.push = push
+        push.send(msgpack.packb(event, use_bin_type=True))
+
+    def _route(self, event: dict[str, Any]) -> None:
+        job_id = event.get("job_id", "")
+        targets = self._subscribers.get(job_id)
+        if not targets:
+            return
+        for routing_id in list(targets):
+            frames = pack(m.EVENT, event, key=self.key, session=self.session_id, routing_ids=[routing_id])
+            self.router.send_multipart(frames, copy=False)
+        self.counters["events_sent"] += len(targets)
+        if event.get("type") == "state" and event.get("state") in m.FINAL_STATES:
+            self._subscribers.pop(job_id, None)
+
+    def subscribe(self, routing_id: bytes, client: str, job_id: str) -> None:
+        count = sum(1 for subs in self._subscribers.values() if routing_id in subs)
+        if count >= self.limits.max_subscriptions_per_client:
+            raise VfxError(
+                f"too many subscriptions (limit {self.limits.max_subscriptions_per_client})",
+                code=e.LIMIT_EXCEEDED,
+            )
+        self._subscribers[job_id][routing_id] = client
+
+    # -- requests ------------------------------------------------------------------------------------------
+
+    def _reply(self, request: Any, content: dict[str, Any], arrays: list[Any] | None = None) -> None:
+        frames = pack(
+            m.reply_type(request.type),
+            content,
+            key=self.key,
+            session=self.session_id,
+            parent_id=request.msg_id,
+            arrays=arrays or [],
+            routing_ids=request.routing_ids,
+        )
+        self.router.send_multipart(frames, copy=False)
+
+    def _handle(self, frames: list[Any]) -> None:
+        try:
+            request = unpack(frames, key=self.key, guard=self._guard, limits=self.wire_limits)
+        except WireError as exc:
+            self.counters["rejected"] += 1
+            log.debug("dropped a message: %s", exc)
+            return
+        self.counters["requests"] += 1
+        client = request.session or "anonymous"
+        try:
+            bucket = self._buckets.setdefault(
+                client, TokenBucket(self.limits.requests_per_second, self.limits.request_burst)
+            )
+            if not bucket.take():
+                raise VfxError("too many requests; slow down", code=e.LIMIT_EXCEEDED)
+            content, arrays = self._dispatch(request, client)
+            self._reply(request, {"ok": True, **content}, arrays)
+        except VfxError as exc:
+            self._reply(request, {"ok": False, "error": exc.to_wire()})
+        except Exception as exc:  # a bug must not take the daemon down; the client gets the error text
+            log.exception("request %s failed", request.type)
+            self._reply(
+                request,
+                {
+                    "ok": False,
+                    "error": {"code": e.INTERNAL, "message": f"{type(exc).__name__}: {exc}", "detail": None},
+                },
+            )
+
+    def _dispatch(self, request: Any, client: str) -> tuple[dict[str, Any], list[Any]]:
+        kind, content, routing_id = request.type, request.content, request.routing_ids[0]
+        if kind == m.SUBSCRIBE:
+            record = self.engine.get(content.get("job_id"))
+            self.subscribe(routing_id, client, record.job_id)
+            return {"job": self.engine.view(record)}, []
+        if kind == m.UNSUBSCRIBE:
+            self._subscribers.get(str(content.get("job_id")), {}).pop(routing_id, None)
+            return {}, []
+        if kind == m.SHUTDOWN:
+            log.info("shutdown requested by client %s", client[:8])
+            self._stop.set()
+            return {}, []
+        handler = self.handlers.table.get(kind)
+        if handler is None:
+            raise VfxError(
+                f"unknown request type {kind!r}",
+                code=e.INVALID_REQUEST,
+                detail={"known": sorted(m.REQUEST_TYPES)},
+            )
+        reply = handler(content, request.arrays(), client)
+        if kind == m.SUBMIT and content.get("subscribe"):
+            self.subscribe(routing_id, client, reply[0]["job"]["job_id"])
+        return reply
+
+    # -- the loop ------------------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def serve(self) -> None:
+        """Serve until :meth:`request_stop` or a shutdown request. Call from one thread only."""
+        self._thread_id = threading.get_ident()
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self._pull, zmq.POLLIN)
+        next_housekeeping = time.monotonic()
+        while not self._stop.is_set():
+            ready = dict(poller.poll(100))
+            for _ in range(64):  # bounded drains keep events flowing while requests pour in
+                if self._pull not in ready or not self._pull.poll(0):
+                    break
+                self._route(msgpack.unpackb(self._pull.recv(), raw=False))
+            for _ in range(64):
+                if self.router not in ready or not self.router.poll(0):
+                    break
+                self._handle(self.router.recv_multipart(copy=False))
+            if time.monotonic() >= next_housekeeping:
+                next_housekeeping = time.monotonic() + self.limits.housekeeping_interval_s
+                self.housekeeping()
+        self._flush_events()
+
+    def _flush_events(self) -> None:
+        while self._pull.poll(0):
+            self._route(msgpack.unpackb(self._pull.recv(), raw=False))
+
+    def close(self) -> None:
+        self._pull.close(linger=0)

@@ -1,0 +1,48 @@
+"""Fixtures shared by the test modules: real media that Debian packages ship."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+OPENCV_DOC_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+def _opencv_doc_file(name: str) -> Path:
+    path = OPENCV_DOC_DATA / name
+    if not path.is_file():
+        pytest.fail(
+            f"{path} is missing: install the Debian package opencv-doc (apt-get install opencv-doc)",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_video() -> Path:
+    """Megamind.avi: 270 frames of 720x528 at 23.976 fps, two animated characters talking, upper bodies.
+    Its first frame is black."""
+    return _opencv_doc_file("Megamind.avi")
+
+
+@pytest.fixture(scope="session")
+def sample_image() -> Path:
+    """messi5.jpg: a 548x342 photo of a footballer running, full body."""
+    return _opencv_doc_file("messi5.jpg")
+
+
+@pytest.fixture
+def daemon():
+    """A real daemon (subprocess) with the test runners plugged in; stopped and removed afterwards."""
+    from support.daemon_process import DaemonProcess
+
+    proc = DaemonProcess().start()
+    yield proc
+    proc.cleanup()
+
+
+@pytest.fixture
+def client(daemon):
+    with daemon.client() as c:
+        yield c

@@ -1,0 +1,64 @@
+"""Runners for tests of the job engine, loaded by the daemon as a plugin (``--plugin vfx_test_runners``).
+
+They run through exactly the same path as the real runners; they only compute nothing heavy, so tests can
+control timing (``steps`` x ``step_s``), failure and output size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from models.runner import MediaSlot, Param, RunContext, Runner, RunResult, write_frame
+
+
+class CountRunner(Runner):
+    """Counts ``steps`` steps of ``step_s`` seconds, writing one small frame per step."""
+
+    mode = "count"
+    description = "test runner: counts steps, writes a frame per step"
+    params = (
+        Param("steps", "int", default=3, minimum=1, maximum=10_000),
+        Param("step_s", "float", default=0.0, minimum=0.0, maximum=10.0),
+        Param("fail_at", "int", default=-1, minimum=-1),
+        Param("ignore_cancel", "bool", default=False),
+    )
+    inputs = (MediaSlot("image", "image", required=False),)
+
+    def __init__(self) -> None:
+        self.loads = 0
+
+    def load(self, device: Any) -> None:
+        self.loads += 1
+
+    def run(self, inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) -> RunResult:
+        image = next(inputs["image"].frames()) if "image" in inputs else None
+        for step in range(params["steps"]):
+            if not params["ignore_cancel"]:
+                ctx.raise_if_cancelled()
+            if step == params["fail_at"]:
+                raise RuntimeError(f"failing on purpose at step {step}")
+            time.sleep(params["step_s"])
+            frame = np.full((8, 8, 3), step % 256, np.uint8)
+            write_frame(ctx.output_dir, step, frame)
+            ctx.progress((step + 1) / params["steps"], "counting", preview=frame)
+        arrays = {"steps": np.arange(params["steps"], dtype=np.int32)}
+        if image is not None:
+            arrays["image_mean"] = np.asarray([image.mean()], np.float32)
+        return RunResult(
+            summary={"steps": params["steps"], "loads": self.loads},
+            arrays=arrays,
+            frame_count=params["steps"],
+        )
+
+
+class NeedsWeightsRunner(CountRunner):
+    mode = "needs_weights"
+    description = "test runner: needs a weight file from the manifest"
+    weights = ("tiny-test-weights",)
+
+
+RUNNERS = {"count": CountRunner, "needs_weights": NeedsWeightsRunner}

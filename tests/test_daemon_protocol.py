@@ -1,0 +1,271 @@
+"""The daemon's protocol over real ZeroMQ sockets: every request type, hostile messages, files, transports."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import uuid
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+from support.daemon_process import DaemonProcess
+
+from shared.client import Client, CurveKeys
+from shared.errors import ConnectionFileError, DaemonRestarted, DaemonUnavailable, RemoteError
+from shared.wire import DELIMITER, ReplayGuard, new_id, pack, sign, unpack
+
+
+def raw_socket(daemon: DaemonProcess) -> tuple[zmq.Context, zmq.Socket]:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(daemon.info().endpoint)
+    return ctx, sock
+
+
+def test_connection_file_is_private_and_names_a_live_daemon(daemon):
+    info = daemon.info()
+    assert stat.S_IMODE(daemon.connection_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(daemon.runtime_dir.stat().st_mode) == 0o700
+    assert info.pid == daemon.proc.pid
+    assert len(info.key) == 64 and info.key != "0" * 64
+    assert info.endpoint.startswith("ipc://") and str(daemon.runtime_dir) in info.endpoint
+    assert info.protocol_version == 1
+
+
+def test_each_start_gets_a_new_key_and_session(daemon):
+    info1 = daemon.info()
+    daemon.stop()
+    assert not daemon.connection_file.exists(), "a clean exit removes the connection file"
+    info2 = daemon.start().info()
+    assert info1.key != info2.key and info1.session_id != info2.session_id
+
+
+def test_nothing_listens_on_tcp_by_default(daemon):
+    inodes = {os.readlink(f"/proc/{daemon.proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{daemon.proc.pid}/fd")}
+    socket_inodes = {i[len("socket:[") : -1] for i in inodes if i.startswith("socket:[")}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+        listening = [r for r in rows if r[3] == "0A" and r[9] in socket_inodes]
+        assert listening == [], f"the daemon listens on TCP: {listening}"
+
+
+def test_ping_echoes_buffers(client):
+    frame = np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
+    (echo,) = client.ping([frame])
+    np.testing.assert_array_equal(echo, frame)
+
+
+def test_health_reports_version_device_modes_queue(client):
+    health = client.health()
+    assert health["protocol"] == 1 and health["version"]
+    assert health["modes"]["pose"]["ready"] is True
+    assert health["modes"]["count"]["params"][0]["name"] == "steps"
+    assert health["queue"]["depth"] == 0 and health["queue"]["running"] == []
+    assert health["uptime_s"] >= 0
+    assert health["memory"]["total"] > 0
+    deadline = time.time() + 10
+    while health["device"] is None and time.time() < deadline:
+        time.sleep(0.1)
+        health = client.health()
+    assert health["device"]["kind"] == "cpu" and health["device"]["dtype"] == "float32"
+
+
+def test_every_job_request_round_trips(client):
+    job_id = uuid.uuid4().hex
+    job = client.submit(job_id, "count", {"steps": 2})
+    assert job["job_id"] == job_id and job["state"] in ("queued", "running", "succeeded")
+    final = client.wait(job_id, timeout=30)
+    assert final["state"] == "succeeded" and final["frame_count"] == 2
+    assert client.job(job_id)["summary"]["steps"] == 2
+    summary, arrays = client.result(job_id)
+    np.testing.assert_array_equal(arrays["steps"], [0, 1])
+    assert summary["steps"] == 2
+    frame = client.frame(job_id, 1)
+    assert frame.shape == (8, 8, 3) and frame.dtype == np.uint8 and int(frame[0, 0, 0]) == 1
+    assert [j["job_id"] for j in client.jobs(limit=5)] == [job_id]
+    assert client.cancel(job_id)["state"] == "succeeded", "cancelling a finished job changes nothing"
+    with pytest.raises(RemoteError) as err:
+        client.retry(job_id)
+    assert err.value.code == "conflict"
+    client.unsubscribe(job_id)
+    assert client.release_memory() == ["count"]
+    assert client.health()["loaded_models"] == []
+
+
+def test_upload_is_content_addressed_and_reused(client, daemon):
+    image = np.full((16, 16, 3), 200, np.uint8)
+    digest = client.upload(image)
+    assert client.upload(image) == digest
+    assert len(list((daemon.data_dir / "blobs").glob("*.npy"))) == 1
+    job = client.submit("with-image", "count", {"steps": 1}, {"image": image})
+    assert job["inputs"]["image"] == {"blob": digest}
+    assert client.wait("with-image")["state"] == "succeeded"
+    _, arrays = client.result("with-image")
+    assert arrays["image_mean"][0] == pytest.approx(200)
+
+
+def test_submit_uploads_a_new_array_once(client, daemon):
+    image = np.full((4, 4, 3), 7, np.uint8)
+    client.submit("a1", "count", {"steps": 1}, {"image": image})
+    client.submit("a2", "count", {"steps": 1}, {"image": image})
+    assert len(list((daemon.data_dir / "blobs").glob("*.npy"))) == 1
+
+
+def test_unknown_request_type_gets_a_clear_error(client):
+    with pytest.raises(RemoteError) as err:
+        client.request("explode")
+    assert err.value.code == "invalid_request" and "explode" in err.value.message
+
+
+def test_hostile_messages_are_dropped_while_others_are_served(daemon, client):
+    info = daemon.info()
+    ctx, sock = raw_socket(daemon)
+    try:
+        good = pack("ping", {}, key=info.key_bytes, session="attacker")
+        header_b, content_b = (
+            msgpack.packb(
+                {
+                    "msg_id": new_id(),
+                    "type": "ping",
+                    "session": "x",
+                    "version": 1,
+                    "time": time.time(),
+                    "buffers": [{"dtype": "object", "shape": [1]}],
+                }
+            ),
+            msgpack.packb({}),
+        )
+        hostile = [
+            [DELIMITER, b"", *[bytes(f) for f in good[2:]]],  # unsigned
+            [DELIMITER, b"0" * 64, *[bytes(f) for f in good[2:]]],  # badly signed
+            [bytes(f) for f in good[:3]],  # truncated
+            [b"no delimiter at all"],
+            [DELIMITER, sign(info.key_bytes, header_b, content_b), header_b, content_b, b"\0" * 8],  # dtype
+            [DELIMITER, b"x", b"\xc1" * 100, b"\xc1"],  # garbage msgpack
+        ]
+        for frames in hostile:
+            sock.send_multipart(frames)
+        replayed = [bytes(f) for f in pack("ping", {}, key=info.key_bytes, session="attacker")]
+        sock.send_multipart(replayed)
+        assert sock.poll(5000), "the genuine message gets its answer"
+        unpack(sock.recv_multipart(), key=info.key_bytes, guard=ReplayGuard())
+        sock.send_multipart(replayed)  # the very same frames again
+        assert not sock.poll(500), "a replayed message gets no answer"
+        assert client.ping() == []
+        counters = client.health()["counters"]
+        assert counters["rejected"] == len(hostile) + 1
+    finally:
+        sock.close()
+        ctx.term()
+
+
+def test_oversized_message_is_dropped_by_the_transport_and_the_daemon_lives(daemon, client):
+    info = daemon.info()
+    ctx, sock = raw_socket(daemon)
+    try:
+        huge = np.zeros(300 * 1024 * 1024, np.uint8)  # above the 256 MiB per-buffer limit
+        sock.send_multipart(pack("ping", {}, key=info.key_bytes, session="big", arrays=[huge]), copy=False)
+        assert not sock.poll(2000)
+    finally:
+        sock.close()
+        ctx.term()
+    assert client.ping() == []
+    assert client.health()["counters"]["rejected"] >= 1
+
+
+def test_client_times_out_with_a_clear_error_when_the_daemon_is_gone(daemon):
+    with daemon.client(timeout=0.3, retries=1) as c:
+        daemon.kill()
+        with pytest.raises(DaemonUnavailable, match="is it running"):
+            c.health()
+
+
+def test_client_notices_a_restarted_daemon(daemon):
+    with daemon.client(timeout=2.0, retries=1) as c:
+        first = c.health()["session_id"]
+        daemon.stop()
+        daemon.start()
+        with pytest.raises(DaemonRestarted):
+            c.health()
+        assert c.health()["session_id"] not in (first, None)
+
+
+def test_refuses_to_start_over_a_live_daemon(daemon):
+    second = DaemonProcess(base=daemon.base)
+    try:
+        with pytest.raises(RuntimeError):
+            second.start(timeout=15)
+        assert "already running" in second.read_log()
+    finally:
+        second._close_handles()
+    with daemon.client() as c:
+        assert c.ping() == []
+
+
+def test_replaces_a_stale_connection_file(daemon):
+    info = daemon.info()
+    daemon.kill()
+    assert daemon.connection_file.exists(), "kill -9 leaves the file behind"
+    daemon.start()
+    assert daemon.info().session_id != info.session_id
+
+
+def test_shutdown_request_stops_the_daemon_and_removes_its_files(daemon):
+    with daemon.client() as c:
+        c.shutdown()
+    assert daemon.proc.wait(15) == 0
+    assert not daemon.connection_file.exists()
+    assert not (daemon.runtime_dir / "daemon.sock").exists()
+
+
+def test_sigterm_stops_gracefully(daemon):
+    assert daemon.stop() == 0
+    assert not daemon.connection_file.exists()
+
+
+def test_remote_listen_without_keys_is_refused():
+    proc = DaemonProcess(extra_args=("--listen", "tcp://0.0.0.0:0"))
+    try:
+        with pytest.raises(RuntimeError):
+            proc.start(timeout=15)
+        assert "requires encryption" in proc.read_log()
+    finally:
+        proc.cleanup()
+
+
+def test_curve_encryption_admits_only_allow_listed_keys(tmp_path):
+    public, secret = zmq.curve_keypair()
+    other_public, other_secret = zmq.curve_keypair()
+    keys = tmp_path / "authorized"
+    keys.write_text(f"# Blender workstation\n{public.decode()}\n")
+    proc = DaemonProcess(extra_args=("--listen", "tcp://127.0.0.1:0", "--curve", "--authorized-keys", str(keys)))
+    proc.start()
+    try:
+        info = proc.info()
+        assert info.server_public_key and info.endpoint.startswith("tcp://127.0.0.1:")
+        with pytest.raises(ConnectionFileError, match="requires encryption"):
+            Client(info)
+        with Client(info, curve_keys=CurveKeys(public.decode(), secret.decode())) as allowed:
+            assert allowed.health()["encrypted"] is True
+        stranger = Client(
+            info, curve_keys=CurveKeys(other_public.decode(), other_secret.decode()), timeout=0.5, retries=0
+        )
+        with stranger, pytest.raises(DaemonUnavailable):
+            stranger.ping()
+    finally:
+        proc.cleanup()
+
+
+def test_plain_loopback_tcp_works_without_keys():
+    proc = DaemonProcess(extra_args=("--listen", "tcp://127.0.0.1:0")).start()
+    try:
+        with proc.client() as c:
+            assert c.health()["encrypted"] is False
+            assert c.health()["endpoint"].startswith("tcp://127.0.0.1:")
+    finally:
+        proc.cleanup()
