@@ -14,6 +14,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shared.errors import VfxError
+
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 
 # fp16 halves memory and is fast on every CUDA GPU we target; bf16 is preferred where supported because it
@@ -28,8 +30,10 @@ ONNX_PROVIDERS_BY_DEVICE = {
 }
 
 
-class DeviceUnavailable(RuntimeError):
+class DeviceUnavailable(VfxError):
     """The requested device does not exist here; the message says what is available."""
+
+    code = "device_unavailable"
 
 
 @dataclass

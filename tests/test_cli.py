@@ -1,0 +1,201 @@
+"""``python -m daemon`` commands against a real daemon, and fetch-models against a real local HTTP server."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+
+def cli(daemon, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = daemon.env() if daemon else None
+    runtime = ("--runtime-dir", str(daemon.runtime_dir)) if daemon and args[0] not in ("fetch-models", "keygen") else ()
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", *args, *runtime], capture_output=True, text=True, timeout=120, env=env
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_health_text_and_json(daemon):
+    text = cli(daemon, "health").stdout
+    assert "protocol 1" in text and "pose" in text and "ready" in text
+    data = json.loads(cli(daemon, "health", "--json").stdout)
+    assert data["modes"]["pose"]["ready"] is True
+
+
+def test_submit_wait_jobs_result_retry_cancel(daemon, sample_image):
+    done = cli(
+        daemon,
+        "submit",
+        "count",
+        "--param",
+        "steps=2",
+        "--input",
+        f"image={sample_image}",
+        "--job-id",
+        "cli-1",
+        "--wait",
+    )
+    assert "cli-1" in done.stdout and "succeeded" in done.stdout
+    job = json.loads(cli(daemon, "jobs", "--json").stdout)[0]
+    assert job["job_id"] == "cli-1" and job["state"] == "succeeded"
+    assert job["inputs"]["image"] == {"path": str(sample_image)}
+    result = json.loads(cli(daemon, "result", "cli-1", "--json").stdout)
+    assert result["summary"]["steps"] == 2 and result["arrays"]["steps"] == ["int32", [2]]
+    failed = cli(daemon, "submit", "count", "--param", "fail_at=0", "--job-id", "cli-2", "--wait", check=False)
+    assert failed.returncode == 1 and "failing on purpose" in failed.stdout
+    assert "queued" in cli(daemon, "retry", "cli-2").stdout
+    cli(daemon, "submit", "count", "--param", "steps=1000", "--param", "step_s=0.05", "--job-id", "cli-3")
+    assert "cli-3" in cli(daemon, "cancel", "cli-3").stdout
+
+
+def test_watch_prints_progress_as_json_lines(daemon):
+    cli(daemon, "submit", "count", "--param", "steps=5", "--param", "step_s=0.1", "--job-id", "w1")
+    out = cli(daemon, "watch", "w1", "--json").stdout
+    decoder = json.JSONDecoder()
+    documents, index = [], 0
+    while index < len(out):
+        if out[index].isspace():
+            index += 1
+            continue
+        document, index = decoder.raw_decode(out, index)
+        documents.append(document)
+    events, final = documents[:-1], documents[-1]
+    assert final["job_id"] == "w1" and final["state"] == "succeeded"
+    assert any(e["type"] == "progress" and e["stage"] == "counting" for e in events)
+
+
+def test_bad_input_is_one_clear_line_and_exit_1(daemon):
+    result = cli(daemon, "submit", "count", "--param", "steps=0", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: steps: must be at least 1, got 0"
+    result = cli(daemon, "submit", "count", "--input", "no-equals-sign", check=False)
+    assert result.returncode == 1 and "NAME=PATH" in result.stderr
+
+
+def test_no_daemon_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "health", "--runtime-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and "python -m daemon serve" in result.stderr
+
+
+def test_stop_command_stops_the_daemon(daemon):
+    assert "stopping" in cli(daemon, "stop").stdout
+    assert daemon.proc.wait(15) == 0
+
+
+def test_keygen_writes_a_private_key_file(tmp_path):
+    key_file = tmp_path / "client.key"
+    out = subprocess.run(
+        [sys.executable, "-m", "daemon", "keygen", str(key_file)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    text = key_file.read_text()
+    public = text.split("public=")[1].split()[0]
+    assert len(public) == 40 and public in out.stdout
+    again = subprocess.run(
+        [sys.executable, "-m", "daemon", "keygen", str(key_file)], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: _Files(*a, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def write_manifest(path: Path, url: str, payload: bytes, sha: str | None = None) -> None:
+    path.write_text(
+        '[[file]]\nname = "tiny"\nmodes = ["needs_weights"]\npath = "tiny/weights.bin"\n'
+        f'url = "{url}"\nsize = {len(payload)}\nsha256 = "{sha or hashlib.sha256(payload).hexdigest()}"\n'
+        'licence = "MIT"\n'
+    )
+
+
+def fetch(tmp_path, manifest):
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "daemon",
+            "fetch-models",
+            "needs_weights",
+            "--manifest",
+            str(manifest),
+            "--models-dir",
+            str(tmp_path / "models"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_fetch_models_downloads_verifies_and_skips_when_present(tmp_path, http_server):
+    served, base = http_server
+    payload = bytes(range(256)) * 5000
+    (served / "weights.bin").write_bytes(payload)
+    manifest = tmp_path / "manifest.toml"
+    write_manifest(manifest, f"{base}/weights.bin", payload)
+    first = fetch(tmp_path, manifest)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "models" / "tiny" / "weights.bin").read_bytes() == payload
+    assert "100.0%" in first.stderr and "MIT" in first.stderr
+    second = fetch(tmp_path, manifest)
+    assert second.returncode == 0 and "present and verified" in second.stderr
+
+
+def test_fetch_models_refuses_a_corrupt_download(tmp_path, http_server):
+    served, base = http_server
+    payload = b"the real weights"
+    (served / "weights.bin").write_bytes(b"something else!!")
+    manifest = tmp_path / "manifest.toml"
+    write_manifest(manifest, f"{base}/weights.bin", payload)
+    result = fetch(tmp_path, manifest)
+    assert result.returncode == 1 and "failed verification" in result.stderr
+    assert not (tmp_path / "models" / "tiny" / "weights.bin").exists()
+    assert not list((tmp_path / "models" / "tiny").glob("*.part")), "no partial file is left behind"
+
+
+def test_fetch_models_offline_fails_at_once_with_a_clear_message(tmp_path):
+    manifest = tmp_path / "manifest.toml"
+    write_manifest(manifest, "http://127.0.0.1:9/weights.bin", b"x")  # port 9 (discard): connection refused
+    result = fetch(tmp_path, manifest)
+    assert result.returncode == 1
+    assert "could not download tiny" in result.stderr and "Check the network connection" in result.stderr
+
+
+def test_fetch_models_for_pose_says_nothing_is_needed(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "fetch-models", "pose", "--models-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "mediapipe wheel" in result.stdout

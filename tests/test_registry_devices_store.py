@@ -1,0 +1,159 @@
+"""The model registry's lifecycle, the device policy and the SQLite store, on the real objects."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from support.daemon_process import DaemonProcess
+from support.vfx_test_runners import CountRunner
+
+from daemon.devices import DeviceUnavailable, pick_onnx_providers, resolve_device
+from daemon.registry import ModelRegistry
+from daemon.store import JobRecord, JobStore
+from shared.errors import VfxError
+
+
+class OtherRunner(CountRunner):
+    mode = "other"
+
+
+class NeedsPackageRunner(CountRunner):
+    mode = "needs_package"
+    python_packages = ("no_such_package_for_vfx_tests",)
+
+
+def make_registry(tmp_path: Path, **kwargs) -> ModelRegistry:
+    runners = {"count": CountRunner, "other": OtherRunner, "needs_package": NeedsPackageRunner}
+    return ModelRegistry(runners, device=lambda: resolve_device("cpu"), manifest={}, models_dir=tmp_path, **kwargs)
+
+
+def test_runners_load_lazily_and_unload_when_idle(tmp_path):
+    registry = make_registry(tmp_path, idle_unload_s=60)
+    assert registry.loaded() == []
+    with registry.use("count") as runner:
+        assert runner.loads == 1
+    assert [m["mode"] for m in registry.loaded()] == ["count"]
+    assert registry.sweep(now=time.time() + 30) == []
+    assert registry.sweep(now=time.time() + 61) == ["count"]
+    assert registry.loaded() == []
+
+
+def test_a_runner_in_use_is_never_unloaded(tmp_path):
+    registry = make_registry(tmp_path, idle_unload_s=0)
+    with registry.use("count"):
+        assert registry.release() == []
+        assert registry.sweep(now=time.time() + 1000) == []
+    assert registry.release() == ["count"]
+
+
+def test_memory_pressure_unloads_least_recently_used_first(tmp_path):
+    registry = make_registry(tmp_path, min_available_fraction=2.0)  # always "under pressure"
+    with registry.use("count"):
+        pass
+    with registry.use("other"):
+        assert [m["mode"] for m in registry.loaded()] == ["other"], "loading 'other' pushed out 'count'"
+
+
+def test_readiness_names_missing_packages_and_the_fix(tmp_path):
+    registry = make_registry(tmp_path)
+    state = registry.readiness("needs_package")
+    assert state["ready"] is False
+    assert state["missing"] == ["python package no_such_package_for_vfx_tests"]
+    assert "pip install no_such_package_for_vfx_tests" in state["fix"][0]
+    with pytest.raises(VfxError) as err:
+        registry.check_ready("needs_package")
+    assert err.value.code == "mode_unavailable"
+
+
+def test_auto_device_without_an_accelerator_is_the_cpu_in_fp32():
+    device = resolve_device("auto")
+    assert device.kind == "cpu" and device.dtype == "float32" and device.total_memory > 0
+
+
+@pytest.mark.parametrize("kind", ["cuda", "mps"])
+def test_asking_for_a_missing_accelerator_is_a_clear_error(kind):
+    with pytest.raises(DeviceUnavailable, match=kind if kind == "cuda" else "MPS|mps"):
+        resolve_device(kind)
+
+
+def test_unknown_device_names_the_choices():
+    with pytest.raises(DeviceUnavailable, match="auto, cuda, mps, cpu"):
+        resolve_device("tpu")
+
+
+def test_onnx_providers_follow_the_device():
+    available = ["CUDAExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider"]
+    assert pick_onnx_providers("cuda", available) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert pick_onnx_providers("mps", available) == ["CoreMLExecutionProvider", "CPUExecutionProvider"]
+    assert pick_onnx_providers("cuda", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
+def test_daemon_asked_for_cuda_here_fails_fast_with_the_reason():
+    proc = DaemonProcess(extra_args=("--device", "cuda"))
+    try:
+        with pytest.raises(RuntimeError):
+            proc.start(timeout=30)
+        log = proc.read_log()
+        assert "error: cuda was requested but torch is not installed" in log or "error: CUDA was requested" in log
+        assert "Traceback" not in log
+    finally:
+        proc.cleanup()
+
+
+def record(job_id: str) -> JobRecord:
+    now = time.time()
+    return JobRecord(
+        job_id=job_id,
+        mode="count",
+        state="queued",
+        client="c",
+        params={},
+        inputs={},
+        fingerprint="f",
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def test_store_is_wal_and_survives_reopening(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    store.insert(record("a"))
+    store.close()
+    reopened = JobStore(tmp_path / "jobs.sqlite3")
+    assert reopened.get("a").state == "queued"
+    assert reopened._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert reopened.integrity_ok()
+
+
+def test_only_one_thread_moves_a_job_out_of_a_state(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    for i in range(50):
+        store.insert(record(f"j{i}"))
+    winners: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def contend(name: str, target: str) -> None:
+        for i in range(50):
+            if store.update(f"j{i}", expect=("queued",), state=target) is not None:
+                with lock:
+                    winners.append((f"j{i}", name))
+
+    threads = [threading.Thread(target=contend, args=(f"t{n}", s)) for n, s in enumerate(["running", "cancelled"] * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(w[0] for w in winners) == sorted(f"j{i}" for i in range(50)), "each job moved exactly once"
+    assert store.count("queued") == 0
+
+
+def test_running_jobs_become_interrupted_on_recovery(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    store.insert(record("r"))
+    store.update("r", state="running")
+    assert store.mark_running_interrupted() == ["r"]
+    stored = store.get("r")
+    assert stored.state == "interrupted" and stored.error["code"] == "interrupted"
