@@ -40,7 +40,8 @@ from .connection_file import (
 )
 from .devices import Device, resolve_device, system_memory
 from .engine import EngineLimits, JobEngine
-from .executor import LocalExecutor
+from .executor import LocalExecutor, resolve_inputs
+from .live import LiveLimits, LiveSessions
 from .outputs import JobFolders
 from .registry import ModelRegistry
 from .requests import RequestHandlers
@@ -63,6 +64,7 @@ class DaemonConfig:
     plugins: list[str] = field(default_factory=list)
     manifest: Path | None = None
     engine_limits: EngineLimits = field(default_factory=EngineLimits)
+    live_limits: LiveLimits = field(default_factory=LiveLimits)
 
     @property
     def connection_file(self) -> Path:
@@ -224,7 +226,13 @@ class Daemon:
             log.warning("jobs interrupted by the previous daemon's exit: %s", ", ".join(interrupted))
         self.context = zmq.Context()
         router, self.endpoint, public_key = self._bind()
-        handlers = RequestHandlers(self.engine, self.health, self.session_id)
+        self.live = LiveSessions(
+            self.registry,
+            resolve_inputs=lambda specs: resolve_inputs(self.engine, specs),
+            notify=lambda session_id: self.server.notify_live(session_id),
+            limits=cfg.live_limits,
+        )
+        handlers = RequestHandlers(self.engine, self.health, self.session_id, self.live)
         self.server = Server(
             self.context,
             router,
@@ -233,6 +241,7 @@ class Daemon:
             self.engine,
             handlers,
             housekeeping=self._housekeeping,
+            live=self.live,
         )
         self.executor = LocalExecutor(self.engine, self.device)
         self.executor.start()
@@ -261,6 +270,7 @@ class Daemon:
         """Graceful stop: running job interrupted, models released, connection file removed."""
         log.info("stopping")
         remove_connection_file(self.config.connection_file, self.session_id)
+        self.live.stop_all()
         if not self.executor.stop(timeout):
             log.warning("the running job did not stop within %.0f s; it is marked interrupted", timeout)
         self.store.mark_running_interrupted()
@@ -277,6 +287,7 @@ class Daemon:
             self._lock_file.close()
 
     def _housekeeping(self) -> None:
+        self.live.sweep()
         self.registry.sweep()
         self.registry.relieve_memory_pressure()
 
@@ -311,6 +322,7 @@ class Daemon:
                 "max_queued": self.engine.limits.max_queued,
                 "max_queued_per_client": self.engine.limits.max_queued_per_client,
             },
+            "live_sessions": self.live.count(),
             "counters": dict(self.server.counters),
         }
 

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--idle-unload", type=float, default=600.0, help="unload models idle this many seconds")
     serve.add_argument("--max-queued", type=int, default=256, help="queued jobs at most")
     serve.add_argument("--max-queued-per-client", type=int, default=64, help="queued jobs per client at most")
+    serve.add_argument("--max-live-sessions", type=int, default=2, help="live sessions per client at most")
+    serve.add_argument("--live-ttl", type=float, default=10.0, help="stop live sessions not polled this long")
     serve.add_argument("--plugin", action="append", default=[], help="module offering extra RUNNERS")
     serve.add_argument("--manifest", type=Path, default=None, help="another weight manifest (a mirror)")
     serve.add_argument("--log-level", default="INFO")
@@ -210,6 +212,7 @@ def _client_command(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .app import DaemonConfig, run
     from .engine import EngineLimits
+    from .live import LiveLimits
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -228,6 +231,7 @@ def _serve(args: argparse.Namespace) -> int:
         plugins=args.plugin,
         manifest=args.manifest,
         engine_limits=EngineLimits(max_queued=args.max_queued, max_queued_per_client=args.max_queued_per_client),
+        live_limits=LiveLimits(max_sessions_per_client=args.max_live_sessions, ttl_s=args.live_ttl),
     )
     return run(config)
 

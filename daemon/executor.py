@@ -99,12 +99,19 @@ class JobContext:
 
 
 def resolve_inputs(engine: JobEngine, specs: Mapping[str, Any]) -> dict[str, Media]:
-    """Turn stored input specs into Media (decoding starts only when a runner iterates frames)."""
+    """Turn input specs into Media (decoding starts only when a runner iterates frames).
+
+    Raises InvalidInput naming the input when a spec is malformed or refers to a blob that was never uploaded.
+    """
     from models.media import open_media
 
     media: dict[str, Media] = {}
     for name, spec in specs.items():
+        if not isinstance(spec, dict):
+            raise InvalidInput(name, "must be a map such as {'path': '/abs/file.png'}")
         if "blob" in spec:
+            if not isinstance(spec["blob"], str) or not engine.blobs.has(spec["blob"]):
+                raise InvalidInput(name, f"blob {spec['blob']!r} was never uploaded; upload it first")
             array = engine.blobs.load(spec["blob"])
             frames = array[np.newaxis] if array.ndim == 3 else array
             spec = {"array": frames, "fps": spec.get("fps", 24.0)}

@@ -1,8 +1,8 @@
 """The model registry: one runner instance per mode, loaded lazily, unloaded when idle, under memory
 pressure, on a "release memory" request, and at shutdown.
 
-Thread contract: ``use`` is entered on the worker thread; ``sweep``, ``release`` and ``readiness`` may be
-called from the daemon's main thread. A runner that is in use is never unloaded.
+Thread contract: ``use`` is entered on the worker thread (jobs) and on live-session threads; ``sweep``,
+``release`` and ``readiness`` may be called from the daemon's main thread. A runner in use is never unloaded.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,15 @@ from .devices import Device, installed, system_memory
 class _Slot:
     runner: Runner
     loaded: bool = False
-    in_use: bool = False
+    users: int = 0
+    """Jobs and live sessions holding the runner right now; it is never unloaded while this is above 0."""
     loaded_at: float = 0.0
     last_used: float = 0.0
+    load_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def in_use(self) -> bool:
+        return self.users > 0
 
 
 class ModelRegistry:
@@ -43,6 +49,8 @@ class ModelRegistry:
         min_available_fraction: float = 0.10,
     ) -> None:
         self._slots = {mode: _Slot(cls()) for mode, cls in runners.items()}
+        for slot in self._slots.values():
+            slot.runner.models_dir = models_dir
         self._device = device
         self.manifest = manifest
         self.models_dir = models_dir
@@ -99,17 +107,18 @@ class ModelRegistry:
         self.relieve_memory_pressure(keep=mode)
         with self._lock:
             slot = self._slots[mode]
-            slot.in_use = True
+            slot.users += 1
         try:
-            if not slot.loaded:
-                if on_load is not None:
-                    on_load()
-                slot.runner.load(self._device())
-                slot.loaded, slot.loaded_at = True, time.time()
+            with slot.load_lock:  # a job and a live session starting together load once
+                if not slot.loaded:
+                    if on_load is not None:
+                        on_load()
+                    slot.runner.load(self._device())
+                    slot.loaded, slot.loaded_at = True, time.time()
             yield slot.runner
         finally:
             with self._lock:
-                slot.in_use = False
+                slot.users -= 1
                 slot.last_used = time.time()
 
     def _unload(self, mode: str) -> bool:
@@ -146,7 +155,8 @@ class ModelRegistry:
         """Unload every runner not in use (the "release memory" request, and shutdown)."""
         with self._lock:
             released = [m for m in self._slots if self._unload(m)]
-        _empty_accelerator_cache()
+        if released:  # only then was a device resolved, so torch (if used) is fully imported
+            _empty_accelerator_cache()
         return released
 
     def loaded(self) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from shared import messages as m
 from shared.errors import VfxError
 
 from .engine import JobEngine
+from .live import LiveSessions
 
 Reply = tuple[dict[str, Any], list[np.ndarray]]
 
@@ -31,8 +32,11 @@ def _job_id(content: dict[str, Any]) -> str:
 
 
 class RequestHandlers:
-    def __init__(self, engine: JobEngine, health: Callable[[], dict[str, Any]], session_id: str) -> None:
+    def __init__(
+        self, engine: JobEngine, health: Callable[[], dict[str, Any]], session_id: str, live: LiveSessions
+    ) -> None:
         self.engine = engine
+        self.live = live
         self.health_report = health
         self.session_id = session_id
         self.table: dict[str, Callable[[dict[str, Any], list[np.ndarray], str], Reply]] = {
@@ -47,6 +51,10 @@ class RequestHandlers:
             m.FRAME: self.frame,
             m.UPLOAD: self.upload,
             m.RELEASE_MEMORY: self.release_memory,
+            m.LIVE_START: self.live_start,
+            m.LIVE_UPDATE: self.live_update,
+            m.LIVE_STOP: self.live_stop,
+            m.LIVE_LIST: self.live_list,
         }
 
     def ping(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
@@ -119,3 +127,15 @@ class RequestHandlers:
 
     def release_memory(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         return {"released": self.engine.registry.release()}, []
+
+    def live_start(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        return {"session": self.live.start(client, content).view()}, []
+
+    def live_update(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        return {"session": self.live.update(client, content).view()}, []
+
+    def live_stop(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        return {"session": self.live.stop(client, content.get("session_id")).view()}, []
+
+    def live_list(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        return {"sessions": [s.view() for s in self.live.for_client(client)]}, []

@@ -24,6 +24,7 @@ from shared.errors import VfxError, WireError
 from shared.wire import DEFAULT_LIMITS, Limits, ReplayGuard, pack, unpack
 
 from .engine import JobEngine
+from .live import LiveSession, LiveSessions
 from .requests import RequestHandlers
 
 log = logging.getLogger("daemon.server")
@@ -67,6 +68,7 @@ class Server:
         wire_limits: Limits = DEFAULT_LIMITS,
         limits: ServerLimits = ServerLimits(),
         housekeeping: Callable[[], None] = lambda: None,
+        live: LiveSessions | None = None,
     ) -> None:
         self.context = context
         self.router = router
@@ -86,6 +88,8 @@ class Server:
         self._pull = context.socket(zmq.PULL)
         self._pull.bind(EVENTS_ENDPOINT)
         self._thread_id: int | None = None
+        self.live = live
+        self._waiters: list[tuple[Any, float, int, LiveSession]] = []  # parked live_next requests
         engine.emit = self.emit
 
     # -- events --------------------------------------------------------------------------------------------
@@ -103,7 +107,14 @@ class Server:
             self._local.push = push
         push.send(msgpack.packb(event, use_bin_type=True))
 
+    def notify_live(self, session_id: str) -> None:
+        """Thread-safe: a live session has a new result or state; answer the requests waiting for it."""
+        self.emit({"type": "_live", "session_id": session_id})
+
     def _route(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "_live":
+            self._answer_waiters(event["session_id"])
+            return
         job_id = event.get("job_id", "")
         targets = self._subscribers.get(job_id)
         if not targets:
@@ -138,6 +149,56 @@ class Server:
         )
         self.router.send_multipart(frames, copy=False)
 
+    # -- live results (long poll) ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _live_ready(session: LiveSession, after_seq: int) -> bool:
+        return (session.latest is not None and session.latest.seq > after_seq) or session.state in m.LIVE_FINAL_STATES
+
+    def _live_payload(self, session: LiveSession, after_seq: int) -> tuple[dict[str, Any], list[Any]]:
+        latest = session.latest
+        if latest is None or latest.seq <= after_seq:
+            return {"session": session.view(), "result": None}, []
+        result = {
+            "seq": latest.seq,
+            "frame_index": latest.frame_index,
+            "captured_at": latest.captured_at,
+            "processed_at": latest.processed_at,
+            "process_ms": latest.process_ms,
+            "data": latest.data,
+            "arrays": list(latest.arrays),
+        }
+        return {"session": session.view(), "result": result}, list(latest.arrays.values())
+
+    def _live_next(self, request: Any, client: str) -> tuple[dict[str, Any], list[Any]] | None:
+        assert self.live is not None
+        content = request.content
+        session = self.live.get(client, content.get("session_id"))
+        after_seq, wait_s = content.get("after_seq", 0), content.get("wait_s", 1.0)
+        if not isinstance(after_seq, int) or not isinstance(wait_s, int | float):
+            raise VfxError(
+                "after_seq must be an integer and wait_s a number of seconds",
+                code=e.INVALID_REQUEST,
+                detail={"field": "after_seq"},
+            )
+        if self._live_ready(session, after_seq) or wait_s <= 0:
+            return self._live_payload(session, after_seq)
+        deadline = time.monotonic() + min(float(wait_s), self.live.limits.max_wait_s)
+        self._waiters.append((request, deadline, after_seq, session))
+        return None
+
+    def _answer_waiters(self, session_id: str | None = None) -> None:
+        now = time.monotonic()
+        keep = []
+        for request, deadline, after_seq, session in self._waiters:
+            matches = session_id is None or session.session_id == session_id
+            if matches and (self._live_ready(session, after_seq) or now >= deadline):
+                content, arrays = self._live_payload(session, after_seq)
+                self._reply(request, {"ok": True, **content}, arrays)
+            else:
+                keep.append((request, deadline, after_seq, session))
+        self._waiters = keep
+
     def _handle(self, frames: list[Any]) -> None:
         try:
             request = unpack(frames, key=self.key, guard=self._guard, limits=self.wire_limits)
@@ -153,8 +214,9 @@ class Server:
             )
             if not bucket.take():
                 raise VfxError("too many requests; slow down", code=e.LIMIT_EXCEEDED)
-            content, arrays = self._dispatch(request, client)
-            self._reply(request, {"ok": True, **content}, arrays)
+            reply = self._dispatch(request, client)
+            if reply is not None:  # None: a parked live_next, answered when its result arrives
+                self._reply(request, {"ok": True, **reply[0]}, reply[1])
         except VfxError as exc:
             self._reply(request, {"ok": False, "error": exc.to_wire()})
         except Exception as exc:  # a bug must not take the daemon down; the client gets the error text
@@ -167,8 +229,10 @@ class Server:
                 },
             )
 
-    def _dispatch(self, request: Any, client: str) -> tuple[dict[str, Any], list[Any]]:
+    def _dispatch(self, request: Any, client: str) -> tuple[dict[str, Any], list[Any]] | None:
         kind, content, routing_id = request.type, request.content, request.routing_ids[0]
+        if kind == m.LIVE_NEXT and self.live is not None:
+            return self._live_next(request, client)
         if kind == m.SUBSCRIBE:
             record = self.engine.get(content.get("job_id"))
             self.subscribe(routing_id, client, record.job_id)
@@ -214,6 +278,8 @@ class Server:
                 if self.router not in ready or not self.router.poll(0):
                     break
                 self._handle(self.router.recv_multipart(copy=False))
+            if self._waiters:
+                self._answer_waiters()
             if time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + self.limits.housekeeping_interval_s
                 self.housekeeping()
@@ -222,6 +288,10 @@ class Server:
     def _flush_events(self) -> None:
         while self._pull.poll(0):
             self._route(msgpack.unpackb(self._pull.recv(), raw=False))
+        for request, _, after_seq, session in self._waiters:  # nobody waits on a stopping daemon
+            content, arrays = self._live_payload(session, after_seq)
+            self._reply(request, {"ok": True, **content}, arrays)
+        self._waiters = []
 
     def close(self) -> None:
         self._pull.close(linger=0)

@@ -20,6 +20,8 @@ import numpy as np
 
 from .runner import (
     InvalidInput,
+    LiveProcessor,
+    LiveResult,
     Media,
     MediaSlot,
     Param,
@@ -142,6 +144,8 @@ class PoseRunner(Runner):
     )
     inputs = (MediaSlot("video", "video", help="The footage to track: a strip, a video file or images."),)
     python_packages = ("mediapipe", "cv2")
+    live_params = params[:4]
+    """Live pose takes the tracking options; it renders nothing (the add-on poses the armature instead)."""
 
     def __init__(self) -> None:
         self._pose_solution: ModuleType | None = None
@@ -161,22 +165,10 @@ class PoseRunner(Runner):
     def unload(self) -> None:
         self._pose_solution = None
 
-    def run(self, inputs: Mapping[str, Media], params: Mapping[str, Any], ctx: RunContext) -> RunResult:
-        """Track the person through ``inputs["video"]``, one frame at a time on the calling thread.
-
-        ``params`` must come from :meth:`validate`. Calls ``ctx.raise_if_cancelled()`` before each frame and
-        ``ctx.progress`` after it, with a skeleton preview every ``PREVIEW_EVERY_FRAMES`` frames.
-        """
+    def _new_tracker(self, params: Mapping[str, Any]) -> Any:
         if self._pose_solution is None:
-            raise RuntimeError("PoseRunner.run() was called before load()")
-        require_landmark_model(params["model_complexity"])
-        video = inputs["video"]
-        expected_frames = max(video.frame_count, 1)
-        render = params["render_skeleton"]
-
-        # 1. A fresh graph: video-mode tracking state belongs to one video.
-        frames = video.frames()
-        tracker = self._pose_solution.Pose(
+            raise RuntimeError("PoseRunner was used before load()")
+        return self._pose_solution.Pose(
             static_image_mode=False,
             model_complexity=params["model_complexity"],
             smooth_landmarks=params["smooth_landmarks"],
@@ -184,6 +176,26 @@ class PoseRunner(Runner):
             min_detection_confidence=params["min_detection_confidence"],
             min_tracking_confidence=params["min_tracking_confidence"],
         )
+
+    def start_live(self, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> LiveProcessor:
+        """A live tracker with its own graph (tracking state belongs to one camera stream)."""
+        require_landmark_model(params["model_complexity"])
+        return LivePose(self, params)
+
+    def run(self, inputs: Mapping[str, Media], params: Mapping[str, Any], ctx: RunContext) -> RunResult:
+        """Track the person through ``inputs["video"]``, one frame at a time on the calling thread.
+
+        ``params`` must come from :meth:`validate`. Calls ``ctx.raise_if_cancelled()`` before each frame and
+        ``ctx.progress`` after it, with a skeleton preview every ``PREVIEW_EVERY_FRAMES`` frames.
+        """
+        require_landmark_model(params["model_complexity"])
+        video = inputs["video"]
+        expected_frames = max(video.frame_count, 1)
+        render = params["render_skeleton"]
+
+        # 1. A fresh graph: video-mode tracking state belongs to one video.
+        frames = video.frames()
+        tracker = self._new_tracker(params)
         image_rows: list[np.ndarray] = []
         world_rows: list[np.ndarray] = []
         visibility_rows: list[np.ndarray] = []
@@ -236,6 +248,31 @@ class PoseRunner(Runner):
             },
             frame_count=len(image_rows) if render else 0,
         )
+
+
+class LivePose(LiveProcessor):
+    """Tracks a camera stream frame by frame. Results: ``present`` and the three landmark arrays of one frame."""
+
+    def __init__(self, runner: PoseRunner, params: Mapping[str, Any]) -> None:
+        self.runner = runner
+        self.tracker = runner._new_tracker(params)
+
+    def process(self, frame: np.ndarray, timestamp_s: float) -> LiveResult:
+        found = self.tracker.process(np.ascontiguousarray(frame))
+        image, world, visibility = _landmark_arrays(found)
+        height, width = frame.shape[:2]
+        return LiveResult(
+            data={"present": found.pose_landmarks is not None, "width": width, "height": height},
+            arrays={"image_landmarks": image, "world_landmarks": world, "visibility": visibility},
+        )
+
+    def update(self, params: Mapping[str, Any]) -> None:
+        """MediaPipe fixes its options when the graph is built: build a new one with the new options."""
+        self.tracker.close()
+        self.tracker = self.runner._new_tracker(params)
+
+    def close(self) -> None:
+        self.tracker.close()
 
 
 def _draw_skeleton(

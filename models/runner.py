@@ -168,6 +168,33 @@ class RunResult:
     frame_count: int = 0
 
 
+@dataclass
+class LiveResult:
+    """What a live processor made of one frame: small plain ``data`` and numeric ``arrays`` (an RGB frame for
+    generative live modes, landmarks for live pose)."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class LiveProcessor(ABC):
+    """The per-session state of a live mode (a tracking graph, a source face ...).
+
+    Created by :meth:`Runner.start_live` on the session's inference thread, after the runner is loaded; all
+    its methods run on that thread.
+    """
+
+    @abstractmethod
+    def process(self, frame: np.ndarray, timestamp_s: float) -> LiveResult:
+        """Process one RGB uint8 frame captured at ``timestamp_s`` (seconds, increasing)."""
+
+    def update(self, params: Mapping[str, Any]) -> None:  # noqa: B027 - processors without options ignore it
+        """Apply changed options (already validated against ``live_params``) while running."""
+
+    def close(self) -> None:  # noqa: B027 - processors without resources need no close
+        """Release what the session held."""
+
+
 class Runner(ABC):
     """One mode. Subclasses set the class attributes and implement ``load``, ``run`` and ``unload``."""
 
@@ -179,10 +206,19 @@ class Runner(ABC):
     """Import names the runner needs (checked with ``importlib.util.find_spec``, nothing is imported)."""
     weights: ClassVar[tuple[str, ...]] = ()
     """Names of manifest files (``models/manifest.toml``) the runner needs on disk."""
+    models_dir: Path = Path("models")
+    """The folder the manifest's ``path`` entries are relative to. Set by the daemon before ``load``."""
+
+    live_params: ClassVar[tuple[Param, ...] | None] = None
+    """Options of the mode's live variant (camera in, results streamed); None when it has none."""
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validate parameters before the job is queued. Override to add checks across fields."""
         return validate_params(self.params, params)
+
+    def start_live(self, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> LiveProcessor:
+        """A processor for one live session; ``params`` are validated against ``live_params``."""
+        raise InvalidInput("mode", f"{self.mode} has no live variant")
 
     @abstractmethod
     def load(self, device: Any) -> None:
@@ -202,6 +238,7 @@ class Runner(ABC):
             "description": cls.description,
             "params": [p.describe() for p in cls.params],
             "inputs": [m.describe() for m in cls.inputs],
+            "live": None if cls.live_params is None else [p.describe() for p in cls.live_params],
         }
 
 

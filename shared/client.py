@@ -281,6 +281,48 @@ class Client:
     def shutdown(self) -> None:
         self.request(m.SHUTDOWN)
 
+    # -- live sessions -------------------------------------------------------------------------------------
+
+    def live_start(
+        self,
+        mode: str,
+        source: Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start a live session. ``source`` is ``{"camera": 0}`` or ``{"path": "/abs/clip.mp4", "loop": True}``
+        (a file played at its frame rate stands in for a camera). Inputs as in :meth:`submit`."""
+        specs = {}
+        for name, value in (inputs or {}).items():
+            specs[name] = {"blob": self.upload(value)} if isinstance(value, np.ndarray) else value
+        content = {"mode": mode, "source": dict(source), "params": dict(params or {}), "inputs": specs}
+        return self.request(m.LIVE_START, content).content["session"]
+
+    def live_next(
+        self, session_id: str, after_seq: int = 0, wait_s: float = 1.0
+    ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, np.ndarray]]:
+        """The newest result after ``after_seq``, waiting up to ``wait_s`` seconds for one.
+
+        Returns (session, result or None, arrays). Each call also keeps the session alive (its heartbeat).
+        """
+        reply = self.request(
+            m.LIVE_NEXT,
+            {"session_id": session_id, "after_seq": after_seq, "wait_s": wait_s},
+            timeout=max(self.timeout, wait_s + 5.0),
+        )
+        result = reply.content["result"]
+        arrays = dict(zip(result["arrays"], reply.arrays(), strict=True)) if result else {}
+        return reply.content["session"], result, arrays
+
+    def live_update(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request(m.LIVE_UPDATE, {"session_id": session_id, "params": dict(params)}).content["session"]
+
+    def live_stop(self, session_id: str) -> dict[str, Any]:
+        return self.request(m.LIVE_STOP, {"session_id": session_id}).content["session"]
+
+    def live_list(self) -> list[dict[str, Any]]:
+        return self.request(m.LIVE_LIST).content["sessions"]
+
     # -- events --------------------------------------------------------------------------------------------
 
     def poll_events(self, timeout: float = 0.0) -> list[dict[str, Any]]:

@@ -12,7 +12,23 @@ from typing import Any
 
 import numpy as np
 
-from models.runner import MediaSlot, Param, RunContext, Runner, RunResult, write_frame
+from models.runner import LiveProcessor, LiveResult, MediaSlot, Param, RunContext, Runner, RunResult, write_frame
+
+
+class MeanOfFrame(LiveProcessor):
+    """Live test processor: the mean of each frame (scaled by ``gain``) and the frame itself."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.gain = params["gain"]
+        self.closed = False
+
+    def process(self, frame: np.ndarray, timestamp_s: float) -> LiveResult:
+        if self.gain < 0:
+            raise RuntimeError("negative gain breaks the processor on purpose")
+        return LiveResult(data={"mean": float(frame.mean()) * self.gain}, arrays={"frame": frame})
+
+    def update(self, params: Mapping[str, Any]) -> None:
+        self.gain = params["gain"]
 
 
 class CountRunner(Runner):
@@ -28,8 +44,13 @@ class CountRunner(Runner):
     )
     inputs = (MediaSlot("image", "image", required=False),)
 
+    live_params = (Param("gain", "float", default=1.0),)
+
     def __init__(self) -> None:
         self.loads = 0
+
+    def start_live(self, params: Mapping[str, Any], inputs: Mapping[str, Any]) -> LiveProcessor:
+        return MeanOfFrame(params)
 
     def load(self, device: Any) -> None:
         self.loads += 1
@@ -57,8 +78,9 @@ class CountRunner(Runner):
 
 class NeedsWeightsRunner(CountRunner):
     mode = "needs_weights"
-    description = "test runner: needs a weight file from the manifest"
+    description = "test runner: needs a weight file from the manifest; no live variant"
     weights = ("tiny-test-weights",)
+    live_params = None
 
 
 RUNNERS = {"count": CountRunner, "needs_weights": NeedsWeightsRunner}

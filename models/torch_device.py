@@ -1,0 +1,33 @@
+"""Turn the daemon's device description into torch objects. Imported by runners inside ``load``/``run`` only.
+
+The daemon resolves the device (``daemon/devices.py``) and hands runners a plain description with ``kind``
+(cuda, mps, cpu) and ``dtype`` (a torch dtype name). Runners that know an op misbehaves in half precision on
+a device ask for ``float32`` there with ``allow_half=False``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def torch_device(device: Any) -> Any:
+    import torch
+
+    kind = getattr(device, "kind", None) or "cpu"
+    return torch.device("cuda:0" if kind == "cuda" else kind)
+
+
+def torch_dtype(device: Any, allow_half: bool = True) -> Any:
+    """The dtype the device policy chose, or float32 when ``allow_half`` is False or nothing was chosen."""
+    import torch
+
+    name = getattr(device, "dtype", None) or "float32"
+    if not allow_half:
+        return torch.float32
+    return {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(name, torch.float32)
+
+
+def onnx_providers(device: Any) -> list[str]:
+    """onnxruntime providers in preference order (CUDA / CoreML / CPU), as the daemon chose them."""
+    providers = list(getattr(device, "onnx_providers", None) or [])
+    return providers or ["CPUExecutionProvider"]

@@ -1,0 +1,155 @@
+"""Live sessions through a real daemon: a video file stands in for the camera."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from support.daemon_process import DaemonProcess
+
+from shared.errors import RemoteError
+
+
+def collect(client, session_id, count, timeout=30.0):
+    """Fetch ``count`` results the way the add-on does: always asking for anything newer than the last."""
+    results, seq = [], 0
+    deadline = time.monotonic() + timeout
+    while len(results) < count and time.monotonic() < deadline:
+        session, result, arrays = client.live_next(session_id, after_seq=seq, wait_s=1.0)
+        if result is not None:
+            assert result["seq"] > seq, "results only move forward"
+            seq = result["seq"]
+            results.append((session, result, arrays))
+        elif session["state"] in ("stopped", "ended", "failed"):
+            break
+    return results
+
+
+def test_live_pose_streams_landmarks_from_a_video_file(client, sample_video):
+    session = client.live_start("pose", {"path": str(sample_video), "loop": True})
+    assert session["state"] in ("starting", "running")
+    results = collect(client, session["session_id"], 20)
+    assert len(results) == 20
+    present = [r["data"]["present"] for _, r, _ in results]
+    assert sum(present) >= 15, "MediaPipe tracks the character in most live frames"
+    _, result, arrays = results[-1]
+    assert arrays["world_landmarks"].shape == (33, 3) and arrays["visibility"].shape == (33,)
+    latency_ms = (result["processed_at"] - result["captured_at"]) * 1000
+    assert 0 <= latency_ms < 2000 and result["process_ms"] > 0
+    frame_indices = [r["frame_index"] for _, r, _ in results]
+    assert frame_indices == sorted(frame_indices)
+    assert results[-1][0]["fps"] > 0
+    stopped = client.live_stop(session["session_id"])
+    assert stopped["state"] in ("stopped", "running")
+    assert client.live_list() == []
+    assert client.health()["live_sessions"] == 0
+
+
+def test_results_are_latest_only_never_a_backlog(client, sample_video):
+    session = client.live_start("count", {"path": str(sample_video), "loop": True})
+    collect(client, session["session_id"], 1)
+    time.sleep(1.0)  # the file plays on at 24 fps while nobody fetches
+    _, first, _ = client.live_next(session["session_id"], after_seq=0, wait_s=1.0)
+    _, second, _ = client.live_next(session["session_id"], after_seq=first["seq"], wait_s=1.0)
+    assert second["frame_index"] - first["frame_index"] <= 3, "the next result is fresh, not the next in a queue"
+    assert first["seq"] > 10, "frames processed while nobody fetched were dropped, not queued"
+    client.live_stop(session["session_id"])
+
+
+def test_live_frames_travel_as_buffers_and_options_change_while_running(client, sample_video):
+    session = client.live_start("count", {"path": str(sample_video), "loop": True}, {"gain": 1.0})
+    [(_, first, arrays)] = collect(client, session["session_id"], 1)
+    assert arrays["frame"].shape == (528, 720, 3) and arrays["frame"].dtype == np.uint8
+    assert first["data"]["mean"] == pytest.approx(float(arrays["frame"].mean()), rel=1e-5)
+    client.live_update(session["session_id"], {"gain": 0.0})
+    for _, result, _ in collect(client, session["session_id"], 30):
+        if result["data"]["mean"] == 0.0:
+            break
+    else:
+        raise AssertionError("the new gain never took effect")
+    with pytest.raises(RemoteError) as err:
+        client.live_update(session["session_id"], {"gain": "loud"})
+    assert err.value.detail["field"] == "params.gain"
+    client.live_stop(session["session_id"])
+
+
+def test_no_camera_is_a_clear_error(client):
+    with pytest.raises(RemoteError) as err:
+        client.live_start("pose", {"camera": 7})
+    assert err.value.code == "capture_failed"
+    assert "could not open camera 7" in err.value.message and "permission" in err.value.message
+    assert client.live_list() == []
+
+
+@pytest.mark.parametrize(
+    ("source", "field"),
+    [({"camera": -1}, "source.camera"), ({"path": "relative.mp4"}, "source.path"), ({"url": "x"}, "source")],
+)
+def test_bad_sources_name_the_field(client, source, field):
+    with pytest.raises(RemoteError) as err:
+        client.live_start("pose", source)
+    assert err.value.detail["field"] == field
+
+
+def test_a_mode_without_a_live_variant_is_refused(client, sample_video):
+    with pytest.raises(RemoteError, match="no live variant"):
+        client.live_start("needs_weights", {"path": str(sample_video)})
+
+
+def test_two_sessions_per_client_at_most(daemon, sample_video):
+    with daemon.client() as a, daemon.client() as b:
+        source = {"path": str(sample_video), "loop": True}
+        first = a.live_start("count", source)
+        a.live_start("count", source)
+        with pytest.raises(RemoteError) as err:
+            a.live_start("count", source)
+        assert err.value.code == "limit_exceeded" and "limit 2" in err.value.message
+        other = b.live_start("count", source)
+        with pytest.raises(RemoteError) as err:
+            b.live_next(first["session_id"])
+        assert err.value.code == "not_found", "a client cannot read another client's session"
+        for session in a.live_list():
+            a.live_stop(session["session_id"])
+        b.live_stop(other["session_id"])
+
+
+def test_a_session_nobody_polls_is_cleaned_up_within_the_ttl(sample_video):
+    proc = DaemonProcess(extra_args=("--live-ttl", "1.0")).start()
+    try:
+        with proc.client() as c:
+            session = c.live_start("count", {"path": str(sample_video), "loop": True})
+            collect(c, session["session_id"], 2)
+            time.sleep(4.0)  # Blender went away: no more polls
+            assert c.health()["live_sessions"] == 0
+            with pytest.raises(RemoteError) as err:
+                c.live_next(session["session_id"])
+            assert err.value.code == "not_found"
+        assert "timed out" in proc.read_log()
+    finally:
+        proc.cleanup()
+
+
+def test_a_file_that_ends_ends_the_session(client, tmp_path, sample_video):
+    import cv2
+
+    short = tmp_path / "short.avi"
+    capture = cv2.VideoCapture(str(sample_video))
+    writer = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*"MJPG"), 24, (720, 528))
+    for _ in range(5):
+        writer.write(capture.read()[1])
+    writer.release()
+    capture.release()
+    session = client.live_start("count", {"path": str(short), "loop": False})
+    results = collect(client, session["session_id"], 100, timeout=10)
+    assert 1 <= len(results) <= 5
+    final, _, _ = client.live_next(session["session_id"], after_seq=results[-1][1]["seq"], wait_s=2.0)
+    assert final["state"] == "ended"
+
+
+def test_a_failing_processor_ends_its_session_with_the_error(client, sample_video):
+    session = client.live_start("count", {"path": str(sample_video), "loop": True}, {"gain": -1.0})
+    state, result, _ = client.live_next(session["session_id"], wait_s=5.0)
+    assert result is None and state["state"] == "failed"
+    assert "negative gain" in state["error"]["message"]
+    assert client.ping() == [], "the daemon lives on"
