@@ -194,8 +194,8 @@ class PoseRunner(Runner):
         render = params["render_skeleton"]
 
         # 1. A fresh graph: video-mode tracking state belongs to one video.
-        frames = video.frames()
         tracker = self._new_tracker(params)
+        frames = video.frames()
         image_rows: list[np.ndarray] = []
         world_rows: list[np.ndarray] = []
         visibility_rows: list[np.ndarray] = []
