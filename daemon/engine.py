@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -131,10 +132,9 @@ class JobEngine:
         )
         try:
             record = self.store.insert(record)
-        except Exception as exc:  # a concurrent duplicate insert: the other one won, return it
+        except sqlite3.IntegrityError:  # the same id submitted twice at once: the first insert won
             stored = self.store.get(job_id)
-            if stored is None:
-                raise VfxError(f"could not store job {job_id}: {exc}", code=e.INTERNAL) from exc
+            assert stored is not None
             return stored
         self._enqueue(job_id)
         self._emit_state(record)
