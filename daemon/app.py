@@ -82,14 +82,17 @@ def is_loopback(endpoint: str) -> bool:
 
 
 def load_authorized_keys(path: Path) -> set[bytes]:
-    """Z85 public keys, one per line; ``#`` starts a comment."""
+    """Z85 public keys, one per line, optionally followed by whitespace and a comment. Other lines starting
+    with ``#`` are comments (``#`` is also a Z85 character, so a 40-character first word is always a key)."""
     keys = set()
     for line in path.read_text(encoding="ascii").splitlines():
-        key = line.split("#", 1)[0].strip()
-        if key:
-            if len(key) != 40:
-                raise VfxError(f"{path}: {key!r} is not a 40-character Z85 CURVE public key")
-            keys.add(key.encode("ascii"))
+        words = line.split()
+        if not words:
+            continue
+        if len(words[0]) == 40:
+            keys.add(words[0].encode("ascii"))
+        elif not words[0].startswith("#"):
+            raise VfxError(f"{path}: {words[0]!r} is not a 40-character Z85 CURVE public key")
     return keys
 
 

@@ -269,3 +269,15 @@ def test_plain_loopback_tcp_works_without_keys():
             assert c.health()["endpoint"].startswith("tcp://127.0.0.1:")
     finally:
         proc.cleanup()
+
+
+def test_authorized_keys_file_allows_comments_and_keys_that_start_with_a_hash(tmp_path):
+    from daemon.app import load_authorized_keys
+
+    hashed = "#" + "a" * 39
+    path = tmp_path / "keys"
+    path.write_text(f"# studio keys\n\n{hashed}  # Blender box\n{'b' * 40}\n")
+    assert load_authorized_keys(path) == {hashed.encode(), b"b" * 40}
+    path.write_text("too-short\n")
+    with pytest.raises(Exception, match="not a 40-character"):
+        load_authorized_keys(path)

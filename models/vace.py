@@ -1,0 +1,799 @@
+"""What the Wan 2.1 VACE modes share: the pipeline, its settings, long sequences in windows, progress and cancel.
+
+Three modes drive diffusers' ``WanVACEPipeline`` with different controls (see ``vace_pose.py``,
+``vace_motion.py`` and ``r2v.py``); each exists for the 1.3B model (480p) and the 14B model (480p and 720p).
+They share one loaded pipeline per model: the registry loads and unloads runners per mode, and
+:func:`acquire_pipeline` counts the modes holding a pipeline, so running pose after motion loads nothing twice
+and the memory goes back when the last of them unloads.
+
+Long sequences. Wan generates windows of 4k+1 frames (81 at its native length). A sequence longer than
+``window_frames`` is generated in overlapping windows. Each window after the first starts with
+``chunk_overlap`` frames (or a few more, for the last window) that the previous window already made: they
+go into the pipeline as conditioning video with a black mask (VACE keeps masked-out frames and generates the
+rest), so the new window continues the motion, lighting and identity of the last one. Its regenerated copy
+of those frames is then cross-faded with the previous copy, with weights ramping linearly across the
+overlap, so neither a jump nor a hard cut remains at the join. Every window also gets the same reference
+images, which anchor the subject's look for the whole sequence.
+
+Frame counts. A window must have 4k+1 frames. A request that fits one window but is not 4k+1 frames long is
+generated with the next 4k+1 count (the control's last frame repeated) and the extra frames are dropped, so
+the output has exactly the frames asked for; the summary and the job log say so. Longer sequences need no
+rounding: the last window is moved back so that it ends on the last frame.
+
+Importing this module imports neither torch nor diffusers; they are imported in ``load`` and ``run``.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .runner import InvalidInput, Media, MediaSlot, Param, RunContext, Runner, RunResult, write_frame
+
+SIZE_MULTIPLE = 16
+"""Width and height must be multiples of this: the VAE downsamples 8x and the transformer patches 2x2."""
+
+TEMPORAL_STRIDE = 4
+"""The VAE compresses 4 frames into one latent frame after the first, hence the 4k+1 frame counts."""
+
+PREVIEW_INTERVAL_S = 1.0
+"""At most one preview decode a second; the daemon sends at most two previews a second anyway."""
+
+NATIVE_FPS = 16.0
+"""Wan 2.1 was trained on 16 fps video; r2v output is meant to play at this rate."""
+
+PROMPT_TOKENS = 512
+"""Prompts are padded or cut to this many tokens, as WanVACEPipeline does when it encodes them itself."""
+
+NATIVE_SIZE = (832, 480)
+"""Wan 2.1's 480p training size; without a control video the output takes its aspect."""
+
+DEFAULT_NEGATIVE_PROMPT = (
+    "blurry, low quality, worst quality, jpeg artifacts, distorted, deformed, disfigured, extra limbs, "
+    "extra fingers, fused fingers, bad hands, bad anatomy, static, still frame, overexposed, subtitles, "
+    "text, watermark"
+)
+
+
+@dataclass(frozen=True)
+class WanVaceModel:
+    """One released Wan 2.1 VACE checkpoint in the diffusers layout."""
+
+    key: str
+    """``1.3b`` or ``14b``."""
+    folder: str
+    """Its folder inside the models folder, named as the official repository."""
+    repository: str
+    high_area: int
+    """Pixel area of the ``high`` quality preset: 480p for 1.3B (its only trained size), 720p for 14B."""
+    transformer_shards: int
+    text_encoder_shards: int = 3
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The repository's files the pipeline loads, relative to its folder (``spiece.model`` is left out:
+        the fast tokenizer reads ``tokenizer.json``)."""
+        text_shards = self.text_encoder_shards
+        transformer_shards = self.transformer_shards
+        return (
+            "model_index.json",
+            "scheduler/scheduler_config.json",
+            "text_encoder/config.json",
+            *(f"text_encoder/model-{i:05d}-of-{text_shards:05d}.safetensors" for i in range(1, text_shards + 1)),
+            "text_encoder/model.safetensors.index.json",
+            "tokenizer/special_tokens_map.json",
+            "tokenizer/tokenizer.json",
+            "tokenizer/tokenizer_config.json",
+            "transformer/config.json",
+            *(
+                f"transformer/diffusion_pytorch_model-{i:05d}-of-{transformer_shards:05d}.safetensors"
+                for i in range(1, transformer_shards + 1)
+            ),
+            "transformer/diffusion_pytorch_model.safetensors.index.json",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.safetensors",
+        )
+
+    @property
+    def weights(self) -> tuple[str, ...]:
+        """Manifest names of :attr:`files`: each is its path in the models folder."""
+        return tuple(f"{self.folder}/{name}" for name in self.files)
+
+
+WAN_VACE_1_3B = WanVaceModel(
+    key="1.3b",
+    folder="Wan2.1-VACE-1.3B-diffusers",
+    repository="Wan-AI/Wan2.1-VACE-1.3B-diffusers",
+    high_area=832 * 480,
+    transformer_shards=2,
+)
+WAN_VACE_14B = WanVaceModel(
+    key="14b",
+    folder="Wan2.1-VACE-14B-diffusers",
+    repository="Wan-AI/Wan2.1-VACE-14B-diffusers",
+    high_area=1280 * 720,
+    transformer_shards=13,
+)
+
+
+@dataclass(frozen=True)
+class QualityPreset:
+    steps: int
+    area: int | None
+    """Target pixel area; ``None`` means the model's ``high_area``."""
+
+
+QUALITY_PRESETS: dict[str, QualityPreset] = {
+    "draft": QualityPreset(steps=12, area=480 * 272),
+    "standard": QualityPreset(steps=30, area=832 * 480),
+    "high": QualityPreset(steps=50, area=None),
+}
+"""Explicit ``steps``, ``width`` and ``height`` override the preset's."""
+
+OFFLOAD_CHOICES = ("none", "model", "sequential")
+
+
+def is_4k_plus_1(count: int) -> bool:
+    return count >= 1 and (count - 1) % TEMPORAL_STRIDE == 0
+
+
+def round_up_4k_plus_1(count: int) -> int:
+    """The smallest 4k+1 frame count that holds ``count`` frames."""
+    return max(1, math.ceil((count - 1) / TEMPORAL_STRIDE) * TEMPORAL_STRIDE + 1)
+
+
+def round_to_multiple(value: float, multiple: int = SIZE_MULTIPLE) -> int:
+    return max(multiple, round(value / multiple) * multiple)
+
+
+def size_for_aspect(aspect: float, area: int) -> tuple[int, int]:
+    """(width, height), multiples of 16, of about ``area`` pixels with ``aspect`` = width / height."""
+    height = math.sqrt(area / aspect)
+    return round_to_multiple(height * aspect), round_to_multiple(height)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Frames ``start .. start + length`` of the sequence; the first ``context`` of them were made before."""
+
+    start: int
+    length: int
+    context: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+def plan_windows(total: int, window: int, overlap: int) -> list[Window]:
+    """Windows of 4k+1 frames covering frames ``0 .. total``, each after the first overlapping its predecessor.
+
+    ``window`` and ``overlap`` are 4k+1 frame counts with ``overlap < window``. A sequence that fits one
+    window gets one window of ``round_up_4k_plus_1(total)`` frames (it may run past ``total``). Otherwise the
+    windows step by ``window - overlap``; the last one is shortened to the 4k+1 count that reaches ``total``
+    and moved back to end exactly there, which can only lengthen its overlap.
+    """
+    if total <= window:
+        return [Window(0, round_up_4k_plus_1(total), 0)]
+    windows = [Window(0, window, 0)]
+    while windows[-1].end < total:
+        previous = windows[-1]
+        start = previous.end - overlap
+        if start + window >= total:
+            length = round_up_4k_plus_1(total - start)
+            start = total - length
+            windows.append(Window(start, length, previous.end - start))
+        else:
+            windows.append(Window(start, window, overlap))
+    return windows
+
+
+@dataclass
+class Settings:
+    """A job's settings after presets and the inputs are taken into account."""
+
+    width: int
+    height: int
+    steps: int
+    frames: int
+    windows: list[Window]
+    seed: int
+    fps: float
+    notes: list[str] = field(default_factory=list)
+
+
+COMMON_PARAMS: tuple[Param, ...] = (
+    Param("prompt", "str", required=True, help="What the video shows: subject, action, setting, style."),
+    Param("negative_prompt", "str", default=DEFAULT_NEGATIVE_PROMPT, help="What to steer away from."),
+    Param(
+        "quality",
+        "choice",
+        default="standard",
+        choices=tuple(QUALITY_PRESETS),
+        help="draft: 12 steps, ~480x272; standard: 30 steps, ~832x480; high: 50 steps, 832x480 (1.3B) or "
+        "1280x720 (14B). steps, width and height override it.",
+    ),
+    Param("steps", "int", minimum=1, maximum=200, help="Denoising steps (default: from quality)."),
+    Param(
+        "guidance_scale",
+        "float",
+        default=5.0,
+        minimum=1.0,
+        maximum=20.0,
+        help="How strongly the prompt steers (1 turns classifier-free guidance off and halves the work).",
+    ),
+    Param("seed", "int", minimum=0, maximum=2**32 - 1, help="Same seed and settings, same video (default: random)."),
+    Param(
+        "width",
+        "int",
+        minimum=SIZE_MULTIPLE,
+        maximum=2048,
+        help="Output width in pixels, a multiple of 16 (default: from quality and the input's aspect).",
+    ),
+    Param(
+        "height",
+        "int",
+        minimum=SIZE_MULTIPLE,
+        maximum=2048,
+        help="Output height in pixels, a multiple of 16 (default: from quality and the input's aspect).",
+    ),
+    Param(
+        "window_frames",
+        "int",
+        default=81,
+        minimum=5,
+        maximum=161,
+        help="Frames generated at once, 4k+1 (Wan is trained on 81). Longer sequences use several windows.",
+    ),
+    Param(
+        "chunk_overlap",
+        "int",
+        default=9,
+        minimum=1,
+        maximum=157,
+        help="Frames each window shares with the previous one (4k+1): more joins more smoothly, costs more.",
+    ),
+    Param(
+        "offload",
+        "choice",
+        default="none",
+        choices=OFFLOAD_CHOICES,
+        help="GPU memory saving: model (each model moves to the GPU only while used), sequential (layer by "
+        "layer: least memory, much slower). No effect on the CPU.",
+    ),
+    Param("vae_tiling", "bool", default=False, help="Decode the video in tiles: less memory at high resolutions."),
+)
+
+CONDITIONING_PARAM = Param(
+    "conditioning_scale",
+    "float",
+    default=1.0,
+    minimum=0.0,
+    maximum=2.0,
+    help="How strongly the control video steers the result (0 ignores it).",
+)
+
+
+def validate_common(values: dict[str, Any]) -> dict[str, Any]:
+    """Checks across the common parameters, each naming its field."""
+    if not values["prompt"].strip():
+        raise InvalidInput("prompt", "must describe the video; it is empty")
+    for name in ("width", "height"):
+        value = values.get(name)
+        if value is not None and value % SIZE_MULTIPLE:
+            lower = value // SIZE_MULTIPLE * SIZE_MULTIPLE
+            raise InvalidInput(
+                name, f"must be a multiple of {SIZE_MULTIPLE}, got {value}: use {lower or 16} or {lower + 16}"
+            )
+    for name in ("window_frames", "chunk_overlap"):
+        value = values[name]
+        if not is_4k_plus_1(value):
+            lower = round_up_4k_plus_1(value) - TEMPORAL_STRIDE
+            raise InvalidInput(
+                name, f"must be 4k+1 frames (5, 9, 13, ... 81), got {value}: use {max(lower, 1)} or {lower + 4}"
+            )
+    if values["chunk_overlap"] > values["window_frames"] - TEMPORAL_STRIDE:
+        raise InvalidInput(
+            "chunk_overlap",
+            f"must leave at least {TEMPORAL_STRIDE} new frames per window: {values['chunk_overlap']} is too many "
+            f"for window_frames {values['window_frames']}",
+        )
+    return values
+
+
+# -- the shared pipelines ----------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedPipeline:
+    """A ``WanVACEPipeline`` and the modes holding it. ``placement`` is the offload mode in force."""
+
+    pipe: Any
+    device: Any
+    dtype: Any
+    users: set[str]
+    placement: str | None = None
+
+
+_PIPELINES: dict[tuple[str, str, str], LoadedPipeline] = {}
+_PIPELINES_LOCK = threading.Lock()
+
+
+def acquire_pipeline(folder: Path, device: Any, user: str) -> LoadedPipeline:
+    """The pipeline in ``folder`` for ``device`` (loaded on first use), now also held by ``user``."""
+    from .torch_device import torch_dtype
+
+    dtype = torch_dtype(device)
+    key = (str(folder), getattr(device, "kind", None) or "cpu", str(dtype))
+    with _PIPELINES_LOCK:
+        loaded = _PIPELINES.get(key)
+        if loaded is None:
+            loaded = LoadedPipeline(pipe=_load_pipeline(folder, dtype), device=device, dtype=dtype, users=set())
+            _PIPELINES[key] = loaded
+        loaded.users.add(user)
+        return loaded
+
+
+def release_pipeline(loaded: LoadedPipeline, user: str) -> None:
+    """``user`` no longer holds ``loaded``; the last user's release frees it."""
+    with _PIPELINES_LOCK:
+        loaded.users.discard(user)
+        if loaded.users:
+            return
+        for key, value in list(_PIPELINES.items()):
+            if value is loaded:
+                del _PIPELINES[key]
+        if loaded.placement not in (None, "none"):
+            loaded.pipe.remove_all_hooks()
+        loaded.pipe = None
+    gc.collect()
+    _empty_device_cache(getattr(loaded.device, "kind", "cpu"))
+
+
+def _load_pipeline(folder: Path, dtype: Any) -> Any:
+    """Load the pipeline on the CPU: the VAE in float32 (Wan's VAE loses detail in half precision), the
+    transformer and text encoder in ``dtype``. Placement on the device happens per job (see ``place``)."""
+    import torch
+    from diffusers import AutoencoderKLWan, WanVACEPipeline
+
+    if not (folder / "model_index.json").is_file():
+        raise FileNotFoundError(
+            f"{folder / 'model_index.json'} is missing: the Wan VACE weights are not in the models folder"
+        )
+    vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32)
+    pipe = WanVACEPipeline.from_pretrained(folder, vae=vae, torch_dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def place(loaded: LoadedPipeline, offload: str, notes: list[str]) -> None:
+    """Put the pipeline where ``offload`` wants it on the job's device (a no-op when it is already there)."""
+    from .torch_device import torch_device
+
+    kind = getattr(loaded.device, "kind", None) or "cpu"
+    target = offload
+    if kind == "cpu" and offload != "none":
+        notes.append(f"offload={offload} has no effect on the CPU; the models stay in memory")
+        target = "none"
+    if loaded.placement == target:
+        return
+    pipe = loaded.pipe
+    device = torch_device(loaded.device)
+    if loaded.placement not in (None, "none"):
+        pipe.remove_all_hooks()
+    if target == "none":
+        pipe.to(device)
+    elif target == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.enable_sequential_cpu_offload(device=device)
+    loaded.placement = target
+
+
+def _empty_device_cache(kind: str) -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    if kind == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif kind == "mps" and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
+
+
+# -- media helpers ----------------------------------------------------------------------------------------
+
+
+def first_frame(media: Media, name: str) -> np.ndarray:
+    frames = media.frames()
+    try:
+        return next(iter(frames))
+    except StopIteration:
+        raise InvalidInput(name, "holds no frame") from None
+    finally:
+        if isinstance(frames, Generator):
+            frames.close()
+
+
+def fit_cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``rgb`` scaled to fill ``width`` x ``height``, centred, its overhanging sides cropped (no distortion)."""
+    import cv2
+
+    source_height, source_width = rgb.shape[:2]
+    scale = max(width / source_width, height / source_height)
+    crop_width = min(source_width, round(width / scale))
+    crop_height = min(source_height, round(height / scale))
+    left = (source_width - crop_width) // 2
+    top = (source_height - crop_height) // 2
+    cropped = rgb[top : top + crop_height, left : left + crop_width]
+    shrinking = crop_width > width or crop_height > height
+    return cv2.resize(
+        np.ascontiguousarray(cropped), (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    )
+
+
+def read_frames(media: Media, count: int, width: int, height: int, cancelled: Callable[[], None]) -> list[np.ndarray]:
+    """The first ``count`` frames of ``media``, each :func:`fit_cover` to ``width`` x ``height``."""
+    frames = media.frames()
+    result: list[np.ndarray] = []
+    try:
+        for frame in frames:
+            cancelled()
+            result.append(fit_cover(frame, width, height))
+            if len(result) == count:
+                break
+    finally:
+        if isinstance(frames, Generator):
+            frames.close()
+    return result
+
+
+# -- the runner -------------------------------------------------------------------------------------------
+
+
+class WanVaceRunner(Runner):
+    """Base of the VACE runners. Subclasses set ``mode``, ``description``, ``params``, ``inputs``,
+    ``weights``, ``model`` and ``reference_slots``, and implement :meth:`control_media` and
+    :meth:`control_frames` (no control: return ``None`` from both)."""
+
+    model: ClassVar[WanVaceModel]
+    reference_slots: ClassVar[tuple[str, ...]] = ("reference",)
+    python_packages = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "ftfy", "cv2", "PIL")
+
+    models_dir: Path | None = None
+    """Set by the daemon's registry; set it by hand to use a runner outside the daemon."""
+
+    def __init__(self) -> None:
+        self._loaded: LoadedPipeline | None = None
+
+    # Subclass hooks ---------------------------------------------------------------------------------------
+
+    def control_media(self, inputs: Mapping[str, Media]) -> tuple[str, Media] | None:
+        """The input the control video comes from, by name, or ``None`` when the mode has no control."""
+        return None
+
+    def control_frames(
+        self, frames: list[np.ndarray], params: Mapping[str, Any], ctx: RunContext, notes: list[str]
+    ) -> list[np.ndarray]:
+        """Turn the input frames (already at the output size) into the control video the model sees."""
+        return frames
+
+    # Runner contract --------------------------------------------------------------------------------------
+
+    def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return validate_common(super().validate(params))
+
+    @property
+    def folder(self) -> Path:
+        if self.models_dir is None:
+            raise RuntimeError(f"{type(self).__name__}.models_dir is not set (the daemon's registry sets it)")
+        return Path(self.models_dir) / self.model.folder
+
+    def load(self, device: Any) -> None:
+        """Load (or share) the pipeline for ``device``; runs on the worker thread."""
+        if self._loaded is None:
+            self._loaded = acquire_pipeline(self.folder, device, self.mode)
+
+    def unload(self) -> None:
+        loaded, self._loaded = self._loaded, None
+        if loaded is not None:
+            release_pipeline(loaded, self.mode)
+
+    def run(self, inputs: Mapping[str, Media], params: Mapping[str, Any], ctx: RunContext) -> RunResult:
+        """Generate the video: frame ``i`` of the output lines up with frame ``i`` of the control input.
+
+        Writes the frames as they become final (a frame is final once no later window overlaps it), reports
+        progress per denoising step with previews, and stops at the next step after a cancel.
+        """
+        if self._loaded is None:
+            raise RuntimeError(f"{type(self).__name__}.run() was called before load()")
+        import torch
+        from PIL import Image
+
+        # 1. References, control input and the settings they imply.
+        references = [first_frame(inputs[name], name) for name in self.reference_slots if name in inputs]
+        control = self.control_media(inputs)
+        settings = self.settings(params, control)
+
+        # 2. The control video at the output size (no control: plain grey, which VACE reads as "no signal").
+        ctx.progress(0.0, "preparing control")
+        control_video: list[np.ndarray] | None = None
+        if control is not None:
+            name, media = control
+            frames = read_frames(media, settings.frames, settings.width, settings.height, ctx.raise_if_cancelled)
+            if len(frames) < settings.frames:
+                raise InvalidInput(name, f"ended after {len(frames)} frames; expected {settings.frames}")
+            control_video = self.control_frames(frames, params, ctx, settings.notes)
+
+        # 3. The pipeline on the device, as the memory options ask.
+        loaded = self._loaded
+        place(loaded, params["offload"], settings.notes)
+        for note in settings.notes:
+            ctx.log(note)
+        pipe = loaded.pipe
+        if params["vae_tiling"]:
+            pipe.vae.enable_tiling()
+        else:
+            pipe.vae.disable_tiling()
+        reference_images = [Image.fromarray(r) for r in references]
+        generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+        cheap_previews = loaded.placement not in (None, "none")
+        # Encoded once for all windows: with offload the text encoder would otherwise travel per window.
+        ctx.progress(0.0, "encoding prompt")
+        prompt_embeds, negative_embeds = pipe.encode_prompt(
+            prompt=params["prompt"],
+            negative_prompt=params["negative_prompt"],
+            do_classifier_free_guidance=params["guidance_scale"] > 1.0,
+            max_sequence_length=PROMPT_TOKENS,
+            device=pipe._execution_device,
+        )
+
+        # 4. Window after window; frames are written as soon as no later window overlaps them.
+        pending: dict[int, np.ndarray] = {}
+        written = 0
+        windows = settings.windows
+        for index, window in enumerate(windows):
+            ctx.raise_if_cancelled()
+            video, mask = self._window_conditioning(window, pending, control_video, settings)
+            fallback = self._fallback_preview(window, control_video, references, settings)
+            reporter = StepReporter(ctx, index, len(windows), settings.steps, len(references), cheap_previews, fallback)
+            try:
+                output = pipe(
+                    prompt_embeds=prompt_embeds,
+                    negative_prompt_embeds=negative_embeds,
+                    video=[Image.fromarray(f) for f in video],
+                    mask=mask,
+                    reference_images=reference_images,
+                    conditioning_scale=params.get("conditioning_scale", 1.0),
+                    height=settings.height,
+                    width=settings.width,
+                    num_frames=window.length,
+                    num_inference_steps=settings.steps,
+                    guidance_scale=params["guidance_scale"],
+                    generator=generator,
+                    output_type="np",
+                    callback_on_step_end=reporter,
+                    callback_on_step_end_tensor_inputs=["latents"],
+                )
+            finally:
+                # On cancel the pipeline stops mid-loop without putting offloaded models back; do it here.
+                if cheap_previews:
+                    pipe.maybe_free_model_hooks()
+                _empty_device_cache(getattr(loaded.device, "kind", "cpu"))
+            generated = output.frames[0]
+            join_window(pending, window, generated)
+            final_until = min(windows[index + 1].start if index + 1 < len(windows) else window.end, settings.frames)
+            while written < final_until:
+                write_frame(ctx.output_dir, written, pending.pop(written))
+                written += 1
+            middle = np.clip(np.rint(generated[len(generated) // 2] * 255.0), 0, 255).astype(np.uint8)
+            ctx.progress((index + 1) / len(windows), "writing frames", preview=middle)
+
+        return RunResult(summary=self.summary(params, settings, loaded), frame_count=written)
+
+    # Steps of run -----------------------------------------------------------------------------------------
+
+    def settings(self, params: Mapping[str, Any], control: tuple[str, Media] | None) -> Settings:
+        """Resolve presets, sizes, frame counts and the seed for this job's inputs."""
+        notes: list[str] = []
+        preset = QUALITY_PRESETS[params["quality"]]
+        area = preset.area or self.model.high_area
+        if control is not None:
+            name, media = control
+            source_width, source_height = media.size
+            fps = float(media.fps)
+            available = media.frame_count
+            frames = params.get("frame_count") or available
+            if frames > available:
+                raise InvalidInput(
+                    name, f"has {available} frames but frame_count asks for {frames}: lower frame_count or extend it"
+                )
+        else:
+            source_width, source_height = NATIVE_SIZE
+            fps = NATIVE_FPS
+            frames = params["frame_count"]
+        aspect = source_width / source_height
+        width, height = params.get("width"), params.get("height")
+        if width is None and height is None:
+            width, height = size_for_aspect(aspect, area)
+            notes.append(f"resolution {width}x{height} from quality={params['quality']} and aspect {aspect:.2f}")
+        elif width is None:
+            width = round_to_multiple(height * aspect)
+        elif height is None:
+            height = round_to_multiple(width / aspect)
+        windows = plan_windows(frames, params["window_frames"], params["chunk_overlap"])
+        if windows[-1].end > frames:
+            notes.append(
+                f"Wan makes 4k+1 frames: generated {windows[-1].end} and kept the first {frames}, "
+                "so the output has as many frames as asked"
+            )
+        if len(windows) > 1:
+            notes.append(
+                f"{frames} frames are longer than window_frames={params['window_frames']}: generating "
+                f"{len(windows)} overlapping windows, joined by cross-fading the overlaps"
+            )
+        seed = params["seed"] if params.get("seed") is not None else secrets.randbelow(2**32)
+        steps = params.get("steps") or preset.steps
+        return Settings(width, height, steps, frames, windows, seed, fps, notes)
+
+    def _window_conditioning(
+        self,
+        window: Window,
+        pending: Mapping[int, np.ndarray],
+        control_video: list[np.ndarray] | None,
+        settings: Settings,
+    ) -> tuple[list[np.ndarray], list[Any]]:
+        """The conditioning video and mask of one window: frames made by the previous window under a black
+        mask (kept), then the control frames (or grey) under a white mask (generated)."""
+        from PIL import Image
+
+        keep = Image.new("L", (settings.width, settings.height), 0)
+        generate = Image.new("L", (settings.width, settings.height), 255)
+        grey = np.full((settings.height, settings.width, 3), 128, dtype=np.uint8)
+        video: list[np.ndarray] = []
+        mask = []
+        for offset in range(window.length):
+            frame_index = window.start + offset
+            if offset < window.context:
+                video.append(pending[frame_index])
+                mask.append(keep)
+            else:
+                # Past the requested end (4k+1 padding) the control's last frame is repeated.
+                source = control_video[min(frame_index, settings.frames - 1)] if control_video is not None else grey
+                video.append(source)
+                mask.append(generate)
+        return video, mask
+
+    def _fallback_preview(
+        self,
+        window: Window,
+        control_video: list[np.ndarray] | None,
+        references: list[np.ndarray],
+        settings: Settings,
+    ) -> np.ndarray:
+        """What previews show while models are offloaded (decoding would shuttle the VAE to the GPU): the
+        window's first new control frame over the reference image."""
+        reference = fit_cover(references[0], settings.width, settings.height)
+        if control_video is None:
+            return reference
+        control = control_video[min(window.start + window.context, settings.frames - 1)]
+        return ((reference.astype(np.uint16) + control) // 2).astype(np.uint8)
+
+    def summary(self, params: Mapping[str, Any], settings: Settings, loaded: LoadedPipeline) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "model": self.model.repository,
+            "frame_count": settings.frames,
+            "width": settings.width,
+            "height": settings.height,
+            "fps": settings.fps,
+            "seed": settings.seed,
+            "steps": settings.steps,
+            "quality": params["quality"],
+            "guidance_scale": params["guidance_scale"],
+            "conditioning_scale": params.get("conditioning_scale"),
+            "windows": [{"start": w.start, "frames": w.length, "context": w.context} for w in settings.windows],
+            "offload": loaded.placement,
+            "vae_tiling": params["vae_tiling"],
+            "device": getattr(loaded.device, "kind", "cpu"),
+            "dtype": str(loaded.dtype).removeprefix("torch."),
+            "notes": list(settings.notes),
+        }
+
+
+def join_window(pending: dict[int, np.ndarray], window: Window, generated: np.ndarray) -> None:
+    """Merge one window's frames (float 0..1, (length, H, W, 3)) into ``pending`` (uint8 frames by index).
+
+    The first ``window.context`` frames are cross-faded with what ``pending`` already holds: the new copy's
+    weight rises linearly from 1/(context+1) to context/(context+1) across the overlap, so the sequence
+    passes from the old window to the new one without a step.
+    """
+    for offset in range(window.length):
+        frame_index = window.start + offset
+        new = generated[offset].astype(np.float32) * 255.0
+        if offset < window.context:
+            weight = (offset + 1) / (window.context + 1)
+            new = (1.0 - weight) * pending[frame_index].astype(np.float32) + weight * new
+        pending[frame_index] = np.clip(np.rint(new), 0, 255).astype(np.uint8)
+
+
+class StepReporter:
+    """The pipeline's ``callback_on_step_end``: cancel, progress and previews after each denoising step.
+
+    Cancel: ``ctx.raise_if_cancelled()`` raises :class:`~models.runner.JobCancelled` out of the pipeline's
+    loop; the runner's ``finally`` restores offload hooks. Previews: the clean frame the step implies,
+    x0 = x - sigma * velocity (flow matching), with the velocity taken from the last two steps' latents;
+    only its first latent frame is decoded, which costs a small fraction of decoding the window.
+    """
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        window_index: int,
+        window_count: int,
+        steps: int,
+        reference_count: int,
+        cheap_previews: bool,
+        fallback: np.ndarray,
+    ) -> None:
+        self.ctx = ctx
+        self.window_index = window_index
+        self.window_count = window_count
+        self.steps = steps
+        self.reference_count = reference_count
+        self.cheap_previews = cheap_previews
+        self.fallback = fallback
+        self.previous: Any = None
+        self.last_preview = 0.0
+
+    def __call__(self, pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        self.ctx.raise_if_cancelled()
+        latents = tensors["latents"]
+        preview = None
+        now = time.monotonic()
+        if now - self.last_preview >= PREVIEW_INTERVAL_S:
+            preview = self.fallback if self.cheap_previews else self.decode_preview(pipe, step, latents)
+            self.last_preview = now
+        self.previous = latents
+        # Denoising is ~90 % of a window's time; encoding and decoding the rest.
+        fraction = (self.window_index + 0.9 * (step + 1) / self.steps) / self.window_count
+        stage = f"denoising step {step + 1}/{self.steps}"
+        if self.window_count > 1:
+            stage += f", window {self.window_index + 1}/{self.window_count}"
+        self.ctx.progress(fraction, stage, preview=preview)
+        return {}
+
+    def decode_preview(self, pipe: Any, step: int, latents: Any) -> np.ndarray:
+        import torch
+
+        estimate = latents
+        sigmas = getattr(pipe.scheduler, "sigmas", None)
+        if self.previous is not None and sigmas is not None and step + 1 < len(sigmas):
+            sigma, sigma_next = float(sigmas[step]), float(sigmas[step + 1])
+            if sigma_next != sigma:
+                velocity = (latents - self.previous) / (sigma_next - sigma)
+                estimate = latents - sigma_next * velocity
+        vae = pipe.vae
+        first = estimate[:, :, self.reference_count : self.reference_count + 1]
+        config = vae.config
+        mean = torch.tensor(config.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        std = torch.tensor(config.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        first = first.float().cpu() * std + mean
+        decoded = vae.decode(first.to(device=vae.device, dtype=vae.dtype), return_dict=False)[0]
+        image = decoded[0, :, 0].float().clamp(-1.0, 1.0)
+        return ((image + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+REFERENCE_SLOT = MediaSlot(
+    "reference", "image", help="The subject to animate: a character, person or object, on a plain background."
+)
