@@ -9,6 +9,7 @@ from .runner import Runner
 
 BUILTIN_RUNNERS: dict[str, str] = {
     "pose": "models.pose:PoseRunner",
+    "liveportrait": "models.liveportrait_runner:LivePortraitRunner",
     "face_swap": "models.face_swap:FaceSwapRunner",
     "vace_pose": "models.vace_pose:VacePoseRunner",
     "vace_pose_14b": "models.vace_pose:VacePose14BRunner",

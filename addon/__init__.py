@@ -1,0 +1,40 @@
+"""The Blender side of VFX Motion Capture: panels, operators and the bridge to the daemon.
+
+``register`` adds the classes and scene properties, starts the connection thread, the timer pump and the
+file-load / undo handlers, and auto-starts the daemon if the preferences say so. ``unregister`` undoes all of
+it: no timer, handler, thread, socket or daemon process started here survives it.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import operators, panels, preferences, properties, pump, runtime
+
+CLASSES = (preferences.MocapPreferences, *properties.CLASSES, *operators.CLASSES, *panels.CLASSES)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    properties.register()
+    rt = runtime.start()
+    bpy.app.timers.register(pump.tick, first_interval=pump.INTERVAL_S, persistent=True)
+    for name in pump.RESYNC_HANDLERS:
+        getattr(bpy.app.handlers, name).append(pump.resync_jobs)
+    prefs = preferences.get()
+    if prefs.auto_start and (prefs.daemon_python or prefs.connection_file):
+        rt.connection.start_daemon(preferences.daemon_settings())
+
+
+def unregister() -> None:
+    for name in pump.RESYNC_HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        if pump.resync_jobs in handlers:
+            handlers.remove(pump.resync_jobs)
+    if bpy.app.timers.is_registered(pump.tick):
+        bpy.app.timers.unregister(pump.tick)
+    runtime.stop()
+    properties.unregister()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

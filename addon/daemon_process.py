@@ -1,0 +1,116 @@
+"""The daemon as a child process of Blender: start it, notice when it is ready or has died, stop it.
+
+Used by the connection thread only (never blocks the main thread). Contract with the daemon: it is started as
+``<python> -m daemon serve --runtime-dir R --data-dir D --device X``, prints ``ready <connection file>`` on
+stdout when it accepts requests, stops gracefully on a ``shutdown`` request or SIGTERM, and writes its log to
+stderr, which goes to ``<data dir>/daemon.stderr.log`` so that a failure can be shown with its real text.
+
+A process started here is also stopped when Python exits (``atexit``), so quitting Blender never leaves
+one behind even if the add-on is never unregistered.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+STDERR_LOG_NAME = "daemon.stderr.log"
+"""Beside the daemon's own ``daemon.log``: what it printed to stderr, tracebacks of a crash included."""
+READY_PREFIX = "ready "
+
+
+class DaemonProcess:
+    """One daemon child process. Methods may be called from one thread at a time."""
+
+    def __init__(self, python: str, runtime_dir: Path, data_dir: Path, device: str) -> None:
+        """Spawn the daemon; return at once. Raises OSError if ``python`` cannot be executed."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = data_dir / STDERR_LOG_NAME
+        self._ready_file: Path | None = None
+        command = [
+            python,
+            "-m",
+            "daemon",
+            "serve",
+            "--runtime-dir",
+            str(runtime_dir),
+            "--data-dir",
+            str(data_dir),
+            "--device",
+            device,
+        ]
+        with self.log_path.open("wb") as log:  # one start per file: it stays small
+            self._popen = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=data_dir,  # never pick up a stray "daemon" folder from Blender's working directory
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+            )
+        self._reader = threading.Thread(target=self._read_stdout, name="vfx-mocap-daemon-stdout", daemon=True)
+        self._reader.start()
+        atexit.register(self.stop)
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def _read_stdout(self) -> None:
+        """Reader thread: wait for the ready line, then keep draining so the pipe never fills."""
+        assert self._popen.stdout is not None
+        try:
+            for raw in self._popen.stdout:
+                line = raw.decode("utf-8", "replace").strip()
+                if line.startswith(READY_PREFIX) and self._ready_file is None:
+                    self._ready_file = Path(line[len(READY_PREFIX) :])
+        except (OSError, ValueError):
+            return  # stop() closed the pipe while a grandchild process still held its other end
+
+    def ready_file(self) -> Path | None:
+        """The connection file the daemon announced, or None while it is still starting."""
+        return self._ready_file
+
+    def exit_code(self) -> int | None:
+        """The exit code once the process has ended (negative: killed by that signal), else None."""
+        return self._popen.poll()
+
+    def failure_text(self, lines: int = 4) -> str:
+        """Why the daemon ended (once :meth:`exit_code` is not None): how it ended and its last log lines."""
+        code = self._popen.returncode
+        how = f"exited with code {code}" if code >= 0 else f"was killed (signal {-code})"
+        return f"The daemon {how}. {self.log_tail(lines)}".strip()
+
+    def log_tail(self, lines: int = 8) -> str:
+        """The last ``lines`` lines of the daemon's log, or a note where to find it."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
+                tail = log.read().decode("utf-8", "replace").splitlines()[-lines:]
+        except OSError as exc:
+            return f"(its log {self.log_path} cannot be read: {exc})"
+        return "\n".join(tail) + f"\n(log: {self.log_path})"
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the process to end; True if it has."""
+        try:
+            self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the process: SIGTERM (graceful), then kill after ``timeout`` seconds. Idempotent."""
+        atexit.unregister(self.stop)
+        if self._popen.poll() is None:
+            self._popen.terminate()
+            if not self.wait(timeout):
+                self._popen.kill()
+                self._popen.wait()
+        self._reader.join(timeout=1.0)
+        if self._popen.stdout is not None:
+            self._popen.stdout.close()

@@ -1,0 +1,199 @@
+"""The "Motion Capture" sidebar tab, in the Sequencer and in the 3D viewport (the same panels in both).
+
+Draw code only reads: the daemon status and last error from :mod:`.runtime`, the rest from the scene.
+Main thread, called by Blender whenever a region redraws; the pump tags regions for redraw on changes.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import bpy
+
+from . import compat, runtime
+from .properties import MocapJob
+
+STATE_ICONS = {
+    "stopped": "RADIOBUT_OFF",
+    "starting": "SORTTIME",
+    "connected": "CHECKMARK",
+    "error": "ERROR",
+}
+JOB_ICONS = {
+    "submitting": "EXPORT",
+    "queued": "SORTTIME",
+    "running": "PLAY",
+    "succeeded": "CHECKMARK",
+    "failed": "ERROR",
+    "cancelled": "CANCEL",
+    "interrupted": "PAUSE",
+}
+WRAP_CHARS = 48
+
+
+def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE") -> None:
+    """Long messages as several labels (Blender labels do not wrap)."""
+    column = layout.column(align=True)
+    for index, line in enumerate(textwrap.wrap(text, WRAP_CHARS) or [""]):
+        column.label(text=line, icon=icon if index == 0 else "BLANK1")
+
+
+def _bytes(size: Any) -> str:
+    return f"{size / 2**30:.1f} GiB" if isinstance(size, int | float) else "?"
+
+
+def _draw_health(layout: bpy.types.UILayout, health: Mapping[str, Any]) -> None:
+    column = layout.column(align=True)
+    device = health.get("device")
+    if device:
+        column.label(text=f"Device: {device.get('name', '?')} ({device.get('kind', '?')})")
+    else:
+        column.label(text=f"Device: {health.get('device_status', 'unknown')}")
+    device = device or {}
+    if "free_memory" in device:
+        column.label(text=f"GPU memory free: {_bytes(device['free_memory'])}")
+    memory = health.get("memory") or {}
+    column.label(text=f"Memory: {_bytes(memory.get('available'))} free of {_bytes(memory.get('total'))}")
+    models = health.get("loaded_models") or []
+    column.label(text=f"Loaded models: {', '.join(map(str, models)) or 'none'}")
+    queue = health.get("queue") or {}
+    running = queue.get("running") or []
+    column.label(
+        text=f"Queue: {queue.get('depth', 0)} waiting, {len(running) if isinstance(running, list) else running} running"
+    )
+
+
+def draw_daemon(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    """The Daemon panel: status with its reason, health, start/stop/restart, the last error."""
+    rt = runtime.get()
+    status = rt.status
+    where = f" (pid {status.pid}{', started here' if status.owned else ''})" if status.pid else ""
+    layout.label(text=f"{status.state.capitalize()}{where}", icon=STATE_ICONS.get(status.state, "QUESTION"))
+    if status.message:
+        _wrapped(layout.box(), status.message)
+    if status.state == "connected" and status.health:
+        _draw_health(layout, status.health)
+    row = layout.row(align=True)
+    row.operator("vfxmocap.daemon_start", text="Start", icon="PLAY")
+    row.operator("vfxmocap.daemon_stop", text="Stop", icon="SNAP_FACE")
+    row.operator("vfxmocap.daemon_restart", text="Restart", icon="FILE_REFRESH")
+    if rt.last_error:
+        box = layout.box()
+        header = box.row()
+        header.label(text="Last error", icon="ERROR")
+        header.operator("vfxmocap.clear_error", text="", icon="X", emboss=False)
+        _wrapped(box, rt.last_error)
+
+
+def draw_generate(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    """The Generate panel: modes (ready ones enabled), the chosen mode's options and inputs, Generate."""
+    scene = context.scene
+    state = scene.vfx_mocap
+    modes = runtime.get().modes
+    if not modes:
+        layout.label(text="Connect to the daemon to see its modes", icon="INFO")
+    for name, info in sorted(modes.items()):
+        row = layout.row()
+        row.enabled = bool(info.get("ready"))
+        row.operator("vfxmocap.choose_mode", text=name, depress=name == state.mode).mode = name
+        if not info.get("ready"):
+            missing = "; ".join(info.get("missing") or ())
+            fix = "; ".join(info.get("fix") or ())
+            _wrapped(layout, f"Missing: {missing}. Fix: {fix}" if fix else f"Missing: {missing}", icon="ERROR")
+    mode_info = modes.get(state.mode, {})
+    if mode_info.get("description"):
+        _wrapped(layout, mode_info["description"], icon="INFO")
+    for param in state.mode_params(state.mode):
+        layout.prop(param, param.value_attr, text=param.name.replace("_", " ").capitalize())
+    _draw_inputs(layout, scene, mode_info)
+    layout.prop(state, "auto_insert")
+    row = layout.row()
+    row.scale_y = 1.4
+    row.enabled = bool(mode_info.get("ready"))
+    row.operator("vfxmocap.generate", icon="RENDER_ANIMATION")
+
+
+def _draw_inputs(layout: bpy.types.UILayout, scene: bpy.types.Scene, mode_info: Mapping[str, Any]) -> None:
+    kinds = {slot.get("kind") for slot in mode_info.get("inputs", ())}
+    editor = scene.sequence_editor
+    if "video" in kinds:
+        strip = editor.active_strip if editor is not None else None
+        if strip is not None and strip.select:
+            layout.label(text=f"Source: {strip.name}", icon="SEQUENCE")
+        else:
+            layout.label(text="Source: select a strip in the Sequencer", icon="SEQUENCE")
+    if "image" in kinds:
+        state = scene.vfx_mocap
+        layout.prop(state, "reference_source", expand=True)
+        if state.reference_source == "FILE":
+            layout.prop(state, "reference_path", text="")
+        elif state.reference_source == "STRIP" and editor is not None:
+            layout.prop_search(state, "reference_strip", editor, compat.ALL_STRIPS_ATTR, text="")
+
+
+def draw_jobs(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    """The Jobs panel: the list, then the active job's progress, error, preview and buttons."""
+    state = context.scene.vfx_mocap
+    layout.template_list("VFXMOCAP_UL_jobs", "", state, "jobs", state, "active_job_index", rows=3)
+    if not 0 <= state.active_job_index < len(state.jobs):
+        return
+    job = state.jobs[state.active_job_index]
+    eta = f", {job.eta_s:.0f} s left" if job.eta_s >= 0 and not job.is_final else ""
+    layout.progress(factor=job.fraction, type="BAR", text=f"{job.stage or job.state} {job.fraction:.0%}{eta}")
+    if job.error:
+        _wrapped(layout.box(), job.error, icon="ERROR")
+    preview = runtime.get().preview(job.name)
+    if preview is not None:
+        layout.template_icon(icon_value=preview.icon_id, scale=6.0)
+    row = layout.row(align=True)
+    for operator, label, icon_name in (
+        ("vfxmocap.job_cancel", "Cancel", "CANCEL"),
+        ("vfxmocap.job_retry", "Retry", "FILE_REFRESH"),
+        ("vfxmocap.job_insert", "Insert", "SEQ_SEQUENCER"),
+        ("vfxmocap.job_open_folder", "", "FILE_FOLDER"),
+        ("vfxmocap.job_remove", "", "TRASH"),
+    ):
+        row.operator(operator, text=label, icon=icon_name).job_id = job.name
+
+
+class VFXMOCAP_UL_jobs(bpy.types.UIList):
+    """One row per job: mode, state, progress."""
+
+    def draw_item(self, context, layout, data, item: MocapJob, icon, active_data, active_propname, index=0):
+        row = layout.row(align=True)
+        row.label(text=f"{item.mode} {item.name[:6]}", icon=JOB_ICONS.get(item.state, "QUESTION"))
+        text = f"{item.fraction:.0%}" if item.state == "running" else item.state
+        row.label(text=text)
+
+
+PANELS = (("daemon", "Daemon", draw_daemon), ("generate", "Generate", draw_generate), ("jobs", "Jobs", draw_jobs))
+
+
+def _panel_class(space: str, prefix: str, key: str, label: str, draw: Callable[..., None]) -> type:
+    def draw_panel(panel: bpy.types.Panel, context: bpy.types.Context) -> None:
+        draw(panel.layout, context)
+
+    name = f"VFXMOCAP_PT_{prefix}_{key}"
+    attributes = {
+        "bl_idname": name,
+        "bl_label": label,
+        "bl_space_type": space,
+        "bl_region_type": "UI",
+        "bl_category": "Motion Capture",
+        "draw": draw_panel,
+    }
+    return type(name, (bpy.types.Panel,), attributes)
+
+
+def _panel_classes() -> tuple[type, ...]:
+    """The three panels for each of the two editors, as registrable classes."""
+    return tuple(
+        _panel_class(space, prefix, key, label, draw)
+        for space, prefix in (("SEQUENCE_EDITOR", "sequencer"), ("VIEW_3D", "view3d"))
+        for key, label, draw in PANELS
+    )
+
+
+CLASSES = (VFXMOCAP_UL_jobs, *_panel_classes())

@@ -1,0 +1,105 @@
+"""The add-on's preferences: how to reach the daemon, auto-start, device and output folder.
+
+:func:`daemon_settings` turns them into plain data for the connection thread. Main thread only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+
+from ..shared.connection import default_runtime_dir
+
+ADDON_ID = __package__.rpartition(".")[0]
+"""The extension's module name, e.g. ``bl_ext.user_default.vfx_motion_capture``."""
+
+DEVICES = (
+    ("auto", "Automatic", "CUDA if present, then Apple Metal (MPS), then the CPU"),
+    ("cuda", "CUDA", "An NVIDIA GPU"),
+    ("mps", "Metal", "The GPU of an Apple Silicon Mac"),
+    ("cpu", "CPU", "No GPU: slow, but works everywhere"),
+)
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """What the connection thread needs to start or find the daemon. Paths are absolute."""
+
+    python: str
+    """Interpreter to run ``-m daemon serve`` with; empty when not configured."""
+    connection_file: str
+    """A running daemon's connection file to use instead of starting one; empty for none."""
+    device: str
+    runtime_dir: Path
+    data_dir: Path
+
+
+class MocapPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_ID
+
+    daemon_python: bpy.props.StringProperty(
+        name="Daemon Python",
+        description=(
+            "Python interpreter of the environment the daemon is installed in "
+            "(pip install 'vfx-motion-capture[pose]'); the add-on runs '<python> -m daemon serve'"
+        ),
+        subtype="FILE_PATH",
+    )
+    connection_file: bpy.props.StringProperty(
+        name="Connection File",
+        description=(
+            "Use a daemon started elsewhere through its daemon.json instead of starting one "
+            "(leave empty to start the daemon from Blender)"
+        ),
+        subtype="FILE_PATH",
+    )
+    auto_start: bpy.props.BoolProperty(
+        name="Start With Blender",
+        description="Start (or connect to) the daemon when the add-on loads, if it is configured",
+        default=True,
+    )
+    device: bpy.props.EnumProperty(
+        name="Device",
+        description="Where the daemon runs the models; a change takes effect when the daemon restarts",
+        items=DEVICES,
+        default="auto",
+    )
+    output_dir: bpy.props.StringProperty(
+        name="Output Folder",
+        description="Where the daemon keeps its job database and results (empty: the extension's user folder)",
+        subtype="DIR_PATH",
+    )
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop(self, "daemon_python")
+        layout.prop(self, "connection_file")
+        layout.prop(self, "auto_start")
+        layout.prop(self, "device")
+        layout.prop(self, "output_dir", placeholder=str(default_output_dir()))
+
+
+def get() -> MocapPreferences:
+    """This add-on's preferences."""
+    return bpy.context.preferences.addons[ADDON_ID].preferences
+
+
+def default_output_dir() -> Path:
+    """The output folder used when the preference is empty: ``<extension user dir>/daemon``."""
+    return Path(bpy.utils.extension_path_user(ADDON_ID, path="daemon", create=True))
+
+
+def daemon_settings() -> DaemonSettings:
+    """The preferences as plain data, with Blender-relative paths (``//``) made absolute."""
+    prefs = get()
+    output = bpy.path.abspath(prefs.output_dir) if prefs.output_dir else ""
+    return DaemonSettings(
+        python=bpy.path.abspath(prefs.daemon_python) if prefs.daemon_python else "",
+        connection_file=bpy.path.abspath(prefs.connection_file) if prefs.connection_file else "",
+        device=prefs.device,
+        runtime_dir=default_runtime_dir(),
+        data_dir=Path(output) if output else default_output_dir(),
+    )

@@ -1,0 +1,132 @@
+"""The one ``bpy.app.timers`` pump: applies what the connection thread reports, on the main thread.
+
+Each tick drains the thread's updates without waiting, coalesces progress to the latest per job, writes it
+into the scenes' job lists, inserts finished results (when the scene asks for it) and redraws the panels
+only when something changed. An idle tick costs a queue check; a busy one is proportional to the jobs
+that changed, not to the number of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import bpy
+from bpy.app.handlers import persistent
+
+from . import runtime, strips
+from .connection_thread import DaemonStatus, JobProgress, JobUpdate, RequestFailed, Update
+from .properties import MocapJob
+
+INTERVAL_S = 0.1
+REDRAW_SPACES = frozenset({"SEQUENCE_EDITOR", "VIEW_3D"})
+LOSING_ACTIONS = frozenset({"submit", "watch"})
+"""Failed requests after which the daemon has no such job: the job is marked failed, with the reason."""
+
+
+def tick() -> float:
+    """Timer callback: apply pending updates; returns the delay until the next tick (seconds)."""
+    updates = runtime.get().connection.take_updates()
+    if updates:
+        apply_updates(updates)
+        redraw_panels()
+    return INTERVAL_S
+
+
+def apply_updates(updates: list[Update]) -> None:
+    """Apply the connection thread's updates, oldest first, to the runtime state and the scenes' jobs."""
+    rt = runtime.get()
+    progress: dict[str, JobProgress] = {}
+    for update in updates:
+        if isinstance(update, DaemonStatus):
+            _apply_status(update)
+        elif isinstance(update, JobUpdate):
+            progress.pop(str(update.job["job_id"]), None)
+            for scene, job in jobs_with_id(str(update.job["job_id"])):
+                was = job.state
+                job.apply_record(update.job)
+                if job.state == "succeeded":
+                    _auto_insert(scene, job)
+                elif job.state == "failed" and was != "failed":
+                    rt.last_error = f"{job.mode} job {job.name[:8]} failed: {job.error}"
+        elif isinstance(update, JobProgress):
+            previous = progress.get(update.job_id)
+            if previous is not None and previous.preview_path and not update.preview_path:
+                update = JobProgress(update.job_id, update.fraction, update.stage, update.eta_s, previous.preview_path)
+            progress[update.job_id] = update
+        elif isinstance(update, RequestFailed):
+            rt.last_error = update.message
+            for _scene, job in jobs_with_id(update.job_id):
+                job.error = update.message
+                if update.action in LOSING_ACTIONS:
+                    job.state = "failed"
+    for update in progress.values():
+        _apply_progress(update)
+
+
+def jobs_with_id(job_id: str) -> Iterator[tuple[bpy.types.Scene, MocapJob]]:
+    """Every (scene, job item) for ``job_id`` in the open file (normally one)."""
+    if not job_id:
+        return
+    for scene in bpy.data.scenes:
+        job = scene.vfx_mocap.jobs.get(job_id)
+        if job is not None:
+            yield scene, job
+
+
+def unfinished_job_ids() -> list[str]:
+    """Ids of the open file's jobs that may still change."""
+    return [job.name for scene in bpy.data.scenes for job in scene.vfx_mocap.jobs if not job.is_final]
+
+
+def _apply_status(status: DaemonStatus) -> None:
+    rt = runtime.get()
+    was_connected = rt.status.state == "connected"
+    rt.status = status
+    if status.state == "connected" and not was_connected:
+        for scene in bpy.data.scenes:
+            scene.vfx_mocap.sync_params(rt.modes)
+        rt.connection.watch(unfinished_job_ids())
+
+
+def _apply_progress(update: JobProgress) -> None:
+    for _scene, job in jobs_with_id(update.job_id):
+        if job.is_final:
+            continue
+        job.state = "running"
+        job.fraction = update.fraction
+        job.stage = update.stage
+        job.eta_s = update.eta_s if update.eta_s is not None else -1.0
+    if update.preview_path:
+        runtime.get().set_preview(update.job_id, update.preview_path)
+
+
+def _auto_insert(scene: bpy.types.Scene, job: MocapJob) -> None:
+    if not scene.vfx_mocap.auto_insert or job.result_strip:
+        return
+    try:
+        strips.insert_result_strip(scene, job)
+    except strips.BadInput as exc:
+        job.error = str(exc)
+        runtime.get().last_error = str(exc)
+
+
+def redraw_panels() -> None:
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type in REDRAW_SPACES:
+                area.tag_redraw()
+
+
+@persistent
+def resync_jobs(*_args: object) -> None:
+    """``load_post`` / ``undo_post`` / ``redo_post`` handler: the job list was just replaced (another file,
+    or an older state of this one), so follow its unfinished jobs again and fill in mode options."""
+    rt = runtime.get()
+    if rt.status.state == "connected":
+        for scene in bpy.data.scenes:
+            scene.vfx_mocap.sync_params(rt.modes)
+    rt.connection.watch(unfinished_job_ids())
+
+
+RESYNC_HANDLERS = ("load_post", "undo_post", "redo_post")
+"""The ``bpy.app.handlers`` lists :func:`resync_jobs` is registered in."""

@@ -1,0 +1,128 @@
+"""The SPADE generator (G in the paper): warped features become the animated 512x512 face crop.
+
+Input: ``(B, 256, 64, 64)`` warped features (the warping module's ``out``), which also serve as the SPADE
+segmentation map of every block. A 3x3 conv widens them to 512 channels; six SPADE residual blocks at 64x64, an
+upsampling block to 128x128 (256 channels) and one to 256x256 (64 channels) follow; a 3x3 conv to 12 channels and
+a pixel shuffle give 3 x 512 x 512, squashed by a sigmoid. Output: ``(B, 3, 512, 512)`` RGB in 0..1.
+
+The residual blocks' convolutions are spectrally normalised. The checkpoint stores each as ``weight_orig`` plus
+the power-iteration vectors ``weight_u``/``weight_v``; at inference the weight is ``weight_orig / sigma`` with
+``sigma = u . (W v)`` from the stored vectors (no further power iteration), see :class:`SpectralConv2d`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SPADE_HIDDEN = 128
+"""Channels of the shared conv that turns the segmentation map into gamma and beta."""
+
+
+@dataclass(frozen=True)
+class SpadeConfig:
+    """Sizes of the released network (``spade_generator_params``: upscale 2, 64 / 512 features, 2 downs)."""
+
+    upscale: int = 2
+    block_expansion: int = 64
+    max_features: int = 512
+    num_down_blocks: int = 2
+    out_channels: int = 64
+    num_middle_blocks: int = 6
+
+
+class SpectralConv2d(nn.Module):
+    """A conv whose weight is divided by its spectral norm estimate, as stored in the checkpoint."""
+
+    weight_u: torch.Tensor
+    weight_v: torch.Tensor
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> None:
+        super().__init__()
+        self.padding = kernel_size // 2
+        self.weight_orig = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.register_buffer("weight_u", torch.zeros(out_channels))
+        self.register_buffer("weight_v", torch.zeros(in_channels * kernel_size * kernel_size))
+        nn.init.kaiming_uniform_(self.weight_orig, a=5**0.5)
+
+    def normalised_weight(self) -> torch.Tensor:
+        # sigma in float32 whatever the weights' dtype (a 4608-term dot product).
+        matrix = self.weight_orig.float().flatten(1)
+        sigma = torch.dot(self.weight_u.float(), torch.mv(matrix, self.weight_v.float()))
+        return (self.weight_orig.float() / sigma).to(self.weight_orig.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.normalised_weight(), self.bias, padding=self.padding)
+
+
+class Spade(nn.Module):
+    """Instance norm without affine parameters, then a per-pixel scale and shift predicted from ``segmap``."""
+
+    def __init__(self, channels: int, label_channels: int) -> None:
+        super().__init__()
+        self.mlp_shared = nn.Sequential(nn.Conv2d(label_channels, SPADE_HIDDEN, kernel_size=3, padding=1), nn.ReLU())
+        self.mlp_gamma = nn.Conv2d(SPADE_HIDDEN, channels, kernel_size=3, padding=1)
+        self.mlp_beta = nn.Conv2d(SPADE_HIDDEN, channels, kernel_size=3, padding=1)
+
+    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
+        normalised = F.instance_norm(x, eps=1e-5)
+        hidden = self.mlp_shared(F.interpolate(segmap, size=x.shape[2:], mode="nearest"))
+        return normalised * (1 + self.mlp_gamma(hidden)) + self.mlp_beta(hidden)
+
+
+class SpadeResBlock(nn.Module):
+    """Two (SPADE, leaky ReLU 0.2, spectral 3x3 conv) steps plus a shortcut, learned when widths differ."""
+
+    def __init__(self, in_channels: int, out_channels: int, label_channels: int) -> None:
+        super().__init__()
+        middle = min(in_channels, out_channels)
+        self.conv_0 = SpectralConv2d(in_channels, middle, kernel_size=3)
+        self.conv_1 = SpectralConv2d(middle, out_channels, kernel_size=3)
+        self.norm_0 = Spade(in_channels, label_channels)
+        self.norm_1 = Spade(middle, label_channels)
+        self.learned_shortcut = in_channels != out_channels
+        if self.learned_shortcut:
+            self.conv_s = SpectralConv2d(in_channels, out_channels, kernel_size=1, bias=False)
+            self.norm_s = Spade(in_channels, label_channels)
+
+    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
+        shortcut = self.conv_s(self.norm_s(x, segmap)) if self.learned_shortcut else x
+        y = self.conv_0(F.leaky_relu(self.norm_0(x, segmap), 0.2))
+        y = self.conv_1(F.leaky_relu(self.norm_1(y, segmap), 0.2))
+        return shortcut + y
+
+
+class SpadeGenerator(nn.Module):
+    def __init__(self, config: SpadeConfig = SpadeConfig()) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        features = min(c.max_features, c.block_expansion * 2**c.num_down_blocks)  # 256: the warped features
+        wide = 2 * features
+        self.fc = nn.Conv2d(features, wide, kernel_size=3, padding=1)
+        self.middle_names = [f"G_middle_{i}" for i in range(c.num_middle_blocks)]
+        for name in self.middle_names:
+            self.add_module(name, SpadeResBlock(wide, wide, features))
+        self.up_0 = SpadeResBlock(wide, features, features)
+        self.up_1 = SpadeResBlock(features, c.out_channels, features)
+        if c.upscale > 1:
+            # The checkpoint's conv_img is a Sequential (conv, pixel shuffle): its conv is "conv_img.0".
+            self.conv_img: nn.Module = nn.Sequential(
+                nn.Conv2d(c.out_channels, 3 * c.upscale**2, kernel_size=3, padding=1), nn.PixelShuffle(c.upscale)
+            )
+        else:
+            self.conv_img = nn.Conv2d(c.out_channels, 3, kernel_size=3, padding=1)
+
+    def forward(self, feature: torch.Tensor) -> torch.Tensor:
+        """``feature`` (B, 256, 64, 64) -> image (B, 3, 512, 512) in 0..1 (with the released upscale of 2)."""
+        segmap = feature
+        x = self.fc(feature)
+        for name in self.middle_names:
+            x = getattr(self, name)(x, segmap)
+        x = self.up_0(F.interpolate(x, scale_factor=2.0, mode="nearest"), segmap)
+        x = self.up_1(F.interpolate(x, scale_factor=2.0, mode="nearest"), segmap)
+        return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
