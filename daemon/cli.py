@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("mode")
     fetch.add_argument("--models-dir", type=Path, default=None, help="default: DATA_DIR/models")
     fetch.add_argument("--manifest", type=Path, default=None, help="another manifest (an internal mirror)")
+    fetch.add_argument(
+        "--hub-endpoint",
+        default=None,
+        help="Hugging Face Hub (or mirror) for [[snapshot]] entries (default: $HF_ENDPOINT, else https://huggingface.co)",
+    )
 
     keygen = sub.add_parser("keygen", help="create a CURVE key pair for a remote client")
     keygen.add_argument("key_file", type=Path)
@@ -239,11 +244,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     from models.manifest import MANIFEST_PATH, load_manifest
 
-    from .fetch import fetch_mode
+    from .fetch import fetch_mode, hub_endpoint
 
     manifest = load_manifest(args.manifest or MANIFEST_PATH)
     models_dir = args.models_dir or default_data_dir() / "models"
-    fetched = fetch_mode(args.mode, manifest, models_dir)
+    fetched = fetch_mode(args.mode, manifest, models_dir, endpoint=hub_endpoint(args.hub_endpoint))
     if not fetched:
         print(f"mode {args.mode} has no weight files to fetch (the pose mode's models ship inside the mediapipe wheel)")
     return 0

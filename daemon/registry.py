@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.manifest import WeightFile, missing_files
+from models.manifest import WeightEntry, missing_files
 from models.runner import Runner
 from shared.errors import MODE_UNAVAILABLE, NOT_FOUND, WEIGHTS_MISSING, VfxError
 
@@ -43,7 +43,7 @@ class ModelRegistry:
         runners: dict[str, type[Runner]],
         *,
         device: Callable[[], Device],
-        manifest: dict[str, WeightFile],
+        manifest: dict[str, WeightEntry],
         models_dir: Path,
         idle_unload_s: float = 600.0,
         min_available_fraction: float = 0.10,

@@ -105,8 +105,9 @@ class WanVaceModel:
 
     @property
     def weights(self) -> tuple[str, ...]:
-        """Manifest names of :attr:`files`: each is its path in the models folder."""
-        return tuple(f"{self.folder}/{name}" for name in self.files)
+        """The manifest's ``[[snapshot]]`` entry of this model, named after its repository; it takes
+        :attr:`files` (and the rest of their folders) into :attr:`folder`."""
+        return (self.repository,)
 
 
 WAN_VACE_1_3B = WanVaceModel(

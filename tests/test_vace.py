@@ -279,7 +279,7 @@ def test_missing_weights_fail_at_once_naming_the_files_and_the_command(vclient, 
         )
     assert time.monotonic() - started < 2.0, "refused at submit, without loading anything"
     assert err.value.code == "weights_missing"
-    assert "Wan2.1-VACE-14B-diffusers/transformer/diffusion_pytorch_model-00001-of-00013" in err.value.message
+    assert "weights Wan-AI/Wan2.1-VACE-14B-diffusers (Wan2.1-VACE-14B-diffusers)" in err.value.message
     assert "python -m daemon fetch-models vace_pose_14b" in err.value.message
     assert all(job["job_id"] != "big" for job in vclient.jobs())
 

@@ -167,37 +167,59 @@ def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_tiny_manifest(path: Path, models_dir: Path) -> None:
-    """A manifest for a daemon whose ``models_dir`` holds the tiny pipeline (``build_tiny_wan_vace`` into
-    ``models_dir / WAN_VACE_1_3B.folder``): entries for every 1.3B file the VACE runners need, under the real
-    names and paths with the tiny files' sizes and sha256, plus the real manifest's other entries unchanged
-    (so the 14B modes stay "missing weights", as on a machine that fetched only the 1.3B model)."""
-    import hashlib
+def manifest_text(entries) -> str:
+    """``entries`` (``WeightFile`` and ``WeightSnapshot`` objects) as the text of a manifest.toml."""
+    from models.manifest import WeightFile
 
-    from models.manifest import MANIFEST_PATH, load_manifest
-    from models.vace import WAN_VACE_1_3B
-
-    def entry(name: str, modes: tuple[str, ...], file_path: str, url: str, size: int, sha256: str, licence: str):
-        return [
-            "[[file]]",
-            f"name = {_toml_string(name)}",
-            f"modes = [{', '.join(_toml_string(m) for m in modes)}]",
-            f"path = {_toml_string(file_path)}",
-            f"url = {_toml_string(url)}",
-            f"size = {size}",
-            f'sha256 = "{sha256}"',
-            f"licence = {_toml_string(licence)}",
-            "",
-        ]
+    def strings(values) -> str:
+        return "[" + ", ".join(_toml_string(v) for v in values) + "]"
 
     lines: list[str] = []
-    for name in WAN_VACE_1_3B.weights:
-        data = (Path(models_dir) / name).read_bytes()
-        relative = name.removeprefix(WAN_VACE_1_3B.folder + "/")
-        url = f"https://huggingface.co/{WAN_VACE_1_3B.repository}/resolve/main/{relative}"
-        digest = hashlib.sha256(data).hexdigest()
-        lines += entry(name, ("vace_pose", "vace_motion", "r2v"), name, url, len(data), digest, "Apache-2.0")
-    for item in load_manifest(MANIFEST_PATH).values():
-        if not item.path.startswith(WAN_VACE_1_3B.folder + "/"):
-            lines += entry(item.name, item.modes, item.path, item.url, item.size, item.sha256, item.licence)
-    Path(path).write_text("\n".join(lines), encoding="utf-8")
+    for item in entries:
+        if isinstance(item, WeightFile):
+            lines += ["[[file]]", f"name = {_toml_string(item.name)}", f"modes = {strings(item.modes)}"]
+            lines += [f"path = {_toml_string(item.path)}", f"url = {_toml_string(item.url)}", f"size = {item.size}"]
+            lines += [f'sha256 = "{item.sha256}"', f"licence = {_toml_string(item.licence)}", ""]
+            continue
+        lines += ["[[snapshot]]", f"name = {_toml_string(item.name)}", f"modes = {strings(item.modes)}"]
+        lines += [f"path = {_toml_string(item.path)}", f"hub_repo = {_toml_string(item.hub_repo)}"]
+        lines += [f"revision = {_toml_string(item.revision)}", f"licence = {_toml_string(item.licence)}"]
+        lines += [f"files = {strings(item.files)}", ""]
+        for pin in item.pins:
+            lines += ["[[snapshot.pin]]", f"path = {_toml_string(pin.path)}", f"size = {pin.size}"]
+            lines += [f'sha256 = "{pin.sha256}"', ""]
+    return "\n".join(lines)
+
+
+def write_tiny_manifest(path: Path, models_dir: Path) -> None:
+    """A manifest for a daemon whose ``models_dir`` holds the tiny pipeline (``build_tiny_wan_vace`` into
+    ``models_dir / WAN_VACE_1_3B.folder``): the real 1.3B ``[[snapshot]]`` entry (name, modes, folder, repository,
+    revision, files) without its pins (they pin the real files), plus the real manifest's other entries unchanged
+    (so the 14B modes stay "missing weights", as on a machine that fetched only the 1.3B model). Also writes the
+    snapshot's lock into the tiny folder, with the tiny files' sizes and sha256, as ``fetch-models`` does once it
+    has verified a download."""
+    import dataclasses
+    import hashlib
+
+    from models.manifest import MANIFEST_PATH, LockedFile, SnapshotLock, WeightSnapshot, load_manifest
+    from models.vace import WAN_VACE_1_3B
+
+    entries = list(load_manifest(MANIFEST_PATH).values())
+    (snapshot,) = [e for e in entries if e.name in WAN_VACE_1_3B.weights]
+    assert isinstance(snapshot, WeightSnapshot)
+    tiny = dataclasses.replace(snapshot, pins=())
+    folder = tiny.location(Path(models_dir))
+    locked = []
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = file.relative_to(folder).as_posix()
+        if tiny.selects(relative):
+            data = file.read_bytes()
+            locked.append(LockedFile(path=relative, size=len(data), sha256=hashlib.sha256(data).hexdigest()))
+    SnapshotLock(
+        hub_repo=tiny.hub_repo,
+        revision=tiny.revision,
+        commit=tiny.revision,
+        endpoint="built by tests/support/tiny_wan.py",
+        files=tuple(locked),
+    ).write(tiny.lock_path(Path(models_dir)))
+    Path(path).write_text(manifest_text(tiny if e is snapshot else e for e in entries), encoding="utf-8")
