@@ -31,8 +31,9 @@ class JobRequest:
 def prepare(scene: bpy.types.Scene, status: DaemonStatus) -> JobRequest:
     """Build the request for the scene's chosen mode. Raises BadInput naming what to change.
 
-    Each of the mode's media inputs is filled from the panel: a ``video`` input from the selected strip, an
-    ``image`` input from the reference. Input problems are reported before a mode that is not ready, so the
+    Each of the mode's media inputs is filled from the panel: a ``video`` input from the selected strip, the
+    mode's first ``image`` input from the reference. Further optional image inputs (a face swap's target face,
+    r2v's extra references) stay empty. Input problems are reported before a mode that is not ready, so the
     user learns everything the panel can fix first.
     """
     if status.state == "starting":
@@ -47,11 +48,13 @@ def prepare(scene: bpy.types.Scene, status: DaemonStatus) -> JobRequest:
         raise BadInput(f"The daemon has no mode '{state.mode}'; it offers: {', '.join(sorted(modes)) or 'none'}")
     inputs: dict[str, dict[str, Any]] = {}
     source = None
+    reference_used = False
     for slot in info.get("inputs", ()):
         if slot["kind"] == "video":
             source = strip_source(scene, selected_strip(scene))
             inputs[slot["name"]] = source.spec
-        elif slot["kind"] == "image":
+        elif slot["kind"] == "image" and not reference_used:
+            reference_used = True
             reference = reference_spec(scene)
             if reference is not None:
                 inputs[slot["name"]] = reference
@@ -59,6 +62,11 @@ def prepare(scene: bpy.types.Scene, status: DaemonStatus) -> JobRequest:
                 raise BadInput(
                     f"Mode '{state.mode}' needs a reference image: choose a file or an image strip under Reference"
                 )
+        elif slot["kind"] == "image" and slot.get("required", True):
+            raise BadInput(
+                f"Mode '{state.mode}' needs a second image ('{slot['name']}') that the panel cannot set yet: "
+                "submit it with `python -m daemon submit`"
+            )
     if not info.get("ready", False):
         missing = "; ".join(info.get("missing") or ()) or "the daemon did not say what"
         raise BadInput(f"Mode '{state.mode}' is not ready. Missing: {missing}")

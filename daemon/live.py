@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from models.runner import InvalidInput, LiveProcessor, Media, validate_params
+from models.runner import InvalidInput, LiveProcessor, Media, Runner
 from shared import errors as e
 from shared.errors import VfxError
 
@@ -112,7 +112,7 @@ class LiveSessions:
         if runner.live_params is None:
             raise VfxError(f"mode {mode} has no live variant", code=e.INVALID_INPUT, detail={"field": "mode"})
         self.registry.check_ready(runner.mode)
-        params = self._validate(runner.live_params, content.get("params") or {})
+        params = self._validate(runner, content.get("params") or {})
         source = parse_source(content.get("source"))
         with self._lock:
             mine = [s for s in self._sessions.values() if s.client == client]
@@ -144,11 +144,11 @@ class LiveSessions:
         log.info("live session %s (%s) started for client %s", session.session_id[:8], session.mode, client[:8])
         return session
 
-    def _validate(self, schema: Any, values: Any) -> dict[str, Any]:
+    def _validate(self, runner: Runner, values: Any) -> dict[str, Any]:
         if not isinstance(values, dict):
             raise VfxError("params must be a map", code=e.INVALID_INPUT, detail={"field": "params"})
         try:
-            return validate_params(schema, values)
+            return runner.validate_live(values)
         except InvalidInput as exc:
             raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"params.{exc.field}"}) from None
 
@@ -168,7 +168,7 @@ class LiveSessions:
         session = self.get(client, content.get("session_id"))
         runner = self.registry.runner(session.mode)
         merged = {**session.params, **(content.get("params") or {})}
-        session.pending_params = self._validate(runner.live_params, merged)
+        session.pending_params = self._validate(runner, merged)
         session.params = session.pending_params
         return session
 

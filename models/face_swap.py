@@ -34,7 +34,18 @@ from .face_analysis import (
     thumbnail,
 )
 from .face_blend import crop_mask, mouth_mask, paste_back, transfer_colour
-from .runner import InvalidInput, Media, MediaSlot, Param, RunContext, Runner, RunResult, write_frame
+from .runner import (
+    InvalidInput,
+    LiveProcessor,
+    LiveResult,
+    Media,
+    MediaSlot,
+    Param,
+    RunContext,
+    Runner,
+    RunResult,
+    write_frame,
+)
 from .torch_device import onnx_providers
 
 PREVIEW_EVERY_FRAMES = 10
@@ -165,6 +176,9 @@ class FaceSwapRunner(Runner):
     )
     python_packages = ("insightface", "onnxruntime", "cv2")
     weights = ("buffalo_l-det_10g", "buffalo_l-w600k_r50", "buffalo_l-1k3d68", "inswapper_128")
+    live_params = params
+    """The live variant takes every option of the offline mode, and the inputs ``reference`` and (with
+    target=matching) ``target_face``; see :class:`LiveFaceSwap`."""
 
     def __init__(self) -> None:
         self._models: FaceModels | None = None
@@ -172,7 +186,13 @@ class FaceSwapRunner(Runner):
         self._device: Any = None
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        values = super().validate(params)
+        return self._check_values(super().validate(params))
+
+    def validate_live(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return self._check_values(super().validate_live(params))
+
+    def _check_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The checks across fields and files that the schema cannot express (also run for live options)."""
         if values["det_size"] % 32:
             nearest = max(160, round(values["det_size"] / 32) * 32)
             raise InvalidInput(
@@ -209,6 +229,13 @@ class FaceSwapRunner(Runner):
         self._enhancer = None
         gc.collect()
 
+    def start_live(self, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> LiveProcessor:
+        """A live face swap of ``inputs["reference"]``'s face onto camera frames (:class:`LiveFaceSwap`). Raises
+        :class:`InvalidInput` as :meth:`run` does, naming the option or input."""
+        if self._models is None:
+            raise RuntimeError("FaceSwapRunner.start_live() was called before load()")
+        return LiveFaceSwap(self, params, inputs)
+
     def run(self, inputs: Mapping[str, Media], params: Mapping[str, Any], ctx: RunContext) -> RunResult:
         """Swap faces through ``inputs["video"]`` frame by frame on the calling thread.
 
@@ -222,31 +249,15 @@ class FaceSwapRunner(Runner):
             raise RuntimeError("FaceSwapRunner.run() was called before load()")
         models = self._models
         video = inputs["video"]
-        matching = params["target"] == "matching"
-        if matching and "target_face" not in inputs:
-            raise InvalidInput(
-                "target_face", "target=matching needs a target_face image showing the person whose faces to swap"
-            )
-        if not matching and "target_face" in inputs:
-            raise InvalidInput(
-                "target_face", "is only used with target=matching; set target to matching, or leave target_face out"
-            )
 
         # 1. The source identity, and the target identity when matching.
         ctx.progress(0.0, "finding the source face")
+        target_embedding = self._target_identity(inputs, params)
         source, source_index, reference_faces = self._source_face(inputs["reference"], params)
-        target_embedding = None
-        if matching:
-            target_embedding = self._target_embedding(inputs["target_face"], params)
-        precision = self._precision(params)
         ctx.progress(0.0, "preparing the swapper")
-        models.swapper(precision)
-        if params["mouth_mask"]:
-            models.landmarks_model()
-        enhancer = self._load_enhancer() if params["enhance"] else None
+        swapper = self._frame_swapper(params, source, target_embedding)
 
         # 2. Frame by frame: find or track, swap, paste, write.
-        swapper = FrameSwapper(models, source, target_embedding, params, precision, enhancer)
         expected_frames = max(video.frame_count, 1)
         record = _FaceRecord()
         frames = video.frames()
@@ -285,13 +296,40 @@ class FaceSwapRunner(Runner):
                     "score": round(source.score, 4),
                 },
                 "target": params["target"],
-                "swapper": SWAPPER_MANIFEST_NAMES[precision],
-                "enhanced": enhancer is not None,
+                "swapper": SWAPPER_MANIFEST_NAMES[swapper.precision],
+                "enhanced": swapper.enhancer is not None,
                 "providers": list(models.providers),
             },
             arrays=record.arrays(),
             frame_count=record.frames,
         )
+
+    def _target_identity(self, inputs: Mapping[str, Media], params: Mapping[str, Any]) -> np.ndarray | None:
+        """The target_face image's identity with target=matching, else None; InvalidInput naming target_face
+        when the image is missing for matching or given without it."""
+        matching = params["target"] == "matching"
+        if matching and "target_face" not in inputs:
+            raise InvalidInput(
+                "target_face", "target=matching needs a target_face image showing the person whose faces to swap"
+            )
+        if not matching and "target_face" in inputs:
+            raise InvalidInput(
+                "target_face", "is only used with target=matching; set target to matching, or leave target_face out"
+            )
+        return self._target_embedding(inputs["target_face"], params) if matching else None
+
+    def _frame_swapper(
+        self, params: Mapping[str, Any], source: Face, target_embedding: np.ndarray | None
+    ) -> FrameSwapper:
+        """The per-frame worker for ``params``, with the swapper precision, the landmark model (mouth mask) and
+        the enhancer it needs loaded."""
+        assert self._models is not None
+        precision = self._precision(params)
+        self._models.swapper(precision)
+        if params["mouth_mask"]:
+            self._models.landmarks_model()
+        enhancer = self._load_enhancer() if params["enhance"] else None
+        return FrameSwapper(self._models, source, target_embedding, params, precision, enhancer)
 
     def _source_face(self, reference: Media, params: Mapping[str, Any]) -> tuple[Face, int, int]:
         """The chosen face of the reference image (with its embedding), its left-to-right index, and how many
@@ -381,6 +419,13 @@ class FrameSwapper:
         self._since_detection = 0
         self._thumbnail: np.ndarray | None = None
 
+    def continue_from(self, previous: FrameSwapper) -> None:
+        """Go on following the faces ``previous`` follows (a live option changed that does not change which
+        faces are found or compared), instead of detecting again on the next frame."""
+        self.tracker = previous.tracker
+        self._since_detection = previous._since_detection
+        self._thumbnail = previous._thumbnail
+
     def process(self, frame: np.ndarray) -> tuple[np.ndarray, list[Face], list[bool], bool]:
         """One RGB frame -> (output frame, faces found, which of them were swapped, whether the detector ran).
         The output is ``frame`` itself when no face was swapped."""
@@ -451,6 +496,79 @@ class FrameSwapper:
             lips_in_crop = lips @ matrix[:, :2].T + matrix[:, 2]
             mask = mask * (1.0 - mouth_mask(lips_in_crop, SWAP_CROP))
         paste_back(output, crop, matrix, mask)
+
+
+IDENTITY_OPTIONS = ("source_face_index", "det_size", "detection_threshold")
+"""Live options that choose the source face in the reference image."""
+TARGET_OPTIONS = ("target", "det_size", "detection_threshold")
+"""Live options that decide the target identity and which faces the detector finds and compares."""
+
+
+class LiveFaceSwap(LiveProcessor):
+    """Live face swap: camera frames through the offline mode's :class:`FrameSwapper`, so a live frame is swapped
+    exactly as the same frame of a strip would be, with the same detection reuse (the detector every
+    ``detect_every`` frames, optical-flow tracking in between, again after a cut or a lost face).
+
+    Each result: ``frame`` uint8 (H, W, 3), the output at the camera's size (the camera frame itself, untouched,
+    when no face was swapped); ``face_box`` float32 (F, 4), ``face_kps`` float32 (F, 5, 2) and ``face_swapped``
+    bool (F,) of the faces found, in frame pixels as in the offline mode's arrays;
+    data ``width``, ``height``, ``faces``, ``swapped``, ``detected`` (whether the detector ran on this frame).
+
+    An option change keeps what it does not affect: the source identity unless ``source_face_index``,
+    ``det_size`` or ``detection_threshold`` changed, the tracked faces unless ``target``, ``det_size`` or
+    ``detection_threshold`` changed. Runs on the session's inference thread.
+    """
+
+    def __init__(self, runner: FaceSwapRunner, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> None:
+        self.runner = runner
+        self.inputs = inputs
+        self.params = runner._check_values(dict(params))
+        self.target_embedding = self._target_identity(self.params)
+        self.source = self._reference_face(self.params)
+        self.swapper = runner._frame_swapper(self.params, self.source, self.target_embedding)
+
+    def _target_identity(self, params: Mapping[str, Any]) -> np.ndarray | None:
+        # A target_face given with target=all is kept for a switch to matching later, not refused as in a job.
+        return self.runner._target_identity(self.inputs, params) if params["target"] == "matching" else None
+
+    def _reference_face(self, params: Mapping[str, Any]) -> Face:
+        if "reference" not in self.inputs:
+            raise InvalidInput("reference", "live face swap needs a reference image with the face to put in")
+        return self.runner._source_face(self.inputs["reference"], params)[0]
+
+    def process(self, frame: np.ndarray, timestamp_s: float) -> LiveResult:
+        output, faces, swapped, detected = self.swapper.process(frame)
+        height, width = frame.shape[:2]
+        return LiveResult(
+            data={
+                "width": width,
+                "height": height,
+                "faces": len(faces),
+                "swapped": sum(swapped),
+                "detected": detected,
+            },
+            arrays={
+                "frame": output,
+                "face_box": np.array([face.box for face in faces], dtype=np.float32).reshape(-1, 4),
+                "face_kps": np.array([face.kps for face in faces], dtype=np.float32).reshape(-1, 5, 2),
+                "face_swapped": np.array(swapped, dtype=bool),
+            },
+        )
+
+    def update(self, params: Mapping[str, Any]) -> None:
+        values = self.runner._check_values(dict(params))
+        if _changed(self.params, values, TARGET_OPTIONS):
+            self.target_embedding = self._target_identity(values)
+        if _changed(self.params, values, IDENTITY_OPTIONS):
+            self.source = self._reference_face(values)
+        swapper = self.runner._frame_swapper(values, self.source, self.target_embedding)
+        if not _changed(self.params, values, TARGET_OPTIONS):
+            swapper.continue_from(self.swapper)
+        self.swapper, self.params = swapper, values
+
+
+def _changed(old: Mapping[str, Any], new: Mapping[str, Any], names: tuple[str, ...]) -> bool:
+    return any(old[name] != new[name] for name in names)
 
 
 @dataclass

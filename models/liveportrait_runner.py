@@ -24,7 +24,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .runner import InvalidInput, Media, MediaSlot, Param, RunContext, Runner, RunResult, write_frame
+from .runner import (
+    InvalidInput,
+    LiveProcessor,
+    LiveResult,
+    Media,
+    MediaSlot,
+    Param,
+    RunContext,
+    Runner,
+    RunResult,
+    write_frame,
+)
 
 if TYPE_CHECKING:
     from .liveportrait.pipeline import LivePortraitAnimator
@@ -131,9 +142,13 @@ class LivePortraitRunner(Runner):
     )
     python_packages = ("torch", "cv2", "mediapipe")
     weights = WEIGHT_NAMES
+    live_params = tuple(p for p in params if p.name != "driving_crop")
+    """Live: the job's options except ``driving_crop`` (the camera's face is tracked frame by frame); the input
+    ``source``; see :class:`LiveAnimation`."""
 
     def __init__(self) -> None:
         self._models: Any = None
+        self._device: Any = None
 
     @property
     def weights_dir(self) -> Path:
@@ -159,6 +174,7 @@ class LivePortraitRunner(Runner):
         target = torch_device(device)
         dtype = torch_dtype(device, allow_half=target.type == "cuda")
         self._models = load_liveportrait(self.weights_dir, target, dtype)
+        self._device = device
 
     def unload(self) -> None:
         models, self._models = self._models, None
@@ -171,6 +187,13 @@ class LivePortraitRunner(Runner):
             import torch
 
             torch.cuda.empty_cache()
+
+    def start_live(self, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> LiveProcessor:
+        """A live animation of ``inputs["source"]`` by the camera's face (:class:`LiveAnimation`). Raises
+        :class:`InvalidInput` naming ``source`` when it is missing or shows no face."""
+        if self._models is None:
+            raise RuntimeError("LivePortraitRunner.start_live() was called before load()")
+        return LiveAnimation(self, params, inputs)
 
     def run(self, inputs: Mapping[str, Media], params: Mapping[str, Any], ctx: RunContext) -> RunResult:
         """Animate ``inputs["source"]`` with ``inputs["driving"]``; ``params`` from :meth:`validate`."""
@@ -369,3 +392,67 @@ def _first_frame(media: Media) -> np.ndarray:
     finally:
         if isinstance(frames, Generator):
             frames.close()
+
+
+ANIMATOR_OPTIONS = ("face_detector", "compile")
+"""Live options that need a new animator (and the source prepared again); the others only change its settings."""
+
+
+class LiveAnimation(LiveProcessor):
+    """Live LivePortrait: the source portrait animated by the face the camera sees, with the animator jobs use.
+
+    The camera's face is found and tracked frame by frame (the animator's own tracking, as with
+    ``driving_crop=per_frame``). The first frame with a face is the driving reference: the pose the source keeps
+    when the performer holds still, so start facing the camera with a neutral expression. Until a face is seen the
+    result is the unanimated source; a frame without a face holds the last animated frame.
+
+    Each result: ``frame`` uint8 (H, W, 3), the source's size with paste_back, else the 512x512 crop; data
+    ``face_found``, ``width``, ``height``. Runs on the session's inference thread.
+    """
+
+    def __init__(self, runner: LivePortraitRunner, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> None:
+        if "source" not in inputs:
+            raise InvalidInput("source", "live LivePortrait needs a source image: the portrait to animate")
+        self.runner = runner
+        self.source = _first_frame(inputs["source"])
+        self.params = dict(params)
+        self.animator = self._new_animator(self.params)
+
+    def _new_animator(self, params: Mapping[str, Any]) -> Any:
+        from .liveportrait.pipeline import NoFaceFound
+
+        animator = self.runner.new_animator(params, self.runner._device)
+        try:
+            animator.set_source(self.source)
+        except NoFaceFound as exc:
+            animator.close()
+            raise InvalidInput("source", str(exc)) from exc
+        return animator
+
+    def process(self, frame: np.ndarray, timestamp_s: float) -> LiveResult:
+        output = self.animator.animate(frame)
+        found = self.animator.face_found
+        if output is None:
+            output = self.animator.still()
+        height, width = output.shape[:2]
+        return LiveResult(
+            data={"face_found": found, "width": width, "height": height},
+            arrays={"frame": np.ascontiguousarray(output)},
+        )
+
+    def update(self, params: Mapping[str, Any]) -> None:
+        """Settings change in place, keeping the driving reference; a new face detector (or compile) starts over
+        with the source prepared again."""
+        values = dict(params)
+        if any(values[name] != self.params[name] for name in ANIMATOR_OPTIONS):
+            animator = self._new_animator(values)
+            self.animator.close()
+            self.animator = animator
+        else:
+            fresh = self.runner.new_animator(values, self.runner._device)  # no face finder is opened until used
+            self.animator.settings = fresh.settings
+            fresh.close()
+        self.params = values
+
+    def close(self) -> None:
+        self.animator.close()

@@ -216,6 +216,12 @@ class Runner(ABC):
         """Validate parameters before the job is queued. Override to add checks across fields."""
         return validate_params(self.params, params)
 
+    def validate_live(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate live options (at start and on every change). Override to add checks across fields."""
+        if self.live_params is None:
+            raise InvalidInput("mode", f"{self.mode} has no live variant")
+        return validate_params(self.live_params, params)
+
     def start_live(self, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> LiveProcessor:
         """A processor for one live session; ``params`` are validated against ``live_params``."""
         raise InvalidInput("mode", f"{self.mode} has no live variant")

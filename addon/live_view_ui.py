@@ -1,0 +1,296 @@
+"""The "Live View" panel of the Motion Capture tab (Sequencer, 3D viewport and Image Editor), its settings and
+its operators: start / stop a live generative mode, record it into the sequencer, show it in an Image Editor.
+
+``Scene.vfx_mocap_live`` holds :class:`MocapLiveSettings`. The mode's options are the same items the Generate
+panel edits (``Scene.vfx_mocap.params``), limited to those the daemon lists for the live variant; changing one
+while the view runs reaches the daemon within :data:`.live_view.OPTIONS_CHECK_S`. The reference image is the
+Generate panel's reference too. Main thread only.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+import bpy
+
+from . import compat, live_view, runtime, strips
+from .live_client import LiveError
+
+WRAP_CHARS = 48
+MODES = (
+    ("face_swap", "Face Swap", "The reference image's face onto the faces the camera sees"),
+    ("liveportrait", "LivePortrait", "The reference portrait animated by the face the camera sees"),
+)
+TARGET_FACE_SLOT = "target_face"
+LIVE_INPUT_ERRORS = (LiveError, strips.BadInput)
+
+
+class MocapLiveSettings(bpy.types.PropertyGroup):
+    mode: bpy.props.EnumProperty(name="Live Mode", items=MODES, default="face_swap")
+    source: bpy.props.EnumProperty(
+        name="Source",
+        items=(
+            ("CAMERA", "Camera", "A camera connected to the machine the daemon runs on"),
+            ("FILE", "Video File", "A video file played at its own frame rate, looping, as a camera would"),
+        ),
+        default="CAMERA",
+    )
+    camera_index: bpy.props.IntProperty(
+        name="Camera", min=0, max=63, default=0, description="Which camera: 0 is the first the system lists"
+    )
+    video_path: bpy.props.StringProperty(name="Video", subtype="FILE_PATH")
+    target_face_path: bpy.props.StringProperty(
+        name="Target Face",
+        subtype="FILE_PATH",
+        description="Face swap with target 'matching': an image of the person whose faces are replaced",
+    )
+
+
+def _fail(operator: bpy.types.Operator, message: str) -> set[str]:
+    runtime.get().last_error = message
+    operator.report({"ERROR"}, message)
+    return {"CANCELLED"}
+
+
+def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE") -> None:
+    """Long messages as several labels (Blender labels do not wrap)."""
+    column = layout.column(align=True)
+    for index, line in enumerate(textwrap.wrap(text, WRAP_CHARS) or [""]):
+        column.label(text=line, icon=icon if index == 0 else "BLANK1")
+
+
+def live_option_names(mode_info: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(p["name"] for p in mode_info.get("live") or ())
+
+
+def mode_info(mode: str) -> dict[str, Any]:
+    """The daemon's description of ``mode``; LiveError when it cannot run live now."""
+    modes = runtime.get().modes
+    if not modes:
+        raise LiveError("The daemon is not running: start it in the Motion Capture panel")
+    info = modes.get(mode)
+    if info is None:
+        raise LiveError(f"The daemon has no mode '{mode}'; it offers: {', '.join(sorted(modes)) or 'none'}")
+    if info.get("live") is None:
+        raise LiveError(f"Mode '{mode}' has no live variant in this daemon")
+    if not info.get("ready"):
+        missing = "; ".join(info.get("missing") or ()) or "the daemon did not say what"
+        fix = "; ".join(info.get("fix") or ())
+        raise LiveError(f"Mode '{mode}' is not ready. Missing: {missing}" + (f". Fix: {fix}" if fix else ""))
+    return dict(info)
+
+
+def build_request(scene: bpy.types.Scene) -> tuple[live_view.LiveRequest, tuple[str, ...]]:
+    """The live request the panel describes, and the names of the mode's live options. Raises LiveError or
+    BadInput naming what to change."""
+    settings = scene.vfx_mocap_live
+    mode = settings.mode
+    info = mode_info(mode)
+    names = live_option_names(info)
+    params = {p.name: p.value for p in scene.vfx_mocap.mode_params(mode) if p.name in names}
+    inputs: dict[str, dict[str, Any]] = {}
+    for slot in info.get("inputs", ()):
+        if slot["kind"] != "image":
+            continue  # the camera stands in for the mode's video input
+        if slot["name"] == TARGET_FACE_SLOT:
+            if params.get("target") == "matching":
+                inputs[slot["name"]] = {"path": strips.readable_file(settings.target_face_path, "the target face")}
+            continue
+        reference = strips.reference_spec(scene)
+        if reference is None:
+            raise strips.BadInput(
+                f"Live {mode} needs a reference image: choose a file or an image strip under Reference"
+            )
+        inputs[slot["name"]] = reference
+    if settings.source == "FILE":
+        source: dict[str, Any] = {"path": strips.readable_file(settings.video_path, "the live video"), "loop": True}
+    else:
+        source = {"camera": settings.camera_index}
+    return live_view.new_request(mode, source, params, inputs), names
+
+
+class VFXMOCAP_OT_live_view_start(bpy.types.Operator):
+    """Run the chosen live mode on the camera (or a video file) and show its frames in the 'VFX Live' image"""
+
+    bl_idname = "vfxmocap.live_view_start"
+    bl_label = "Start Live View"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            request, names = build_request(context.scene)
+            live_view.start(context.scene, request, names)
+        except LIVE_INPUT_ERRORS as exc:
+            return _fail(self, str(exc))
+        self.report({"INFO"}, f"Live {request.mode} starting")
+        return {"FINISHED"}
+
+
+class VFXMOCAP_OT_live_view_stop(bpy.types.Operator):
+    """Stop the live view here and in the daemon (a recording in progress is inserted)"""
+
+    bl_idname = "vfxmocap.live_view_stop"
+    bl_label = "Stop Live View"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        live_view.stop()
+        return {"FINISHED"}
+
+
+class VFXMOCAP_OT_live_view_record(bpy.types.Operator):
+    """Start recording the live frames, or stop and insert them as an image-sequence strip at the current frame"""
+
+    bl_idname = "vfxmocap.live_view_record"
+    bl_label = "Record Live View"
+    bl_options = frozenset({"UNDO"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        view = live_view.current()
+        if view is None or not view.running:
+            return _fail(self, "The live view is not running: start it first")
+        if view.recording:
+            view.stop_recording()
+            self.report({"INFO"}, "Recording stopped: the take is inserted when its last frames are written")
+            return {"FINISHED"}
+        render = context.scene.render
+        folder = live_view.recording_folder(live_view.new_take_id())
+        try:
+            view.start_recording(folder, render.fps / render.fps_base)
+        except (LiveError, OSError) as exc:
+            return _fail(self, f"Cannot record into {folder}: {exc}")
+        self.report({"INFO"}, f"Recording into {folder}")
+        return {"FINISHED"}
+
+
+class VFXMOCAP_OT_live_view_show(bpy.types.Operator):
+    """Show the 'VFX Live' image in an Image Editor"""
+
+    bl_idname = "vfxmocap.live_view_show"
+    bl_label = "Show in Image Editor"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if bpy.data.images.get(live_view.IMAGE_NAME) is None:
+            return _fail(self, "No live frame yet: start the live view first")
+        if not live_view.show_in_image_editor(context):
+            return _fail(
+                self, f"No Image Editor is open: change an area to the Image Editor and pick '{live_view.IMAGE_NAME}'"
+            )
+        return {"FINISHED"}
+
+
+def _draw_stats(layout: bpy.types.UILayout, view: live_view.LiveView) -> None:
+    session = view.session
+    column = layout.column(align=True)
+    latest = view.last_frame
+    work = f", {latest.process_ms:.0f} ms a frame" if latest is not None else ""
+    column.label(text=f"Showing {view.shown_fps:.1f} fps (daemon {session.daemon_fps:.1f} fps{work})", icon="PLAY")
+    if view.latencies_ms:
+        p50, p95 = live_view.percentile(view.latencies_ms, 0.5), live_view.percentile(view.latencies_ms, 0.95)
+        column.label(text=f"Latency {p50:.0f} ms (p95 {p95:.0f} ms), capture to image")
+        main = live_view.percentile(view.main_thread_ms, 0.5)
+        column.label(text=f"Main thread {main:.1f} ms a frame; {view.shown} shown")
+    elif session.state == "starting":
+        column.label(text="Starting (loading the models)...", icon="SORTTIME")
+
+
+def draw_live_view(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    """The Live View panel."""
+    scene = context.scene
+    settings = scene.vfx_mocap_live
+    state = scene.vfx_mocap
+    view = live_view.current()
+    running = view is not None and view.running
+    modes = runtime.get().modes
+
+    column = layout.column()
+    column.enabled = not running
+    column.prop(settings, "mode", expand=True)
+    info = modes.get(settings.mode) or {}
+    if modes and not info.get("ready"):
+        _wrapped(column, f"Not ready: {'; '.join(info.get('missing') or ()) or 'not offered by the daemon'}", "ERROR")
+    column.prop(settings, "source", expand=True)
+    column.prop(settings, "camera_index" if settings.source == "CAMERA" else "video_path")
+    column.prop(state, "reference_source", expand=True)
+    if state.reference_source == "FILE":
+        column.prop(state, "reference_path", text="")
+    elif state.reference_source == "STRIP" and scene.sequence_editor is not None:
+        column.prop_search(state, "reference_strip", scene.sequence_editor, compat.ALL_STRIPS_ATTR, text="")
+
+    names = live_option_names(info)
+    params = [p for p in state.mode_params(settings.mode) if p.name in names]
+    for param in params:
+        layout.prop(param, param.value_attr, text=param.name.replace("_", " ").capitalize())
+    if any(p.name == "target" and p.value == "matching" for p in params):
+        layout.prop(settings, "target_face_path")
+
+    row = layout.row(align=True)
+    row.scale_y = 1.3
+    if running:
+        row.operator("vfxmocap.live_view_stop", icon="PAUSE")
+        row.operator(
+            "vfxmocap.live_view_record",
+            text="Stop Recording" if view.recording else "Record",
+            icon="REC",
+            depress=view.recording,
+        )
+    else:
+        row.operator("vfxmocap.live_view_start", icon="PLAY")
+    layout.operator("vfxmocap.live_view_show", icon="IMAGE")
+    if view is None:
+        return
+    if running:
+        _draw_stats(layout, view)
+    if view.recorder is not None:
+        layout.label(text=f"Recording: {view.recorder.frames} frames", icon="REC")
+    elif view.finishing:
+        layout.label(text="Writing the take...", icon="SORTTIME")
+    if view.session.update_error:
+        _wrapped(layout, f"Option refused: {view.session.update_error}", icon="ERROR")
+    if view.error:
+        _wrapped(layout.box(), view.error, icon="ERROR")
+    take = view.last_take
+    if take is not None:
+        layout.label(text=f"Inserted '{take.result_strip}': {take.frame_count} frames", icon="CHECKMARK")
+
+
+def _panel_class(space: str, prefix: str) -> type:
+    def draw(panel: bpy.types.Panel, context: bpy.types.Context) -> None:
+        draw_live_view(panel.layout, context)
+
+    name = f"VFXMOCAP_PT_{prefix}_live_view"
+    attributes = {
+        "bl_idname": name,
+        "bl_label": "Live View",
+        "bl_space_type": space,
+        "bl_region_type": "UI",
+        "bl_category": "Motion Capture",
+        "draw": draw,
+    }
+    return type(name, (bpy.types.Panel,), attributes)
+
+
+CLASSES = (
+    MocapLiveSettings,
+    VFXMOCAP_OT_live_view_start,
+    VFXMOCAP_OT_live_view_stop,
+    VFXMOCAP_OT_live_view_record,
+    VFXMOCAP_OT_live_view_show,
+    *(
+        _panel_class(space, prefix)
+        for space, prefix in (("SEQUENCE_EDITOR", "sequencer"), ("VIEW_3D", "view3d"), ("IMAGE_EDITOR", "image"))
+    ),
+)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.vfx_mocap_live = bpy.props.PointerProperty(type=MocapLiveSettings)
+
+
+def unregister() -> None:
+    """Stop a running live view (both sides) first, then remove the panel, operators and settings."""
+    live_view.unregister()
+    del bpy.types.Scene.vfx_mocap_live
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

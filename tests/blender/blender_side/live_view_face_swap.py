@@ -1,0 +1,208 @@
+"""Live face swap in real Blender: the sample video, played at its frame rate, stands in for a camera; the daemon
+(started by the test with tiny face models) swaps the faces and the add-on's live view shows them in the
+"VFX Live" image. Start, change an option, record into the sequencer, stop; bad input; a camera that is not
+there; disabling the add-on while the view runs.
+
+The bpy module fires no timers: the scenario runs the add-on's pump and the live view's timer itself, as Blender
+would. What the image held is saved to ``--data-dir`` for the pytest side to compare with the offline swap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import bpy
+import harness
+import numpy as np
+
+THREADS = ("vfx-mocap-live-view", "vfx-mocap-live-record")
+
+
+def pump_live(addon: Any, predicate: Any, what: str, timeout: float = 60.0) -> float:
+    def step() -> bool:
+        addon.live_view.tick()
+        return predicate()
+
+    return harness.pump_until(addon, step, what, timeout=timeout)
+
+
+def live_threads() -> list[str]:
+    return [name for name in harness.vfx_threads() if name in THREADS]
+
+
+def daemon_live_sessions(connection_file: str) -> int:
+    client_module = __import__(f"{harness.MODULE}.shared.client", fromlist=["Client"])
+    with client_module.Client.from_file(connection_file) as client:
+        return int(client.health()["live_sessions"])
+
+
+def image_rgb(image: Any) -> np.ndarray:
+    """The image's pixels as RGB uint8, top row first (as the frame came)."""
+    width, height = image.size
+    pixels = np.empty(width * height * 4, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    return np.round(pixels.reshape(height, width, 4)[::-1, :, :3] * 255).astype(np.uint8)
+
+
+def strip_record(addon: Any, strip: Any) -> dict[str, Any]:
+    directory = Path(bpy.path.abspath(strip.directory))
+    return {
+        "name": strip.name,
+        "type": strip.type,
+        "channel": strip.channel,
+        "start": addon.compat.timing(strip, "left_handle"),
+        "duration": addon.compat.timing(strip, "duration"),
+        "elements": len(strip.elements),
+        "directory": str(directory),
+        "files": sorted(p.name for p in directory.glob("*.png")),
+        "props": {key: value for key, value in strip.items() if key.startswith("vfx_")},
+    }
+
+
+def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
+    addon = harness.install_extension(args.zip)
+    harness.configure(data_dir=args.data_dir, connection_file=args.connection_file)
+    rt = addon.runtime.get()
+    bpy.ops.vfxmocap.daemon_start()
+    harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    record["panels"] = sorted(name for name in dir(bpy.types) if name.endswith("_live_view"))
+
+    scene = bpy.context.scene
+    settings = scene.vfx_mocap_live
+    settings.mode, settings.source, settings.video_path = "face_swap", "FILE", args.video
+    options = {param.name: param for param in scene.vfx_mocap.mode_params("face_swap")}
+    options["detect_every"].set_value(1)  # each frame swapped on its own: comparable with the offline mode
+
+    # 1. Bad input is refused by the operator with the reason.
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
+    record["without_reference"] = {"result": sorted(result or ()), "error": error, "threads": live_threads()}
+    scene.vfx_mocap.reference_source, scene.vfx_mocap.reference_path = "FILE", args.reference
+    settings.video_path = str(Path(args.data_dir) / "no-such-video.avi")
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
+    record["missing_video"] = {"result": sorted(result or ()), "error": error}
+    settings.video_path = args.video
+
+    # 2. Start: swapped frames reach the image.
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
+    assert result == {"FINISHED"}, error
+    view = addon.live_view.current()
+    record["threads_running"] = live_threads()
+    record["start_s"] = pump_live(addon, lambda: view.shown >= 20, "20 live frames", timeout=90)
+    image = bpy.data.images[addon.live_view.IMAGE_NAME]
+    shown = image_rgb(image)
+    np.save(Path(args.data_dir) / "shown.npy", shown)
+    last = view.last_frame
+    record["shown"] = {
+        "count": view.shown,
+        "frame_index": last.frame_index,
+        "image_size": list(image.size),
+        "is_float": image.is_float,
+        "colorspace": image.colorspace_settings.name,
+        "image_is_last_frame": bool(
+            np.array_equal(image_rgb(image), np.round(last.pixels.reshape(*shown.shape[:2], 4)[::-1, :, :3] * 255))
+        ),
+        "faces": last.data.get("faces"),
+        "state": view.session.state,
+        "shown_fps": view.shown_fps,
+        "daemon_fps": view.session.daemon_fps,
+        "latency_ms_p50": addon.live_view.percentile(view.latencies_ms, 0.5),
+        "main_thread_ms_p50": addon.live_view.percentile(view.main_thread_ms, 0.5),
+        "daemon_sessions": daemon_live_sessions(args.connection_file),
+    }
+    record["panel_running"] = harness.draw_panel(addon.live_view_ui.draw_live_view)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
+    record["second_start"] = {"result": sorted(result or ()), "error": error, "threads": live_threads()}
+
+    # 3. An option changed in the panel reaches the running session.
+    options["mouth_mask"].set_value(True)
+    sent_before = view.session.received
+    pump_live(addon, lambda: view.session.received >= sent_before + 5, "frames after the option change")
+    record["option_change"] = {
+        "sent": view.sent_options.get("mouth_mask"),
+        "refused": view.session.update_error,
+        "state": view.session.state,
+    }
+
+    # 4. Record about two seconds from frame 10: a strip of the take at the current frame.
+    scene.frame_set(10)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_record)
+    assert result == {"FINISHED"}, error
+    recorder = view.recorder
+    record["recording_threads"] = live_threads()
+    started = time.monotonic()
+    pump_live(addon, lambda: time.monotonic() - started > 2.0, "two seconds of recording", timeout=10)
+    scene.frame_set(30)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_record)
+    recorded_s = time.monotonic() - started
+    assert result == {"FINISHED"}, error
+    pump_live(addon, lambda: view.last_take is not None, "the take to be inserted", timeout=30)
+    take = view.last_take
+    strip = addon.compat.all_strips(scene.sequence_editor)[take.result_strip]
+    record["take"] = {
+        "frames": take.frame_count,
+        "fps": take.fps,
+        "recorded_s": recorded_s,
+        "captured_span_s": recorder.last_capture - recorder.first_capture,
+        "dropped": recorder.dropped,
+        "error": recorder.error,
+        "recording_after": view.recording,
+        "strip": strip_record(addon, strip),
+        "scene_fps": scene.render.fps / scene.render.fps_base,
+    }
+
+    # 5. Stop: the thread and the daemon's session are gone.
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_stop)
+    assert result == {"FINISHED"}, error
+    record["after_stop"] = {
+        "threads": live_threads(),
+        "running": view.running,
+        "state": view.session.state,
+        "error": view.error,
+        "daemon_sessions": daemon_live_sessions(args.connection_file),
+        "timer_after_tick": addon.live_view.tick(),
+    }
+
+    # 6. A camera that is not there: the error reaches the panel; nothing is left running.
+    settings.source, settings.camera_index = "CAMERA", 7
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
+    assert result == {"FINISHED"}, error
+    camera = addon.live_view.current()
+    pump_live(addon, lambda: not camera.running, "the camera error", timeout=30)
+    addon.live_view.tick()
+    record["camera"] = {
+        "state": camera.session.state,
+        "error": camera.error,
+        "last_error": rt.last_error,
+        "panel": harness.draw_panel(addon.live_view_ui.draw_live_view),
+        "threads": live_threads(),
+        "daemon_sessions": daemon_live_sessions(args.connection_file),
+    }
+
+    # 7. Disabling the add-on while the view runs and records stops both sides.
+    settings.source = "FILE"
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
+    assert result == {"FINISHED"}, error
+    last_view = addon.live_view.current()
+    pump_live(addon, lambda: last_view.shown >= 3, "live frames before disabling", timeout=60)
+    bpy.ops.vfxmocap.live_view_record()
+    pump_live(addon, lambda: last_view.recorder.frames >= 3, "a few recorded frames")
+    record["disabled_session"] = last_view.session.session_id
+    harness.disable_extension()
+    record["after_disable"] = {
+        "threads": live_threads(),
+        "timer_registered": bpy.app.timers.is_registered(addon.live_view.tick),
+        "scene_property": hasattr(bpy.types.Scene, "vfx_mocap_live"),
+    }
+
+
+if __name__ == "__main__":
+    harness.run_scenario(
+        harness.parse_args(
+            ("--connection-file", {"required": True}),
+            ("--reference", {"required": True}),
+        ),
+        main,
+    )
