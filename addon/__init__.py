@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import live_view_ui, operators, panels, preferences, properties, pump, runtime
+from . import live_view_ui, mocap, operators, panels, preferences, properties, pump, runtime
 
 CLASSES = (preferences.MocapPreferences, *properties.CLASSES, *operators.CLASSES, *panels.CLASSES)
 
@@ -25,11 +25,13 @@ def register() -> None:
     prefs = preferences.get()
     if prefs.auto_start and (prefs.daemon_python or prefs.connection_file):
         rt.connection.start_daemon(preferences.daemon_settings())
+    mocap.register()
     live_view_ui.register()
 
 
 def unregister() -> None:
     live_view_ui.unregister()
+    mocap.unregister()
     for name in pump.RESYNC_HANDLERS:
         handlers = getattr(bpy.app.handlers, name)
         if pump.resync_jobs in handlers:

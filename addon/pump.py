@@ -101,7 +101,9 @@ def _apply_progress(update: JobProgress) -> None:
 
 
 def _auto_insert(scene: bpy.types.Scene, job: MocapJob) -> None:
-    if not scene.vfx_mocap.auto_insert or job.result_strip:
+    """Insert a finished job's frames, if the scene asks for it. Jobs that made no frames (a pose job whose
+    landmarks are baked onto an armature) have nothing to insert and are left alone."""
+    if not scene.vfx_mocap.auto_insert or job.result_strip or job.frame_count == 0:
         return
     try:
         strips.insert_result_strip(scene, job)

@@ -1,0 +1,266 @@
+"""Live camera to armature: the daemon captures and tracks, a background thread here solves, the main thread
+applies.
+
+- The session runs on a :class:`~.live_client.LiveSessionThread` (thread ``vfx-mocap-live-pose``, its own client,
+  latest-only, stopped with the daemon's session; if Blender dies, the daemon's TTL drops it). Its ``prepare``
+  step, :class:`PoseSolver`, solves every fetched result on that thread, so only the newest solved pose is kept.
+- :class:`LiveDriver` lives on the main thread: its timer applies the newest solved pose to the armature and,
+  while recording, keeps it; when recording stops the kept poses are written as keys in bulk, at the timeline
+  frames they were captured at (from the frame recording started on, at the scene's frame rate).
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+
+from . import armature_io, bake, runtime
+from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
+from .retarget.solver import PoseFrames, Retargeter
+
+THREAD_NAME = "vfx-mocap-live-pose"
+APPLY_INTERVAL_S = 0.004
+"""How often the main-thread timer looks for a new pose: it bounds the wait between solved and applied."""
+LATENCY_HISTORY = 2000
+
+
+@dataclass(frozen=True)
+class SolvedFrame:
+    """One solved live frame. Times are ``time.monotonic()`` seconds (the daemon's clock is the same one on the
+    same machine): ``captured_at`` when the camera frame was read, ``processed_at`` when the daemon had its
+    landmarks, ``solved_at`` when its pose was ready here."""
+
+    pose: PoseFrames
+    seq: int
+    frame_index: int
+    present: bool
+    captured_at: float
+    processed_at: float
+    solved_at: float
+    solve_ms: float
+    """How long the solve took on the live thread."""
+
+
+class PoseSolver:
+    """The live thread's ``prepare`` step: daemon results to solved poses. Keeps the stream's state (held bones,
+    filters), so one solver serves one session, on its thread only."""
+
+    def __init__(self, retargeter: Retargeter) -> None:
+        self.retargeter = retargeter
+        self._live = retargeter.live()
+
+    def __call__(self, result: Mapping[str, Any], arrays: dict[str, np.ndarray]) -> SolvedFrame:
+        data = result["data"]
+        started = time.monotonic()
+        pose = self._live.push(
+            arrays["world_landmarks"],
+            arrays["visibility"],
+            bool(data["present"]),
+            float(result["captured_at"]),
+            arrays["image_landmarks"],
+            (float(data["width"]), float(data["height"])),
+        )
+        solved = time.monotonic()
+        return SolvedFrame(
+            pose,
+            int(result["seq"]),
+            int(result["frame_index"]),
+            bool(data["present"]),
+            float(result["captured_at"]),
+            float(result["processed_at"]),
+            solved,
+            (solved - started) * 1000.0,
+        )
+
+
+@dataclass
+class _Recording:
+    start_frame: int
+    """The timeline frame that was current when recording started: the first key's."""
+    fps: float
+    frames: list[SolvedFrame] = field(default_factory=list)
+
+
+class LiveDriver:
+    """Applies a session's poses to an armature on the main thread, and records them on request."""
+
+    def __init__(
+        self,
+        scene: bpy.types.Scene,
+        armature: bpy.types.Object,
+        session: LiveSessionThread[SolvedFrame],
+        retargeter: Retargeter,
+    ) -> None:
+        self.scene_name = scene.name
+        self.armature_name = armature.name
+        self.session = session
+        self.retargeter = retargeter
+        self.applied = 0
+        self.last_seq = 0
+        """The daemon's sequence number of the pose applied last (it counts every result the daemon made)."""
+        self.latencies_ms: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
+        """Capture to applied, per applied pose (milliseconds)."""
+        self.stages_ms: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=LATENCY_HISTORY)
+        """Per applied pose: (capture to landmarks in the daemon, to solved here, to applied) in milliseconds."""
+        self.solve_ms: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
+        """Per applied pose: its solve's duration on the live thread (milliseconds)."""
+        self.last_bake: bake.BakeReport | None = None
+        self.error = ""
+        self._recording: _Recording | None = None
+
+    @property
+    def recording(self) -> bool:
+        return self._recording is not None
+
+    @property
+    def running(self) -> bool:
+        return self.session.alive
+
+    def tick(self) -> float | None:
+        """Timer: apply the newest solved pose; stop when the session is over. Returns the next interval."""
+        frame = self.session.take()
+        if frame is not None:
+            obj = bpy.data.objects.get(self.armature_name)
+            if obj is None:
+                self.stop(f"The armature '{self.armature_name}' is gone: live pose stopped")
+                return None
+            armature_io.apply_pose(obj, frame.pose)
+            self.applied += 1
+            self.last_seq = frame.seq
+            applied_at = time.monotonic()
+            self.latencies_ms.append((applied_at - frame.captured_at) * 1000.0)
+            self.solve_ms.append(frame.solve_ms)
+            self.stages_ms.append(
+                (
+                    (frame.processed_at - frame.captured_at) * 1000.0,
+                    (frame.solved_at - frame.processed_at) * 1000.0,
+                    (applied_at - frame.solved_at) * 1000.0,
+                )
+            )
+            if self._recording is not None:
+                self._recording.frames.append(frame)
+            _redraw_viewports()
+        if not self.session.alive:
+            self.stop(self.session.error)
+            return None
+        return APPLY_INTERVAL_S
+
+    def start_recording(self) -> None:
+        scene = bpy.data.scenes[self.scene_name]
+        self._recording = _Recording(scene.frame_current, scene.render.fps / scene.render.fps_base)
+
+    def stop_recording(self) -> bake.BakeReport | None:
+        """Write what was recorded as keys (one per timeline frame: the newest pose captured in it)."""
+        recording, self._recording = self._recording, None
+        if recording is None or not recording.frames:
+            return None
+        obj = bpy.data.objects.get(self.armature_name)
+        if obj is None:
+            return None
+        first = recording.frames[0].captured_at
+        by_frame: dict[int, SolvedFrame] = {}
+        for frame in recording.frames:
+            by_frame[recording.start_frame + round((frame.captured_at - first) * recording.fps)] = frame
+        timeline = sorted(by_frame)
+        poses = [by_frame[f].pose for f in timeline]
+        pose = PoseFrames(
+            poses[0].bones,
+            np.concatenate([p.rotations for p in poses]),
+            poses[0].root_bone,
+            np.concatenate([p.root_location for p in poses]),
+            np.concatenate([p.measured for p in poses]),
+        )
+        self.last_bake = bake.bake_pose(
+            obj, pose, np.array(timeline, dtype=np.float64), root_scale=self.retargeter.rig_leg_length or 1.0
+        )
+        bake.push_undo_step(f"Record Live Pose on {obj.name}")
+        return self.last_bake
+
+    def stop(self, error: str = "") -> None:
+        """Write a recording in progress, stop the session (and the daemon's), keep ``error`` for the panel."""
+        if self.recording:
+            self.stop_recording()
+        self.session.stop()
+        self.error = error or self.session.error
+        if self.error:
+            runtime.get().last_error = self.error
+        if bpy.app.timers.is_registered(tick):
+            bpy.app.timers.unregister(tick)
+        _redraw_viewports()
+
+
+def _redraw_viewports() -> None:
+    window_manager = bpy.context.window_manager
+    for window in window_manager.windows if window_manager else ():
+        for area in window.screen.areas:
+            if area.type in {"VIEW_3D", "SEQUENCE_EDITOR"}:
+                area.tag_redraw()
+
+
+_driver: LiveDriver | None = None
+
+
+def current() -> LiveDriver | None:
+    """The running (or last) live driver."""
+    return _driver
+
+
+def tick() -> float | None:
+    """The live timer (main thread): the driver's tick; None (unregister) once there is no driver."""
+    return _driver.tick() if _driver is not None else None
+
+
+def live_params(scene: bpy.types.Scene) -> dict[str, Any]:
+    """The pose mode's live options as set in the panel (those the daemon lists for live pose)."""
+    names = {p["name"] for p in (runtime.get().modes.get("pose", {}).get("live") or ())}
+    return {param.name: param.value for param in scene.vfx_mocap.mode_params("pose") if param.name in names}
+
+
+def start(scene: bpy.types.Scene) -> LiveDriver:
+    """Start live pose onto the scene's chosen armature. Raises LiveError or ArmatureError (bad input) or
+    BoneMapError (no usable map); the thread reports camera errors through the driver."""
+    global _driver
+    if _driver is not None and _driver.running:
+        raise LiveError("Live pose is already running: stop it first")
+    settings = scene.vfx_mocap_pose
+    obj = armature_io.require_armature(settings.armature)
+    rig = armature_io.read_rig(obj)
+    bone_map = obj.vfx_mocap_map.bone_map(rig)
+    retargeter = Retargeter(rig, bone_map, settings.solve_options())
+    if settings.live_source == "FILE":
+        path = bpy.path.abspath(settings.video_path) if settings.video_path else ""
+        if not path or not Path(path).is_file():
+            raise LiveError(f"No video file at '{path or settings.video_path}': choose one, or use a camera")
+        source: dict[str, Any] = {"path": str(Path(path).resolve()), "loop": True}
+    else:
+        source = {"camera": settings.camera_index}
+    request = LiveRequest(daemon_connection_file(), "pose", source, live_params(scene))
+    armature_io.apply_switches(obj, bone_map)
+    session = LiveSessionThread(request, PoseSolver(retargeter), THREAD_NAME)
+    _driver = LiveDriver(scene, obj, session, retargeter)
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=0.0, persistent=True)
+    return _driver
+
+
+def stop() -> None:
+    if _driver is not None and _driver.running:
+        _driver.stop()
+
+
+def unregister() -> None:
+    """Stop a running session (writing a recording in progress) and forget the driver."""
+    global _driver
+    if _driver is not None:
+        if _driver.running or _driver.recording:
+            _driver.stop()
+        _driver = None
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)

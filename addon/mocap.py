@@ -1,0 +1,20 @@
+"""Pose to armature, hooked into the add-on: properties, operators, panels, and the live loop and background
+solves that must stop when the add-on is disabled."""
+
+from __future__ import annotations
+
+from . import live_pose, mocap_operators, mocap_panel, mocap_properties, mocap_tasks
+
+
+def register() -> None:
+    mocap_properties.register()
+    mocap_operators.register()
+    mocap_panel.register()
+
+
+def unregister() -> None:
+    live_pose.unregister()
+    mocap_tasks.unregister()
+    mocap_panel.unregister()
+    mocap_operators.unregister()
+    mocap_properties.unregister()

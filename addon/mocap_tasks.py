@@ -1,0 +1,211 @@
+"""Pose-to-armature work that outlives an operator call: clips solved on a worker thread, and follow-ups waiting
+for a pose job to finish (bake it, or insert its skeleton video). One timer, :func:`tick`, does the Blender side
+on the main thread.
+
+The worker gets plain data only (the rig description, the map, the options and the job's folder); it reads the
+landmark arrays and solves there, so Blender's main thread never does more than write the keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from . import armature_io, bake, runtime
+from .retarget.bone_maps import BoneMap
+from .retarget.rig_data import RigData
+from .retarget.solver import PoseFrames, Retargeter, SolveOptions
+
+INTERVAL_S = 0.1
+POSE_ARRAYS = ("world_landmarks", "visibility", "present", "image_landmarks")
+
+
+class PoseResultError(Exception):
+    """A pose job's result cannot be read; the message says which file and what to do."""
+
+
+@dataclass(frozen=True)
+class BakeRequest:
+    """Everything a bake needs, as plain data (made on the main thread)."""
+
+    armature: str
+    job_id: str
+    output_dir: str
+    frame_start: int
+    fps: float
+    rig: RigData
+    bone_map: BoneMap
+    options: SolveOptions
+    interpolation: str
+    reduce_tolerance_deg: float | None
+
+
+@dataclass(frozen=True)
+class BakeDone:
+    """A finished bake as the panel shows it (and tests read it): its report, or the error that stopped it."""
+
+    job_id: str
+    armature: str
+    report: bake.BakeReport | None
+    error: str = ""
+    frames_measured: int = 0
+    """Frames in which at least one bone was seen."""
+
+
+class FollowUpError(Exception):
+    """A follow-up could not run; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class _FollowUp:
+    scene: str
+    job_id: str
+    what: str
+    """In words, for messages: "bake", "insert the pose control video"."""
+    run: Callable[[bpy.types.Scene, bpy.types.PropertyGroup], None]
+    """Called on the main thread with the scene and the succeeded job; raises FollowUpError."""
+
+
+_executor: ThreadPoolExecutor | None = None
+_solving: list[tuple[BakeRequest, Future[tuple[PoseFrames, float]]]] = []
+_follow_ups: list[_FollowUp] = []
+finished: list[BakeDone] = []
+"""Bakes done since the add-on was enabled, oldest first (the panel shows the last)."""
+
+
+def load_pose_arrays(output_dir: str) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and summary a pose job published. Raises PoseResultError naming what is missing."""
+    folder = Path(output_dir)
+    arrays = {}
+    for name in POSE_ARRAYS:
+        path = folder / "arrays" / f"{name}.npy"
+        try:
+            arrays[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise PoseResultError(
+                f"Cannot read {path} ({exc}): the job's folder was moved or deleted, or it is not a pose job; "
+                "run pose on the strip again"
+            ) from None
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PoseResultError(f"Cannot read {folder / 'summary.json'}: {exc}") from None
+    return arrays, summary
+
+
+def solve_job(request: BakeRequest) -> tuple[PoseFrames, float]:
+    """Worker thread: read the job's landmarks and solve them for the rig; (pose, the rig's leg length)."""
+    arrays, summary = load_pose_arrays(request.output_dir)
+    size = (float(summary.get("width") or 0), float(summary.get("height") or 0))
+    retargeter = Retargeter(request.rig, request.bone_map, request.options)
+    pose = retargeter.solve_clip(
+        arrays["world_landmarks"],
+        arrays["visibility"],
+        arrays["present"],
+        request.fps,
+        arrays["image_landmarks"],
+        size if all(size) else None,
+    )
+    return pose, retargeter.rig_leg_length
+
+
+def start_bake(request: BakeRequest) -> None:
+    """Solve on the worker thread; :func:`tick` writes the keys when it is done."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vfx-mocap-solve")
+    _solving.append((request, _executor.submit(solve_job, request)))
+    _ensure_timer()
+
+
+def after_job(
+    scene: bpy.types.Scene,
+    job_id: str,
+    what: str,
+    run: Callable[[bpy.types.Scene, bpy.types.PropertyGroup], None],
+) -> None:
+    """Call ``run(scene, job)`` on the main thread once the pose job ``job_id`` has succeeded; if it ends any
+    other way, show that there was nothing to ``what``."""
+    _follow_ups.append(_FollowUp(scene.name, job_id, what, run))
+    _ensure_timer()
+
+
+def busy() -> bool:
+    return bool(_solving or _follow_ups)
+
+
+def _ensure_timer() -> None:
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=INTERVAL_S)
+
+
+def tick() -> float | None:
+    """Timer (main thread): write finished solves, run follow-ups of finished jobs. Stops itself when idle."""
+    for request, future in [item for item in _solving if item[1].done()]:
+        _solving.remove((request, future))
+        finished.append(_apply(request, future))
+    for follow_up in list(_follow_ups):
+        scene = bpy.data.scenes.get(follow_up.scene)
+        job = scene.vfx_mocap.jobs.get(follow_up.job_id) if scene is not None else None
+        if job is None or (job.is_final and job.state != "succeeded"):
+            _follow_ups.remove(follow_up)
+            if job is not None:
+                _report(f"Pose job {job.name[:8]} {job.state_text}: nothing to {follow_up.what}")
+        elif job.state == "succeeded":
+            _follow_ups.remove(follow_up)
+            try:
+                follow_up.run(scene, job)
+            except FollowUpError as exc:
+                _report(str(exc))
+    return INTERVAL_S if busy() else None
+
+
+def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float]]) -> BakeDone:
+    try:
+        pose, leg_length = future.result()
+    except PoseResultError as exc:
+        return _failed(request, str(exc))
+    except Exception as exc:  # a solver bug must reach the panel, not vanish in a thread
+        return _failed(request, f"Solving the pose of job {request.job_id[:8]} failed: {type(exc).__name__}: {exc}")
+    obj = bpy.data.objects.get(request.armature)
+    if obj is None or obj.type != "ARMATURE":
+        return _failed(request, f"Armature '{request.armature}' is gone: nothing was baked")
+    armature_io.apply_switches(obj, request.bone_map)
+    report = bake.bake_pose(
+        obj,
+        pose,
+        request.frame_start + np.arange(len(pose)),
+        interpolation=request.interpolation,
+        reduce_tolerance_deg=request.reduce_tolerance_deg,
+        root_scale=leg_length or 1.0,
+    )
+    bake.push_undo_step(f"Bake Pose to {obj.name}")
+    return BakeDone(request.job_id, request.armature, report, "", int(pose.measured.any(axis=1).sum()))
+
+
+def _failed(request: BakeRequest, message: str) -> BakeDone:
+    _report(message)
+    return BakeDone(request.job_id, request.armature, None, message)
+
+
+def _report(message: str) -> None:
+    runtime.get().last_error = message
+
+
+def unregister() -> None:
+    """Drop pending work and stop the worker (a solve in progress finishes in the background, unused)."""
+    global _executor
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    _follow_ups.clear()
+    _solving.clear()
+    finished.clear()
+    if _executor is not None:
+        _executor.shutdown(wait=True, cancel_futures=True)
+        _executor = None

@@ -1,0 +1,780 @@
+"""The solve: MediaPipe landmarks to pose-bone rotations and a root location, aware of the rig's rest pose.
+
+How (see ``RETARGETING.md`` in the team guide):
+
+1. Landmarks go from MediaPipe's world frame to Blender's (:mod:`.frames`), then to the armature's own axes
+   (the quarter turns that line the rig's rest torso up with Z and its shoulders with X, so a Y-up FBX import
+   works like a Z-up rig).
+2. Directions, not positions: each driven bone aims along a landmark direction (its *primary*, e.g. shoulder
+   to elbow). Where that landmark sits on the rig at rest comes from the rig itself (:func:`rest_landmarks`), so
+   rolls, tails that do not point at the child, A- or T-poses and different proportions do not matter.
+3. Parent first: with the parent's posed rotation known, the bone's rest frame is carried along and turned by
+   the smallest rotation (the swing) that takes its rest primary onto the landmark direction.
+4. Twist comes from a second cue where one exists: the elbow or knee plane for the upper arm, forearm, thigh
+   and shin; the knuckles for the hand; the heel for the foot; the hips, shoulders and ears for the hips, chest
+   and head. A cue that is unseen or degenerate (a straight arm) fades out and the twist stays at rest.
+5. The spine and neck chains share the chest's (head's) rotation relative to the hips (chest) in equal steps.
+6. Confidence: a bone whose landmarks were not seen (visibility below ``min_visibility``, or no person in the
+   frame) gets no rotation from them: in a clip it is interpolated across gaps up to ``max_gap_frames`` and held
+   across longer ones (frames before the first sighting take the first one); live, it holds its last value.
+   A bone never seen stays at rest.
+7. Smoothing: the One Euro filter on each bone's local quaternion (signs made continuous first) and on the
+   root location.
+8. Root: orientation is the hips bone's; location = hip movement in the image (sideways only: one camera
+   cannot measure depth reliably) scaled by rig leg length / person leg length, then raised or lowered so that
+   the lowest point of the feet rests on the rig's ground (its feet's height at rest): feet never go below it.
+   World landmarks are hip-centred, so a jump's height cannot be recovered and is not invented.
+
+All of it is numpy on whatever thread calls it.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import rotations as rot
+from .bone_maps import BoneMap, BoneMapError
+from .filters import OneEuroFilter, OneEuroParams, make_continuous, one_euro
+from .frames import LANDMARK, mediapipe_to_blender
+from .rig_data import RigData
+
+SIDE_WORDS = {"L": "left", "R": "right"}
+CUE_FADE = (0.10, 0.35)
+"""A twist cue's strength (the sine of the angle it makes with the primary, or of the elbow/knee bend) below the
+first value gives no twist, above the second full twist; smooth in between (about 6 to 20 degrees)."""
+REST_HINGE_MIN_SIN = 0.05
+"""A rest elbow or knee bent less than this (about 3 degrees) is treated as straight: its hinge is then taken
+as anatomical (elbows fold forward, knees backward)."""
+LEG_HISTORY = 90
+"""Live: how many recent leg-length measurements the person's leg length is the median of."""
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    min_visibility: float = 0.5
+    """0..1: landmarks MediaPipe is less sure than this are treated as unseen."""
+    max_gap_frames: int = 12
+    """Clips: unseen stretches up to this many frames are interpolated; longer ones hold the last good value."""
+    root_motion: bool = True
+    """Move the root sideways with the person's hips in the image (needs image landmarks)."""
+    keep_on_ground: bool = True
+    """Raise or lower the root so that the lowest foot point rests on the rig's ground."""
+    smoothing: OneEuroParams | None = field(default_factory=OneEuroParams)
+    """None: no smoothing."""
+
+
+@dataclass(frozen=True)
+class PoseFrames:
+    """The solved pose of N frames.
+
+    - ``rotations`` (N, B, 4): each driven bone's pose quaternion (``PoseBone.rotation_quaternion``, w x y z,
+      relative to its rest pose and parent), signs continuous along the frames;
+    - ``root_location`` (N, 3): the root bone's pose location (``PoseBone.location``: its rest axes, rig units);
+    - ``measured`` (N, B): True where the bone's rotation came from landmarks seen in that frame.
+    """
+
+    bones: tuple[str, ...]
+    rotations: np.ndarray
+    root_bone: str
+    root_location: np.ndarray
+    measured: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.rotations.shape[0])
+
+
+# -- vector cues ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Direction:
+    """mean(``to``) - mean(``start``): a direction between landmarks (or their midpoints)."""
+
+    start: tuple[str, ...]
+    to: tuple[str, ...]
+
+    @property
+    def landmarks(self) -> tuple[str, ...]:
+        return self.start + self.to
+
+    def evaluate(self, points: dict[str, np.ndarray]) -> np.ndarray:
+        return _mean(points, self.to) - _mean(points, self.start)
+
+
+def _mean(points: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    total = points[names[0]]
+    for name in names[1:]:
+        total = total + points[name]
+    return total / len(names) if len(names) > 1 else total
+
+
+def _all_seen(ok: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    seen = ok[names[0]]
+    for name in names[1:]:
+        seen = seen & ok[name]
+    return seen
+
+
+@dataclass(frozen=True)
+class _Hinge:
+    """The normal of the plane through a joint chain ``a`` - ``b`` - ``c`` (an elbow or knee): unit(b - a) x
+    unit(c - b), whose length is the sine of the bend."""
+
+    a: str
+    b: str
+    c: str
+
+    @property
+    def landmarks(self) -> tuple[str, ...]:
+        return (self.a, self.b, self.c)
+
+    def evaluate(self, points: dict[str, np.ndarray]) -> np.ndarray:
+        upper = rot.normalize(points[self.b] - points[self.a])[0]
+        lower = rot.normalize(points[self.c] - points[self.b])[0]
+        return rot.cross(upper, lower)
+
+
+_Vector = _Direction | _Hinge
+_Fill = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+"""``fill(slot, rotations (N, 3, 3), valid (N,)) -> rotations``: the local rotations a bone gets in the frames it
+was not seen in (``valid`` False)."""
+
+
+@dataclass
+class _Slot:
+    """One driven bone: ``parent`` is the slot of the driven bone it hangs from (-1: the root)."""
+
+    bone: str
+    parent: int
+    rest: np.ndarray
+    """(3, 3) rest rotation, armature space."""
+    rest_local: np.ndarray
+    """(3, 3) rest rotation relative to the parent slot's rest rotation."""
+    head: np.ndarray
+    """(3,) rest head, armature space."""
+
+
+@dataclass
+class _Step:
+    """Aim one bone (and share its rotation along a chain of intermediate slots before it)."""
+
+    slot: int
+    chain: tuple[int, ...]
+    primary: _Vector
+    primary_rest: np.ndarray
+    """Unit primary vector at rest, in the bone's local axes."""
+    cue: _Vector | None
+    cue_rest: np.ndarray | None
+    """Unit cue at rest, in the bone's local axes."""
+    parent: int = -1
+    """The slot the step (its chain's first link) hangs from; -1: the root."""
+    carry_rest: np.ndarray = field(default_factory=lambda: np.eye(3))
+    """(3, 3) the bone's rest rotation relative to ``parent``'s (through the chain's links at rest)."""
+
+
+@dataclass
+class _Level:
+    """Steps whose parents are all solved by earlier levels: aimed together, as one batch."""
+
+    steps: list[_Step]
+    carry_rest: np.ndarray
+    """(K, 3, 3) each step's ``carry_rest``."""
+    primary_rest: np.ndarray
+    """(K, 3)."""
+    cue_rest: np.ndarray
+    """(K, 3); zero where a step has no cue."""
+
+
+def _smoothstep(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    t = np.clip((values - low) / (high - low), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _nearest_axes(matrix: np.ndarray) -> np.ndarray:
+    """The signed permutation matrix (a rotation by quarter turns) nearest to the rotation ``matrix``."""
+    out = np.zeros((3, 3))
+    used_rows: set[int] = set()
+    for col in np.argsort(-np.max(np.abs(matrix), axis=0)):
+        order = [row for row in np.argsort(-np.abs(matrix[:, col])) if row not in used_rows]
+        row = order[0]
+        out[row, col] = np.sign(matrix[row, col]) or 1.0
+        used_rows.add(row)
+    if np.linalg.det(out) < 0:  # a mirrored rig frame: keep a proper rotation by flipping the weakest axis
+        col = int(np.argmin(np.max(np.abs(matrix), axis=0)))
+        out[:, col] *= -1.0
+    return out
+
+
+def rest_landmarks(rig: RigData, bone_map: BoneMap) -> dict[str, np.ndarray]:
+    """Where each landmark the solve uses sits on ``rig`` at rest (armature space, rig units).
+
+    Joints are mapped bones' heads (an elbow is the forearm's head; without a forearm, the upper arm's tail);
+    the knuckles, heel and toe tip come from the map's anchors, else from tails (the heel then lies under the
+    ankle at the height of the toe tip). The face has no bones to read, so ears and eyes are placed on the head
+    bone along the armature's axes: a neutral head looks straight ahead, eyes level with ears.
+    """
+    bones = bone_map.bones
+
+    def at(role: str, point: str = "head") -> np.ndarray | None:
+        bone = bones.get(role)
+        return rig.point(bone, point) if bone is not None and bone in rig else None
+
+    def anchor(name: str) -> np.ndarray | None:
+        spec = bone_map.anchors.get(name)
+        return rig.point(*spec) if spec is not None and spec[0] in rig else None
+
+    def first(*candidates: np.ndarray | None) -> np.ndarray | None:
+        return next((c for c in candidates if c is not None), None)
+
+    points: dict[str, np.ndarray | None] = {}
+    for side, word in SIDE_WORDS.items():
+        points[f"{word}_shoulder"] = at(f"upper_arm.{side}")
+        points[f"{word}_elbow"] = first(at(f"forearm.{side}"), at(f"upper_arm.{side}", "tail"))
+        points[f"{word}_wrist"] = first(at(f"hand.{side}"), at(f"forearm.{side}", "tail"))
+        hand_tip = at(f"hand.{side}", "tail")
+        points[f"{word}_index"] = first(anchor(f"index.{side}"), hand_tip)
+        points[f"{word}_pinky"] = first(anchor(f"pinky.{side}"), hand_tip)
+        points[f"{word}_hip"] = at(f"thigh.{side}")
+        points[f"{word}_knee"] = first(at(f"shin.{side}"), at(f"thigh.{side}", "tail"))
+        points[f"{word}_ankle"] = first(at(f"foot.{side}"), at(f"shin.{side}", "tail"))
+        points[f"{word}_foot_index"] = first(
+            anchor(f"toe_tip.{side}"), at(f"toe.{side}", "tail"), at(f"foot.{side}", "tail")
+        )
+    known = {name: p for name, p in points.items() if p is not None}
+    axes = _armature_axes(known)
+    lateral, forward, up = axes[:, 0], -axes[:, 1], axes[:, 2]
+    for side, word in SIDE_WORDS.items():
+        heel = anchor(f"heel.{side}")
+        ankle, toe = known.get(f"{word}_ankle"), known.get(f"{word}_foot_index")
+        if heel is None and ankle is not None and toe is not None:
+            heel = ankle - up * float(np.dot(up, ankle - toe))
+        if heel is not None:
+            known[f"{word}_heel"] = heel
+    head = bones.get("head")
+    if head is not None and head in rig and "left_shoulder" in known and "right_shoulder" in known:
+        centre = rig.point(head, "mid")
+        size = float(np.linalg.norm(known["left_shoulder"] - known["right_shoulder"]))
+        for sign, word in ((1.0, "left"), (-1.0, "right")):
+            known[f"{word}_ear"] = centre + sign * lateral * 0.2 * size
+            known[f"{word}_eye"] = centre + forward * 0.25 * size + sign * lateral * 0.09 * size
+        known["nose"] = centre + forward * 0.3 * size
+    return known
+
+
+def _rest_axes(points: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(up, lateral, forward) unit axes of the rig's rest torso: hips to shoulders, right to left, and the
+    direction the character faces."""
+    shoulders = [points.get("left_shoulder"), points.get("right_shoulder")]
+    hips = [points.get("left_hip"), points.get("right_hip")]
+    if all(p is not None for p in shoulders) and all(p is not None for p in hips):
+        up = rot.normalize(np.mean(shoulders, axis=0) - np.mean(hips, axis=0))[0]
+        lateral = shoulders[0] - shoulders[1]  # type: ignore[operator]
+    elif all(p is not None for p in shoulders):
+        up, lateral = np.array([0.0, 0.0, 1.0]), shoulders[0] - shoulders[1]  # type: ignore[operator]
+    elif all(p is not None for p in hips):
+        up, lateral = np.array([0.0, 0.0, 1.0]), hips[0] - hips[1]  # type: ignore[operator]
+    else:
+        up, lateral = np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0])
+    lateral = rot.normalize(lateral - np.dot(lateral, up) * up)[0]
+    forward = np.cross(lateral, up)
+    return up, lateral, forward
+
+
+def _armature_axes(points: dict[str, np.ndarray]) -> np.ndarray:
+    """The rotation (quarter turns) taking Blender's canonical person (Z up, left +X, facing -Y) onto the rig's
+    rest torso: its columns are the armature axes nearest the rig's left, back and up."""
+    up, lateral, forward = _rest_axes(points)
+    return _nearest_axes(np.stack([lateral, -forward, up], axis=1))
+
+
+class Retargeter:
+    """Everything about one rig and map that does not change between frames; solves clips and live frames.
+
+    Raises BoneMapError if ``bone_map`` names bones ``rig`` lacks.
+    """
+
+    def __init__(self, rig: RigData, bone_map: BoneMap, options: SolveOptions | None = None) -> None:
+        missing = bone_map.missing_in(rig)
+        if missing:
+            raise BoneMapError(f"bone map '{bone_map.name}' names bones that rig '{rig.name}' lacks: {missing}")
+        self.rig = rig
+        self.bone_map = bone_map
+        self.options = options or SolveOptions()
+        self.rest_points = rest_landmarks(rig, bone_map)
+        self.to_armature = _armature_axes(self.rest_points)
+        self.up = self.to_armature[:, 2]
+        """The armature axis pointing up: the ground is perpendicular to it."""
+        self.slots: list[_Slot] = []
+        self.steps: list[_Step] = []
+        self._plan()
+        self.levels = self._levels()
+        self.bones = tuple(slot.bone for slot in self.slots)
+        self.root_bone = self.slots[0].bone
+        self.rig_leg_length = self._rest_leg_length()
+        self._feet = self._foot_points()
+        self.ground = min((float(np.dot(self.up, p)) for _, p in self._feet), default=0.0)
+
+    # -- planning ------------------------------------------------------------------------------------------
+
+    def _add_slot(self, bone: str, parent: int) -> int:
+        rest = self.rig.rotation(bone)
+        parent_rest = self.slots[parent].rest if parent >= 0 else np.eye(3)
+        self.slots.append(_Slot(bone, parent, rest, parent_rest.T @ rest, self.rig.head(bone)))
+        return len(self.slots) - 1
+
+    def _add_step(
+        self, role: str, parent: int, primary: _Vector, cue: _Vector | None, chain_role: str | None = None
+    ) -> int:
+        """Add the slots (chain first) and the step for ``role``; return its slot, or ``parent`` when the map
+        lacks the role or the rig lacks the primary's rest positions (without the cue's, the twist stays at
+        rest)."""
+        bone = self.bone_map.bones.get(role)
+        if bone is None or not set(primary.landmarks) <= set(self.rest_points):
+            return parent
+        if cue is not None and not set(cue.landmarks) <= set(self.rest_points):
+            cue = None
+        chain = []
+        for link in self.bone_map.chains.get(chain_role, ()) if chain_role else ():
+            parent = self._add_slot(link, parent)
+            chain.append(parent)
+        slot = self._add_slot(bone, parent)
+        rest = self.slots[slot].rest
+        primary_rest = rot.normalize(primary.evaluate(self.rest_points))[0]
+        if np.linalg.norm(primary_rest) < 0.5:
+            raise BoneMapError(f"the rest direction of '{bone}' ({role}) is undefined: its landmarks coincide")
+        cue_rest = None
+        if cue is not None:
+            vector = cue.evaluate(self.rest_points)
+            if isinstance(cue, _Hinge) and np.linalg.norm(vector) < REST_HINGE_MIN_SIN:
+                vector = self._anatomical_hinge(cue)
+            along = vector - np.dot(vector, primary_rest) * primary_rest
+            if np.linalg.norm(along) > 1e-6:
+                cue_rest = rest.T @ rot.normalize(vector)[0]
+            else:
+                cue = None
+        first = chain[0] if chain else slot
+        carry_rest = self.slots[first].rest_local
+        for link in (*chain[1:], slot) if chain else ():
+            carry_rest = carry_rest @ self.slots[link].rest_local
+        step = _Step(slot, tuple(chain), primary, rest.T @ primary_rest, cue, cue_rest)
+        step.parent, step.carry_rest = self.slots[first].parent, carry_rest
+        self.steps.append(step)
+        return slot
+
+    def _levels(self) -> list[_Level]:
+        """The steps grouped by depth (the root's step first), so that a level only needs earlier ones."""
+        depth: dict[int, int] = {-1: -1}
+        for step in self.steps:
+            depth[step.slot] = depth[step.parent] + 1
+        levels = []
+        for level in sorted({depth[step.slot] for step in self.steps}):
+            steps = [step for step in self.steps if depth[step.slot] == level]
+            cues = [step.cue_rest if step.cue_rest is not None else np.zeros(3) for step in steps]
+            levels.append(
+                _Level(
+                    steps,
+                    np.array([step.carry_rest for step in steps]),
+                    np.array([step.primary_rest for step in steps]),
+                    np.array(cues),
+                )
+            )
+        return levels
+
+    def _anatomical_hinge(self, hinge: _Hinge) -> np.ndarray:
+        """The hinge normal of a straight rest limb: elbows fold the forearm forward, knees the shin backward."""
+        forward = -self.to_armature[:, 1]
+        limb = rot.normalize(self.rest_points[hinge.b] - self.rest_points[hinge.a])[0]
+        fold = forward if "elbow" in hinge.b else -forward
+        return rot.normalize(np.cross(limb, fold))[0]
+
+    def _plan(self) -> None:
+        hips = self._add_step(
+            "hips",
+            -1,
+            _Direction(("right_hip",), ("left_hip",)),
+            _Direction(("left_hip", "right_hip"), ("left_shoulder", "right_shoulder")),
+        )
+        if hips == -1:
+            raise BoneMapError(
+                f"bone map '{self.bone_map.name}' cannot drive the hips of rig '{self.rig.name}': map both thighs "
+                "and upper arms (the hips' rest frame is read from them)"
+            )
+        chest = self._add_step(
+            "chest",
+            hips,
+            _Direction(("right_shoulder",), ("left_shoulder",)),
+            _Direction(("left_hip", "right_hip"), ("left_shoulder", "right_shoulder")),
+            chain_role="spine",
+        )
+        self._add_step(
+            "head",
+            chest,
+            _Direction(("left_ear", "right_ear"), ("left_eye", "right_eye")),
+            _Direction(("right_ear",), ("left_ear",)),
+            chain_role="neck",
+        )
+        for side, word in SIDE_WORDS.items():
+            elbow = _Hinge(f"{word}_shoulder", f"{word}_elbow", f"{word}_wrist")
+            parent = self._add_step(
+                f"upper_arm.{side}", chest, _Direction((f"{word}_shoulder",), (f"{word}_elbow",)), elbow
+            )
+            parent = self._add_step(
+                f"forearm.{side}", parent, _Direction((f"{word}_elbow",), (f"{word}_wrist",)), elbow
+            )
+            self._add_step(
+                f"hand.{side}",
+                parent,
+                _Direction((f"{word}_wrist",), (f"{word}_index", f"{word}_pinky")),
+                _Direction((f"{word}_pinky",), (f"{word}_index",)),
+            )
+            knee = _Hinge(f"{word}_hip", f"{word}_knee", f"{word}_ankle")
+            parent = self._add_step(f"thigh.{side}", hips, _Direction((f"{word}_hip",), (f"{word}_knee",)), knee)
+            parent = self._add_step(f"shin.{side}", parent, _Direction((f"{word}_knee",), (f"{word}_ankle",)), knee)
+            self._add_step(
+                f"foot.{side}",
+                parent,
+                _Direction((f"{word}_ankle",), (f"{word}_foot_index",)),
+                _Direction((f"{word}_heel",), (f"{word}_ankle",)),
+            )
+
+    def _rest_leg_length(self) -> float:
+        lengths = []
+        for word in SIDE_WORDS.values():
+            names = (f"{word}_hip", f"{word}_knee", f"{word}_ankle")
+            if all(n in self.rest_points for n in names):
+                hip, knee, ankle = (self.rest_points[n] for n in names)
+                lengths.append(np.linalg.norm(knee - hip) + np.linalg.norm(ankle - knee))
+        return float(np.mean(lengths)) if lengths else 0.0
+
+    def _foot_points(self) -> list[tuple[int, np.ndarray]]:
+        """(slot, rest position) of each foot's ankle, heel and toe tip, for keeping feet on the ground."""
+        points = []
+        for side, word in SIDE_WORDS.items():
+            bone = self.bone_map.bones.get(f"foot.{side}")
+            if bone is None or bone not in self.bones:
+                continue
+            slot = self.bones.index(bone)
+            for name in (f"{word}_ankle", f"{word}_heel", f"{word}_foot_index"):
+                if name in self.rest_points:
+                    points.append((slot, self.rest_points[name]))
+        return points
+
+    # -- solving ---------------------------------------------------------------------------------------------
+
+    def observe(self, world: np.ndarray, visibility: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(points (N, 33, 3) in armature axes, metres, hip-centred; seen (N, 33) bool) from MediaPipe arrays."""
+        world = np.asarray(world, dtype=np.float64).reshape(-1, 33, 3)
+        visibility = np.nan_to_num(np.asarray(visibility, dtype=np.float64).reshape(-1, 33), nan=0.0)
+        present = np.asarray(present, dtype=bool).reshape(-1)
+        points = mediapipe_to_blender(world) @ self.to_armature.T
+        finite = np.all(np.isfinite(points), axis=-1)
+        seen = finite & (visibility >= self.options.min_visibility) & present[:, None]
+        return np.where(finite[..., None], points, 0.0), seen
+
+    def _solve_rotations(
+        self, points: np.ndarray, seen: np.ndarray, fill: _Fill
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(local rotations (N, B, 3, 3), world rotations (N, B, 3, 3), measured (N, B)), parent first: each level
+        of steps is aimed as one batch."""
+        count = points.shape[0]
+        named = {name: points[:, index] for name, index in LANDMARK.items()}
+        ok = {name: seen[:, index] for name, index in LANDMARK.items()}
+        world = np.empty((count, len(self.slots), 3, 3))
+        local = np.empty((count, len(self.slots), 3, 3))
+        measured = np.zeros((count, len(self.slots)), dtype=bool)
+        identity = np.broadcast_to(np.eye(3), (count, 3, 3))
+        for level in self.levels:
+            parents = np.stack([world[:, step.parent] if step.parent >= 0 else identity for step in level.steps])
+            carry = parents @ level.carry_rest[:, None]
+            targets, valid = self._aim(level, carry, named, ok)
+            turns = np.swapaxes(carry, -1, -2) @ targets
+            for k, step in enumerate(level.steps):
+                turn = fill(step.slot, turns[k], valid[k])
+                world[:, step.slot] = carry[k] @ turn
+                measured[:, step.slot] = valid[k]
+                if step.chain:
+                    self._share_along_chain(step, parents[k], carry[k], turn, valid[k], world, local, measured)
+                else:
+                    local[:, step.slot] = turn
+        return local, world, measured
+
+    def _share_along_chain(
+        self,
+        step: _Step,
+        parent_world: np.ndarray,
+        carry: np.ndarray,
+        turn: np.ndarray,
+        valid: np.ndarray,
+        world: np.ndarray,
+        local: np.ndarray,
+        measured: np.ndarray,
+    ) -> None:
+        """Spread a chain end's ``turn`` (relative to its rest, carried) over the chain: link k of n takes
+        (k + 1) / (n + 1) of it, about the same axis."""
+        links = (*step.chain, step.slot)
+        quats = np.broadcast_to(rot.quat_from_matrix(turn), (len(links), *turn.shape[:-2], 4))
+        fractions = np.arange(1, len(links) + 1) / len(links)
+        shares = rot.matrix_from_quat(rot.fractional_rotation(quats, fractions[:, None]))
+        carried = parent_world
+        above = parent_world
+        for k, link in enumerate(links):
+            carried = carried @ self.slots[link].rest_local
+            link_world = carry @ shares[k] @ np.swapaxes(carry, -1, -2) @ carried
+            world[:, link] = link_world
+            local[:, link] = np.swapaxes(above @ self.slots[link].rest_local, -1, -2) @ link_world
+            measured[:, link] = valid
+            above = link_world
+
+    def _aim(
+        self, level: _Level, carry: np.ndarray, named: dict[str, np.ndarray], ok: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(world rotations (K, N, 3, 3), valid (K, N)) aiming the level's bones; invalid frames keep ``carry``."""
+        steps = level.steps
+        direction, length = rot.normalize(np.stack([step.primary.evaluate(named) for step in steps]))
+        valid = np.stack([_all_seen(ok, step.primary.landmarks) for step in steps]) & (length > 1e-6)
+        carried = (carry @ level.primary_rest[:, None, :, None])[..., 0]
+        target = rot.rotation_between(carried, direction) @ carry
+        cues, cue_seen = [], []
+        for step in steps:
+            if step.cue is None or step.cue_rest is None:
+                cues.append(np.zeros_like(direction[0]))
+                cue_seen.append(np.zeros(direction.shape[1], dtype=bool))
+                continue
+            cue = step.cue.evaluate(named)
+            cues.append(rot.normalize(cue)[0] if isinstance(step.cue, _Direction) else cue)
+            cue_seen.append(_all_seen(ok, step.cue.landmarks))
+        current = (target @ level.cue_rest[:, None, :, None])[..., 0]
+        angle, strength = rot.signed_angle_about(current, np.stack(cues), direction)
+        weight = _smoothstep(strength, *CUE_FADE) * np.stack(cue_seen)
+        target = rot.axis_angle_matrix(direction, angle * weight) @ target
+        if valid.all():
+            return target, valid
+        return np.where(valid[..., None, None], target, carry), valid
+
+    def forward_kinematics(self, local: np.ndarray, root_offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(world rotations (N, B, 3, 3), heads (N, B, 3)) of the driven bones posed with ``local`` quaternions,
+        the root's head moved by ``root_offset`` (N, 3) (armature space)."""
+        count = local.shape[0]
+        world = np.zeros((count, len(self.slots), 3, 3))
+        heads = np.zeros((count, len(self.slots), 3))
+        turns = rot.matrix_from_quat(local)
+        for index, slot in enumerate(self.slots):
+            if slot.parent < 0:
+                world[:, index] = slot.rest_local @ turns[:, index]
+                heads[:, index] = slot.head + root_offset
+                continue
+            parent = self.slots[slot.parent]
+            world[:, index] = world[:, slot.parent] @ slot.rest_local @ turns[:, index]
+            offset = parent.rest.T @ (slot.head - parent.head)
+            heads[:, index] = heads[:, slot.parent] + world[:, slot.parent] @ offset
+        return world, heads
+
+    def _ground_offsets(self, local: np.ndarray) -> np.ndarray:
+        """(N,) how far to move the root along ``up`` so that the lowest foot point rests on the ground."""
+        if not self._feet or not self.options.keep_on_ground:
+            return np.zeros(local.shape[0])
+        world, heads = self.forward_kinematics(local, np.zeros((local.shape[0], 3)))
+        heights = []
+        for slot, rest_point in self._feet:
+            offset = self.slots[slot].rest.T @ (rest_point - self.slots[slot].head)
+            heights.append((heads[:, slot] + world[:, slot] @ offset) @ self.up)
+        return self.ground - np.min(heights, axis=0)
+
+    def _horizontal(
+        self, points: np.ndarray, seen: np.ndarray, image: np.ndarray | None, size: tuple[float, float] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(hip centre in pixels (N, 2), metres per pixel (N,), valid (N,)) from the image landmarks."""
+        count = points.shape[0]
+        if image is None or size is None or not self.options.root_motion:
+            return np.zeros((count, 2)), np.zeros(count), np.zeros(count, dtype=bool)
+        pixels = np.asarray(image, dtype=np.float64).reshape(-1, 33, 3)[..., :2] * np.asarray(size, dtype=np.float64)
+        hips = [LANDMARK["left_hip"], LANDMARK["right_hip"]]
+        shoulders = [LANDMARK["left_shoulder"], LANDMARK["right_shoulder"]]
+        valid = np.all(seen[:, hips + shoulders], axis=1)
+        hip_px, shoulder_px = pixels[:, hips].mean(axis=1), pixels[:, shoulders].mean(axis=1)
+        torso_px = np.linalg.norm(shoulder_px - hip_px, axis=-1)
+        torso_m = np.linalg.norm(points[:, shoulders].mean(axis=1) - points[:, hips].mean(axis=1), axis=-1)
+        valid &= np.isfinite(torso_px) & (torso_px > 1.0)
+        metres_per_pixel = np.where(valid, torso_m / np.where(valid, torso_px, 1.0), 0.0)
+        return np.nan_to_num(hip_px), metres_per_pixel, valid
+
+    def person_leg_lengths(self, points: np.ndarray, seen: np.ndarray) -> np.ndarray:
+        """(N, 2) left and right hip-knee-ankle lengths in metres; NaN where a leg was not seen."""
+        out = np.full((points.shape[0], 2), np.nan)
+        for column, word in enumerate(SIDE_WORDS.values()):
+            index = [LANDMARK[f"{word}_{joint}"] for joint in ("hip", "knee", "ankle")]
+            length = np.linalg.norm(points[:, index[1]] - points[:, index[0]], axis=-1)
+            length += np.linalg.norm(points[:, index[2]] - points[:, index[1]], axis=-1)
+            out[:, column] = np.where(np.all(seen[:, index], axis=1), length, np.nan)
+        return out
+
+    def _scale(self, leg_lengths: np.ndarray) -> float:
+        """Rig units per person metre: rig leg length / the person's (median of what was measured)."""
+        measured = leg_lengths[np.isfinite(leg_lengths)]
+        if not measured.size or self.rig_leg_length <= 0.0:
+            return 1.0
+        return self.rig_leg_length / float(np.median(measured))
+
+    def _root_location(self, offset: np.ndarray) -> np.ndarray:
+        """The root bone's pose location for armature-space head offsets (N, 3)."""
+        return offset @ self.slots[0].rest
+
+    # -- clips ---------------------------------------------------------------------------------------------
+
+    def solve_clip(
+        self,
+        world: np.ndarray,
+        visibility: np.ndarray,
+        present: np.ndarray,
+        fps: float,
+        image: np.ndarray | None = None,
+        image_size: tuple[float, float] | None = None,
+    ) -> PoseFrames:
+        """Solve a whole clip: ``world`` (N, 33, 3) MediaPipe world landmarks (metres), ``visibility`` (N, 33),
+        ``present`` (N,), the clip's ``fps``, and optionally ``image`` (N, 33, 3) image landmarks (0..1) of frames
+        ``image_size`` (width, height) pixels for the root's sideways motion."""
+        if not fps > 0:
+            raise ValueError(f"fps must be above 0, got {fps}")
+        points, seen = self.observe(world, visibility, present)
+        count = points.shape[0]
+        gap = self.options.max_gap_frames
+        local, _world, measured = self._solve_rotations(
+            points, seen, lambda _slot, turns, valid: _fill_rotations(turns, valid, gap)
+        )
+        local = make_continuous(rot.quat_from_matrix(local))
+        times = np.arange(count) / fps
+        if self.options.smoothing is not None and count:
+            local = rot.normalize(one_euro(local, times, self.options.smoothing))[0]
+        hip_px, metres_per_pixel, valid = self._horizontal(points, seen, image, image_size)
+        scale = self._scale(self.person_leg_lengths(points, seen))
+        sideways = np.zeros((count, 3))
+        if valid.any():
+            reference = hip_px[np.argmax(valid)]
+            mpp = float(np.median(metres_per_pixel[valid]))
+            moved = np.where(valid, (hip_px[:, 0] - reference[0]) * mpp * scale, np.nan)
+            sideways[:, 0] = _fill_values(moved, valid, gap)
+            if self.options.smoothing is not None:
+                sideways = one_euro(sideways, times, self.options.smoothing)
+        offset = sideways @ self.to_armature.T
+        offset += self._ground_offsets(local)[:, None] * self.up
+        return PoseFrames(self.bones, local, self.root_bone, self._root_location(offset), measured)
+
+    def live(self) -> LiveRetargeter:
+        return LiveRetargeter(self)
+
+
+def _gap_neighbours(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each frame, the index of the last valid frame at or before it (-1: none) and of the first at or after
+    it (N: none)."""
+    count = valid.shape[0]
+    index = np.arange(count)
+    before = np.maximum.accumulate(np.where(valid, index, -1)) if count else index
+    after = np.minimum.accumulate(np.where(valid, index, count)[::-1])[::-1] if count else index
+    return before, after
+
+
+def _fill_rotations(turns: np.ndarray, valid: np.ndarray, max_gap: int) -> np.ndarray:
+    """Unseen frames: slerp across gaps of up to ``max_gap`` frames, else hold the nearest earlier good value (the
+    first good one before any); identity if none is good."""
+    if valid.all():
+        return turns
+    if not valid.any():
+        return np.broadcast_to(np.eye(3), turns.shape).copy()
+    quats = make_continuous(rot.quat_from_matrix(turns))
+    before, after = _gap_neighbours(valid)
+    count = quats.shape[0]
+    out = quats.copy()
+    missing = ~valid
+    bounded = missing & (before >= 0) & (after < count)
+    interpolate = bounded & (after - before - 1 <= max_gap)
+    hold = missing & ~interpolate
+    source = np.where(before >= 0, before, after)
+    out[hold] = quats[source[hold]]
+    if interpolate.any():
+        frames = np.flatnonzero(interpolate)
+        fraction = (frames - before[frames]) / (after[frames] - before[frames])
+        out[frames] = rot.slerp(quats[before[frames]], quats[after[frames]], fraction)
+    return rot.matrix_from_quat(out)
+
+
+def _fill_values(values: np.ndarray, valid: np.ndarray, max_gap: int) -> np.ndarray:
+    """:func:`_fill_rotations` for a scalar series, with linear interpolation; zeros if none is good."""
+    if not valid.any():
+        return np.zeros_like(values)
+    before, after = _gap_neighbours(valid)
+    count = values.shape[0]
+    out = values.copy()
+    missing = ~valid
+    interpolate = missing & (before >= 0) & (after < count) & (after - before - 1 <= max_gap)
+    hold = missing & ~interpolate
+    source = np.where(before >= 0, before, after)
+    out[hold] = values[source[hold]]
+    frames = np.flatnonzero(interpolate)
+    if frames.size:
+        fraction = (frames - before[frames]) / (after[frames] - before[frames])
+        out[frames] = values[before[frames]] * (1 - fraction) + values[after[frames]] * fraction
+    return out
+
+
+class LiveRetargeter:
+    """Solves one frame at a time, keeping what a stream needs: the last good rotation of each bone (an unseen
+    bone holds it), the filters, the person's leg length so far and where the hips were first seen.
+
+    Not thread-safe: one thread pushes frames.
+    """
+
+    def __init__(self, retargeter: Retargeter) -> None:
+        self.retargeter = retargeter
+        self._last_good = np.tile(np.eye(3), (len(retargeter.slots), 1, 1))
+        self._previous: np.ndarray | None = None
+        smoothing = retargeter.options.smoothing
+        self._rotation_filter = OneEuroFilter(smoothing) if smoothing else None
+        self._location_filter = OneEuroFilter(smoothing) if smoothing else None
+        self._legs: collections.deque[float] = collections.deque(maxlen=LEG_HISTORY)
+        self._reference_px: np.ndarray | None = None
+        self._metres_per_pixel: collections.deque[float] = collections.deque(maxlen=LEG_HISTORY)
+        self._sideways = 0.0
+
+    def _hold(self, slot: int, turns: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        if valid[0]:
+            self._last_good[slot] = turns[0]
+            return turns
+        return self._last_good[slot][None].copy()
+
+    def push(
+        self,
+        world: np.ndarray,
+        visibility: np.ndarray,
+        present: bool,
+        time_s: float,
+        image: np.ndarray | None = None,
+        image_size: tuple[float, float] | None = None,
+    ) -> PoseFrames:
+        """Solve one frame (``world`` (33, 3), ``visibility`` (33,), taken at ``time_s`` seconds); a
+        :class:`PoseFrames` of length 1."""
+        rt = self.retargeter
+        points, seen = rt.observe(world, visibility, np.array([present]))
+        turns, _world, measured = rt._solve_rotations(points, seen, self._hold)
+        local = make_continuous(rot.quat_from_matrix(turns), self._previous)
+        if self._rotation_filter is not None:
+            local = rot.normalize(self._rotation_filter(local[0], time_s))[0][None]
+        self._previous = local[0]
+        legs = rt.person_leg_lengths(points, seen)[0]
+        self._legs.extend(float(v) for v in legs[np.isfinite(legs)])
+        scale = rt._scale(np.array(self._legs)) if self._legs else 1.0
+        hip_px, metres_per_pixel, valid = rt._horizontal(points, seen, image, image_size)
+        if valid[0]:
+            if self._reference_px is None:
+                self._reference_px = hip_px[0]
+            self._metres_per_pixel.append(float(metres_per_pixel[0]))
+            mpp = float(np.median(self._metres_per_pixel))
+            self._sideways = (hip_px[0, 0] - self._reference_px[0]) * mpp * scale
+        sideways = np.array([[self._sideways, 0.0, 0.0]])
+        if self._location_filter is not None:
+            sideways = self._location_filter(sideways, time_s)
+        offset = sideways @ rt.to_armature.T + rt._ground_offsets(local)[:, None] * rt.up
+        return PoseFrames(rt.bones, local, rt.root_bone, rt._root_location(offset), measured)

@@ -1,0 +1,207 @@
+"""Retargeting accuracy in real Blender, through the Bake operator: rigs posed with known rotations, their
+evaluated joints turned into MediaPipe landmarks (of a person 0.9 times the rig's size), baked back, compared.
+
+Rigs: Rigify's human metarig, a Mixamo-named FBX-like rig (Y-up, centimetres, object turned and scaled, bone tails
+and rolls arbitrary), and a rig Rigify generates from the metarig (its FK controls driven; its DEF bones, which
+deform the mesh, compared). Each is baked twice to check that a second bake replaces the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import bpy
+import harness
+import mocap_common as mc
+import numpy as np
+
+FRAMES = 48
+FRAME_START = 10
+PERSON_SCALE = 0.9
+
+
+def bake_landmarks(addon: Any, obj: Any, world: np.ndarray, folder: Path, job_id: str) -> dict[str, Any]:
+    """Bake ``world`` landmarks onto ``obj`` through the operator, twice; what each bake wrote."""
+    scene = bpy.context.scene
+    mc.add_succeeded_job(scene, job_id, mc.write_pose_job(folder, world), FRAME_START)
+    scene.vfx_mocap_pose.armature = obj
+    out = {}
+    for attempt in ("first", "second"):
+        before = len(addon.mocap_tasks.finished)
+        started = time.monotonic()
+        result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id=job_id)
+        assert result == {"FINISHED"}, error
+        done = mc.wait_for_bake(addon, harness, before)
+        channels = mc.action_channels(obj)
+        out[attempt] = {
+            "seconds": time.monotonic() - started,
+            "fcurves": len(channels),
+            "keys": int(sum(len(keys) for keys in channels.values())),
+            "report_keys": done.report.keys,
+            "frames": [done.report.frame_start, done.report.frame_end],
+            "bones": sorted({mc.bone_of(path) for path, _ in channels}),
+            "actions": len(bpy.data.actions),
+        }
+    return out
+
+
+def truth_poses(obj: Any, bone_map: Any, hinges: dict[str, Any], rest_points: dict, names: list[str], seed: int):
+    """Pose ``obj`` FRAMES times; (landmarks (N, 33, 3), evaluated rotations of ``names`` (N, len, 3, 3))."""
+    rng = np.random.default_rng(seed)
+    world, truth = [], []
+    for _ in range(FRAMES):
+        mc.pose_randomly(obj, bone_map, rng, hinges)
+        bpy.context.view_layer.update()
+        world.append(mc.landmarks(obj, bone_map, rest_points, PERSON_SCALE))
+        truth.append(mc.rotations(obj, names))
+    for pose_bone in obj.pose.bones:
+        pose_bone.rotation_quaternion = (1, 0, 0, 0)
+    return np.array(world), np.array(truth)
+
+
+def rest_y_axes(obj: Any, names: list[str]) -> np.ndarray:
+    return np.array([np.array(obj.data.bones[name].matrix_local.col[1][:3]) for name in names])
+
+
+def baked_rotations(obj: Any, names: list[str]) -> np.ndarray:
+    scene = bpy.context.scene
+    out = []
+    for frame in range(FRAME_START, FRAME_START + FRAMES):
+        scene.frame_set(frame)
+        out.append(mc.rotations(obj, names))
+    return np.array(out)
+
+
+def errors(truth: np.ndarray, solved: np.ndarray, names: list[str], rest_axes: np.ndarray) -> dict[str, Any]:
+    """Angles between the true and the baked turns; ``direction``: between where each bone points (its rest Y
+    axis, ``rest_axes`` (len(names), 3), turned), which ignores twist."""
+    angles = mc.angle_degrees(truth, solved)
+    y_truth, y_solved = truth @ rest_axes[..., None], solved @ rest_axes[..., None]
+    directions = np.degrees(np.arccos(np.clip(np.sum(y_truth[..., 0] * y_solved[..., 0], axis=-1), -1, 1)))
+    return {
+        "mean_deg": float(angles.mean()),
+        "max_deg": float(angles.max()),
+        "per_bone_mean_deg": dict(zip(names, angles.mean(axis=0).round(3).tolist(), strict=True)),
+        "direction_mean_deg": float(directions.mean()),
+        "direction_per_bone_mean_deg": dict(zip(names, directions.mean(axis=0).round(3).tolist(), strict=True)),
+    }
+
+
+def rig_case(addon: Any, obj: Any, folder: Path, seed: int, folds: dict[str, np.ndarray]) -> dict[str, Any]:
+    rig = addon.armature_io.read_rig(obj)
+    bone_map = addon.retarget.bone_maps.detect_map(rig)
+    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    b = bone_map.bones
+    hinges = {}
+    for side in mc.SIDES:
+        hinges[f"forearm.{side}"] = mc.hinge_axis(
+            obj, b[f"upper_arm.{side}"], b[f"forearm.{side}"], b[f"hand.{side}"], folds["elbow"]
+        )
+        hinges[f"shin.{side}"] = mc.hinge_axis(
+            obj, b[f"thigh.{side}"], b[f"shin.{side}"], b[f"foot.{side}"], folds["knee"]
+        )
+    limbs = [b[f"{limb}.{side}"] for side in mc.SIDES for limb in mc.LIMBS]
+    world, truth = truth_poses(obj, bone_map, hinges, rest_points, limbs, seed)
+    baked = bake_landmarks(addon, obj, world, folder, f"{obj.name.lower()}-accuracy")
+    solved = baked_rotations(obj, limbs)
+    summary = {
+        "map": bone_map.name,
+        "driven": bone_map.driven_bones(),
+        "limb": errors(truth, solved, limbs, rest_y_axes(obj, limbs)),
+        "bakes": baked,
+    }
+    return summary, world, truth
+
+
+def exit_without_teardown(result: Path) -> None:
+    """Blender 4.5 as a Python module hangs in its C++ teardown, after Python has finished, once Rigify has
+    generated a rig. Leave at the end of Python's own shutdown instead, with the scenario's exit status (its
+    record, already written, holds a traceback when it failed)."""
+    failed = "traceback" in json.loads(result.read_text() or "{}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1 if failed else 0)
+
+
+def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
+    addon = harness.install_extension(args.zip)
+    folder = Path(args.data_dir)
+    scene = bpy.context.scene
+    scene.vfx_mocap_pose.use_smoothing = False  # random poses per frame are not a motion to smooth
+    scene.vfx_mocap_pose.root_motion = False
+
+    metarig = mc.add_metarig()
+    folds = {"elbow": np.array([0.0, -1.0, 0.0]), "knee": np.array([0.0, 1.0, 0.0])}
+    bpy.ops.object.mode_set(mode="OBJECT")
+    started = time.monotonic()
+    bpy.context.view_layer.objects.active = metarig
+    bpy.ops.pose.rigify_generate()
+    if bpy.app.version < (5, 0, 0):
+        atexit.register(exit_without_teardown, args.result)
+    generated = bpy.data.objects["rig"]
+    record["generate_s"] = time.monotonic() - started
+
+    record["metarig"], world, truth = rig_case(addon, metarig, folder / "metarig", 1, folds)
+
+    # The generated rig deforms through its DEF bones, which follow the FK controls the map drives: compare
+    # them with the metarig's bones (the generated rig has the metarig's rest pose).
+    def_names = [f"DEF-{limb}.{side}" for side in mc.SIDES for limb in mc.LIMBS]
+    generated_rig = addon.armature_io.read_rig(generated)
+    generated_map = addon.retarget.bone_maps.detect_map(generated_rig)
+    baked = bake_landmarks(addon, generated, world, folder / "generated", "generated-accuracy")
+    solved = baked_rotations(generated, def_names)
+    record["generated"] = {
+        "map": generated_map.name,
+        "driven": generated_map.driven_bones(),
+        "switches": {f"{s.bone}[{s.prop}]": generated.pose.bones[s.bone][s.prop] for s in generated_map.switches},
+        "def": errors(truth, solved, def_names, rest_y_axes(generated, def_names)),
+        "bakes": baked,
+    }
+
+    mixamo = mc.add_mixamo_rig("mixamorig:")
+    fbx_folds = {"elbow": np.array([0.0, 0.0, 1.0]), "knee": np.array([0.0, 0.0, -1.0])}  # -Y and +Y of Z-up, Y-up
+    record["mixamo"], _, _ = rig_case(addon, mixamo, folder / "mixamo", 2, fbx_folds)
+    record["detected_panels"] = mc.draw_panels()
+    record["presets"] = presets(addon, mixamo, folder / "presets")
+
+
+def presets(addon: Any, obj: Any, folder: Path) -> dict[str, Any]:
+    """Edit the detected map as a custom one, save it as a preset, break it, load the preset back."""
+    bpy.context.scene.vfx_mocap_pose.armature = obj
+    state = obj.vfx_mocap_map
+    detected = state.bone_map(addon.armature_io.read_rig(obj))
+    result, error = harness.operator_report(bpy.ops.vfxmocap.bone_map_edit)
+    assert result == {"FINISHED"}, error
+    rig = addon.armature_io.read_rig(obj)
+    edited = state.bone_map(rig)
+    out: dict[str, Any] = {
+        "source_after_edit": state.source,
+        "entries": len(state.entries),
+        "edit_keeps_the_map": edited.to_dict() == detected.to_dict(),
+        "custom_panels": mc.draw_panels(),
+    }
+    path = folder / "mixamo.json"
+    result, error = harness.operator_report(bpy.ops.vfxmocap.bone_map_save_preset, filepath=str(path))
+    assert result == {"FINISHED"}, error
+    out["saved"] = json.loads(path.read_text())
+    state.entries["forearm.L"].bone = ""
+    state.entries["anchor:index.L"].bone = ""
+    out["broken_lacks"] = sorted(set(detected.driven_bones()) - set(state.bone_map(rig).driven_bones()))
+    result, error = harness.operator_report(bpy.ops.vfxmocap.bone_map_load_preset, filepath=str(path))
+    assert result == {"FINISHED"}, error
+    out["restored"] = state.bone_map(rig).to_dict() == detected.to_dict()
+    path.write_text('{"format": "vfx-mocap-bone-map", "version": 1, "name": "x", "bones": {"elbow.L": "a"}}')
+    result, error = harness.operator_report(bpy.ops.vfxmocap.bone_map_load_preset, filepath=str(path))
+    out["bad_preset"] = {"result": sorted(result or ()), "error": error}
+    return out
+
+
+if __name__ == "__main__":
+    harness.run_scenario(harness.parse_args(), main)

@@ -1,0 +1,143 @@
+"""Live pose in real Blender through the daemon: the sample video, played at its frame rate, stands in for a
+camera. Start, record, stop; a camera that does not exist; disabling the add-on while live runs.
+
+The bpy module fires no timers: the scenario runs the add-on's pump and the live timer itself, as Blender would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import bpy
+import harness
+import mocap_common as mc
+import numpy as np
+
+
+def pump_live(addon: Any, predicate: Any, what: str, timeout: float = 60.0) -> float:
+    def step() -> bool:
+        addon.live_pose.tick()
+        return predicate()
+
+    return harness.pump_until(addon, step, what, timeout=timeout)
+
+
+def live_threads() -> list[str]:
+    return [name for name in harness.vfx_threads() if name == "vfx-mocap-live-pose"]
+
+
+def daemon_live_sessions(addon: Any) -> int:
+    client_module = __import__(f"{harness.MODULE}.shared.client", fromlist=["Client"])
+    with client_module.Client.from_file(addon.live_client.daemon_connection_file()) as client:
+        return int(client.health()["live_sessions"])
+
+
+def turned_degrees(obj: Any, bones: list[str]) -> float:
+    """The largest rotation of ``bones`` away from rest, in degrees."""
+    w = np.array([abs(obj.pose.bones[b].rotation_quaternion[0]) for b in bones])
+    return float(np.degrees(2 * np.arccos(np.clip(w, 0, 1))).max())
+
+
+def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
+    addon = harness.install_extension(args.zip)
+    harness.configure(args.daemon_python, args.data_dir)
+    rt = addon.runtime.get()
+    bpy.ops.vfxmocap.daemon_start()
+    harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+
+    scene = bpy.context.scene
+    metarig = mc.add_metarig()
+    settings = scene.vfx_mocap_pose
+    settings.armature = metarig
+    settings.live_source = "FILE"
+    settings.video_path = args.video
+    driven = addon.retarget.bone_maps.detect_map(addon.armature_io.read_rig(metarig)).driven_bones()
+    record["turned_before_deg"] = turned_degrees(metarig, driven)
+
+    # 1. Start: poses arrive and move the armature.
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
+    assert result == {"FINISHED"}, error
+    driver = addon.live_pose.current()
+    record["threads_running"] = live_threads()
+    record["start_s"] = pump_live(addon, lambda: driver.applied >= 30, "30 live poses", timeout=90)
+    record["applied"] = driver.applied
+    record["session"] = {"state": driver.session.state, "fps": driver.session.daemon_fps}
+    record["latency_ms_p50"] = float(np.median(driver.latencies_ms))
+    record["solve_ms_p50"] = float(np.median(driver.solve_ms))
+    record["turned_live_deg"] = turned_degrees(metarig, driven)
+    record["daemon_sessions_running"] = daemon_live_sessions(addon)
+    record["panels_while_live"] = mc.draw_panels()
+
+    # 2. Record for about two seconds: keys on the mapped bones from the current frame on.
+    scene.frame_set(20)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_record)
+    assert result == {"FINISHED"}, error
+    record["recording"] = driver.recording
+    recorded_from = driver.applied
+    started = time.monotonic()
+    pump_live(addon, lambda: time.monotonic() - started > 2.0, "two seconds of recording", timeout=10)
+    record["recorded_poses"] = driver.applied - recorded_from
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_record)
+    assert result == {"FINISHED"}, error
+    channels = mc.action_channels(metarig)
+    record["record"] = {
+        "recording_after": driver.recording,
+        "fcurves": len(channels),
+        "keyed_bones": sorted({mc.bone_of(path) for path, _ in channels}),
+        "keys_per_channel": sorted({len(keys) for keys in channels.values()}),
+        "first_frame": float(min(keys[0, 0] for keys in channels.values())),
+        "last_frame": float(max(keys[-1, 0] for keys in channels.values())),
+        "nan": int(sum(np.isnan(keys).sum() for keys in channels.values())),
+        "report": [driver.last_bake.frame_start, driver.last_bake.frame_end, driver.last_bake.keys],
+    }
+    record["driven"] = driven
+
+    # 3. Stop: the thread and the daemon's session are gone.
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_stop)
+    assert result == {"FINISHED"}, error
+    record["after_stop"] = {
+        "threads": live_threads(),
+        "running": driver.running,
+        "state": driver.session.state,
+        "daemon_sessions": daemon_live_sessions(addon),
+        "error": driver.error,
+    }
+
+    # 4. A camera that is not there: the error reaches the panel; nothing is left running.
+    settings.live_source = "CAMERA"
+    settings.camera_index = 7
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
+    assert result == {"FINISHED"}, error
+    camera = addon.live_pose.current()
+    pump_live(addon, lambda: not camera.running, "the camera error", timeout=30)
+    record["camera"] = {
+        "state": camera.session.state,
+        "error": camera.error,
+        "last_error": rt.last_error,
+        "threads": live_threads(),
+        "daemon_sessions": daemon_live_sessions(addon),
+    }
+
+    # 5. Disabling the add-on while live runs stops the session (and the daemon this Blender started).
+    settings.live_source = "FILE"
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
+    assert result == {"FINISHED"}, error
+    last = addon.live_pose.current()
+    pump_live(addon, lambda: last.applied >= 5, "live poses before disabling", timeout=60)
+    session_prefix = last.session.session_id[:8]
+    pid = rt.status.pid
+    harness.disable_extension()
+    record["after_disable"] = {
+        "threads": live_threads(),
+        "daemon_gone": harness.wait_gone(pid),
+        "timer_registered": bpy.app.timers.is_registered(addon.live_pose.tick),
+    }
+    log = (Path(args.data_dir) / "daemon.log").read_text(encoding="utf-8", errors="replace")
+    record["daemon_log_session"] = [line for line in log.splitlines() if f"live session {session_prefix}" in line]
+
+
+if __name__ == "__main__":
+    harness.run_scenario(harness.parse_args(), main)

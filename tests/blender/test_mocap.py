@@ -1,0 +1,218 @@
+"""Pose to armature in real Blender: accuracy on real rigs, the sample video through the daemon, and live pose.
+
+Each scenario runs in a subprocess of a Blender line's bpy venv (``blender_side/mocap_*.py``) with the extension
+installed by Blender's own installer.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.timeout(900)
+
+LIMB_LIMIT_DEG = 5.0
+
+
+@pytest.fixture(scope="module")
+def accuracy(blender, tmp_path_factory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp(f"mocap-accuracy-{blender.line}")
+    return blender.run("mocap_accuracy.py", "--data-dir", str(folder))
+
+
+@pytest.fixture(scope="module")
+def media(blender, daemon_python: str, sample_video: Path, tmp_path_factory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp(f"mocap-media-{blender.line}")
+    options = ["--daemon-python", daemon_python, "--data-dir", str(folder / "data"), "--video", str(sample_video)]
+    return blender.run("mocap_media.py", *options)
+
+
+@pytest.fixture(scope="module")
+def live(blender, daemon_python: str, sample_video: Path, tmp_path_factory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp(f"mocap-live-{blender.line}")
+    options = ["--daemon-python", daemon_python, "--data-dir", str(folder / "data"), "--video", str(sample_video)]
+    return blender.run("mocap_live.py", *options)
+
+
+# -- accuracy -------------------------------------------------------------------------------------------------
+
+
+def test_a_rigify_metarig_posed_with_known_rotations_comes_back_within_five_degrees(accuracy):
+    case = accuracy["metarig"]
+    assert case["map"] == "Rigify metarig"
+    limb = case["limb"]
+    assert limb["mean_deg"] <= LIMB_LIMIT_DEG, limb
+    assert max(limb["per_bone_mean_deg"].values()) <= LIMB_LIMIT_DEG, limb["per_bone_mean_deg"]
+
+
+def test_a_mixamo_named_fbx_like_rig_comes_back_within_five_degrees(accuracy):
+    case = accuracy["mixamo"]
+    assert case["map"] == "Mixamo"
+    assert "mixamorig:LeftForeArm" in case["driven"] and "mixamorig:LeftToeBase" not in case["driven"]
+    limb = case["limb"]
+    assert limb["mean_deg"] <= LIMB_LIMIT_DEG, limb
+    assert max(limb["per_bone_mean_deg"].values()) <= LIMB_LIMIT_DEG, limb["per_bone_mean_deg"]
+
+
+def test_a_generated_rigify_rig_is_driven_through_its_fk_controls(accuracy):
+    case = accuracy["generated"]
+    assert case["map"].startswith("Rigify generated")
+    assert not [bone for bone in case["driven"] if bone.startswith(("DEF-", "ORG-", "MCH-"))]
+    assert {"torso", "upper_arm_fk.L", "shin_fk.R"} <= set(case["driven"])
+    assert set(case["switches"].values()) == {1.0}, case["switches"]
+    # The deforming bones point where the metarig's did (their twist is Rigify's to spread along the limb).
+    assert case["def"]["direction_mean_deg"] <= LIMB_LIMIT_DEG, case["def"]
+
+
+def test_keys_land_only_on_mapped_bones_on_the_strip_frames(accuracy):
+    for name in ("metarig", "mixamo", "generated"):
+        case = accuracy[name]
+        first = case["bakes"]["first"]
+        assert first["bones"] == sorted(case["driven"]), name
+        assert first["frames"] == [10, 57]
+        channels = 4 * len(case["driven"]) + 3  # a quaternion per bone, the root's location
+        assert first["fcurves"] == channels and first["keys"] == channels * 48, name
+
+
+def test_baking_again_replaces_the_keys_instead_of_adding(accuracy):
+    for name in ("metarig", "mixamo", "generated"):
+        first, second = accuracy[name]["bakes"]["first"], accuracy[name]["bakes"]["second"]
+        assert (second["fcurves"], second["keys"], second["actions"]) == (
+            first["fcurves"],
+            first["keys"],
+            first["actions"],
+        ), name
+
+
+def test_a_bone_map_is_edited_saved_as_a_preset_and_loaded_back(accuracy):
+    presets = accuracy["presets"]
+    assert presets["source_after_edit"] == "CUSTOM" and presets["edit_keeps_the_map"] is True
+    assert presets["saved"]["format"] == "vfx-mocap-bone-map"
+    assert presets["saved"]["bones"]["forearm.L"] == "mixamorig:LeftForeArm"
+    assert presets["broken_lacks"] == ["mixamorig:LeftForeArm"]
+    assert presets["restored"] is True
+    assert presets["bad_preset"]["result"] == []
+    assert "unknown roles ['elbow.L']" in presets["bad_preset"]["error"]
+
+
+def test_the_panels_draw_only_properties_and_operators_that_exist(accuracy, live):
+    detected = accuracy["detected_panels"]
+    assert len(detected["panels"]) == 4, "Pose to Armature and Live Pose, in the 3D viewport and the Sequencer"
+    assert {"vfxmocap.bake_pose", "vfxmocap.pose_control_video", "vfxmocap.live_start"} <= set(detected["operators"])
+    assert any(label.startswith("Mixamo: 18 bones driven") for label in detected["labels"]), detected["labels"]
+    custom = accuracy["presets"]["custom_panels"]
+    assert custom["props"].count("bone") >= 2 * 27, "one line per part, chain link and anchor, in both editors"
+    assert {"vfxmocap.live_stop", "vfxmocap.live_record"} <= set(live["panels_while_live"]["operators"])
+
+
+# -- the sample video through the daemon --------------------------------------------------------------------------
+
+
+def test_baking_a_strip_runs_pose_then_bakes_aligned_with_the_strip(media):
+    assert media["job"]["state"] == "succeeded"
+    assert media["strip"] == {"start": 5, "duration": 270}
+    assert media["report"]["frames"] == [5, 274]
+    unsmoothed = media["unsmoothed"]
+    assert (unsmoothed["first_frame"], unsmoothed["last_frame"], unsmoothed["frame_sets"]) == (5, 274, 1)
+    assert media["arm_turns_deg"] > 10.0, "the characters' arms move"
+
+
+def test_the_baked_action_has_no_nan_no_flips_and_keys_only_on_mapped_bones(media):
+    for bake in ("unsmoothed", "smoothed"):
+        summary = media[bake]
+        assert summary["nan"] == 0
+        assert summary["min_consecutive_dot"] >= 0.0, f"{bake}: a quaternion flipped sign between frames"
+        assert summary["keyed_bones"] == sorted(media["driven"])
+
+
+def test_frames_without_a_person_take_the_first_sighting_and_unseen_legs_stay_at_rest(media):
+    assert 0 in media["absent_frames"], "Megamind.avi opens on a black frame"
+    assert media["first_present"] >= 1
+    assert media["lead_max_change"] < 1e-5
+    assert media["ankles_ever_seen"] is False and media["legs_at_rest"] is True
+
+
+def test_smoothing_rebakes_over_the_same_keys(media):
+    smoothed, unsmoothed = media["smoothed"], media["unsmoothed"]
+    assert (smoothed["fcurves"], smoothed["keys"]) == (unsmoothed["fcurves"], unsmoothed["keys"])
+    assert media["actions"] == 1
+    assert smoothed["min_consecutive_dot"] > unsmoothed["min_consecutive_dot"], "smoothing calms frame-to-frame turns"
+
+
+def test_key_reduction_keeps_the_curves_within_the_tolerance(media):
+    reduced = media["reduced"]
+    assert reduced["nan"] == 0 and reduced["fcurves"] == media["smoothed"]["fcurves"]
+    assert reduced["keys"] < media["smoothed"]["keys"] / 3
+    assert reduced["max_quaternion_deviation"] <= math.radians(0.5) / 2 + 1e-4
+
+
+def test_the_pose_control_video_is_an_image_sequence_of_skeletons_on_black(media):
+    control = media["control"]
+    assert (control["type"], control["channel"], control["start"], control["elements"]) == ("IMAGE", 2, 5, 270)
+    assert '"skeleton_background": "black"' in control["params"] and '"render_skeleton": true' in control["params"]
+    assert control["last_error"] == ""
+    images = [cv2.imread(str(Path(control["directory"]) / name)) for name in control["files"]]
+    assert images[0].max() == 0, "no person in the first frame: an empty (black) control frame"
+    drawn = [image for image in images[1:] if image.max() > 0]
+    assert len(drawn) >= len(images) // 2
+    for image in drawn:
+        assert (image.max(axis=2) == 0).mean() > 0.8, "mostly black background"
+        assert (image.max(axis=2) - image.min(axis=2)).max() > 200, "saturated OpenPose colours"
+
+
+# -- live ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_video_file_camera_drives_the_armature_live(live):
+    assert live["turned_before_deg"] == 0.0
+    assert live["threads_running"] == ["vfx-mocap-live-pose"]
+    assert live["applied"] >= 30
+    assert live["session"]["state"] == "running" and live["session"]["fps"] > 10
+    assert live["daemon_sessions_running"] == 1
+    assert live["turned_live_deg"] > 10.0
+
+
+def test_recording_writes_keys_on_the_mapped_bones_from_the_current_frame(live):
+    record = live["record"]
+    assert live["recording"] is True and record["recording_after"] is False
+    assert record["keyed_bones"] == sorted(live["driven"])
+    assert record["first_frame"] == 20.0
+    [keys] = record["keys_per_channel"]
+    assert keys >= 30, "about two seconds at the video's 24 fps"
+    assert record["last_frame"] - record["first_frame"] == pytest.approx(keys - 1, abs=3)
+    assert record["nan"] == 0
+
+
+def test_stopping_cleans_up_the_thread_and_the_daemons_session(live):
+    assert live["after_stop"] == {
+        "threads": [],
+        "running": False,
+        "state": "stopped",
+        "daemon_sessions": 0,
+        "error": "",
+    }
+
+
+def test_a_missing_camera_is_shown_and_leaves_nothing_running(live):
+    camera = live["camera"]
+    assert camera["state"] == "failed"
+    assert "could not open camera 7" in camera["error"]
+    assert camera["last_error"] == camera["error"]
+    assert camera["threads"] == [] and camera["daemon_sessions"] == 0
+
+
+def test_disabling_the_add_on_stops_live_pose_and_its_session(live):
+    assert live["after_disable"] == {"threads": [], "daemon_gone": True, "timer_registered": False}
+    lines = live["daemon_log_session"]
+    assert any(line.endswith(" stopped") for line in lines), lines
+    assert not any("timed out" in line for line in lines), "stopped by the add-on, not by the TTL"
+
+
+def test_live_solving_takes_a_few_milliseconds(live):
+    assert live["solve_ms_p50"] < 15.0
+    assert np.isfinite(live["latency_ms_p50"])
