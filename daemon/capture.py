@@ -24,10 +24,17 @@ LOST_AFTER_FAILED_READS = 30
 
 @dataclass
 class CapturedFrame:
-    rgb: np.ndarray
+    bgr: np.ndarray
+    """As OpenCV decoded it; :meth:`rgb` converts on the consumer's thread, so frames that are dropped for a
+    newer one never cost a conversion."""
     index: int
     captured_at: float
     """``time.monotonic()`` when the frame was read: the start of the latency measurement."""
+
+    def rgb(self) -> np.ndarray:
+        import cv2
+
+        return cv2.cvtColor(self.bgr, cv2.COLOR_BGR2RGB)  # ~20x faster than a reversed-axis copy
 
 
 class CaptureError(VfxError):
@@ -123,8 +130,7 @@ class FrameSource:
                     self._stop.wait(0.03)
                     continue
                 failures = 0
-                rgb = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB)  # ~20x faster than a reversed-axis copy
-                frame = CapturedFrame(rgb, self.frames_read, time.monotonic())
+                frame = CapturedFrame(bgr, self.frames_read, time.monotonic())
                 self.frames_read += 1
                 with self._cond:
                     self._latest = frame

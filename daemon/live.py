@@ -232,7 +232,7 @@ class LiveSessions:
                         params, session.pending_params = session.pending_params, None
                         processor.update(params)
                     started = time.monotonic()
-                    result = processor.process(frame.rgb, frame.captured_at)
+                    result = processor.process(frame.rgb(), frame.captured_at)
                     done = time.monotonic()
                     seq += 1
                     session.latest = LiveFrameResult(

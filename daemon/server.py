@@ -34,8 +34,8 @@ EVENTS_ENDPOINT = "inproc://vfx-events"
 
 @dataclass(frozen=True)
 class ServerLimits:
-    requests_per_second: float = 500.0
-    request_burst: float = 1000.0
+    requests_per_second: float = 2000.0
+    request_burst: float = 4000.0
     max_subscriptions_per_client: int = 256
     housekeeping_interval_s: float = 2.0
 
