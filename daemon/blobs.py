@@ -39,6 +39,17 @@ class BlobStore:
             tmp.replace(target)
         return digest
 
+    def remove_unreferenced(self, referenced: set[str], older_than: float) -> int:
+        """Delete blobs no job refers to and not written since ``older_than`` (unix seconds; a blob uploaded
+        for a job that is about to be submitted is newer). Returns the bytes freed."""
+        freed = 0
+        for path in self.root.glob("*.npy"):
+            stat = path.stat()
+            if path.stem not in referenced and stat.st_mtime < older_than:
+                path.unlink(missing_ok=True)
+                freed += stat.st_size
+        return freed
+
     def load(self, digest: str) -> np.ndarray:
         """The stored array, memory-mapped read-only."""
         return np.load(self.path(digest), mmap_mode="r", allow_pickle=False)

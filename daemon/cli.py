@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=int, default=20)
     jobs.add_argument("--before", type=int, default=None, help="cursor from the previous page")
 
+    prune = sub.add_parser("prune", help="delete finished jobs older than some days, with their files")
+    _client_args(prune)
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+
     submit = sub.add_parser("submit", help="submit a job")
     _client_args(submit)
     submit.add_argument("mode")
@@ -180,6 +184,9 @@ def _client_command(args: argparse.Namespace) -> int:
         elif args.command == "release-memory":
             released = client.release_memory()
             _print(args, {"released": released}, f"released: {', '.join(released) or 'nothing was loaded'}")
+        elif args.command == "prune":
+            pruned = client.prune(args.older_than)
+            _print(args, pruned, f"removed {len(pruned['removed'])} job(s), freed {pruned['freed_bytes'] / 1e6:.1f} MB")
         elif args.command == "jobs":
             jobs = client.jobs(limit=args.limit, before=args.before)
             _print(args, jobs, "\n".join(_job_line(j) for j in jobs) or "no jobs yet")

@@ -280,6 +280,24 @@ class JobEngine:
         self._emit_state(updated)
         return updated
 
+    def prune(self, older_than_s: float) -> tuple[list[str], int]:
+        """Delete jobs that finished more than ``older_than_s`` seconds ago (records and folders) and the
+        uploaded inputs no remaining job uses. Queued and running jobs are never touched."""
+        cutoff = time.time() - older_than_s
+        removed, freed = [], 0
+        for record in self.store.finished_before(cutoff):
+            freed += self.folders.remove(record.job_id)
+            self.store.delete(record.job_id)
+            removed.append(record.job_id)
+        referenced = {
+            spec["blob"]
+            for inputs in self.store.all_inputs()
+            for spec in inputs.values()
+            if isinstance(spec, dict) and isinstance(spec.get("blob"), str)
+        }
+        freed += self.blobs.remove_unreferenced(referenced, cutoff)
+        return removed, freed
+
     # -- the queue (executors call these) -------------------------------------------------------------------
 
     def _enqueue(self, job_id: str) -> None:

@@ -63,6 +63,15 @@ class JobFolders:
             work.rename(outputs)
         return outputs
 
+    def remove(self, job_id: str) -> int:
+        """Delete a job's folder; returns the bytes freed."""
+        folder = self.job_dir(job_id)
+        if not folder.exists():
+            return 0
+        freed = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        return freed
+
     def discard_work(self, job_id: str) -> None:
         work = self.job_dir(job_id) / "work"
         if work.exists():

@@ -51,6 +51,7 @@ class RequestHandlers:
             m.FRAME: self.frame,
             m.UPLOAD: self.upload,
             m.RELEASE_MEMORY: self.release_memory,
+            m.PRUNE: self.prune,
             m.LIVE_START: self.live_start,
             m.LIVE_UPDATE: self.live_update,
             m.LIVE_STOP: self.live_stop,
@@ -127,6 +128,17 @@ class RequestHandlers:
 
     def release_memory(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         return {"released": self.engine.registry.release()}, []
+
+    def prune(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        days = content.get("older_than_days")
+        if isinstance(days, bool) or not isinstance(days, int | float) or days < 0:
+            raise VfxError(
+                "older_than_days must be a number of days, 0 or more",
+                code=e.INVALID_REQUEST,
+                detail={"field": "older_than_days"},
+            )
+        removed, freed = self.engine.prune(float(days) * 86400.0)
+        return {"removed": removed, "freed_bytes": freed}, []
 
     def live_start(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         return {"session": self.live.start(client, content).view()}, []

@@ -177,6 +177,26 @@ class JobStore:
             )
         return [r[0] for r in rows]
 
+    def finished_before(self, cutoff: float) -> list[JobRecord]:
+        """Jobs in a final state that finished before ``cutoff`` (unix seconds)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled', 'interrupted') "
+                "AND COALESCE(finished_at, updated_at) < ? ORDER BY seq",
+                (cutoff,),
+            ).fetchall()
+        return [_row_to_record(r) for r in rows]
+
+    def delete(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    def all_inputs(self) -> list[dict[str, Any]]:
+        """The input specs of every stored job (to know which uploaded blobs are still referenced)."""
+        with self._lock:
+            rows = self._db.execute("SELECT inputs FROM jobs").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def integrity_ok(self) -> bool:
         with self._lock:
             return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -278,6 +278,10 @@ class Client:
     def release_memory(self) -> list[str]:
         return self.request(m.RELEASE_MEMORY).content["released"]
 
+    def prune(self, older_than_days: float) -> dict[str, Any]:
+        """Delete jobs that finished more than ``older_than_days`` ago, their folders and unused inputs."""
+        return self.request(m.PRUNE, {"older_than_days": older_than_days}).content
+
     def shutdown(self) -> None:
         self.request(m.SHUTDOWN)
 

@@ -20,6 +20,7 @@ UPLOAD = "upload"  # {} + one buffer -> {sha256}; stored content-addressed, reus
 SUBSCRIBE = "subscribe"  # {job_id} -> {job}; later events for that job reach this client
 UNSUBSCRIBE = "unsubscribe"  # {job_id} -> {}
 RELEASE_MEMORY = "release_memory"  # {} -> {released: [model names]}
+PRUNE = "prune"  # {older_than_days} -> {removed: [job ids], freed_bytes}; finished jobs and unused inputs
 SHUTDOWN = "shutdown"  # {} -> {}; the daemon then stops gracefully
 
 LIVE_START = "live_start"  # {mode, params, source: {camera} | {path, loop}, inputs} -> {session}
@@ -45,6 +46,7 @@ REQUEST_TYPES = frozenset(
         SUBSCRIBE,
         UNSUBSCRIBE,
         RELEASE_MEMORY,
+        PRUNE,
         SHUTDOWN,
         LIVE_START,
         LIVE_NEXT,

@@ -199,3 +199,9 @@ def test_fetch_models_for_pose_says_nothing_is_needed(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0 and "mediapipe wheel" in result.stdout
+
+
+def test_prune_command_reports_what_it_removed(daemon):
+    cli(daemon, "submit", "count", "--param", "steps=1", "--job-id", "p1", "--wait")
+    assert "removed 1 job(s)" in cli(daemon, "prune", "--older-than", "0").stdout
+    assert json.loads(cli(daemon, "jobs", "--json").stdout) == []

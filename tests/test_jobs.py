@@ -295,3 +295,20 @@ def test_idle_models_are_unloaded():
             assert c.health()["loaded_models"] == []
     finally:
         proc.cleanup()
+
+
+def test_prune_removes_old_finished_jobs_their_files_and_unused_inputs(client, daemon):
+    image = np.full((8, 8, 3), 9, np.uint8)
+    client.submit("old", "count", {"steps": 2}, {"image": image})
+    client.wait("old")
+    client.submit("busy", "count", {"steps": 500, "step_s": 0.02})
+    wait_state(client, "busy", {"running"})
+    assert client.prune(older_than_days=1)["removed"] == [], "nothing is a day old yet"
+    pruned = client.prune(older_than_days=0)
+    assert pruned["removed"] == ["old"] and pruned["freed_bytes"] > 0
+    assert not (daemon.data_dir / "jobs" / "old").exists()
+    assert list((daemon.data_dir / "blobs").glob("*.npy")) == [], "the unused input went with it"
+    assert remote_error(client.job, "old").code == "not_found"
+    assert client.job("busy")["state"] == "running", "running jobs are never pruned"
+    assert remote_error(client.prune, -1).detail["field"] == "older_than_days"
+    client.cancel("busy")
