@@ -7,6 +7,7 @@ quick (no job runs here), which is why cancel and shutdown are answered even whi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -84,9 +85,12 @@ class Server:
         self._subscribers: dict[str, dict[bytes, str]] = defaultdict(dict)  # job -> routing id -> client
         self._buckets: dict[str, TokenBucket] = {}
         self._stop = threading.Event()
-        self._local = threading.local()
+        self._push_lock = threading.Lock()
         self._pull = context.socket(zmq.PULL)
         self._pull.bind(EVENTS_ENDPOINT)
+        self._push = context.socket(zmq.PUSH)
+        self._push.setsockopt(zmq.LINGER, 0)
+        self._push.connect(EVENTS_ENDPOINT)
         self._thread_id: int | None = None
         self.live = live
         self._waiters: list[tuple[Any, float, int, LiveSession]] = []  # parked live_next requests
@@ -99,13 +103,11 @@ class Server:
         if threading.get_ident() == self._thread_id:
             self._route(event)
             return
-        push = getattr(self._local, "push", None)
-        if push is None:
-            push = self.context.socket(zmq.PUSH)
-            push.setsockopt(zmq.LINGER, 0)
-            push.connect(EVENTS_ENDPOINT)
-            self._local.push = push
-        push.send(msgpack.packb(event, use_bin_type=True))
+        # One PUSH socket shared by every other thread (the worker, live sessions), used under a lock: a
+        # socket per thread would leak one per finished live session. Never block: the pipe is only full when
+        # the socket thread has stopped, and then nobody is left to tell (clients also poll job states).
+        with self._push_lock, contextlib.suppress(zmq.Again, zmq.ZMQError):
+            self._push.send(msgpack.packb(event, use_bin_type=True), flags=zmq.NOBLOCK)
 
     def notify_live(self, session_id: str) -> None:
         """Thread-safe: a live session has a new result or state; answer the requests waiting for it."""
@@ -294,4 +296,6 @@ class Server:
         self._waiters = []
 
     def close(self) -> None:
+        with self._push_lock:
+            self._push.close(linger=0)
         self._pull.close(linger=0)

@@ -1,35 +1,18 @@
-"""What the Wan 2.1 VACE modes share: the pipeline, its settings, long sequences in windows, progress and cancel.
+"""What the Wan 2.1 VACE modes share: the checkpoints, their settings and validation, and the runner base.
 
 Three modes drive diffusers' ``WanVACEPipeline`` with different controls (see ``vace_pose.py``,
 ``vace_motion.py`` and ``r2v.py``); each exists for the 1.3B model (480p) and the 14B model (480p and 720p).
-They share one loaded pipeline per model: the registry loads and unloads runners per mode, and
-:func:`acquire_pipeline` counts the modes holding a pipeline, so running pose after motion loads nothing twice
-and the memory goes back when the last of them unloads.
-
-Long sequences. Wan generates windows of 4k+1 frames (81 at its native length). A sequence longer than
-``window_frames`` is generated in overlapping windows. Each window after the first starts with
-``chunk_overlap`` frames (or a few more, for the last window) that the previous window already made: they
-go into the pipeline as conditioning video with a black mask (VACE keeps masked-out frames and generates the
-rest), so the new window continues the motion, lighting and identity of the last one. Its regenerated copy
-of those frames is then cross-faded with the previous copy, with weights ramping linearly across the
-overlap, so neither a jump nor a hard cut remains at the join. Every window also gets the same reference
-images, which anchor the subject's look for the whole sequence.
-
-Frame counts. A window must have 4k+1 frames. A request that fits one window but is not 4k+1 frames long is
-generated with the next 4k+1 count (the control's last frame repeated) and the extra frames are dropped, so
-the output has exactly the frames asked for; the summary and the job log say so. Longer sequences need no
-rounding: the last window is moved back so that it ends on the last frame.
+They share one loaded pipeline per model (see ``vace_pipeline.py``). Sequences longer than one window are
+generated in overlapping windows joined by cross-fading, and every request is generated in 4k+1 frame counts
+(see ``vace_windows.py``). Progress, cancel and previews after each denoising step are in ``vace_preview.py``.
 
 Importing this module imports neither torch nor diffusers; they are imported in ``load`` and ``run``.
 """
 
 from __future__ import annotations
 
-import gc
 import math
 import secrets
-import threading
-import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,15 +21,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .runner import InvalidInput, Media, MediaSlot, Param, RunContext, Runner, RunResult, write_frame
+from .vace_pipeline import LoadedPipeline, _empty_device_cache, acquire_pipeline, place, release_pipeline
+from .vace_preview import StepReporter
+from .vace_windows import TEMPORAL_STRIDE, Window, is_4k_plus_1, join_window, plan_windows, round_up_4k_plus_1
 
 SIZE_MULTIPLE = 16
 """Width and height must be multiples of this: the VAE downsamples 8x and the transformer patches 2x2."""
-
-TEMPORAL_STRIDE = 4
-"""The VAE compresses 4 frames into one latent frame after the first, hence the 4k+1 frame counts."""
-
-PREVIEW_INTERVAL_S = 1.0
-"""At most one preview decode a second; the daemon sends at most two previews a second anyway."""
 
 NATIVE_FPS = 16.0
 """Wan 2.1 was trained on 16 fps video; r2v output is meant to play at this rate."""
@@ -143,15 +123,6 @@ QUALITY_PRESETS: dict[str, QualityPreset] = {
 OFFLOAD_CHOICES = ("none", "model", "sequential")
 
 
-def is_4k_plus_1(count: int) -> bool:
-    return count >= 1 and (count - 1) % TEMPORAL_STRIDE == 0
-
-
-def round_up_4k_plus_1(count: int) -> int:
-    """The smallest 4k+1 frame count that holds ``count`` frames."""
-    return max(1, math.ceil((count - 1) / TEMPORAL_STRIDE) * TEMPORAL_STRIDE + 1)
-
-
 def round_to_multiple(value: float, multiple: int = SIZE_MULTIPLE) -> int:
     return max(multiple, round(value / multiple) * multiple)
 
@@ -160,42 +131,6 @@ def size_for_aspect(aspect: float, area: int) -> tuple[int, int]:
     """(width, height), multiples of 16, of about ``area`` pixels with ``aspect`` = width / height."""
     height = math.sqrt(area / aspect)
     return round_to_multiple(height * aspect), round_to_multiple(height)
-
-
-@dataclass(frozen=True)
-class Window:
-    """Frames ``start .. start + length`` of the sequence; the first ``context`` of them were made before."""
-
-    start: int
-    length: int
-    context: int
-
-    @property
-    def end(self) -> int:
-        return self.start + self.length
-
-
-def plan_windows(total: int, window: int, overlap: int) -> list[Window]:
-    """Windows of 4k+1 frames covering frames ``0 .. total``, each after the first overlapping its predecessor.
-
-    ``window`` and ``overlap`` are 4k+1 frame counts with ``overlap < window``. A sequence that fits one
-    window gets one window of ``round_up_4k_plus_1(total)`` frames (it may run past ``total``). Otherwise the
-    windows step by ``window - overlap``; the last one is shortened to the 4k+1 count that reaches ``total``
-    and moved back to end exactly there, which can only lengthen its overlap.
-    """
-    if total <= window:
-        return [Window(0, round_up_4k_plus_1(total), 0)]
-    windows = [Window(0, window, 0)]
-    while windows[-1].end < total:
-        previous = windows[-1]
-        start = previous.end - overlap
-        if start + window >= total:
-            length = round_up_4k_plus_1(total - start)
-            start = total - length
-            windows.append(Window(start, length, previous.end - start))
-        else:
-            windows.append(Window(start, window, overlap))
-    return windows
 
 
 @dataclass
@@ -309,107 +244,6 @@ def validate_common(values: dict[str, Any]) -> dict[str, Any]:
             f"for window_frames {values['window_frames']}",
         )
     return values
-
-
-# -- the shared pipelines ----------------------------------------------------------------------------------
-
-
-@dataclass
-class LoadedPipeline:
-    """A ``WanVACEPipeline`` and the modes holding it. ``placement`` is the offload mode in force."""
-
-    pipe: Any
-    device: Any
-    dtype: Any
-    users: set[str]
-    placement: str | None = None
-
-
-_PIPELINES: dict[tuple[str, str, str], LoadedPipeline] = {}
-_PIPELINES_LOCK = threading.Lock()
-
-
-def acquire_pipeline(folder: Path, device: Any, user: str) -> LoadedPipeline:
-    """The pipeline in ``folder`` for ``device`` (loaded on first use), now also held by ``user``."""
-    from .torch_device import torch_dtype
-
-    dtype = torch_dtype(device)
-    key = (str(folder), getattr(device, "kind", None) or "cpu", str(dtype))
-    with _PIPELINES_LOCK:
-        loaded = _PIPELINES.get(key)
-        if loaded is None:
-            loaded = LoadedPipeline(pipe=_load_pipeline(folder, dtype), device=device, dtype=dtype, users=set())
-            _PIPELINES[key] = loaded
-        loaded.users.add(user)
-        return loaded
-
-
-def release_pipeline(loaded: LoadedPipeline, user: str) -> None:
-    """``user`` no longer holds ``loaded``; the last user's release frees it."""
-    with _PIPELINES_LOCK:
-        loaded.users.discard(user)
-        if loaded.users:
-            return
-        for key, value in list(_PIPELINES.items()):
-            if value is loaded:
-                del _PIPELINES[key]
-        if loaded.placement not in (None, "none"):
-            loaded.pipe.remove_all_hooks()
-        loaded.pipe = None
-    gc.collect()
-    _empty_device_cache(getattr(loaded.device, "kind", "cpu"))
-
-
-def _load_pipeline(folder: Path, dtype: Any) -> Any:
-    """Load the pipeline on the CPU: the VAE in float32 (Wan's VAE loses detail in half precision), the
-    transformer and text encoder in ``dtype``. Placement on the device happens per job (see ``place``)."""
-    import torch
-    from diffusers import AutoencoderKLWan, WanVACEPipeline
-
-    if not (folder / "model_index.json").is_file():
-        raise FileNotFoundError(
-            f"{folder / 'model_index.json'} is missing: the Wan VACE weights are not in the models folder"
-        )
-    vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32)
-    pipe = WanVACEPipeline.from_pretrained(folder, vae=vae, torch_dtype=dtype)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def place(loaded: LoadedPipeline, offload: str, notes: list[str]) -> None:
-    """Put the pipeline where ``offload`` wants it on the job's device (a no-op when it is already there)."""
-    from .torch_device import torch_device
-
-    kind = getattr(loaded.device, "kind", None) or "cpu"
-    target = offload
-    if kind == "cpu" and offload != "none":
-        notes.append(f"offload={offload} has no effect on the CPU; the models stay in memory")
-        target = "none"
-    if loaded.placement == target:
-        return
-    pipe = loaded.pipe
-    device = torch_device(loaded.device)
-    if loaded.placement not in (None, "none"):
-        pipe.remove_all_hooks()
-    if target == "none":
-        pipe.to(device)
-    elif target == "model":
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.enable_sequential_cpu_offload(device=device)
-    loaded.placement = target
-
-
-def _empty_device_cache(kind: str) -> None:
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return
-    if kind == "cuda" and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    elif kind == "mps" and torch.backends.mps.is_available():
-        torch.mps.empty_cache()
 
 
 # -- media helpers ----------------------------------------------------------------------------------------
@@ -710,89 +544,6 @@ class WanVaceRunner(Runner):
             "dtype": str(loaded.dtype).removeprefix("torch."),
             "notes": list(settings.notes),
         }
-
-
-def join_window(pending: dict[int, np.ndarray], window: Window, generated: np.ndarray) -> None:
-    """Merge one window's frames (float 0..1, (length, H, W, 3)) into ``pending`` (uint8 frames by index).
-
-    The first ``window.context`` frames are cross-faded with what ``pending`` already holds: the new copy's
-    weight rises linearly from 1/(context+1) to context/(context+1) across the overlap, so the sequence
-    passes from the old window to the new one without a step.
-    """
-    for offset in range(window.length):
-        frame_index = window.start + offset
-        new = generated[offset].astype(np.float32) * 255.0
-        if offset < window.context:
-            weight = (offset + 1) / (window.context + 1)
-            new = (1.0 - weight) * pending[frame_index].astype(np.float32) + weight * new
-        pending[frame_index] = np.clip(np.rint(new), 0, 255).astype(np.uint8)
-
-
-class StepReporter:
-    """The pipeline's ``callback_on_step_end``: cancel, progress and previews after each denoising step.
-
-    Cancel: ``ctx.raise_if_cancelled()`` raises :class:`~models.runner.JobCancelled` out of the pipeline's
-    loop; the runner's ``finally`` restores offload hooks. Previews: the clean frame the step implies,
-    x0 = x - sigma * velocity (flow matching), with the velocity taken from the last two steps' latents;
-    only its first latent frame is decoded, which costs a small fraction of decoding the window.
-    """
-
-    def __init__(
-        self,
-        ctx: RunContext,
-        window_index: int,
-        window_count: int,
-        steps: int,
-        reference_count: int,
-        cheap_previews: bool,
-        fallback: np.ndarray,
-    ) -> None:
-        self.ctx = ctx
-        self.window_index = window_index
-        self.window_count = window_count
-        self.steps = steps
-        self.reference_count = reference_count
-        self.cheap_previews = cheap_previews
-        self.fallback = fallback
-        self.previous: Any = None
-        self.last_preview = 0.0
-
-    def __call__(self, pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        self.ctx.raise_if_cancelled()
-        latents = tensors["latents"]
-        preview = None
-        now = time.monotonic()
-        if now - self.last_preview >= PREVIEW_INTERVAL_S:
-            preview = self.fallback if self.cheap_previews else self.decode_preview(pipe, step, latents)
-            self.last_preview = now
-        self.previous = latents
-        # Denoising is ~90 % of a window's time; encoding and decoding the rest.
-        fraction = (self.window_index + 0.9 * (step + 1) / self.steps) / self.window_count
-        stage = f"denoising step {step + 1}/{self.steps}"
-        if self.window_count > 1:
-            stage += f", window {self.window_index + 1}/{self.window_count}"
-        self.ctx.progress(fraction, stage, preview=preview)
-        return {}
-
-    def decode_preview(self, pipe: Any, step: int, latents: Any) -> np.ndarray:
-        import torch
-
-        estimate = latents
-        sigmas = getattr(pipe.scheduler, "sigmas", None)
-        if self.previous is not None and sigmas is not None and step + 1 < len(sigmas):
-            sigma, sigma_next = float(sigmas[step]), float(sigmas[step + 1])
-            if sigma_next != sigma:
-                velocity = (latents - self.previous) / (sigma_next - sigma)
-                estimate = latents - sigma_next * velocity
-        vae = pipe.vae
-        first = estimate[:, :, self.reference_count : self.reference_count + 1]
-        config = vae.config
-        mean = torch.tensor(config.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
-        std = torch.tensor(config.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
-        first = first.float().cpu() * std + mean
-        decoded = vae.decode(first.to(device=vae.device, dtype=vae.dtype), return_dict=False)[0]
-        image = decoded[0, :, 0].float().clamp(-1.0, 1.0)
-        return ((image + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 REFERENCE_SLOT = MediaSlot(

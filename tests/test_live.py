@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -153,3 +154,19 @@ def test_a_failing_processor_ends_its_session_with_the_error(client, sample_vide
     assert result is None and state["state"] == "failed"
     assert "negative gain" in state["error"]["message"]
     assert client.ping() == [], "the daemon lives on"
+
+
+def test_many_sessions_one_after_another_leak_no_file_descriptors(daemon, client, sample_video):
+    def open_fds() -> int:
+        return len(os.listdir(f"/proc/{daemon.proc.pid}/fd"))
+
+    def one_session() -> None:
+        session = client.live_start("count", {"path": str(sample_video), "loop": True})
+        collect(client, session["session_id"], 2)
+        client.live_stop(session["session_id"])
+
+    one_session()  # first use opens what stays open (the model, the capture library)
+    before = open_fds()
+    for _ in range(15):
+        one_session()
+    assert open_fds() - before <= 3, "each finished session gave back its sockets and files"

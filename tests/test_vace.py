@@ -22,7 +22,8 @@ from support.tiny_wan import build_tiny_wan_vace, write_tiny_manifest
 
 from models.optical_flow import dense_flow, flow_to_color, flow_video
 from models.skeleton import draw_openpose
-from models.vace import WAN_VACE_1_3B, Window, join_window, plan_windows
+from models.vace import WAN_VACE_1_3B
+from models.vace_windows import Window, join_window, plan_windows
 from shared.errors import RemoteError
 
 PROMPT = "a dancer spins on a bright stage"
