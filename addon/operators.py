@@ -90,7 +90,8 @@ class VFXMOCAP_OT_generate(bpy.types.Operator):
 
 
 class _JobOperator(bpy.types.Operator):
-    """Base of the operators that act on one job of the scene's list."""
+    """Base of the operators that act on one job of the scene's list. Each subclass defines
+    ``act(context, job)``, which does its action or raises ``strips.BadInput`` with the reason."""
 
     job_id: bpy.props.StringProperty()
 
@@ -102,13 +103,10 @@ class _JobOperator(bpy.types.Operator):
         if job is None:
             return _fail(self, f"No job {self.job_id!r} in this scene")
         try:
-            self.act(context, job)
+            self.act(context, job)  # type: ignore[attr-defined]
         except strips.BadInput as exc:
             return _fail(self, str(exc))
         return {"FINISHED"}
-
-    def act(self, context: bpy.types.Context, job: MocapJob) -> None:
-        raise NotImplementedError
 
 
 class VFXMOCAP_OT_job_cancel(_JobOperator):
