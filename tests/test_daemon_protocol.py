@@ -44,9 +44,22 @@ def test_each_start_gets_a_new_key_and_session(daemon):
     assert info1.key != info2.key and info1.session_id != info2.session_id
 
 
+def open_socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets process `pid` holds open; fds that close while we look are skipped."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
 def test_nothing_listens_on_tcp_by_default(daemon):
-    inodes = {os.readlink(f"/proc/{daemon.proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{daemon.proc.pid}/fd")}
-    socket_inodes = {i[len("socket:[") : -1] for i in inodes if i.startswith("socket:[")}
+    socket_inodes = open_socket_inodes(daemon.proc.pid)
+    assert socket_inodes, "the daemon holds its ZeroMQ sockets open"
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
             rows = [line.split() for line in f.readlines()[1:]]
