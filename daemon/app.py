@@ -41,7 +41,8 @@ from .connection_file import (
 )
 from .devices import Device, resolve_device, system_memory
 from .engine import EngineLimits, JobEngine
-from .executor import LocalExecutor, resolve_inputs
+from .executor import LocalExecutor
+from .job_inputs import open_inputs
 from .live import LiveLimits, LiveSessions
 from .outputs import JobFolders
 from .registry import ModelRegistry
@@ -232,7 +233,7 @@ class Daemon:
         router, self.endpoint, public_key = self._bind()
         self.live = LiveSessions(
             self.registry,
-            resolve_inputs=lambda specs: resolve_inputs(self.engine, specs),
+            resolve_inputs=lambda specs: open_inputs(self.engine.blobs, specs),
             notify=lambda session_id: self.server.notify_live(session_id),
             limits=cfg.live_limits,
         )
@@ -325,6 +326,7 @@ class Daemon:
                 "running": self.engine.running_jobs(),
                 "max_queued": self.engine.limits.max_queued,
                 "max_queued_per_client": self.engine.limits.max_queued_per_client,
+                "worker_alive": self.executor.alive,
             },
             "live_sessions": self.live.count(),
             "counters": dict(self.server.counters),

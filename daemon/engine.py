@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -18,15 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.runner import InvalidInput
+from models.runner import InvalidInput, Runner
 from shared import errors as e
 from shared.errors import VfxError
 from shared.messages import FINAL_STATES
 
 from .blobs import BlobStore
+from .job_inputs import open_inputs
 from .outputs import JOB_ID_PATTERN, JobFolders
 from .registry import ModelRegistry
 from .store import JobRecord, JobStore
+
+log = logging.getLogger("daemon.engine")
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -116,6 +120,7 @@ class JobEngine:
         except InvalidInput as exc:
             raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"params.{exc.field}"}) from None
         inputs = self._validate_inputs(runner.inputs, raw_inputs)
+        self._check_media(runner, params, inputs)
         self.registry.check_ready(mode)
         self._check_queue_room(client)
         now = time.time()
@@ -211,6 +216,15 @@ class JobEngine:
                 detail={"missing_blobs": missing_blobs},
             )
         return raw
+
+    def _check_media(self, runner: Runner, params: dict[str, Any], inputs: dict[str, Any]) -> None:
+        """Open the inputs (metadata only) so an undecodable file, an empty frame range or media that do not
+        fit the parameters are refused now, naming the input, instead of failing the job later."""
+        try:
+            runner.check_media(params, open_inputs(self.blobs, inputs))
+        except InvalidInput as exc:
+            name = exc.field if exc.field.startswith("params.") else f"inputs.{exc.field}"
+            raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": name}) from None
 
     def _check_queue_room(self, client: str) -> None:
         queued = self.store.count("queued")
@@ -381,6 +395,23 @@ class JobEngine:
     def queue_depth(self) -> int:
         with self._cond:
             return len(self._queue)
+
+    def abandon(self, job_id: str) -> str:
+        """Fail a running job whose outcome could not be recorded (the disk or the store failed), so that
+        it does not stay ``running`` forever. Returns the state it ends in."""
+        try:
+            self.finish(
+                job_id,
+                "failed",
+                error={
+                    "code": e.INTERNAL,
+                    "message": "the daemon could not record this job's outcome (see daemon.log); retry it",
+                    "detail": None,
+                },
+            )
+        except Exception:
+            log.exception("job %s could not be marked failed either", job_id)
+        return "failed"
 
     def close(self) -> None:
         """Stop handing out jobs (queued ones stay queued in the store for the next start)."""

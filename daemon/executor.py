@@ -12,18 +12,18 @@ import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from models.runner import InvalidInput, JobCancelled, Media
+from models.runner import InvalidInput, JobCancelled
 from shared import errors as e
 from shared.errors import VfxError
 
 from .devices import Device
 from .engine import JobEngine
+from .job_inputs import open_inputs
 from .store import JobRecord
 
 log = logging.getLogger("daemon.executor")
@@ -98,36 +98,15 @@ class JobContext:
         self.engine.emit({"type": "log", "job_id": self.job_id, "message": message})
 
 
-def resolve_inputs(engine: JobEngine, specs: Mapping[str, Any]) -> dict[str, Media]:
-    """Turn input specs into Media (decoding starts only when a runner iterates frames).
-
-    Raises InvalidInput naming the input when a spec is malformed or refers to a blob that was never uploaded.
-    """
-    from models.media import open_media
-
-    media: dict[str, Media] = {}
-    for name, spec in specs.items():
-        if not isinstance(spec, dict):
-            raise InvalidInput(name, "must be a map such as {'path': '/abs/file.png'}")
-        if "blob" in spec:
-            if not isinstance(spec["blob"], str) or not engine.blobs.has(spec["blob"]):
-                raise InvalidInput(name, f"blob {spec['blob']!r} was never uploaded; upload it first")
-            array = engine.blobs.load(spec["blob"])
-            frames = array[np.newaxis] if array.ndim == 3 else array
-            spec = {"array": frames, "fps": spec.get("fps", 24.0)}
-        media[name] = open_media(name, spec)
-    return media
-
-
 def run_job(engine: JobEngine, record: JobRecord, cancel: threading.Event, device: Callable[[], Device]) -> str:
     """Run one job to a final state and return that state. Never raises for a job's own failure."""
     job_id = record.job_id
-    work = engine.folders.fresh_work_dir(job_id)
-    ctx = JobContext(engine, job_id, work, cancel, None)
     try:
+        work = engine.folders.fresh_work_dir(job_id)
+        ctx = JobContext(engine, job_id, work, cancel, None)
         with engine.registry.use(record.mode, on_load=lambda: ctx.progress(0.0, "loading model")) as runner:
             ctx.device = device()
-            inputs = resolve_inputs(engine, record.inputs)
+            inputs = open_inputs(engine.blobs, record.inputs)
             ctx.progress(0.0, "starting")
             result = runner.run(inputs, record.params, ctx)
         ctx.raise_if_cancelled()
@@ -186,11 +165,20 @@ class LocalExecutor(Executor):
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """False if the worker thread has ended before :meth:`stop` (a bug; health reports it)."""
+        return self._thread.is_alive() or self.engine.closing
+
     def _work(self) -> None:
         while (item := self.engine.next_job()) is not None:
             record, cancel = item
             log.info("job %s (%s) started", record.job_id, record.mode)
-            state = run_job(self.engine, record, cancel, self.device)
+            try:
+                state = run_job(self.engine, record, cancel, self.device)
+            except Exception:  # the store or the disk failed while recording the outcome: keep serving
+                log.exception("job %s could not be brought to a final state", record.job_id)
+                state = self.engine.abandon(record.job_id)
             log.info("job %s %s", record.job_id, state)
 
     def stop(self, timeout: float) -> bool:

@@ -208,6 +208,10 @@ class Server:
             self.counters["rejected"] += 1
             log.debug("dropped a message: %s", exc)
             return
+        except Exception:  # a decoding path we did not foresee: drop the message, never the daemon
+            self.counters["rejected"] += 1
+            log.exception("dropped a message that failed to decode")
+            return
         self.counters["requests"] += 1
         client = request.session or "anonymous"
         try:
@@ -284,7 +288,10 @@ class Server:
                 self._answer_waiters()
             if time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + self.limits.housekeeping_interval_s
-                self.housekeeping()
+                try:
+                    self.housekeeping()
+                except Exception:  # e.g. a runner's unload failing: log it, keep serving requests
+                    log.exception("housekeeping failed")
         self._flush_events()
 
     def _flush_events(self) -> None:

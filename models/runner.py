@@ -62,14 +62,14 @@ class Param:
         if self.kind in ("int", "float"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidInput(self.name, f"must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise InvalidInput(self.name, f"must be a finite number, got {value!r}")
             if self.kind == "int":
                 if float(value) != int(value):
                     raise InvalidInput(self.name, f"must be a whole number, got {value!r}")
                 value = int(value)
             else:
                 value = float(value)
-                if not math.isfinite(value):
-                    raise InvalidInput(self.name, f"must be a finite number, got {value!r}")
             if self.minimum is not None and value < self.minimum:
                 raise InvalidInput(self.name, f"must be at least {self.minimum}, got {value}")
             if self.maximum is not None and value > self.maximum:
@@ -215,6 +215,11 @@ class Runner(ABC):
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validate parameters before the job is queued. Override to add checks across fields."""
         return validate_params(self.params, params)
+
+    def check_media(self, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> None:  # noqa: B027
+        """Checks across parameters and the opened inputs (frame counts, sizes), made before the job is
+        queued; raise :class:`InvalidInput` naming the input (or ``params.<name>``). Nothing is decoded yet.
+        Runners whose parameters fit any media have nothing to check."""
 
     def validate_live(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validate live options (at start and on every change). Override to add checks across fields."""

@@ -36,6 +36,8 @@ DELIMITER = b"<VFX|MSG>"
 
 ALLOWED_DTYPES = frozenset({"uint8", "uint16", "int16", "int32", "int64", "float16", "float32", "float64", "bool"})
 MAX_NDIM = 6
+MAX_DIM = 2**31 - 1
+"""Largest length of one buffer axis; zero-length axes would otherwise let any product past the size check."""
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,9 @@ def array_from_buffer(descriptor: Any, buffer: memoryview | bytes) -> np.ndarray
     if (
         not isinstance(shape, list)
         or len(shape) > MAX_NDIM
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_DIM for n in shape)
     ):
-        raise WireError(f"buffer shape {shape!r} must be a list of at most {MAX_NDIM} non-negative integers")
+        raise WireError(f"buffer shape {shape!r} must be a list of at most {MAX_NDIM} integers from 0 to {MAX_DIM}")
     dtype = np.dtype(dtype_name).newbyteorder("<") if dtype_name != "bool" else np.dtype(bool)
     expected = math.prod(shape) * dtype.itemsize
     if expected != len(buffer):
@@ -184,7 +186,7 @@ class ReplayGuard:
 
     def check(self, msg_id: str, sent: float, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        if abs(now - sent) > self.window_s:
+        if not math.isfinite(sent) or abs(now - sent) > self.window_s:
             raise WireError(f"message time is {now - sent:.0f} s off this machine's clock (replay or skew)")
         while self._seen and (
             len(self._seen) >= self.max_ids or next(iter(self._seen.values())) < now - 2 * self.window_s

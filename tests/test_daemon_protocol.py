@@ -153,7 +153,25 @@ def test_hostile_messages_are_dropped_while_others_are_served(daemon, client):
             ),
             msgpack.packb({}),
         )
+
+        def signed(buffers: list[dict], header_changes: dict | None = None, *extra: bytes) -> list[bytes]:
+            header = msgpack.packb(
+                {
+                    "msg_id": new_id(),
+                    "type": "ping",
+                    "session": "x",
+                    "version": 1,
+                    "time": time.time(),
+                    "buffers": buffers,
+                    **(header_changes or {}),
+                }
+            )
+            content = msgpack.packb({})
+            return [DELIMITER, sign(info.key_bytes, header, content), header, content, *extra]
+
         hostile = [
+            signed([{"dtype": "uint8", "shape": [0, 2**62, 2**62]}], None, b""),  # empty, with absurd axes
+            signed([], {"time": float("nan")}),  # a time no clock check can reject by distance
             [DELIMITER, b"", *[bytes(f) for f in good[2:]]],  # unsigned
             [DELIMITER, b"0" * 64, *[bytes(f) for f in good[2:]]],  # badly signed
             [bytes(f) for f in good[:3]],  # truncated

@@ -75,13 +75,30 @@ def test_a_failing_runner_fails_the_job_not_the_daemon(client):
     assert client.wait("fine")["state"] == "succeeded"
 
 
-def test_a_decoding_error_names_the_input(client, tmp_path):
+def test_an_undecodable_file_is_refused_at_submit_naming_the_input(client, tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"this is not a video")
-    client.submit("bad-video", "pose", {}, {"video": {"path": str(bad)}})
-    job = client.wait("bad-video")
-    assert job["state"] == "failed" and job["error"]["code"] == "invalid_input"
-    assert job["error"]["detail"]["field"].startswith("inputs.video")
+    err = remote_error(client.submit, "bad-video", "pose", {}, {"video": {"path": str(bad)}})
+    assert err.code == "invalid_input" and err.detail["field"] == "inputs.video"
+    assert "could not decode" in err.message and "image sequence" in err.message
+    assert client.jobs() == [], "nothing is queued for an input that cannot be read"
+
+
+def test_an_empty_frame_range_is_refused_at_submit(client, sample_video):
+    err = remote_error(client.submit, "late", "pose", {}, {"video": {"path": str(sample_video), "frame_start": 10_000}})
+    assert err.detail["field"] == "inputs.video" and "is empty" in err.message
+
+
+def test_a_job_folder_that_cannot_be_made_fails_that_job_and_the_worker_goes_on(daemon, client):
+    (daemon.data_dir / "jobs").mkdir(parents=True, exist_ok=True)
+    (daemon.data_dir / "jobs" / "blocked").write_text("a file where the job's folder should go")
+    client.submit("blocked", "count", {"steps": 1})
+    job = client.wait("blocked")
+    assert job["state"] == "failed" and job["error"]["code"] == "run_failed", job["error"]
+    assert "blocked" in job["error"]["message"]
+    client.submit("after", "count", {"steps": 1})
+    assert client.wait("after")["state"] == "succeeded"
+    assert client.health()["queue"]["worker_alive"] is True
 
 
 def test_cancel_a_running_job(client):
