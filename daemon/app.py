@@ -14,6 +14,7 @@ import logging.handlers
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -59,6 +60,9 @@ class DaemonConfig:
     data_dir: Path
     models_dir: Path | None = None
     listen: str | None = None
+    advertise: str | None = None
+    """The host name clients on other machines reach a TCP listen address by (written to the connection
+    file). Default: the listen host, or this machine's name when listening on every interface."""
     curve: bool = False
     authorized_keys: Path | None = None
     device: str = "auto"
@@ -81,6 +85,23 @@ def is_loopback(endpoint: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def advertised_endpoint(bound: str, advertise: str | None) -> str:
+    """The endpoint to write in the connection file for the address the router ``bound`` (as ZeroMQ reports
+    it, with the port chosen). A wildcard address (0.0.0.0, ::) is not something a client can connect to:
+    it becomes ``advertise``, or this machine's fully qualified name."""
+    parsed = urlparse(bound)
+    if parsed.scheme != "tcp" or parsed.port is None:
+        return bound
+    host = (parsed.hostname or "").strip("[]")
+    wildcard = host in ("0.0.0.0", "::", "*")
+    if advertise is None and not wildcard:
+        return bound
+    name = advertise or socket.getfqdn()
+    if ":" in name:  # an IPv6 address
+        name = f"[{name}]"
+    return f"tcp://{name}:{parsed.port}"
 
 
 def load_authorized_keys(path: Path) -> set[bytes]:
@@ -196,9 +217,7 @@ class Daemon:
         elif not listen.startswith(("ipc://", "tcp://")):
             raise VfxError(f"--listen {listen}: use ipc://PATH or tcp://HOST:PORT")
         router.bind(listen)
-        endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
-        if endpoint.startswith("tcp://0.0.0.0:"):
-            endpoint = endpoint.replace("0.0.0.0", "127.0.0.1")
+        endpoint = advertised_endpoint(router.getsockopt(zmq.LAST_ENDPOINT).decode(), cfg.advertise)
         return router, endpoint, public_key
 
     def start(self) -> None:

@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="endpoint, e.g. tcp://127.0.0.1:5555; beyond loopback needs --authorized-keys",
     )
+    serve.add_argument(
+        "--advertise",
+        default=None,
+        metavar="HOST",
+        help="host name or address clients use to reach a TCP --listen address (default: this machine's name "
+        "when listening on 0.0.0.0)",
+    )
     serve.add_argument("--curve", action="store_true", help="encrypt even on loopback TCP")
     serve.add_argument("--authorized-keys", type=Path, default=None, help="allowed client CURVE public keys")
     serve.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
@@ -188,8 +195,11 @@ def _client_command(args: argparse.Namespace) -> int:
             pruned = client.prune(args.older_than)
             _print(args, pruned, f"removed {len(pruned['removed'])} job(s), freed {pruned['freed_bytes'] / 1e6:.1f} MB")
         elif args.command == "jobs":
-            jobs = client.jobs(limit=args.limit, before=args.before)
-            _print(args, jobs, "\n".join(_job_line(j) for j in jobs) or "no jobs yet")
+            jobs, cursor = client.jobs_page(limit=args.limit, before=args.before)
+            text = "\n".join(_job_line(j) for j in jobs) or "no jobs yet"
+            if cursor is not None:
+                text += f"\nolder jobs: add --before {cursor}"
+            _print(args, {"jobs": jobs, "next_before": cursor}, text)
         elif args.command == "submit":
             inputs = dict(_input_spec(t) for t in args.input)
             params = {k: _parse_value(v) for k, _, v in (p.partition("=") for p in args.param)}
@@ -236,6 +246,7 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=(args.data_dir or default_data_dir()).resolve(),
         models_dir=args.models_dir.resolve() if args.models_dir else None,
         listen=args.listen,
+        advertise=args.advertise,
         curve=args.curve,
         authorized_keys=args.authorized_keys,
         device=args.device,
@@ -249,11 +260,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from models.catalog import BUILTIN_RUNNERS
     from models.manifest import MANIFEST_PATH, load_manifest
 
     from .fetch import fetch_mode, hub_endpoint
 
     manifest = load_manifest(args.manifest or MANIFEST_PATH)
+    known = set(BUILTIN_RUNNERS) | {mode for entry in manifest.values() for mode in entry.modes}
+    if args.mode not in known:
+        print(f"unknown mode {args.mode!r}; the modes are: {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
     models_dir = args.models_dir or default_data_dir() / "models"
     fetched = fetch_mode(args.mode, manifest, models_dir, endpoint=hub_endpoint(args.hub_endpoint))
     if not fetched:

@@ -2,8 +2,8 @@
 
 Not thread-safe: one thread owns a :class:`Client`. Requests time out and idempotent ones are retried on a
 fresh socket (the "Lazy Pirate" pattern), so a lost reply never wedges the caller. A daemon restart is
-noticed through its session id (the connection file changes, or a reply carries another session) and
-reported once as :class:`DaemonRestarted`, because subscriptions of the old daemon are gone.
+noticed through the connection file (a new daemon writes it with a new session id and key) and reported once
+as :class:`DaemonRestarted`, because subscriptions of the old daemon are gone.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import zmq
 from . import messages as m
 from .connection import ConnectionInfo, default_connection_file, read_connection_file
 from .errors import ConnectionFileError, DaemonRestarted, DaemonUnavailable, RemoteError, WireError
-from .wire import Message, ReplayGuard, blob_id, new_id, pack, unpack
+from .wire import Message, ReplayGuard, blob_id, check_sendable, new_id, pack, unpack
 
 
 @dataclass(frozen=True)
@@ -224,6 +224,10 @@ class Client:
         arrays: dict[str, np.ndarray] = {}
         for name, value in (inputs or {}).items():
             if isinstance(value, np.ndarray):
+                try:
+                    check_sendable([value])
+                except WireError as exc:
+                    raise WireError(f"inputs.{name}: {exc.message}", detail={"field": f"inputs.{name}"}) from None
                 digest = blob_id(value)
                 arrays[digest] = value
                 specs[name] = {"blob": digest}
@@ -252,8 +256,14 @@ class Client:
     def job(self, job_id: str) -> dict[str, Any]:
         return self.request(m.JOB, {"job_id": job_id}).content["job"]
 
-    def jobs(self, limit: int = 50, before: float | None = None) -> list[dict[str, Any]]:
-        return self.request(m.JOBS, {"limit": limit, "before": before}).content["jobs"]
+    def jobs(self, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
+        """One page of the job history, newest first (see :meth:`jobs_page` for the cursor)."""
+        return self.jobs_page(limit, before)[0]
+
+    def jobs_page(self, limit: int = 50, before: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
+        """(jobs, cursor): pass the cursor as ``before`` for the next, older page; None after the last."""
+        content = self.request(m.JOBS, {"limit": limit, "before": before}).content
+        return content["jobs"], content.get("next_before")
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self.request(m.CANCEL, {"job_id": job_id}).content["job"]

@@ -158,9 +158,14 @@ def pack(
     arrays: Sequence[np.ndarray] = (),
     routing_ids: Iterable[bytes] = (),
     msg_id: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[Any]:
-    """Build the frames of one message. Array frames are passed as buffers (sent without a copy)."""
+    """Build the frames of one message. Array frames are passed as buffers (sent without a copy).
+
+    Raises :class:`WireError` for a message the receiver would drop for its size (``limits``), so the sender
+    gets an error at once instead of waiting for an answer that never comes."""
     contiguous = [np.ascontiguousarray(a) for a in arrays]
+    check_sendable(contiguous, limits)
     header = {
         "msg_id": msg_id or new_id(),
         "parent_id": parent_id,
@@ -174,6 +179,23 @@ def pack(
     content_b = _packb(content)
     buffers = [a.reshape(-1).view(np.uint8).data if a.size else b"" for a in contiguous]
     return [*routing_ids, DELIMITER, sign(key, header_b, content_b), header_b, content_b, *buffers]
+
+
+def check_sendable(arrays: Sequence[np.ndarray], limits: Limits = DEFAULT_LIMITS) -> None:
+    """Raise :class:`WireError` if ``arrays`` break the receiver's buffer limits."""
+    if len(arrays) > limits.max_buffers:
+        raise WireError(f"{len(arrays)} buffers in one message; the limit is {limits.max_buffers}")
+    for array in arrays:
+        if array.nbytes > limits.max_buffer_bytes:
+            raise WireError(
+                f"an array of {array.nbytes / 2**20:.0f} MiB {array.dtype.name}{tuple(array.shape)} is more than "
+                f"one message may carry ({limits.max_buffer_bytes / 2**20:.0f} MiB): send fewer frames at a time, "
+                "or a file path the daemon can read",
+                detail={"bytes": array.nbytes, "limit": limits.max_buffer_bytes},
+            )
+    total = sum(a.nbytes for a in arrays)
+    if total > limits.max_message_bytes:
+        raise WireError(f"{total} bytes of buffers exceed the message limit of {limits.max_message_bytes} bytes")
 
 
 class ReplayGuard:

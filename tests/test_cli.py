@@ -46,7 +46,7 @@ def test_submit_wait_jobs_result_retry_cancel(daemon, sample_image):
         "--wait",
     )
     assert "cli-1" in done.stdout and "succeeded" in done.stdout
-    job = json.loads(cli(daemon, "jobs", "--json").stdout)[0]
+    job = json.loads(cli(daemon, "jobs", "--json").stdout)["jobs"][0]
     assert job["job_id"] == "cli-1" and job["state"] == "succeeded"
     assert job["inputs"]["image"] == {"path": str(sample_image)}
     result = json.loads(cli(daemon, "result", "cli-1", "--json").stdout)
@@ -191,6 +191,27 @@ def test_fetch_models_offline_fails_at_once_with_a_clear_message(tmp_path):
     assert "could not download tiny" in result.stderr and "Check the network connection" in result.stderr
 
 
+def test_jobs_pages_with_a_cursor(daemon):
+    for n in range(3):
+        cli(daemon, "submit", "count", "--param", "steps=1", "--job-id", f"page-{n}", "--wait")
+    first = cli(daemon, "jobs", "--limit", "2")
+    assert "page-2" in first.stdout and "page-1" in first.stdout and "page-0" not in first.stdout
+    cursor = json.loads(cli(daemon, "jobs", "--limit", "2", "--json").stdout)["next_before"]
+    assert f"older jobs: add --before {cursor}" in first.stdout
+    older = json.loads(cli(daemon, "jobs", "--limit", "2", "--before", str(cursor), "--json").stdout)
+    assert [j["job_id"] for j in older["jobs"]] == ["page-0"] and older["next_before"] is None
+
+
+def test_fetch_models_for_an_unknown_mode_names_the_modes(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "fetch-models", "faceswap", "--models-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "unknown mode 'faceswap'" in result.stderr and "face_swap" in result.stderr
+
+
 def test_fetch_models_for_pose_says_nothing_is_needed(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "daemon", "fetch-models", "pose", "--models-dir", str(tmp_path)],
@@ -204,4 +225,4 @@ def test_fetch_models_for_pose_says_nothing_is_needed(tmp_path):
 def test_prune_command_reports_what_it_removed(daemon):
     cli(daemon, "submit", "count", "--param", "steps=1", "--job-id", "p1", "--wait")
     assert "removed 1 job(s)" in cli(daemon, "prune", "--older-than", "0").stdout
-    assert json.loads(cli(daemon, "jobs", "--json").stdout) == []
+    assert json.loads(cli(daemon, "jobs", "--json").stdout) == {"jobs": [], "next_before": None}

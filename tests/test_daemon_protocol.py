@@ -14,8 +14,8 @@ import zmq
 from support.daemon_process import DaemonProcess
 
 from shared.client import Client, CurveKeys
-from shared.errors import ConnectionFileError, DaemonRestarted, DaemonUnavailable, RemoteError
-from shared.wire import DELIMITER, ReplayGuard, new_id, pack, sign, unpack
+from shared.errors import ConnectionFileError, DaemonRestarted, DaemonUnavailable, RemoteError, WireError
+from shared.wire import DELIMITER, Limits, ReplayGuard, new_id, pack, sign, unpack
 
 
 def raw_socket(daemon: DaemonProcess) -> tuple[zmq.Context, zmq.Socket]:
@@ -200,13 +200,24 @@ def test_oversized_message_is_dropped_by_the_transport_and_the_daemon_lives(daem
     ctx, sock = raw_socket(daemon)
     try:
         huge = np.zeros(300 * 1024 * 1024, np.uint8)  # above the 256 MiB per-buffer limit
-        sock.send_multipart(pack("ping", {}, key=info.key_bytes, session="big", arrays=[huge]), copy=False)
+        lax = Limits(max_buffer_bytes=2**30)  # a sender that ignores the limits our own client keeps
+        sock.send_multipart(pack("ping", {}, key=info.key_bytes, session="big", arrays=[huge], limits=lax), copy=False)
         assert not sock.poll(2000)
     finally:
         sock.close()
         ctx.term()
     assert client.ping() == []
     assert client.health()["counters"]["rejected"] >= 1
+
+
+def test_frames_too_big_for_one_message_are_refused_by_the_client_at_once(client):
+    frames = np.zeros((45, 1080, 1920, 3), np.uint8)  # 45 frames of 1080p: 267 MiB
+    started = time.monotonic()
+    with pytest.raises(WireError, match="more than one message may carry") as err:
+        client.submit("too-big", "count", {}, {"image": frames})
+    assert time.monotonic() - started < 2, "no waiting for an answer that cannot come"
+    assert err.value.detail["field"] == "inputs.image" and "inputs.image" in err.value.message
+    assert client.jobs() == []
 
 
 def test_client_times_out_with_a_clear_error_when_the_daemon_is_gone(daemon):
@@ -290,6 +301,33 @@ def test_curve_encryption_admits_only_allow_listed_keys(tmp_path):
             stranger.ping()
     finally:
         proc.cleanup()
+
+
+def test_a_remote_listen_advertises_an_address_clients_can_reach(tmp_path):
+    public, secret = zmq.curve_keypair()
+    keys = tmp_path / "authorized"
+    keys.write_text(f"{public.decode()}\n")
+    proc = DaemonProcess(
+        extra_args=("--listen", "tcp://0.0.0.0:0", "--advertise", "localhost", "--authorized-keys", str(keys))
+    ).start()
+    try:
+        info = proc.info()
+        assert info.endpoint.startswith("tcp://localhost:"), "the connection file names the advertised host"
+        with Client(info, curve_keys=CurveKeys(public.decode(), secret.decode())) as c:
+            assert c.health()["encrypted"] is True
+    finally:
+        proc.cleanup()
+
+
+def test_a_wildcard_address_is_advertised_as_this_machine(tmp_path):
+    import socket
+
+    from daemon.app import advertised_endpoint
+
+    assert advertised_endpoint("tcp://0.0.0.0:5555", None) == f"tcp://{socket.getfqdn()}:5555"
+    assert advertised_endpoint("tcp://[::]:5555", "fd00::7") == "tcp://[fd00::7]:5555"
+    assert advertised_endpoint("tcp://10.0.0.5:5555", None) == "tcp://10.0.0.5:5555"
+    assert advertised_endpoint("ipc:///run/x/daemon.sock", "ignored") == "ipc:///run/x/daemon.sock"
 
 
 def test_plain_loopback_tcp_works_without_keys():
