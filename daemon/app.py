@@ -348,6 +348,7 @@ class Daemon:
                 "worker_alive": self.executor.alive,
             },
             "live_sessions": self.live.count(),
+            "live_sessions_ending": self.live.ending(),
             "counters": dict(self.server.counters),
         }
 

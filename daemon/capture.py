@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,14 +73,16 @@ class FrameSource:
     """Opens the source at construction (so a missing camera fails the start request) and captures on a
     thread once :meth:`start` is called. ``latest`` hands out each frame at most once."""
 
-    def __init__(self, source: dict[str, Any]) -> None:
+    def __init__(self, source: dict[str, Any], open_capture: Callable[[Any], Any] | None = None) -> None:
+        """``open_capture(target)`` returns an object with OpenCV's ``VideoCapture`` methods (``isOpened``,
+        ``read``, ``get``, ``set``, ``release``); OpenCV's own by default."""
         import cv2
 
         self.source = source
         self.is_file = "path" in source
         target = source["path"] if self.is_file else source["camera"]
         self._cv2 = cv2
-        self._capture = cv2.VideoCapture(target)
+        self._capture = (open_capture or cv2.VideoCapture)(target)
         if not self._capture.isOpened():
             self._capture.release()
             what = f"video file {target}" if self.is_file else f"camera {target}"
@@ -103,6 +106,7 @@ class FrameSource:
 
     def _run(self) -> None:
         failures = 0
+        read_since_rewind = 0
         period = 1.0 / self.fps
         next_due = time.monotonic()
         try:
@@ -115,6 +119,13 @@ class FrameSource:
                 ok, bgr = self._capture.read()
                 if not ok:
                     if self.is_file and self.source.get("loop"):
+                        if read_since_rewind == 0:  # a whole pass without one frame: it would spin forever
+                            self.error = CaptureError(
+                                f"video file {self.source['path']} has no frame OpenCV can decode: convert it to "
+                                "MP4 (H.264) or MJPEG"
+                            )
+                            break
+                        read_since_rewind = 0
                         self._capture.set(self._cv2.CAP_PROP_POS_FRAMES, 0)
                         continue
                     if self.is_file:
@@ -130,6 +141,7 @@ class FrameSource:
                     self._stop.wait(0.03)
                     continue
                 failures = 0
+                read_since_rewind += 1
                 frame = CapturedFrame(bgr, self.frames_read, time.monotonic())
                 self.frames_read += 1
                 with self._cond:

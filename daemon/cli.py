@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-queued", type=int, default=256, help="queued jobs at most")
     serve.add_argument("--max-queued-per-client", type=int, default=64, help="queued jobs per client at most")
     serve.add_argument("--max-live-sessions", type=int, default=2, help="live sessions per client at most")
+    serve.add_argument(
+        "--max-live-sessions-total", type=int, default=4, help="live sessions of all clients together at most"
+    )
     serve.add_argument("--live-ttl", type=float, default=10.0, help="stop live sessions not polled this long")
     serve.add_argument("--plugin", action="append", default=[], help="module offering extra RUNNERS")
     serve.add_argument("--manifest", type=Path, default=None, help="another weight manifest (a mirror)")
@@ -254,7 +257,11 @@ def _serve(args: argparse.Namespace) -> int:
         plugins=args.plugin,
         manifest=args.manifest,
         engine_limits=EngineLimits(max_queued=args.max_queued, max_queued_per_client=args.max_queued_per_client),
-        live_limits=LiveLimits(max_sessions_per_client=args.max_live_sessions, ttl_s=args.live_ttl),
+        live_limits=LiveLimits(
+            max_sessions_per_client=args.max_live_sessions,
+            max_sessions=args.max_live_sessions_total,
+            ttl_s=args.live_ttl,
+        ),
     )
     return run(config)
 

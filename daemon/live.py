@@ -33,8 +33,12 @@ log = logging.getLogger("daemon.live")
 @dataclass(frozen=True)
 class LiveLimits:
     max_sessions_per_client: int = 2
+    max_sessions: int = 4
+    """Sessions of all clients together: each holds a camera or a decoder and competes for the device."""
     ttl_s: float = 10.0
     max_wait_s: float = 5.0
+    release_wait_s: float = 10.0
+    """How long a new session on a camera waits for a stopped session to let go of that camera."""
 
 
 @dataclass
@@ -62,7 +66,11 @@ class LiveSession:
     latest: LiveFrameResult | None = None
     stop_flag: threading.Event = field(default_factory=threading.Event)
     pending_params: dict[str, Any] | None = None
+    """Options changed by a request, taken by the session thread before its next frame (under ``lock``)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
+    released: bool = False
+    """Set (under the sessions' lock) once the thread has let go of the camera and the model."""
     frame_times: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=30))
 
     @property
@@ -102,6 +110,8 @@ class LiveSessions:
         self.notify = notify
         self.limits = limits
         self._sessions: dict[str, LiveSession] = {}
+        self._ending: dict[str, LiveSession] = {}
+        """Stopped sessions whose thread is still letting go of its camera and model."""
         self._lock = threading.Lock()
 
     # -- requests (socket thread) --------------------------------------------------------------------------
@@ -123,6 +133,12 @@ class LiveSessions:
                     code=e.LIMIT_EXCEEDED,
                     detail={"sessions": [s.session_id for s in mine]},
                 )
+            if len(self._sessions) >= self.limits.max_sessions:
+                raise VfxError(
+                    f"the daemon already runs {len(self._sessions)} live sessions (limit {self.limits.max_sessions}, "
+                    "--max-live-sessions-total); stop one first",
+                    code=e.LIMIT_EXCEEDED,
+                )
         raw_inputs = content.get("inputs") or {}
         if not isinstance(raw_inputs, dict):
             raise VfxError("inputs must be a map", code=e.INVALID_INPUT, detail={"field": "inputs"})
@@ -130,6 +146,7 @@ class LiveSessions:
             inputs = self.resolve_inputs(raw_inputs)
         except InvalidInput as exc:
             raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"inputs.{exc.field}"}) from None
+        self._wait_for_release(source)
         capture = FrameSource(source)  # opens the camera now: a missing camera fails this request
         session = LiveSession(uuid.uuid4().hex, client, runner.mode, params, source)
         session.thread = threading.Thread(
@@ -168,8 +185,9 @@ class LiveSessions:
         session = self.get(client, content.get("session_id"))
         runner = self.registry.runner(session.mode)
         merged = {**session.params, **(content.get("params") or {})}
-        session.pending_params = self._validate(runner, merged)
-        session.params = session.pending_params
+        validated = self._validate(runner, merged)
+        with session.lock:
+            session.pending_params = session.params = validated
         return session
 
     def stop(self, client: str, session_id: Any) -> LiveSession:
@@ -185,6 +203,11 @@ class LiveSessions:
         with self._lock:
             return len(self._sessions)
 
+    def ending(self) -> int:
+        """Stopped sessions still releasing their camera and model."""
+        with self._lock:
+            return len(self._ending)
+
     def sweep(self) -> list[str]:
         """Stop sessions whose owner has not fetched for ``ttl_s`` seconds; forget finished ones."""
         now = time.monotonic()
@@ -198,18 +221,38 @@ class LiveSessions:
                 expired.append(session.session_id)
         return expired
 
-    def stop_all(self) -> None:
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Stop every session and wait (up to ``timeout`` seconds in all) for their threads: the daemon exits."""
         with self._lock:
             sessions = list(self._sessions.values())
         for session in sessions:
             self._end(session)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            ending = list(self._ending.values())
+        for session in ending:
+            if session.thread is not None:
+                session.thread.join(max(0.0, deadline - time.monotonic()))
 
     def _end(self, session: LiveSession) -> None:
+        """Ask the session to stop and forget it; never waits (it runs on the request thread). The session
+        thread finishes the frame in hand, releases the camera and leaves :attr:`_ending`."""
         session.stop_flag.set()
-        if session.thread is not None and session.thread is not threading.current_thread():
-            session.thread.join(10.0)
         with self._lock:
-            self._sessions.pop(session.session_id, None)
+            if self._sessions.pop(session.session_id, None) is not None and not session.released:
+                self._ending[session.session_id] = session
+
+    def _wait_for_release(self, source: Mapping[str, Any]) -> None:
+        """A camera opens only once: wait for stopped sessions on ``source`` to let go of it (a start right
+        after a stop). Files can be opened many times at once and are not waited for."""
+        if "camera" not in source:
+            return
+        with self._lock:
+            holders = [s for s in self._ending.values() if s.source.get("camera") == source["camera"]]
+        deadline = time.monotonic() + self.limits.release_wait_s
+        for session in holders:
+            if session.thread is not None:
+                session.thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- the session thread --------------------------------------------------------------------------------
 
@@ -228,8 +271,9 @@ class LiveSessions:
                         if capture.finished:
                             break
                         continue
-                    if session.pending_params is not None:
+                    with session.lock:
                         params, session.pending_params = session.pending_params, None
+                    if params is not None:
                         processor.update(params)
                     started = time.monotonic()
                     result = processor.process(frame.rgb(), frame.captured_at)
@@ -259,5 +303,8 @@ class LiveSessions:
             if processor is not None:
                 processor.close()
             capture.close()
+            with self._lock:
+                session.released = True
+                self._ending.pop(session.session_id, None)
             self.notify(session.session_id)
             log.info("live session %s %s", session.session_id[:8], session.state)

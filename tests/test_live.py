@@ -156,6 +156,100 @@ def test_a_failing_processor_ends_its_session_with_the_error(client, sample_vide
     assert client.ping() == [], "the daemon lives on"
 
 
+def test_stopping_a_slow_session_never_holds_up_other_requests(client, sample_video):
+    session = client.live_start("count", {"path": str(sample_video), "loop": True}, {"process_s": 3.0})
+    time.sleep(0.5)  # the session thread is inside its 3-second frame now
+    started = time.monotonic()
+    client.live_stop(session["session_id"])
+    assert client.ping() == []
+    assert time.monotonic() - started < 1.0, "stop answers at once; the thread lets go in the background"
+    assert client.live_list() == [] and client.health()["live_sessions_ending"] == 1
+    wait_until_released(client, timeout=10)
+
+
+def test_the_total_number_of_live_sessions_is_bounded(sample_video):
+    proc = DaemonProcess(extra_args=("--max-live-sessions-total", "2")).start()
+    try:
+        with proc.client() as a, proc.client() as b:
+            source = {"path": str(sample_video), "loop": True}
+            a.live_start("count", source)
+            b.live_start("count", source)
+            with pytest.raises(RemoteError) as err:
+                b.live_start("count", source)
+            assert err.value.code == "limit_exceeded" and "limit 2" in err.value.message
+            assert "--max-live-sessions-total" in err.value.message
+    finally:
+        proc.cleanup()
+
+
+class StandInCapture:
+    """OpenCV's VideoCapture as a camera that delivers ``frames`` frames, then nothing (unplugged). No camera
+    is attached to the machines the tests run on, so this stands in for one."""
+
+    def __init__(self, target, frames: int) -> None:
+        self.left = frames
+
+    def isOpened(self) -> bool:
+        return True
+
+    def get(self, prop) -> float:
+        return 30.0
+
+    def set(self, prop, value) -> bool:
+        return True
+
+    def read(self):
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        return True, np.zeros((4, 4, 3), np.uint8)
+
+    def release(self) -> None:
+        self.left = 0
+
+
+def drain(source) -> int:
+    frames = 0
+    deadline = time.monotonic() + 10
+    while not source.finished and time.monotonic() < deadline:
+        frames += source.latest(timeout=0.1) is not None
+    return frames
+
+
+def test_a_camera_unplugged_mid_session_ends_with_a_clear_error():
+    from daemon.capture import FrameSource
+
+    source = FrameSource({"camera": 0}, open_capture=lambda target: StandInCapture(target, frames=3))
+    source.start()
+    try:
+        assert drain(source) >= 1
+        assert source.finished and source.error is not None
+        assert "camera 0 stopped delivering frames (unplugged" in source.error.message
+    finally:
+        source.close()
+
+
+def test_a_looping_file_without_decodable_frames_fails_instead_of_spinning(sample_video):
+    from daemon.capture import FrameSource
+
+    source = FrameSource(
+        {"path": str(sample_video), "loop": True}, open_capture=lambda target: StandInCapture(target, frames=0)
+    )
+    source.start()
+    try:
+        assert drain(source) == 0
+        assert source.finished and "has no frame OpenCV can decode" in source.error.message
+    finally:
+        source.close()
+
+
+def wait_until_released(client, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while client.health()["live_sessions_ending"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.health()["live_sessions_ending"] == 0, "stopped sessions let go of their camera and model"
+
+
 def test_many_sessions_one_after_another_leak_no_file_descriptors(daemon, client, sample_video):
     def open_fds() -> int:
         return len(os.listdir(f"/proc/{daemon.proc.pid}/fd"))
@@ -164,6 +258,7 @@ def test_many_sessions_one_after_another_leak_no_file_descriptors(daemon, client
         session = client.live_start("count", {"path": str(sample_video), "loop": True})
         collect(client, session["session_id"], 2)
         client.live_stop(session["session_id"])
+        wait_until_released(client, timeout=10)
 
     one_session()  # first use opens what stays open (the model, the capture library)
     before = open_fds()

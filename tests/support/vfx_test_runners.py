@@ -20,9 +20,11 @@ class MeanOfFrame(LiveProcessor):
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.gain = params["gain"]
+        self.process_s = params["process_s"]
         self.closed = False
 
     def process(self, frame: np.ndarray, timestamp_s: float) -> LiveResult:
+        time.sleep(self.process_s)  # a slow model (LivePortrait on a CPU takes seconds a frame)
         if self.gain < 0:
             raise RuntimeError("negative gain breaks the processor on purpose")
         return LiveResult(data={"mean": float(frame.mean()) * self.gain}, arrays={"frame": frame})
@@ -44,7 +46,7 @@ class CountRunner(Runner):
     )
     inputs = (MediaSlot("image", "image", required=False),)
 
-    live_params = (Param("gain", "float", default=1.0),)
+    live_params = (Param("gain", "float", default=1.0), Param("process_s", "float", default=0.0, minimum=0.0))
 
     def __init__(self) -> None:
         self.loads = 0
