@@ -148,6 +148,9 @@ class LivePortraitRunner(Runner):
 
     def __init__(self) -> None:
         self._models: Any = None
+        # The compiled variant of _models, made when a CUDA job first asks for compile. It never replaces the
+        # eager networks, so every job (and live session) runs what it asked for.
+        self._compiled: Any = None
         self._device: Any = None
 
     @property
@@ -166,18 +169,15 @@ class LivePortraitRunner(Runner):
         return values
 
     def load(self, device: Any) -> None:
-        """Import torch and load the five networks onto ``device``: fp16/bf16 on CUDA as the device policy says,
-        fp32 on MPS (as the official code runs it) and on the CPU."""
+        """Import torch and load the five networks onto ``device`` in :func:`liveportrait_dtype`."""
         from .liveportrait.loader import load_liveportrait
-        from .torch_device import torch_device, torch_dtype
+        from .torch_device import torch_device
 
-        target = torch_device(device)
-        dtype = torch_dtype(device, allow_half=target.type == "cuda")
-        self._models = load_liveportrait(self.weights_dir, target, dtype)
+        self._models = load_liveportrait(self.weights_dir, torch_device(device), liveportrait_dtype(device))
         self._device = device
 
     def unload(self) -> None:
-        models, self._models = self._models, None
+        models, self._models, self._compiled = self._models, None, None
         if models is None:
             return
         on_cuda = models.device.type == "cuda"
@@ -203,8 +203,8 @@ class LivePortraitRunner(Runner):
         from .liveportrait.keypoints import describe_pose
         from .liveportrait.pipeline import NoFaceFound
 
-        models = self._models
         animator = self.new_animator(params, ctx.device, on_step=ctx.raise_if_cancelled, log=ctx.log)
+        models = animator.models
         settings = animator.settings
         driving = inputs["driving"]
         expected = max(driving.frame_count, 1)
@@ -266,6 +266,7 @@ class LivePortraitRunner(Runner):
                 "device": str(models.device),
                 "dtype": str(models.dtype).removeprefix("torch."),
                 "grid_sample_fallback": models.grid_sample_fallback,
+                "compiled": models.compiled,
             },
             arrays={
                 "driving_face_found": found_array,
@@ -286,15 +287,8 @@ class LivePortraitRunner(Runner):
         as well as for jobs. ``device`` is the daemon's device description (for onnxruntime providers)."""
         if self._models is None:
             raise RuntimeError("LivePortraitRunner.new_animator() was called before load()")
-        from .liveportrait.loader import compile_models
         from .liveportrait.pipeline import AnimationSettings, LivePortraitAnimator
 
-        models = self._models
-        if params["compile"]:
-            if models.device.type == "cuda":
-                compile_models(models)
-            elif log is not None:
-                log(f"compile is for CUDA only; running without it on {models.device}")
         settings = AnimationSettings(
             region=params["animation_region"],
             motion_multiplier=params["motion_multiplier"],
@@ -305,13 +299,28 @@ class LivePortraitRunner(Runner):
             paste_back=params["paste_back"],
         )
         return LivePortraitAnimator(
-            models,
+            self._networks(params["compile"], log),
             settings,
             face_finder=params["face_detector"],
             insightface_dir=self._insightface_dir() if params["face_detector"] == "insightface" else None,
             providers=list(getattr(device, "onnx_providers", None) or []) or None,
             on_step=on_step,
         )
+
+    def _networks(self, compile: bool, log: Callable[[str], None] | None) -> Any:
+        """The eager networks, or with ``compile`` on CUDA their compiled variant (made on first use)."""
+        models = self._models
+        if not compile:
+            return models
+        if models.device.type != "cuda":
+            if log is not None:
+                log(f"compile is for CUDA only; running without it on {models.device}")
+            return models
+        if self._compiled is None:
+            from .liveportrait.loader import compiled_copy
+
+            self._compiled = compiled_copy(models)
+        return self._compiled
 
     def _insightface_dir(self) -> Path:
         from .liveportrait.crop import FaceFinderUnavailable, insightface_model_dir
@@ -322,6 +331,17 @@ class LivePortraitRunner(Runner):
             return insightface_model_dir(self.insightface_dirs())
         except FaceFinderUnavailable as exc:
             raise InvalidInput("face_detector", str(exc)) from exc
+
+
+def liveportrait_dtype(device: Any) -> Any:
+    """The torch dtype LivePortrait runs in on the daemon's ``device`` description (its ``kind``): float16 on
+    CUDA, whatever the daemon's dtype policy says (the official inference's half precision is fp16; bf16, which
+    the policy prefers where supported, keeps 3 fewer mantissa bits and is not what the released networks are
+    run in), float32 on MPS (as the official code runs it there) and on the CPU."""
+    import torch
+
+    kind = getattr(device, "kind", None) or "cpu"
+    return torch.float16 if kind == "cuda" else torch.float32
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from support.liveportrait_weights import (
     write_liveportrait_weights,
 )
 
+from daemon.devices import Device
 from models.liveportrait.crop import (
     CROP_SIZE,
     DRIVING_SCALE,
@@ -49,10 +50,13 @@ from models.liveportrait.loader import (
     LivePortraitModels,
     WeightsMismatch,
     WeightsNotFound,
+    compiled_copy,
+    grid_sample_fallback_for,
     load_liveportrait,
 )
 from models.liveportrait.pipeline import AnimationSettings, LivePortraitAnimator, NoFaceFound
-from models.liveportrait.warping import identity_grid
+from models.liveportrait.warping import WarpingModule, identity_grid, sample_volume
+from models.liveportrait_runner import liveportrait_dtype
 from models.manifest import files_for_mode, load_manifest
 from models.runner import InvalidInput
 
@@ -310,6 +314,31 @@ def test_warping_to_the_same_keypoints_is_the_identity_deformation(models, forwa
     torch.testing.assert_close(motion["mask"].sum(dim=1), torch.ones(1, 16, 32, 32), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("fallback", ["float32", "cpu"])
+def test_the_grid_sample_fallbacks_give_what_native_grid_sample_gives(fallback, dtype):
+    generator = torch.Generator().manual_seed(1)
+    volume = torch.rand(1, 4, 16, 32, 32, generator=generator)
+    grid = torch.rand(1, 16, 32, 32, 3, generator=generator) * 2.2 - 1.1  # some points fall outside: zeros
+    volume, grid = volume.to(dtype), grid.to(dtype)
+    # Native grid sampling of the same (rounded) inputs, in float32.
+    native = torch.nn.functional.grid_sample(
+        volume.float(), grid.float(), mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    got = sample_volume(volume, grid, fallback)
+    assert got.dtype == dtype and got.device == volume.device, "returned in the volume's dtype and device"
+    tolerance = 4e-3 if dtype == torch.bfloat16 else 1e-6  # bf16 rounds the result to 8 significant bits
+    torch.testing.assert_close(got.float(), native, atol=tolerance, rtol=0)
+    assert (native == 0).any() and (native > 0).float().mean() > 0.5, "points inside and outside the volume"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_only_mps_is_probed_for_a_grid_sample_fallback(device, dtype):
+    # torch.device("cuda") is only a description here: nothing runs on it, as the probe is for MPS only.
+    assert grid_sample_fallback_for(torch.device(device), dtype) == "native"
+
+
 def test_spade_generator_gives_an_image_in_0_1_at_8_times_the_feature_size(models, forward):
     # At the released size, (1, 256, 64, 64) features give a 512x512 image (the animator test renders one);
     # here a 16x16 corner keeps the test quick.
@@ -430,6 +459,33 @@ def test_paste_back_leaves_pixels_outside_the_mask_unchanged_and_fills_the_insid
 
 
 # -- the animator ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "policy", "expected"),
+    [
+        ("cuda", "bfloat16", torch.float16),
+        ("cuda", "float16", torch.float16),
+        ("mps", "float16", torch.float32),
+        ("cpu", "float32", torch.float32),
+    ],
+)
+def test_liveportrait_runs_fp16_on_cuda_whatever_the_policy_and_fp32_elsewhere(kind, policy, expected):
+    assert liveportrait_dtype(Device(kind=kind, name="a device description", dtype=policy)) == expected
+    assert liveportrait_dtype(None) == torch.float32, "no device described: the CPU"
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch's own import
+def test_compile_is_refused_off_cuda_and_a_compiled_copy_leaves_the_eager_networks_alone(models, models_dir):
+    with pytest.raises(ValueError, match="compile=True needs a CUDA device; got cpu"):
+        load_liveportrait(models_dir / "liveportrait", "cpu", compile=True)
+    compiled = compiled_copy(models)  # wrapping is lazy: nothing is compiled until a compiled network runs
+    assert compiled.compiled and not models.compiled
+    assert type(models.warping_module) is WarpingModule, "the eager networks stay as they were"
+    assert compiled.warping_module is not models.warping_module
+    assert compiled.warping_module._orig_mod is models.warping_module, "the weights are shared, not copied"
+    assert compiled.spade_generator._orig_mod is models.spade_generator
+    assert compiled.motion_extractor is models.motion_extractor
 
 
 def test_the_animator_waits_for_a_face_then_animates_and_holds_the_last_motion(models, tom_hanks, sample_video):
@@ -561,6 +617,54 @@ def test_fetched_weights_drive_a_liveportrait_job_on_a_real_portrait_and_the_sam
             assert any(e.get("preview_jpeg") for e in events if e.get("type") == "progress")
     finally:
         daemon.cleanup()
+
+
+def test_each_job_gets_the_compile_it_asked_for_and_a_cancel_ends_the_job_cancelled(
+    models_dir, tom_hanks, sample_video, tmp_path
+):
+    manifest = tmp_path / "manifest.toml"
+    write_test_manifest(manifest, models_dir, "http://127.0.0.1:9")  # the weights are in place: nothing is fetched
+    portrait = tmp_path / "portrait.png"
+    cv2.imwrite(str(portrait), tom_hanks[..., ::-1])
+    daemon = DaemonProcess(extra_args=("--manifest", str(manifest), "--models-dir", str(models_dir))).start()
+    try:
+        with daemon.client(timeout=30.0) as client:
+            # Per-frame driving crops of Megamind.avi's black first frame: the source as it is, no network pass.
+            black = {"source": {"path": str(portrait)}, "driving": {"path": str(sample_video), "frame_end": 1}}
+            still = {"driving_crop": "per_frame", "paste_back": False}
+            client.submit("compiled", "liveportrait", {**still, "compile": True}, black, subscribe=True)
+            events = events_until_final(client, "compiled", timeout=90)
+            assert client.job("compiled")["state"] == "succeeded", client.job("compiled")["error"]
+            assert client.result("compiled")[0]["compiled"] is False
+            logs = [e["message"] for e in events if e.get("type") == "log"]
+            assert "compile is for CUDA only; running without it on cpu" in logs
+
+            driving = {"path": str(sample_video), "frame_end": 30}  # frame 1 on: a face, ~10 s a frame here
+            inputs = {"source": {"path": str(portrait)}, "driving": driving}
+            client.submit("cancelled", "liveportrait", {"driving_crop": "per_frame"}, inputs, subscribe=True)
+            deadline = time.monotonic() + 90
+            while not any(e.get("stage") == "animating" for e in client.poll_events(timeout=0.5)):
+                assert time.monotonic() < deadline, "the job never started animating"
+            client.cancel("cancelled")
+            cancelled_at = time.monotonic()
+            job = client.wait("cancelled", timeout=60)
+            assert job["state"] == "cancelled", job
+            assert time.monotonic() - cancelled_at < 15, "stopped within a network pass, not after 29 frames"
+
+            client.submit("eager", "liveportrait", {**still, "compile": False}, black)
+            assert client.wait("eager", timeout=60)["state"] == "succeeded"
+            assert client.result("eager")[0]["compiled"] is False
+    finally:
+        daemon.cleanup()
+
+
+def events_until_final(client, job_id: str, timeout: float) -> list[dict]:
+    events: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while not any(e.get("type") == "state" and e.get("state") in ("succeeded", "failed", "cancelled") for e in events):
+        assert time.monotonic() < deadline, f"job {job_id} did not finish in time"
+        events += [e for e in client.poll_events(timeout=0.5) if e.get("job_id") == job_id]
+    return events
 
 
 def test_without_weights_the_mode_names_the_missing_files_and_the_fetch_command(tmp_path):

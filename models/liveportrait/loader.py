@@ -28,6 +28,7 @@ containers, it is unpickled fully only if its sha256 is that of the official rel
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import pickle
@@ -125,8 +126,9 @@ def load_liveportrait(
 ) -> LivePortraitModels:
     """Build the networks, load ``weights_dir``'s files strictly, move them to ``device`` in ``dtype``.
 
-    ``compile`` wraps the warping module and the generator (90% of the time per frame) in ``torch.compile``;
-    CUDA only, and the first frames then take a while longer. On MPS, 3D grid sampling is probed and falls back
+    ``compile`` returns the networks with the warping module and the generator (90% of the time per frame) wrapped
+    in ``torch.compile`` (:func:`compiled_copy`); CUDA only (on another device it raises ``ValueError``), and the
+    first frames then take a while longer. On MPS, 3D grid sampling is probed and falls back
     to float32 or to the CPU where the device lacks it.
 
     Raises :class:`WeightsNotFound` (names the places looked at and the fetch command) and
@@ -175,20 +177,20 @@ def load_liveportrait(
         grid_sample_fallback=warping.grid_sample_fallback,
         files=files,
     )
-    if compile:
-        compile_models(models)
-    return models
+    return compiled_copy(models) if compile else models
 
 
-def compile_models(models: LivePortraitModels) -> None:
-    """Wrap the warping module and the generator in ``torch.compile`` (once; CUDA only)."""
-    if models.device.type != "cuda":
-        raise ValueError(f"torch.compile is used on CUDA only; these models are on {models.device}")
-    if models.compiled:
-        return
-    models.warping_module = torch.compile(models.warping_module)  # type: ignore[assignment]
-    models.spade_generator = torch.compile(models.spade_generator)  # type: ignore[assignment]
-    models.compiled = True
+def compiled_copy(models: LivePortraitModels) -> LivePortraitModels:
+    """The same networks with the warping module and the generator wrapped in ``torch.compile``; ``models`` is
+    left as it is. The wrappers share the networks' parameters (no second copy of the weights), so one process
+    can hold both and give each job the variant it asked for. Compilation itself happens at the first call; it
+    is meant for CUDA (:func:`load_liveportrait` and the mode's runner only use it there)."""
+    return dataclasses.replace(
+        models,
+        warping_module=torch.compile(models.warping_module),
+        spade_generator=torch.compile(models.spade_generator),
+        compiled=True,
+    )
 
 
 def find_weight_file(weights_dir: Path, name: str) -> Path:
