@@ -22,6 +22,7 @@ from ..shared.client import Client
 from ..shared.connection import CONNECTION_FILE_NAME, read_connection_file
 from ..shared.errors import NOT_FOUND, DaemonRestarted, DaemonUnavailable, RemoteError, VfxError
 from ..shared.messages import FINAL_STATES
+from ..shared.wire import new_id
 from .daemon_process import DaemonProcess
 from .preferences import DaemonSettings
 
@@ -33,6 +34,9 @@ STOP_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 5.0
 PROBE_TIMEOUT_S = 1.0
 """How long a connection file found on disk gets to prove a live daemon behind it before one is started."""
+CLIENT_ID = f"blender-{new_id()}"
+"""This Blender's identity towards the daemon, shared by all its clients (the connection thread's and each live
+session's): the daemon's per-client limits count one Blender as one client."""
 PREVIEW_EVERY_S = 0.25
 """At most one preview file per job in this interval; the panel cannot show more anyway."""
 
@@ -245,6 +249,7 @@ class Connection:
             timeout=PROBE_TIMEOUT_S if probe else REQUEST_TIMEOUT_S,
             retries=0 if probe else 1,
             connection_file=connection_file,
+            client_id=CLIENT_ID,
         )
         try:
             health = client.health()

@@ -28,6 +28,7 @@ from ..shared.client import Client
 from ..shared.connection import CONNECTION_FILE_NAME, read_connection_file
 from ..shared.errors import ConnectionFileError, DaemonRestarted, DaemonUnavailable, VfxError
 from ..shared.messages import LIVE_FINAL_STATES
+from .connection_thread import CLIENT_ID
 
 POLL_WAIT_S = 0.5
 """Longest wait of one ``live_next``: bounds how long stopping takes, and is well inside the daemon's TTL."""
@@ -141,7 +142,9 @@ class LiveSessionThread(Generic[Prepared]):
 
     def _run(self) -> None:
         try:
-            client = Client.from_file(self.request.connection_file, timeout=REQUEST_TIMEOUT_S, retries=1)
+            client = Client.from_file(
+                self.request.connection_file, timeout=REQUEST_TIMEOUT_S, retries=1, client_id=CLIENT_ID
+            )
         except VfxError as exc:
             self._finish("failed", f"Cannot connect to the daemon: {exc.message}")
             return

@@ -94,6 +94,7 @@ class Server:
         self._thread_id: int | None = None
         self.live = live
         self._waiters: list[tuple[Any, float, int, LiveSession]] = []  # parked live_next requests
+        self._encrypted = bool(router.getsockopt(zmq.CURVE_SERVER))
         engine.emit = self.emit
 
     # -- events --------------------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ class Server:
             log.exception("dropped a message that failed to decode")
             return
         self.counters["requests"] += 1
-        client = request.session or "anonymous"
+        client = self._client_of(frames[0], request.session)
         try:
             bucket = self._buckets.setdefault(
                 client, TokenBucket(self.limits.requests_per_second, self.limits.request_burst)
@@ -234,6 +235,17 @@ class Server:
                     "error": {"code": e.INTERNAL, "message": f"{type(exc).__name__}: {exc}", "detail": None},
                 },
             )
+
+    def _client_of(self, first_frame: Any, session: str) -> str:
+        """Who sent a message, for limits and for whose jobs and live sessions these are. Over CURVE it is the
+        sender's authenticated public key (a remote client cannot pose as another by choosing a session); on
+        the local transports, where every key holder is the same user, it is the session the client names."""
+        if self._encrypted:
+            try:
+                return f"key:{first_frame.get('User-Id')}"
+            except (AttributeError, zmq.ZMQError):
+                pass
+        return session or "anonymous"
 
     def _dispatch(self, request: Any, client: str) -> tuple[dict[str, Any], list[Any]] | None:
         kind, content, routing_id = request.type, request.content, request.routing_ids[0]

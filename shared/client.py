@@ -53,7 +53,11 @@ class Client:
         retries: int = 2,
         curve_keys: CurveKeys | None = None,
         connection_file: Path | str | None = None,
+        client_id: str | None = None,
     ) -> None:
+        """``client_id`` names the program this client belongs to: clients that share it (the connection and
+        the live-session threads of one Blender) count as one client for the daemon's per-client limits and may
+        read each other's jobs and live sessions. Default: a new id, this client alone."""
         if info.server_public_key and curve_keys is None:
             raise ConnectionFileError(
                 "this daemon requires encryption: create a key pair with `python -m daemon keygen KEYFILE`, "
@@ -64,7 +68,8 @@ class Client:
         self.retries = retries
         self.curve_keys = curve_keys
         self.connection_file = Path(connection_file) if connection_file else None
-        self.session = new_id()
+        self.session = client_id or new_id()
+        self._routing_id = new_id()  # unique per socket owner, even when clients share a client_id
         self.dropped_messages = 0
         self._file_stamp = self._stamp()
         self._guard = ReplayGuard()
@@ -83,7 +88,7 @@ class Client:
     def _connect(self) -> None:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.ROUTING_ID, self.session.encode("ascii"))
+        sock.setsockopt(zmq.ROUTING_ID, self._routing_id.encode("ascii"))
         if self.info.server_public_key and self.curve_keys:
             sock.curve_serverkey = self.info.server_public_key.encode("ascii")
             sock.curve_publickey = self.curve_keys.public.encode("ascii")

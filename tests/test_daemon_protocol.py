@@ -303,6 +303,41 @@ def test_curve_encryption_admits_only_allow_listed_keys(tmp_path):
         proc.cleanup()
 
 
+def test_over_curve_the_client_is_its_key_whatever_session_it_names(tmp_path):
+    first, second = zmq.curve_keypair(), zmq.curve_keypair()
+    keys = tmp_path / "authorized"
+    keys.write_text("".join(f"{public.decode()}\n" for public, _ in (first, second)))
+    proc = DaemonProcess(
+        extra_args=(
+            *("--listen", "tcp://127.0.0.1:0", "--curve", "--authorized-keys", str(keys)),
+            *("--max-queued-per-client", "2"),
+        ),
+    )
+    proc.start()
+    try:
+        info = proc.info()
+        one = CurveKeys(first[0].decode(), first[1].decode())
+        other = CurveKeys(second[0].decode(), second[1].decode())
+        with (
+            Client(info, curve_keys=one) as a,
+            Client(info, curve_keys=one) as same_key,
+            Client(info, curve_keys=other) as b,
+        ):
+            a.submit("long", "count", {"steps": 200, "step_s": 0.05})
+            deadline = time.monotonic() + 10
+            while a.job("long")["state"] != "running" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            a.submit("a1", "count", {})
+            a.submit("a2", "count", {})  # two queued: the per-client limit
+            with pytest.raises(RemoteError) as err:
+                same_key.submit("sneaky", "count", {})
+            assert err.value.code == "limit_exceeded", "a new session does not make a new client"
+            assert b.submit("b0", "count", {})["state"] == "queued", "another key is another client"
+            a.cancel("long")
+    finally:
+        proc.cleanup()
+
+
 def test_a_remote_listen_advertises_an_address_clients_can_reach(tmp_path):
     public, secret = zmq.curve_keypair()
     keys = tmp_path / "authorized"

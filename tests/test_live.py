@@ -115,6 +115,19 @@ def test_two_sessions_per_client_at_most(daemon, sample_video):
         b.live_stop(other["session_id"])
 
 
+def test_clients_of_one_program_share_its_sessions_and_its_limit(daemon, sample_video):
+    with daemon.client(client_id="blender-1") as view, daemon.client(client_id="blender-1") as pose:
+        source = {"path": str(sample_video), "loop": True}
+        first = view.live_start("count", source)
+        pose.live_start("count", source)
+        with pytest.raises(RemoteError) as err:
+            view.live_start("count", source)
+        assert err.value.code == "limit_exceeded", "one Blender counts as one client"
+        assert {s["session_id"] for s in pose.live_list()} >= {first["session_id"]}
+        for session in view.live_list():
+            view.live_stop(session["session_id"])
+
+
 def test_a_session_nobody_polls_is_cleaned_up_within_the_ttl(sample_video):
     proc = DaemonProcess(extra_args=("--live-ttl", "1.0")).start()
     try:
