@@ -59,10 +59,17 @@ class WeightFile:
     def location(self, models_dir: Path) -> Path:
         return models_dir / self.path
 
-    def present(self, models_dir: Path) -> bool:
-        """Cheap check used by health: the file exists with the expected size (sha256 is checked on fetch)."""
+    def problem(self, models_dir: Path) -> str | None:
+        """Why the file is not ready, or None when it is: the cheap check health and submit make (the file
+        exists with the expected size; sha256 is checked by ``fetch-models``)."""
         target = self.location(models_dir)
-        return target.is_file() and target.stat().st_size == self.size
+        if not target.is_file():
+            return "missing"
+        size = target.stat().st_size
+        return None if size == self.size else f"{size} bytes, expected {self.size}"
+
+    def present(self, models_dir: Path) -> bool:
+        return self.problem(models_dir) is None
 
 
 @dataclass(frozen=True)
@@ -168,29 +175,49 @@ class WeightSnapshot:
     def read_lock(self, models_dir: Path) -> SnapshotLock | None:
         """The folder's lock if it was written for this entry (same repository, revision and pins)."""
         lock = SnapshotLock.read(self.lock_path(models_dir))
-        if lock is None or lock.hub_repo != self.hub_repo or lock.revision != self.revision:
-            return None
+        return lock if lock is not None and self._lock_problem(lock) is None else None
+
+    def _lock_problem(self, lock: SnapshotLock) -> str | None:
+        """Why ``lock`` was not written for this entry, or None when it was."""
+        if lock.hub_repo != self.hub_repo or lock.revision != self.revision:
+            return (
+                f"fetched from {lock.hub_repo} at {lock.revision}, but the manifest asks for {self.hub_repo} at "
+                f"{self.revision}"
+            )
         locked = {f.path: f for f in lock.files}
         for pin in self.pins:
             entry = locked.get(pin.path)
             if entry is None or entry.size != pin.size or entry.sha256 != pin.sha256:
-                return None
-        if any(item not in locked for item in self.files if not item.endswith("/")):
-            return None
-        return lock
+                return f"{pin.path} was fetched with another size or sha256 than the manifest pins"
+        absent = [item for item in self.files if not item.endswith("/") and item not in locked]
+        return f"{absent[0]} was never fetched" if absent else None
 
-    def present(self, models_dir: Path) -> bool:
-        """Cheap check used by health and at submit: the lock matches this entry and every locked file exists
-        with its locked size (checksums are checked by ``fetch-models``, not here)."""
-        lock = self.read_lock(models_dir)
+    def problem(self, models_dir: Path, shown: int = 3) -> str | None:
+        """Why the folder is not ready, or None when it is: the cheap check health and submit make (the lock
+        matches this entry and every locked file exists with its locked size; checksums are checked by
+        ``fetch-models``). Names up to ``shown`` missing or wrong-size files."""
+        lock_path = self.lock_path(models_dir)
+        lock = SnapshotLock.read(lock_path)
         if lock is None:
-            return False
+            return f"{LOCK_NAME} is unreadable" if lock_path.exists() else "no lock file (never fetched)"
+        wrong_lock = self._lock_problem(lock)
+        if wrong_lock is not None:
+            return wrong_lock
         folder = self.location(models_dir)
+        wrong = []
         for item in lock.files:
             target = folder / item.path
-            if not target.is_file() or target.stat().st_size != item.size:
-                return False
-        return True
+            if not target.is_file():
+                wrong.append(f"{item.path} is missing")
+            elif target.stat().st_size != item.size:
+                wrong.append(f"{item.path} is {target.stat().st_size} bytes, locked at {item.size}")
+        if not wrong:
+            return None
+        more = f" and {len(wrong) - shown} more" if len(wrong) > shown else ""
+        return ", ".join(wrong[:shown]) + more
+
+    def present(self, models_dir: Path) -> bool:
+        return self.problem(models_dir) is None
 
 
 WeightEntry = WeightFile | WeightSnapshot
@@ -281,9 +308,17 @@ def snapshots_for_mode(manifest: Mapping[str, WeightEntry], mode: str) -> list[W
     return [s for s in manifest.values() if isinstance(s, WeightSnapshot) and mode in s.modes]
 
 
-def missing_files(manifest: Mapping[str, WeightEntry], names: Iterable[str], models_dir: Path) -> list[str]:
-    """Names among ``names`` whose weights are absent (or unknown to the manifest)."""
-    return [n for n in names if n not in manifest or not manifest[n].present(models_dir)]
+def missing_weights(manifest: Mapping[str, WeightEntry], names: Iterable[str], models_dir: Path) -> list[str]:
+    """One line per entry among ``names`` that is not ready: its name, path and what is wrong (for health and the
+    submit-time error), e.g. ``weights owner/repo (repo): no lock file (never fetched)``."""
+    lines = []
+    for name in names:
+        entry = manifest.get(name)
+        problem = "not in the manifest" if entry is None else entry.problem(models_dir)
+        if problem is not None:
+            where = f" ({entry.path})" if entry is not None else ""
+            lines.append(f"weights {name}{where}: {problem}")
+    return lines
 
 
 def sha256_of(path: Path, chunk: int = 4 * 1024 * 1024) -> str:

@@ -350,16 +350,28 @@ def test_a_branch_is_resolved_to_its_commit_and_readiness_follows_the_lock(tmp_p
     )
     assert runner.weights == (snapshot.name,)
     assert registry.readiness("vace_pose")["ready"] is True
-    assert not dataclasses.replace(snapshot, revision=hub.commit).present(models), "locked for another revision"
+    assert dataclasses.replace(snapshot, revision=hub.commit).problem(models) == (
+        f"fetched from {snapshot.hub_repo} at main, but the manifest asks for {snapshot.hub_repo} at {hub.commit}"
+    ), "locked for another revision"
     other_pin = FilePin(path=VAE, size=len(tiny_repo[VAE]), sha256="0" * 64)
-    assert not dataclasses.replace(snapshot, pins=(other_pin,)).present(models), "locked against other pins"
+    assert dataclasses.replace(snapshot, pins=(other_pin,)).problem(models) == (
+        f"{VAE} was fetched with another size or sha256 than the manifest pins"
+    ), "locked against other pins"
 
     folder = snapshot.location(models)
     (folder / "vae" / "config.json").unlink()
+    (folder / TRANSFORMER_SHARD).write_bytes(b"cut short")
     state = registry.readiness("vace_pose")
     assert state["ready"] is False
-    assert state["missing"] == [f"weights {snapshot.name} ({WAN_VACE_1_3B.folder})"]
+    assert state["missing"] == [
+        f"weights {snapshot.name} ({WAN_VACE_1_3B.folder}): {TRANSFORMER_SHARD} is 9 bytes, locked at "
+        f"{len(tiny_repo[TRANSFORMER_SHARD])}, vae/config.json is missing"
+    ], "the locked files that are missing or of the wrong size, by name"
     assert state["fix"] == ["python -m daemon fetch-models vace_pose"]
+    (folder / LOCK_NAME).unlink()
+    assert registry.readiness("vace_pose")["missing"] == [
+        f"weights {snapshot.name} ({WAN_VACE_1_3B.folder}): no lock file (never fetched)"
+    ]
     shutil.rmtree(folder)
     assert not snapshot.present(models)
 
