@@ -7,19 +7,33 @@ Thread contract: ``use`` is entered on the worker thread (jobs) and on live-sess
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.manifest import WeightEntry, missing_files
+from models.manifest import WeightEntry, missing_weights
 from models.runner import Runner
 from shared.errors import MODE_UNAVAILABLE, NOT_FOUND, WEIGHTS_MISSING, VfxError
 
-from .devices import Device, installed, system_memory
+from .devices import Device, device_memory, installed, system_memory
+
+log = logging.getLogger("vfx.registry")
+
+MemoryReader = Callable[[str], Mapping[str, tuple[int | None, int | None]]]
+"""Given the device's kind, (total, available) bytes for each memory that may run short, by name."""
+
+
+def read_memory(kind: str) -> dict[str, tuple[int | None, int | None]]:
+    """System memory, and the accelerator's own memory when the device is not the CPU."""
+    readings = {"system memory": system_memory()}
+    if kind != "cpu":
+        readings[f"{kind} memory"] = device_memory(kind)
+    return readings
 
 
 @dataclass
@@ -47,6 +61,7 @@ class ModelRegistry:
         models_dir: Path,
         idle_unload_s: float = 600.0,
         min_available_fraction: float = 0.10,
+        memory: MemoryReader = read_memory,
     ) -> None:
         self._slots = {mode: _Slot(cls()) for mode, cls in runners.items()}
         for slot in self._slots.values():
@@ -56,6 +71,7 @@ class ModelRegistry:
         self.models_dir = models_dir
         self.idle_unload_s = idle_unload_s
         self.min_available_fraction = min_available_fraction
+        self._read_memory = memory
         self._lock = threading.RLock()
 
     @property
@@ -76,11 +92,8 @@ class ModelRegistry:
         """Whether ``mode`` can run now, and if not, what is missing and which command fixes it."""
         runner = self.runner(mode)
         packages = [p for p in runner.python_packages if not installed(p)]
-        weights = missing_files(self.manifest, runner.weights, self.models_dir)
-        missing = [f"python package {p}" for p in packages]
-        missing += [
-            f"weights {w} ({self.manifest[w].path if w in self.manifest else 'not in manifest'})" for w in weights
-        ]
+        weights = missing_weights(self.manifest, runner.weights, self.models_dir)
+        missing = [f"python package {p}" for p in packages] + weights
         fix = []
         if packages:
             fix.append(f"pip install {' '.join(packages)} (in the daemon's Python)")
@@ -137,19 +150,33 @@ class ModelRegistry:
             return [m for m in idle if self._unload(m)]
 
     def relieve_memory_pressure(self, keep: str | None = None) -> list[str]:
-        """Unload least recently used runners while available memory is below the threshold."""
+        """Unload least recently used runners while system memory, or the accelerator's own memory, has less
+        than ``min_available_fraction`` available."""
         released: list[str] = []
         with self._lock:
             candidates = sorted(
                 (s.last_used, m) for m, s in self._slots.items() if s.loaded and not s.in_use and m != keep
             )
+            if not candidates:
+                return released
+            # A runner is loaded, so the device was resolved already: asking for it again costs nothing.
+            kind = getattr(self._device(), "kind", None) or "cpu"
             for _, mode in candidates:
-                total, available = system_memory()
-                if total is None or available is None or available >= total * self.min_available_fraction:
+                short = self._memory_short(kind)
+                if short is None:
                     break
                 if self._unload(mode):
+                    log.info("%s is short: unloaded %s", short, mode)
                     released.append(mode)
+                    _empty_accelerator_cache()  # so the device's free memory shows what the unload gave back
         return released
+
+    def _memory_short(self, kind: str) -> str | None:
+        """The first memory below the threshold, described with its numbers; None when none is."""
+        for name, (total, available) in self._read_memory(kind).items():
+            if total and available is not None and available < total * self.min_available_fraction:
+                return f"{name} ({available / 2**20:.0f} MiB available of {total / 2**20:.0f} MiB)"
+        return None
 
     def release(self) -> list[str]:
         """Unload every runner not in use (the "release memory" request, and shutdown)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,10 +12,12 @@ import pytest
 from support.daemon_process import DaemonProcess
 from support.vfx_test_runners import CountRunner
 
-from daemon.devices import DeviceUnavailable, pick_onnx_providers, resolve_device
-from daemon.registry import ModelRegistry
+from daemon.devices import Device, DeviceUnavailable, device_memory, pick_onnx_providers, resolve_device
+from daemon.registry import ModelRegistry, read_memory
 from daemon.store import JobRecord, JobStore
 from shared.errors import VfxError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class OtherRunner(CountRunner):
@@ -55,6 +59,63 @@ def test_memory_pressure_unloads_least_recently_used_first(tmp_path):
         pass
     with registry.use("other"):
         assert [m["mode"] for m in registry.loaded()] == ["other"], "loading 'other' pushed out 'count'"
+
+
+def test_memory_pressure_on_a_gpu_counts_its_own_memory_and_stops_once_relieved(tmp_path):
+    asked: list[str] = []
+
+    def gpu_memory(kind: str) -> dict[str, tuple[int, int]]:
+        asked.append(kind)
+        # Plenty of system memory; the GPU has 5% free with both runners loaded, 60% once one is unloaded.
+        free = 5 if len(registry.loaded()) == 2 else 60
+        return {"system memory": (100, 90), f"{kind} memory": (100, free)}
+
+    cuda = Device(kind="cuda", name="a GPU described, not used", dtype="float16")
+    registry = ModelRegistry(
+        {"count": CountRunner, "other": OtherRunner},
+        device=lambda: cuda,
+        manifest={},
+        models_dir=tmp_path,
+        memory=gpu_memory,
+    )
+    with registry.use("count"):
+        pass
+    assert asked == [], "nothing loaded yet: memory is not even read"
+    with registry.use("other"):
+        pass
+    assert asked == ["cuda"], "the device's kind chooses which memories are read"
+    assert [m["mode"] for m in registry.loaded()] == ["count", "other"]
+    assert registry.relieve_memory_pressure() == ["count"], "least recently used first, then relieved"
+    assert [m["mode"] for m in registry.loaded()] == ["other"]
+    assert registry.relieve_memory_pressure() == [], "60% free is enough"
+
+
+def test_system_memory_pressure_still_unloads_on_the_cpu(tmp_path):
+    asked: list[str] = []
+
+    def short_system_memory(kind: str) -> dict[str, tuple[int, int]]:
+        asked.append(kind)
+        return {"system memory": (100, 9)}
+
+    registry = make_registry(tmp_path, memory=short_system_memory)
+    with registry.use("count"):
+        pass
+    assert registry.relieve_memory_pressure(keep="count") == [], "the runner about to be used is kept"
+    assert registry.relieve_memory_pressure() == ["count"] and asked == ["cpu"]
+
+
+def test_device_memory_is_read_only_where_torch_already_runs():
+    assert set(read_memory("cpu")) == {"system memory"}
+    assert set(read_memory("cuda")) == {"system memory", "cuda memory"}
+    assert device_memory("cpu") == (None, None)
+    check = (
+        "import sys; from daemon.devices import device_memory; "
+        "print(device_memory('cuda'), device_memory('mps'), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    assert out.stdout.strip() == "(None, None) (None, None) False", "torch is not imported for a memory reading"
+    resolve_device("cpu")  # torch imported, but this machine has no CUDA GPU and no MPS device
+    assert device_memory("cuda") == (None, None) and device_memory("mps") == (None, None)
 
 
 def test_readiness_names_missing_packages_and_the_fix(tmp_path):
