@@ -94,7 +94,8 @@ def build_request(scene: bpy.types.Scene) -> tuple[live_view.LiveRequest, tuple[
         if slot["kind"] != "image":
             continue  # the camera stands in for the mode's video input
         if slot["name"] == TARGET_FACE_SLOT:
-            if params.get("target") == "matching":
+            # Sent whenever it is set, so that switching Target to 'matching' while running finds it.
+            if params.get("target") == "matching" or settings.target_face_path:
                 inputs[slot["name"]] = {"path": strips.readable_file(settings.target_face_path, "the target face")}
             continue
         reference = strips.reference_spec(scene)

@@ -132,6 +132,10 @@ def test_an_option_changed_in_the_panel_reaches_the_running_session(live):
     assert live["option_change"] == {"sent": True, "refused": "", "state": "running"}
 
 
+def test_switching_to_matching_faces_while_running_uses_the_target_face_set_in_the_panel(live):
+    assert live["switch_to_matching"] == {"sent": "matching", "refused": "", "state": "running", "error": ""}
+
+
 def test_record_inserts_the_take_at_the_current_frame_one_image_per_timeline_frame(live):
     take = live["take"]
     strip = take["strip"]

@@ -84,6 +84,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
     record["missing_video"] = {"result": sorted(result or ()), "error": error}
     settings.video_path = args.video
+    settings.target_face_path = args.reference  # set, but unused while Target is 'all'
 
     # 2. Start: swapped frames reach the image.
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
@@ -125,6 +126,16 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "refused": view.session.update_error,
         "state": view.session.state,
     }
+    options["target"].set_value("matching")  # the target face was sent at start, so this switch can work
+    sent_before = view.session.received
+    pump_live(addon, lambda: view.session.received >= sent_before + 5, "frames after switching to matching")
+    record["switch_to_matching"] = {
+        "sent": view.sent_options.get("target"),
+        "refused": view.session.update_error,
+        "state": view.session.state,
+        "error": view.error,
+    }
+    options["target"].set_value("all")
 
     # 4. Record about two seconds from frame 10: a strip of the take at the current frame.
     scene.frame_set(10)
