@@ -119,24 +119,93 @@ def metarig() -> RigData:
     return RigData.from_bones("metarig", [b[0] for b in METARIG_BONES], [b[1] for b in METARIG_BONES], rest, lengths)
 
 
-def mixamo_rig(prefix="mixamorig:") -> RigData:
-    """Mixamo names, both sides; every bone's tail points somewhere arbitrary (not at its child)."""
-    rng = np.random.default_rng(2)
+UNREAL_LIMBS = [  # the Unreal mannequin's arms and legs (left side), centimetres, an A-pose; each leg in a plane
+    ("upperarm_l", "clavicle_l", (17, 0, 146)),
+    ("upperarm_twist_01_l", "upperarm_l", (25, 1, 138)),
+    ("lowerarm_l", "upperarm_l", (33, 3, 129)),
+    ("lowerarm_twist_01_l", "lowerarm_l", (41, 1, 120)),
+    ("hand_l", "lowerarm_l", (50, -1, 111)),
+    ("thigh_l", "pelvis", (9, 1, 92)),
+    ("thigh_twist_01_l", "thigh_l", (9, 1, 72)),
+    ("calf_l", "thigh_l", (9, 2, 50)),
+    ("foot_l", "calf_l", (9, 4, 9)),
+    ("ball_l", "foot_l", (9, -10, 2)),
+    ("ik_foot_root", "root", (0, 0, 0)),
+    ("ik_foot_l", "ik_foot_root", (9, 4, 9)),
+    ("ik_hand_root", "root", (0, 0, 0)),
+    ("ik_hand_l", "ik_hand_root", (50, -1, 111)),
+]
+UE4_BONES = [  # UE4's mannequin: three spine bones, the clavicles on the last
+    ("root", None, (0, 0, 0)),
+    ("pelvis", "root", (0, 1, 97)),
+    ("spine_01", "pelvis", (0, 1, 108)),
+    ("spine_02", "spine_01", (0, 0, 124)),
+    ("spine_03", "spine_02", (0, -1, 139)),
+    ("neck_01", "spine_03", (0, -2, 155)),
+    ("head", "neck_01", (0, -3, 164)),
+    ("clavicle_l", "spine_03", (3, -2, 150)),
+    ("index_01_l", "hand_l", (56, -4, 104)),
+    ("pinky_01_l", "hand_l", (55, 2, 104)),
+    *UNREAL_LIMBS,
+]
+UE5_BONES = [  # UE5's mannequin: five spine bones, two neck bones, finger metacarpals
+    ("root", None, (0, 0, 0)),
+    ("pelvis", "root", (0, 1, 97)),
+    ("spine_01", "pelvis", (0, 1, 105)),
+    ("spine_02", "spine_01", (0, 1, 112)),
+    ("spine_03", "spine_02", (0, 0, 120)),
+    ("spine_04", "spine_03", (0, 0, 130)),
+    ("spine_05", "spine_04", (0, -1, 140)),
+    ("neck_01", "spine_05", (0, -2, 152)),
+    ("neck_02", "neck_01", (0, -2, 157)),
+    ("head", "neck_02", (0, -3, 164)),
+    ("clavicle_l", "spine_05", (3, -2, 150)),
+    ("index_metacarpal_l", "hand_l", (52, -3, 108)),
+    ("index_01_l", "index_metacarpal_l", (56, -4, 104)),
+    ("pinky_metacarpal_l", "hand_l", (52, 1, 108)),
+    ("pinky_01_l", "pinky_metacarpal_l", (55, 2, 104)),
+    *UNREAL_LIMBS,
+]
+
+
+def fbx_like_rig(name, joints, mirrored, prefix="", seed=2) -> RigData:
+    """Both sides of ``joints`` (``mirrored(bone)``: the right-side name of a left bone, else None); every
+    bone's tail points somewhere arbitrary (not at its child), with an arbitrary roll, as FBX imports leave them."""
+    rng = np.random.default_rng(seed)
     bones = []
-    for name, parent, head in MIXAMO_BONES:
-        bones.append((name, parent, head))
-        if name.startswith("Left"):
-            right_parent = parent.replace("Left", "Right") if parent.startswith("Left") else parent
-            bones.append((name.replace("Left", "Right"), right_parent, (-head[0], head[1], head[2])))
+    for bone, parent, head in joints:
+        bones.append((bone, parent, head))
+        if mirrored(bone):
+            right_parent = mirrored(parent) or parent
+            bones.append((mirrored(bone), right_parent, (-head[0], head[1], head[2])))
     names, parents, rest, lengths = [], [], [], []
-    for name, parent, head in bones:
+    for bone, parent, head in bones:
         direction = rng.normal(size=3)
         tail = np.add(head, 8.0 * direction / np.linalg.norm(direction))
-        names.append(prefix + name)
+        names.append(prefix + bone)
         parents.append(prefix + parent if parent else None)
         rest.append(_frame(head, tail, rng.uniform(-np.pi, np.pi)))
         lengths.append(8.0)
-    return RigData.from_bones("mixamo", names, parents, np.array(rest), lengths)
+    return RigData.from_bones(name, names, parents, np.array(rest), lengths)
+
+
+def mixamo_rig(prefix="mixamorig:") -> RigData:
+    """Mixamo names, both sides."""
+    return fbx_like_rig(
+        "mixamo", MIXAMO_BONES, lambda b: b.replace("Left", "Right") if b.startswith("Left") else None, prefix
+    )
+
+
+def ue4_rig() -> RigData:
+    return fbx_like_rig("ue4", UE4_BONES, lambda b: b[:-2] + "_r" if b.endswith("_l") else None, seed=3)
+
+
+def ue5_rig() -> RigData:
+    return fbx_like_rig("ue5", UE5_BONES, lambda b: b[:-2] + "_r" if b.endswith("_l") else None, seed=4)
+
+
+RIGS = [metarig, mixamo_rig, ue4_rig, ue5_rig]
+RIG_IDS = ["metarig", "mixamo", "ue4", "ue5"]
 
 
 def random_rotation(rng, max_degrees, size=()):
@@ -383,9 +452,53 @@ def test_generic_humanoid_names_are_recognised_with_their_spine_chain():
     )
     found = bone_maps.detect_map(rig)
     assert found.name == "Generic humanoid"
-    assert found.bones["chest"] == "Chest" and found.bones["forearm.L"] == "LeftLowerArm"
+    assert found.bones["forearm.L"] == "LeftLowerArm"
     assert found.bones["thigh.R"] == "RightUpperLeg" and found.bones["shin.R"] == "RightLowerLeg"
-    assert found.chains["spine"] == ("Spine",) and found.chains["neck"] == ("UpperChest", "Neck")
+    # The chest is the bone the arms hang from: "Chest" is below it and joins the spine chain.
+    assert found.bones["chest"] == "UpperChest"
+    assert found.chains["spine"] == ("Spine", "Chest") and found.chains["neck"] == ("Neck",)
+
+
+@pytest.mark.parametrize(
+    ("rig_factory", "chest", "spine", "neck"),
+    [
+        (ue4_rig, "spine_03", ("spine_01", "spine_02"), ("neck_01",)),
+        (ue5_rig, "spine_05", ("spine_01", "spine_02", "spine_03", "spine_04"), ("neck_01", "neck_02")),
+    ],
+    ids=["ue4", "ue5"],
+)
+def test_unreal_mannequin_names_take_as_chest_the_bone_both_arms_hang_from(rig_factory, chest, spine, neck):
+    found = bone_maps.detect_map(rig_factory())
+    assert found.name == "Generic humanoid"
+    assert (found.bones["hips"], found.bones["chest"], found.bones["head"]) == ("pelvis", chest, "head")
+    assert found.chains == {"spine": spine, "neck": neck}
+    assert found.bones["upper_arm.L"] == "upperarm_l" and found.bones["forearm.R"] == "lowerarm_r"
+    assert found.bones["shin.L"] == "calf_l" and found.bones["toe.R"] == "ball_r"
+    assert found.anchors["index.L"] == ("index_01_l", "head") and found.anchors["pinky.R"] == ("pinky_01_r", "head")
+
+
+def test_a_map_driving_a_bone_between_a_driven_bone_and_its_parent_is_refused():
+    """UE4 names read first-match-wins: spine_02 as the chest, spine_03 in the neck chain. The arms hang from
+    spine_03, so posing them from spine_02 would ignore the neck chain's turn of spine_03."""
+    rig = ue4_rig()
+    detected = bone_maps.detect_map(rig)
+    wrong = bone_maps.BoneMap(
+        "first match",
+        {**detected.bones, "chest": "spine_02"},
+        {"spine": ("spine_01",), "neck": ("spine_03", "neck_01")},
+        detected.anchors,
+    )
+    with pytest.raises(bone_maps.BoneMapError) as err:
+        solve.Retargeter(rig, wrong)
+    message = str(err.value)
+    assert "'spine_03' (neck chain) is driven and lies between 'upperarm_l' (upper_arm.L) and 'spine_02'" in message
+    assert "map 'spine_03' as the chest instead of 'spine_02'" in message
+    # Nothing driven may sit above the root either: the root is posed in the armature's own frame.
+    above_root = bone_maps.BoneMap("above the root", {**detected.bones, "hips": "spine_01", "thigh.L": "pelvis"})
+    with pytest.raises(bone_maps.BoneMapError) as err:
+        solve.Retargeter(rig, above_root)
+    assert "'pelvis' (thigh.L) is driven and lies between 'spine_01' (hips) and the armature" in str(err.value)
+    assert "leave 'pelvis' unmapped" in str(err.value)
 
 
 def test_an_unknown_rig_is_refused_naming_what_is_missing():
@@ -418,7 +531,7 @@ def test_presets_round_trip_and_bad_ones_name_the_field(tmp_path):
 # -- the solver -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rig_factory", [metarig, mixamo_rig], ids=["metarig", "mixamo"])
+@pytest.mark.parametrize("rig_factory", RIGS, ids=RIG_IDS)
 def test_exact_landmarks_give_back_the_limb_rotations(rig_factory):
     rig = rig_factory()
     bone_map = bone_maps.detect_map(rig)
@@ -434,11 +547,11 @@ def test_exact_landmarks_give_back_the_limb_rotations(rig_factory):
     assert bent.max() < 3 * 12.0
 
 
-@pytest.mark.parametrize("rig_factory", [metarig, mixamo_rig], ids=["metarig", "mixamo"])
+@pytest.mark.parametrize("rig_factory", RIGS, ids=RIG_IDS)
 def test_noisy_landmarks_of_a_smaller_person_stay_within_five_degrees(rig_factory):
     rig = rig_factory()
     bone_map = bone_maps.detect_map(rig)
-    units = 100.0 if rig_factory is mixamo_rig else 1.0  # the Mixamo rig is in centimetres
+    units = 1.0 if rig_factory is metarig else 100.0  # the FBX-like rigs are in centimetres
     truth, solved, result, _ = solve_random_poses(rig, bone_map, count=60, noise_m=0.005, scale=0.85 * units)
     limb = errors_degrees(rig, bone_map, truth, solved, LIMB_ROLES)
     assert limb.mean() < 5.0, f"mean limb error {limb.mean():.2f} degrees"

@@ -329,18 +329,24 @@ def mixamo(prefix: str = "mixamorig:") -> BoneMap:
 
 GENERIC_SYNONYMS = {
     "hips": ("hips", "hip", "pelvis"),
-    "chest": ("chest", "upperchest", "spine2", "spine02", "spine3", "spine03", "ribcage", "thorax"),
+    "chest": ("chest", "upperchest", "ribcage", "thorax"),
     "head": ("head",),
-    "neck": ("neck", "neck1", "neck01"),
     "upper_arm": ("upperarm", "arm", "uparm", "armupper"),
     "forearm": ("forearm", "lowerarm", "armlower", "elbow"),
     "hand": ("hand", "wrist"),
-    "thigh": ("thigh", "upperleg", "upleg", "legupper", "femur"),
+    "thigh": ("thigh", "upperleg", "upleg", "legupper", "femur", "leg"),
     "shin": ("shin", "calf", "lowerleg", "leglower", "knee", "leg"),
     "foot": ("foot", "ankle"),
     "toe": ("toe", "toes", "toebase", "ball"),
+    "index": ("index1", "index01", "indexproximal", "handindex1", "indexfinger1"),
+    "pinky": ("pinky1", "pinky01", "littleproximal", "little1", "handpinky1", "pinkyfinger1", "littlefinger1"),
+    "toe_tip": ("toeend", "toetip", "toesend"),
 }
-"""Generic humanoid names, as compared after :func:`_tokens` (lower case, no side, no separators)."""
+"""Generic humanoid names, as compared after :func:`_tokens` (lower case, no side, no separators). A numbered
+spine bone (``spine_03``, ``Spine2``) is a chest candidate too. ``leg`` is a thigh if no thigh is above it, else
+the shin. ``index``, ``pinky`` and ``toe_tip`` are anchors, at the bone's head (the knuckle, the toe's tip)."""
+_NUMBERED_SPINE = re.compile(r"spine\d+")
+_SIDED_ROLES = frozenset((*LIMB_ROLES, "index", "pinky", "toe_tip"))
 _NOISE = frozenset({"mixamorig", "bip", "bip01", "bip001", "j", "def", "org", "c", "jnt", "joint", "bone", "b"})
 _SIDE_TOKENS = {"l": "L", "left": "L", "r": "R", "right": "R"}
 
@@ -361,37 +367,79 @@ def _tokens(name: str) -> tuple[str | None, str]:
     return side, "".join(words)
 
 
-def generic_humanoid(rig: RigData) -> BoneMap:
-    """A map built from common humanoid bone names (Unity/VRM, Unreal, 3ds Max Biped, MakeHuman, ...), with
-    the spine and neck chains read off the hierarchy between the hips, chest and head."""
-    found: dict[str, str] = {}
+def _generic_candidates(rig: RigData) -> dict[str, list[str]]:
+    """Role (``chest``, ``hand.L``, ``index.L`` ...) -> the bones whose names fit it, in the rig's order (parents
+    before children, shallower bones first)."""
+    candidates: dict[str, list[str]] = {}
     for bone in rig.bones:
         side, key = _tokens(bone)
-        for role, names in GENERIC_SYNONYMS.items():
-            if key not in names:
+        roles = [role for role, names in GENERIC_SYNONYMS.items() if key in names]
+        if _NUMBERED_SPINE.fullmatch(key):
+            roles.append("chest")
+        for role in roles:
+            if (role in _SIDED_ROLES) != (side is not None):
                 continue
-            if role in LIMB_ROLES:
-                if side is None:
-                    continue
-                role = f"{role}.{side}"
-            elif side is not None:
-                continue
-            # The first match wins: the hierarchy lists parents first, so a "leg" found after an "upleg"
-            # of the same side is the shin, not a second thigh.
-            if role == f"shin.{side}" and key == "leg" and f"thigh.{side}" not in found:
-                role = f"thigh.{side}"
-            found.setdefault(role, bone)
-            break
+            candidates.setdefault(f"{role}.{side}" if side else role, []).append(bone)
+    return candidates
+
+
+def generic_humanoid(rig: RigData) -> BoneMap:
+    """A map built from common humanoid bone names (Unity/VRM, Unreal, 3ds Max Biped, MakeHuman, ...), with
+    the spine and neck chains read off the hierarchy between the hips, chest and head.
+
+    Names alone are ambiguous (``spine_02`` and ``spine_03`` both sound like a chest; ``leg`` can be a thigh or a
+    shin), so each part is chosen where the hierarchy says it must be: limbs, head and chest under the hips, a
+    forearm under its upper arm, a knuckle under its hand, and so on; and the chest is the deepest candidate both
+    upper arms and the head hang from. The solver poses a bone from the driven bone above it and keeps the bones
+    in between at rest, so a chest lower than that (with the bones above it in the neck chain) would leave the
+    arms following the wrong bone.
+    """
+    candidates = _generic_candidates(rig)
+    found: dict[str, str] = {}
+    anchors: dict[str, tuple[str, str]] = {}
+
+    def first_under(role: str, ancestor: str | None) -> str | None:
+        return next(
+            (bone for bone in candidates.get(role, ()) if ancestor is None or ancestor in rig.ancestors(bone)), None
+        )
+
+    def place_chain(roles: tuple[str, ...], top: str | None) -> None:
+        """Each role's bone under the previous role's (under ``top`` for the first, or when one is missing)."""
+        for role in roles:
+            bone = first_under(role, top)
+            if bone is not None:
+                found[role] = top = bone
+
+    hips = first_under("hips", None)
+    for side in SIDES:
+        place_chain((f"upper_arm.{side}", f"forearm.{side}", f"hand.{side}"), hips)
+        place_chain((f"thigh.{side}", f"shin.{side}", f"foot.{side}", f"toe.{side}"), hips)
+        hand, foot = found.get(f"hand.{side}"), found.get(f"foot.{side}")
+        points = [(f"{k}.{side}", hand) for k in ("index", "pinky")] if hand else []
+        points += [(f"toe_tip.{side}", found.get(f"toe.{side}", foot))] if foot else []
+        for anchor, ancestor in points:
+            bone = first_under(anchor, ancestor)
+            if bone is not None:
+                anchors[anchor] = (bone, "head")
+    head = first_under("head", hips)
+    hanging = [found[f"upper_arm.{side}"] for side in SIDES if f"upper_arm.{side}" in found]
+    hanging += [head] if head is not None else []
+    chests = [
+        bone
+        for bone in candidates.get("chest", ())
+        if (hips is None or hips in rig.ancestors(bone)) and all(bone in rig.ancestors(b) for b in hanging)
+    ]
+    if chests:
+        found["chest"] = max(chests, key=lambda bone: len(rig.ancestors(bone)))
+    if head is not None:
+        found["head"] = head
+    found["hips"] = hips if hips is not None else rig.bones[0]
     chains: dict[str, tuple[str, ...]] = {}
-    if "hips" in found and "chest" in found:
+    if "chest" in found:
         chains["spine"] = _between(rig, found["hips"], found["chest"])
-    neck = found.pop("neck", None)
-    if "head" in found and ("chest" in found or neck):
-        top = found.get("chest") or found.get("hips", "")
-        chains["neck"] = _between(rig, top, found["head"]) if top else ((neck,) if neck else ())
-    if "hips" not in found:
-        found["hips"] = rig.bones[0]
-    return BoneMap("Generic humanoid", found, chains)
+    if "head" in found:
+        chains["neck"] = _between(rig, found.get("chest", found["hips"]), found["head"])
+    return BoneMap("Generic humanoid", found, chains, anchors)
 
 
 def _between(rig: RigData, ancestor: str, descendant: str) -> tuple[str, ...]:

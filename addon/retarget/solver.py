@@ -294,7 +294,8 @@ def _armature_axes(points: dict[str, np.ndarray]) -> np.ndarray:
 class Retargeter:
     """Everything about one rig and map that does not change between frames; solves clips and live frames.
 
-    Raises BoneMapError if ``bone_map`` names bones ``rig`` lacks.
+    Raises BoneMapError if ``bone_map`` names bones ``rig`` lacks, or drives a bone that lies between another
+    driven bone and the one that bone is posed from (see :meth:`_check_hierarchy`).
     """
 
     def __init__(self, rig: RigData, bone_map: BoneMap, options: SolveOptions | None = None) -> None:
@@ -311,6 +312,7 @@ class Retargeter:
         self.slots: list[_Slot] = []
         self.steps: list[_Step] = []
         self._plan()
+        self._check_hierarchy()
         self.levels = self._levels()
         self.bones = tuple(slot.bone for slot in self.slots)
         self.root_bone = self.slots[0].bone
@@ -364,6 +366,33 @@ class Retargeter:
         step.parent, step.carry_rest = self.slots[first].parent, carry_rest
         self.steps.append(step)
         return slot
+
+    def _check_hierarchy(self) -> None:
+        """Each driven bone is posed from the driven bone it hangs from (its slot's parent) as if the bones in
+        between stayed at rest. A driven bone in between would turn it a second time, in Blender but not in the
+        solve: refuse such a map, naming both bones. (A bone that follows its parent through constraints, as a
+        generated Rigify rig's controls do, has no such bone in its parent chain and passes.)"""
+        driven = {slot.bone for slot in self.slots}
+        roles = {bone: role for role, bone in self.bone_map.bones.items()}
+        roles |= {bone: f"{chain} chain" for chain, links in self.bone_map.chains.items() for bone in links}
+        for slot in self.slots:
+            parent = self.slots[slot.parent].bone if slot.parent >= 0 else None
+            above_parent = set(self.rig.ancestors(parent)) if parent is not None else set()
+            for bone in self.rig.ancestors(slot.bone):
+                if bone == parent:
+                    break
+                if bone in driven and bone not in above_parent:
+                    if parent is None:
+                        follows, fix = "the armature", f"leave '{bone}' unmapped"
+                    else:
+                        follows = f"'{parent}' ({roles[parent]})"
+                        fix = f"map '{bone}' as the {roles[parent]} instead of '{parent}', or leave it unmapped"
+                    raise BoneMapError(
+                        f"bone map '{self.bone_map.name}' cannot drive rig '{self.rig.name}': '{bone}' "
+                        f"({roles[bone]}) is driven and lies between '{slot.bone}' ({roles[slot.bone]}) and "
+                        f"{follows}, the bone the solve poses it from, so '{slot.bone}' would also take the turn "
+                        f"of '{bone}'. Fix the map: {fix} (the chest is the bone both upper arms hang from)"
+                    )
 
     def _levels(self) -> list[_Level]:
         """The steps grouped by depth (the root's step first), so that a level only needs earlier ones."""
