@@ -3,16 +3,19 @@
 Each channel (one quaternion component of one bone, one root location axis) is written with one
 ``keyframe_points.add(n)`` and one ``foreach_set("co", ...)``, interpolation with one ``foreach_set`` too, never
 one ``keyframe_insert`` per key. Baking again over the same frames replaces those keys (keys outside the baked
-range are kept), so a second bake never duplicates. Optional key reduction keeps only the keys that linear
-interpolation cannot reproduce within a tolerance (Ramer-Douglas-Peucker per bone, its channels together).
+range are kept), so a second bake never duplicates. The action remembers which channels bakes wrote
+(:data:`BAKED_PROP`), so that a bake with another map also clears, in its range, the channels of bones it no
+longer drives. Optional key reduction keeps only the keys that linear interpolation cannot reproduce within a
+tolerance (Ramer-Douglas-Peucker per bone, its channels together).
 
 Actions: F-curves are found or made through :func:`compat.fcurve_ensure` (the slotted-action switch of 4.4+
-lives there); grouping them per bone needs the channel bag's groups on 4.4+ and the action's before, which
-:func:`_channel_groups` switches on.
+lives there); the F-curves and groups of the armature live in its slot's channel bag on 4.4+ and in the action
+before, which :func:`_channels` switches on.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -23,6 +26,14 @@ from . import compat
 from .retarget.solver import PoseFrames
 
 INTERPOLATIONS = ("BEZIER", "LINEAR")
+BAKED_PROP = "vfx_mocap_baked"
+"""Action custom property: JSON ``{slot identifier ("" before 4.4): [F-curve data paths bakes wrote keys on]}``."""
+REST_VALUES = {"rotation_quaternion": (1.0, 0.0, 0.0, 0.0), "location": (0.0, 0.0, 0.0)}
+"""What a channel a bake wrote goes back to once its keys are all cleared."""
+
+
+class BakeError(Exception):
+    """The pose cannot be written onto this armature; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -43,13 +54,19 @@ def _enum_value(identifier: str) -> int:
     return bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[identifier].value
 
 
-def _channel_groups(action: bpy.types.Action, obj: bpy.types.Object) -> bpy.types.bpy_prop_collection:
-    """Where the action's F-curve groups live for ``obj``: its slot's channel bag (4.4+), or the action."""
+def _channels(action: bpy.types.Action, obj: bpy.types.Object) -> bpy.types.bpy_struct:
+    """What holds the action's ``fcurves`` and ``groups`` for ``obj``: its slot's channel bag (4.4+), or the action.
+    Call it once the bake has written an F-curve (which makes the slot and its channel bag)."""
     if compat.HAS_SLOTTED_ACTIONS:
         from bpy_extras import anim_utils
 
-        return anim_utils.action_get_channelbag_for_slot(action, obj.animation_data.action_slot).groups
-    return action.groups
+        return anim_utils.action_get_channelbag_for_slot(action, obj.animation_data.action_slot)
+    return action
+
+
+def missing_bones(obj: bpy.types.Object, bones: tuple[str, ...] | list[str]) -> list[str]:
+    """The bones of ``bones`` the armature does not have (renamed or deleted since they were read)."""
+    return [bone for bone in bones if bone not in obj.pose.bones]
 
 
 def push_undo_step(message: str) -> None:
@@ -84,9 +101,11 @@ def reduce_keys(values: np.ndarray, tolerance: float) -> np.ndarray:
     return keep
 
 
-def _write_channel(fcurve: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray, interpolation: int) -> int:
-    """Replace the keys of ``fcurve`` from ``frames[0]`` to ``frames[-1]`` with (frames, values); keep the others.
-    Returns the number of keys written."""
+def _write_channel(
+    fcurve: bpy.types.FCurve, span: tuple[float, float], frames: np.ndarray, values: np.ndarray, interpolation: int
+) -> int:
+    """Replace the keys of ``fcurve`` from ``span[0]`` to ``span[1]`` with (frames, values), none to clear them;
+    keep the others. Returns the number of keys written."""
     points = fcurve.keyframe_points
     old_count = len(points)
     old_co = np.zeros(old_count * 2, dtype=np.float32)
@@ -95,7 +114,7 @@ def _write_channel(fcurve: bpy.types.FCurve, frames: np.ndarray, values: np.ndar
         points.foreach_get("co", old_co)
         points.foreach_get("interpolation", old_interpolation)
     old_co = old_co.reshape(-1, 2)
-    outside = (old_co[:, 0] < frames[0] - 0.5) | (old_co[:, 0] > frames[-1] + 0.5)
+    outside = (old_co[:, 0] < span[0] - 0.5) | (old_co[:, 0] > span[1] + 0.5)
     co = np.concatenate([old_co[outside], np.stack([frames, values], axis=1).astype(np.float32)])
     kinds = np.concatenate([old_interpolation[outside], np.full(len(frames), interpolation, dtype=np.int32)])
     order = np.argsort(co[:, 0], kind="stable")
@@ -105,6 +124,36 @@ def _write_channel(fcurve: bpy.types.FCurve, frames: np.ndarray, values: np.ndar
     points.foreach_set("interpolation", kinds[order])
     fcurve.update()
     return len(frames)
+
+
+def _clear_stale_channels(
+    obj: bpy.types.Object, action: bpy.types.Action, slot: str, written: set[str], span: tuple[float, float]
+) -> None:
+    """Clear, within ``span``, the keys earlier bakes wrote on channels this bake did not write (bones the map
+    no longer drives, a root that is no longer the root); F-curves left without keys are removed and their
+    channel goes back to rest. Then remember what bakes have keys on now."""
+    try:
+        record = json.loads(action.get(BAKED_PROP, "{}"))
+    except ValueError:  # edited by hand into something else: start the record afresh
+        record = {}
+    stale = set(record.get(slot, ())) - written
+    channels = _channels(action, obj)
+    still_keyed = set()
+    for fcurve in [fc for fc in channels.fcurves if fc.data_path in stale]:
+        _write_channel(fcurve, span, np.zeros(0), np.zeros(0), 0)
+        if len(fcurve.keyframe_points):
+            still_keyed.add(fcurve.data_path)
+            continue
+        path, index = fcurve.data_path, fcurve.array_index
+        channels.fcurves.remove(fcurve)
+        owner_path, prop = path.rsplit(".", 1)
+        try:
+            owner = obj.path_resolve(owner_path)
+        except ValueError:  # the bone is gone: nothing to put back
+            continue
+        getattr(owner, prop)[index] = REST_VALUES[prop][index]
+    record[slot] = sorted(written | still_keyed)
+    action[BAKED_PROP] = json.dumps(record)
 
 
 def bake_pose(
@@ -121,7 +170,9 @@ def bake_pose(
 
     ``reduce_tolerance_deg``: with a value, keep only the keys needed to stay within that many degrees (bones)
     and that many degrees of arc at ``root_scale`` (the rig's leg length) for the root location; keys are then
-    linear. Sets the driven bones to quaternion rotation.
+    linear. Sets the driven bones to quaternion rotation. Within the baked frames, clears the keys earlier bakes
+    wrote on bones this pose does not drive. Raises BakeError, before writing anything, when the armature lacks
+    a bone of the pose.
     """
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, not {interpolation!r}")
@@ -131,6 +182,12 @@ def bake_pose(
     frames = np.asarray(frames, dtype=np.float64)
     if frames.shape != (count,) or np.any(np.diff(frames) <= 0):
         raise ValueError(f"frames must be {count} increasing timeline frames, got shape {frames.shape}")
+    missing = missing_bones(obj, pose.bones)
+    if missing:
+        raise BakeError(
+            f"Armature '{obj.name}' has no bones {', '.join(repr(b) for b in missing)} any more: they were renamed "
+            "or deleted after the pose was solved. Nothing was baked; bake again to solve for the bones it has now"
+        )
     if reduce_tolerance_deg is not None:
         interpolation = "LINEAR"  # the reduction's error is measured against straight lines between keys
     kind = _enum_value(interpolation)
@@ -150,15 +207,19 @@ def bake_pose(
 
     fcurves = keys = 0
     groups = None
+    span = (float(frames[0]), float(frames[-1]))
+    written = set()
     for bone, prop, values, tolerance in channels:
         keep = reduce_keys(values, tolerance) if tolerance is not None else np.ones(count, dtype=bool)
         data_path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{prop}'
+        written.add(data_path)
         for component in range(values.shape[1]):
             fcurve = compat.fcurve_ensure(action, obj, data_path, component)
             if fcurve.group is None:
-                groups = groups if groups is not None else _channel_groups(action, obj)
+                groups = groups if groups is not None else _channels(action, obj).groups
                 fcurve.group = groups.get(bone) or groups.new(bone)
-            keys += _write_channel(fcurve, frames[keep], values[keep, component], kind)
+            keys += _write_channel(fcurve, span, frames[keep], values[keep, component], kind)
             fcurves += 1
     slot = animation.action_slot.identifier if compat.HAS_SLOTTED_ACTIONS and animation.action_slot else ""
+    _clear_stale_channels(obj, action, slot, written, span)
     return BakeReport(action.name, slot, fcurves, keys, int(frames[0]), int(frames[-1]), tuple(pose.bones))

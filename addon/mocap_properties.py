@@ -12,7 +12,7 @@ import json
 import bpy
 
 from .retarget import bone_maps
-from .retarget.bone_maps import BoneMap, Switch
+from .retarget.bone_maps import BoneMap, BoneMapError, Switch
 from .retarget.filters import OneEuroParams
 from .retarget.rig_data import RigData
 from .retarget.solver import SolveOptions
@@ -68,8 +68,22 @@ class MocapArmatureMap(bpy.types.PropertyGroup):
                 chains.setdefault(entry.name.split(".")[0], []).append(entry.bone)
             else:
                 bones[entry.name] = entry.bone
-        switches = tuple(Switch(*spec) for spec in json.loads(self.switches_json or "[]"))
-        return BoneMap(self.map_name or "Custom", bones, {k: tuple(v) for k, v in chains.items()}, anchors, switches)
+        return BoneMap(
+            self.map_name or "Custom", bones, {k: tuple(v) for k, v in chains.items()}, anchors, self.switches()
+        )
+
+    def switches(self) -> tuple[Switch, ...]:
+        """The custom map's switches, read from ``switches_json``. Raises BoneMapError naming the field."""
+        what = f"The custom bone map's switches (vfx_mocap_map.switches_json of '{self.id_data.name}')"
+        fix = 'write them as [["bone", "property", number], ...], or [] for none'
+        try:
+            value = json.loads(self.switches_json or "[]")
+        except json.JSONDecodeError as exc:
+            raise BoneMapError(f"{what} are not valid JSON (column {exc.colno}: {exc.msg}): {fix}") from None
+        try:
+            return bone_maps.switches_from_list(value, what)
+        except BoneMapError as exc:
+            raise BoneMapError(f"{exc}: {fix}") from None
 
     def set_custom(self, bone_map: BoneMap) -> None:
         """Make ``bone_map`` this armature's custom map: one entry per role, chain link and anchor (empty

@@ -176,15 +176,22 @@ def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float]]) -> Ba
     obj = bpy.data.objects.get(request.armature)
     if obj is None or obj.type != "ARMATURE":
         return _failed(request, f"Armature '{request.armature}' is gone: nothing was baked")
-    armature_io.apply_switches(obj, request.bone_map)
-    report = bake.bake_pose(
-        obj,
-        pose,
-        request.frame_start + np.arange(len(pose)),
-        interpolation=request.interpolation,
-        reduce_tolerance_deg=request.reduce_tolerance_deg,
-        root_scale=leg_length or 1.0,
-    )
+    try:
+        armature_io.apply_switches(obj, request.bone_map)
+        report = bake.bake_pose(
+            obj,
+            pose,
+            request.frame_start + np.arange(len(pose)),
+            interpolation=request.interpolation,
+            reduce_tolerance_deg=request.reduce_tolerance_deg,
+            root_scale=leg_length or 1.0,
+        )
+    except bake.BakeError as exc:
+        return _failed(request, str(exc))
+    except Exception as exc:  # raised in the timer, it would stop the timer and every bake after it, unseen
+        return _failed(
+            request, f"Baking job {request.job_id[:8]} onto '{obj.name}' failed: {type(exc).__name__}: {exc}"
+        )
     bake.push_undo_step(f"Bake Pose to {obj.name}")
     return BakeDone(request.job_id, request.armature, report, "", int(pose.measured.any(axis=1).sum()))
 

@@ -156,21 +156,30 @@ class BoneMap:
             if not (isinstance(spec, list) and len(spec) == 2 and all(isinstance(s, str) for s in spec)):
                 raise BoneMapError(f"{source}: 'anchors.{anchor}' must be [bone name, head|tail|mid]")
             anchors[str(anchor)] = (spec[0], spec[1])
-        switches = []
-        for index, spec in enumerate(data.get("switches", [])):
-            if not (
-                isinstance(spec, list)
-                and len(spec) == 3
-                and isinstance(spec[0], str)
-                and isinstance(spec[1], str)
-                and isinstance(spec[2], int | float)
-            ):
-                raise BoneMapError(f"{source}: 'switches[{index}]' must be [bone name, property, number]")
-            switches.append(Switch(spec[0], spec[1], float(spec[2])))
+        switches = switches_from_list(data.get("switches", []), f"{source}: 'switches'")
         try:
-            return cls(name, bones, chains, anchors, tuple(switches))
+            return cls(name, bones, chains, anchors, switches)
         except BoneMapError as exc:
             raise BoneMapError(f"{source}: {exc}") from None
+
+
+def switches_from_list(value: Any, what: str) -> tuple[Switch, ...]:
+    """Switches from their JSON form, ``[[bone name, property, number], ...]``; BoneMapError naming ``what`` and
+    the entry that is wrong."""
+    if not isinstance(value, list):
+        raise BoneMapError(f"{what} must be a list of [bone name, property, number]")
+    switches = []
+    for index, spec in enumerate(value):
+        if not (
+            isinstance(spec, list)
+            and len(spec) == 3
+            and isinstance(spec[0], str)
+            and isinstance(spec[1], str)
+            and isinstance(spec[2], int | float)
+        ):
+            raise BoneMapError(f"{what}[{index}] must be [bone name, property, number], not {json.dumps(spec)}")
+        switches.append(Switch(spec[0], spec[1], float(spec[2])))
+    return tuple(switches)
 
 
 def _string_map(value: Any, what: str) -> dict[str, str]:

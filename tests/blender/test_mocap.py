@@ -7,6 +7,7 @@ installed by Blender's own installer.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,42 @@ def test_baking_again_replaces_the_keys_instead_of_adding(accuracy):
             first["keys"],
             first["actions"],
         ), name
+
+
+def test_baking_again_with_fewer_bones_clears_the_keys_of_bones_no_longer_driven(accuracy):
+    rebake = accuracy["rebake_fewer_bones"]
+    driven = rebake["driven"]
+    assert "mixamorig:LeftForeArm" not in driven and "mixamorig:LeftHand" not in driven
+    assert rebake["keyed_in_range"] == driven, "in the baked frames, only the bones driven now keep keys"
+    assert rebake["forearm_frames"] == [rebake["after_range"]], "a key outside the baked frames stays"
+    assert rebake["hand_fcurves"] == 0 and rebake["hand_rotation"] == [1.0, 0.0, 0.0, 0.0]
+    [(_slot, paths)] = rebake["record"].items()
+    assert sorted({path.split('"')[1] for path in paths}) == sorted([*driven, rebake["forearm"]])
+
+
+def test_a_bone_renamed_while_its_bake_is_solved_fails_that_bake_only_and_says_why(accuracy):
+    renamed = accuracy["renamed_during_bake"]
+    assert renamed["first"] == {"armature": "metarig", "baked": True}, "the bake queued with it is written"
+    failed = renamed["failed"]
+    assert failed["armature"] == "Mixamo" and failed["baked"] is False
+    assert "has no bones 'mixamorig:LeftForeArm' any more" in failed["error"]
+    assert "renamed or deleted after the pose was solved" in failed["error"] and "bake again" in failed["error"]
+    assert renamed["last_error"] == failed["error"]
+    assert textwrap.wrap(failed["error"], 48)[0] in renamed["panel"], renamed["panel"]
+    assert renamed["busy"] is False
+    assert renamed["again"] == {"baked": True, "bones": 18}
+
+
+def test_switches_that_are_not_json_or_not_switches_are_reported_by_the_operator(accuracy):
+    for case, reason in (
+        ("not_json", "are not valid JSON"),
+        ("wrong_shape", "[0] must be [bone name, property, number]"),
+    ):
+        bad = accuracy["bad_switches"][case]
+        assert bad["result"] == [], case
+        assert "switches (vfx_mocap_map.switches_json of 'Mixamo')" in bad["error"] and reason in bad["error"]
+        assert 'write them as [["bone", "property", number], ...], or [] for none' in bad["error"]
+        assert "Traceback" not in bad["error"] and bad["last_error"] in bad["error"]
 
 
 def test_a_bone_map_is_edited_saved_as_a_preset_and_loaded_back(accuracy):

@@ -170,6 +170,9 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["mixamo"], _, _ = rig_case(addon, mixamo, folder / "mixamo", 2, fbx_folds)
     record["detected_panels"] = mc.draw_panels()
     record["presets"] = presets(addon, mixamo, folder / "presets")
+    record["rebake_fewer_bones"] = rebake_with_fewer_bones(addon, mixamo)
+    record["renamed_during_bake"] = rename_during_bake(addon, mixamo, metarig)
+    record["bad_switches"] = bad_switches(addon, mixamo)
 
 
 def presets(addon: Any, obj: Any, folder: Path) -> dict[str, Any]:
@@ -200,6 +203,88 @@ def presets(addon: Any, obj: Any, folder: Path) -> dict[str, Any]:
     path.write_text('{"format": "vfx-mocap-bone-map", "version": 1, "name": "x", "bones": {"elbow.L": "a"}}')
     result, error = harness.operator_report(bpy.ops.vfxmocap.bone_map_load_preset, filepath=str(path))
     out["bad_preset"] = {"result": sorted(result or ()), "error": error}
+    return out
+
+
+def rebake_with_fewer_bones(addon: Any, obj: Any) -> dict[str, Any]:
+    """Bake again with the custom map no longer driving the left forearm and hand: their keys in the baked range
+    go (a forearm key after the range stays), and the hand, left without keys, goes back to rest."""
+    state = obj.vfx_mocap_map
+    forearm, hand = state.entries["forearm.L"].bone, state.entries["hand.L"].bone
+    after_range = FRAME_START + FRAMES + 20
+    obj.pose.bones[forearm].keyframe_insert("rotation_quaternion", frame=after_range)
+    state.entries["forearm.L"].bone = state.entries["hand.L"].bone = ""
+    before = len(addon.mocap_tasks.finished)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="mixamo-accuracy")
+    assert result == {"FINISHED"}, error
+    done = mc.wait_for_bake(addon, harness, before)
+    channels = mc.action_channels(obj)
+    in_range = {
+        mc.bone_of(path)
+        for (path, _), keys in channels.items()
+        if ((keys[:, 0] >= FRAME_START) & (keys[:, 0] < FRAME_START + FRAMES)).any()
+    }
+    out = {
+        "driven": sorted(done.report.bones),
+        "keyed_in_range": sorted(in_range),
+        "forearm": forearm,
+        "forearm_frames": sorted(
+            {float(k) for (p, _), keys in channels.items() if mc.bone_of(p) == forearm for k in keys[:, 0]}
+        ),
+        "after_range": after_range,
+        "hand_fcurves": sum(mc.bone_of(path) == hand for path, _ in channels),
+        "hand_rotation": list(obj.pose.bones[hand].rotation_quaternion),
+        "record": json.loads(obj.animation_data.action[addon.bake.BAKED_PROP]),
+    }
+    state.entries["forearm.L"].bone, state.entries["hand.L"].bone = forearm, hand
+    return out
+
+
+def rename_during_bake(addon: Any, mixamo: Any, metarig: Any) -> dict[str, Any]:
+    """Queue a metarig bake and a Mixamo one, and rename a bone the Mixamo map drives while they are solved: the
+    metarig is baked, the Mixamo bake fails with its reason in the panel, and with the name back it bakes."""
+    scene = bpy.context.scene
+    tasks = addon.mocap_tasks
+    forearm = "mixamorig:LeftForeArm"
+    before = len(tasks.finished)
+    for obj, job_id in ((metarig, "metarig-accuracy"), (mixamo, "mixamo-accuracy")):
+        scene.vfx_mocap_pose.armature = obj
+        result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id=job_id)
+        assert result == {"FINISHED"}, error
+    mixamo.data.bones[forearm].name = forearm + ".renamed"
+
+    def both_done() -> bool:
+        tasks.tick()
+        return len(tasks.finished) >= before + 2
+
+    harness.pump_until(addon, both_done, "the two bakes")
+    first, failed = tasks.finished[before], tasks.finished[before + 1]
+    out = {
+        "first": {"armature": first.armature, "baked": first.report is not None},
+        "failed": {"armature": failed.armature, "baked": failed.report is not None, "error": failed.error},
+        "last_error": addon.runtime.get().last_error,
+        "panel": mc.draw_panels(("_posetoarmature",))["labels"],
+        "busy": tasks.busy(),
+    }
+    mixamo.data.bones[forearm + ".renamed"].name = forearm
+    before = len(tasks.finished)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="mixamo-accuracy")
+    assert result == {"FINISHED"}, error
+    again = mc.wait_for_bake(addon, harness, before)
+    out["again"] = {"baked": again.report is not None, "bones": len(again.report.bones)}
+    return out
+
+
+def bad_switches(addon: Any, obj: Any) -> dict[str, Any]:
+    """The custom map's switches as text that is not JSON, then as JSON of the wrong shape: the Bake operator
+    reports which field is wrong and how to write it."""
+    state = obj.vfx_mocap_map
+    out = {}
+    for case, text in (("not_json", '[["torso", "IK_FK", 1.0]'), ("wrong_shape", '[["torso", "IK_FK"]]')):
+        state.switches_json = text
+        result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="mixamo-accuracy")
+        out[case] = {"result": sorted(result or ()), "error": error, "last_error": addon.runtime.get().last_error}
+    state.switches_json = "[]"
     return out
 
 
