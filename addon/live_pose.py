@@ -7,6 +7,7 @@ applies.
 - :class:`LiveDriver` lives on the main thread: its timer applies the newest solved pose to the armature and,
   while recording, keeps it; when recording stops the kept poses are written as keys in bulk, at the timeline
   frames they were captured at (from the frame recording started on, at the scene's frame rate).
+- Opening another file stops live pose first (:func:`stop_before_file_load`), and so does disabling the add-on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import bpy
 import numpy as np
+from bpy.app.handlers import persistent
 
 from . import armature_io, bake, runtime
 from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
@@ -114,6 +116,7 @@ class LiveDriver:
         self.last_bake: bake.BakeReport | None = None
         self.error = ""
         self._recording: _Recording | None = None
+        self._stopped = False
 
     @property
     def recording(self) -> bool:
@@ -121,17 +124,24 @@ class LiveDriver:
 
     @property
     def running(self) -> bool:
-        return self.session.alive
+        return self.session.alive and not self._stopped
 
     def tick(self) -> float | None:
-        """Timer: apply the newest solved pose; stop when the session is over. Returns the next interval."""
+        """Timer: apply the newest solved pose; stop when the session is over. Returns the next interval. Once
+        stopped it applies nothing (a pose solved just before the stop may still be waiting)."""
+        if self._stopped:
+            return None
         frame = self.session.take()
         if frame is not None:
             obj = bpy.data.objects.get(self.armature_name)
             if obj is None:
                 self.stop(f"The armature '{self.armature_name}' is gone: live pose stopped")
                 return None
-            armature_io.apply_pose(obj, frame.pose)
+            try:
+                armature_io.apply_pose(obj, frame.pose)
+            except Exception as exc:  # raised in the timer, it would stop the timer and leave the session running
+                self.stop(self._posing_failed(obj, frame.pose, exc))
+                return None
             self.applied += 1
             self.last_seq = frame.seq
             applied_at = time.monotonic()
@@ -152,12 +162,22 @@ class LiveDriver:
             return None
         return APPLY_INTERVAL_S
 
+    def _posing_failed(self, obj: bpy.types.Object, pose: PoseFrames, exc: Exception) -> str:
+        missing = bake.missing_bones(obj, pose.bones)
+        if missing:
+            return (
+                f"Armature '{obj.name}' has no bones {', '.join(repr(b) for b in missing)} any more (renamed or "
+                "deleted): live pose stopped. Start it again to drive the bones it has now"
+            )
+        return f"Posing '{obj.name}' failed ({type(exc).__name__}: {exc}): live pose stopped"
+
     def start_recording(self) -> None:
         scene = bpy.data.scenes[self.scene_name]
         self._recording = _Recording(scene.frame_current, scene.render.fps / scene.render.fps_base)
 
     def stop_recording(self) -> bake.BakeReport | None:
-        """Write what was recorded as keys (one per timeline frame: the newest pose captured in it)."""
+        """Write what was recorded as keys (one per timeline frame: the newest pose captured in it). Raises
+        BakeError (the recording is dropped) when the armature lost a driven bone since live pose started."""
         recording, self._recording = self._recording, None
         if recording is None or not recording.frames:
             return None
@@ -184,9 +204,16 @@ class LiveDriver:
         return self.last_bake
 
     def stop(self, error: str = "") -> None:
-        """Write a recording in progress, stop the session (and the daemon's), keep ``error`` for the panel."""
+        """Write a recording in progress, stop the session (and the daemon's), keep ``error`` for the panel. Only
+        the first call does anything, so the first reason is the one kept."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.recording:
-            self.stop_recording()
+            try:
+                self.stop_recording()
+            except bake.BakeError as exc:
+                error = f"{error} The recording was not written." if error else f"The recording was not written: {exc}"
         self.session.stop()
         self.error = error or self.session.error
         if self.error:
@@ -255,9 +282,27 @@ def stop() -> None:
         _driver.stop()
 
 
+FILE_LOADED = "Live pose stopped: another file was opened (start it again to drive an armature of this one)"
+
+
+@persistent
+def stop_before_file_load(*_args: object) -> None:
+    """``load_pre`` handler: the file about to be replaced holds the armature live pose drives. Stop (writing a
+    recording in progress into the file being left, as a stop always does) so that the session never drives an
+    armature of the next file that happens to have the same name."""
+    if _driver is not None and _driver.running:
+        _driver.stop(FILE_LOADED)
+
+
+def register() -> None:
+    bpy.app.handlers.load_pre.append(stop_before_file_load)
+
+
 def unregister() -> None:
-    """Stop a running session (writing a recording in progress) and forget the driver."""
+    """Stop a running session (writing a recording in progress), forget the driver, remove the handler."""
     global _driver
+    if stop_before_file_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(stop_before_file_load)
     if _driver is not None:
         if _driver.running or _driver.recording:
             _driver.stop()

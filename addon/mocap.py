@@ -1,5 +1,5 @@
-"""Pose to armature, hooked into the add-on: properties, operators, panels, and the live loop and background
-solves that must stop when the add-on is disabled."""
+"""Pose to armature, hooked into the add-on: properties, operators, panels, and the live loop (stopped when the
+add-on is disabled or another file is opened) and background solves (stopped when the add-on is disabled)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ def register() -> None:
     mocap_properties.register()
     mocap_operators.register()
     mocap_panel.register()
+    live_pose.register()
 
 
 def unregister() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import bpy
 
-from . import armature_io, compat, live_pose, mocap_tasks, preferences, runtime, strips, submission
+from . import armature_io, bake, compat, live_pose, mocap_tasks, preferences, runtime, strips, submission
 from .properties import MocapJob
 from .retarget import bone_maps
 from .retarget.bone_maps import BoneMapError
@@ -34,7 +34,14 @@ def _fail(operator: bpy.types.Operator, message: str) -> set[str]:
     return {"CANCELLED"}
 
 
-INPUT_ERRORS = (MocapInputError, armature_io.ArmatureError, BoneMapError, strips.BadInput, live_pose.LiveError)
+INPUT_ERRORS = (
+    MocapInputError,
+    armature_io.ArmatureError,
+    BoneMapError,
+    strips.BadInput,
+    live_pose.LiveError,
+    bake.BakeError,
+)
 
 
 def target_armature(context: bpy.types.Context) -> bpy.types.Object:
@@ -348,7 +355,10 @@ class VFXMOCAP_OT_live_record(bpy.types.Operator):
         if not driver.recording:
             driver.start_recording()
             return {"FINISHED"}
-        report = driver.stop_recording()
+        try:
+            report = driver.stop_recording()
+        except INPUT_ERRORS as exc:
+            return _fail(self, str(exc))
         if report is None:
             self.report({"WARNING"}, "Nothing was recorded")
         else:

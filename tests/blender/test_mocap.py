@@ -243,8 +243,28 @@ def test_a_missing_camera_is_shown_and_leaves_nothing_running(live):
     assert camera["threads"] == [] and camera["daemon_sessions"] == 0
 
 
+def test_a_driven_bone_renamed_while_live_stops_live_pose_and_says_why(live):
+    renamed = live["bone_renamed"]
+    assert "Armature 'metarig' has no bones 'forearm.L' any more (renamed or deleted)" in renamed["error"]
+    assert "Start it again" in renamed["error"] and renamed["last_error"] == renamed["error"]
+    assert textwrap.wrap(renamed["error"], 48)[0] in renamed["panel"], renamed["panel"]
+    assert (renamed["threads"], renamed["daemon_sessions"], renamed["timer_registered"]) == ([], 0, False)
+
+
+def test_opening_a_file_stops_live_pose_before_it_drives_the_new_files_armature(live):
+    opened = live["file_opened"]
+    assert opened["running"] is False and opened["error"].startswith("Live pose stopped: another file was opened")
+    assert (opened["threads"], opened["daemon_sessions"]) == ([], 0)
+    assert opened["applied_after_open"] == 0 and opened["turned_deg"] == 0.0
+
+
 def test_disabling_the_add_on_stops_live_pose_and_its_session(live):
-    assert live["after_disable"] == {"threads": [], "daemon_gone": True, "timer_registered": False}
+    assert live["after_disable"] == {
+        "threads": [],
+        "daemon_gone": True,
+        "timer_registered": False,
+        "load_pre_handler": False,
+    }
     lines = live["daemon_log_session"]
     assert any(line.endswith(" stopped") for line in lines), lines
     assert not any("timed out" in line for line in lines), "stopped by the add-on, not by the TTL"

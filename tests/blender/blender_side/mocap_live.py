@@ -1,5 +1,6 @@
 """Live pose in real Blender through the daemon: the sample video, played at its frame rate, stands in for a
-camera. Start, record, stop; a camera that does not exist; disabling the add-on while live runs.
+camera. Start, record, stop; a camera that does not exist; a driven bone renamed, another file opened and the
+add-on disabled while live runs.
 
 The bpy module fires no timers: the scenario runs the add-on's pump and the live timer itself, as Blender would.
 """
@@ -39,6 +40,51 @@ def turned_degrees(obj: Any, bones: list[str]) -> float:
     """The largest rotation of ``bones`` away from rest, in degrees."""
     w = np.array([abs(obj.pose.bones[b].rotation_quaternion[0]) for b in bones])
     return float(np.degrees(2 * np.arccos(np.clip(w, 0, 1))).max())
+
+
+def rename_while_live(addon: Any, metarig: Any) -> dict[str, Any]:
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
+    assert result == {"FINISHED"}, error
+    driver = addon.live_pose.current()
+    pump_live(addon, lambda: driver.applied >= 5, "live poses before the rename", timeout=60)
+    metarig.data.bones["forearm.L"].name = "forearm.L.renamed"
+    pump_live(addon, lambda: not driver.running, "live pose to stop", timeout=30)
+    out = {
+        "error": driver.error,
+        "last_error": addon.runtime.get().last_error,
+        "panel": mc.draw_panels(("_livepose",))["labels"],
+        "threads": live_threads(),
+        "daemon_sessions": daemon_live_sessions(addon),
+        "timer_registered": bpy.app.timers.is_registered(addon.live_pose.tick),
+    }
+    metarig.data.bones["forearm.L.renamed"].name = "forearm.L"
+    return out
+
+
+def open_file_while_live(addon: Any, metarig: Any, path: Path) -> dict[str, Any]:
+    metarig.animation_data_clear()
+    for pose_bone in metarig.pose.bones:
+        pose_bone.rotation_quaternion = (1, 0, 0, 0)
+        pose_bone.location = (0, 0, 0)
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
+    assert result == {"FINISHED"}, error
+    driver = addon.live_pose.current()
+    pump_live(addon, lambda: driver.applied >= 5, "live poses before opening a file", timeout=60)
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    reopened = bpy.data.objects["metarig"]
+    applied = driver.applied
+    started = time.monotonic()
+    pump_live(addon, lambda: time.monotonic() - started > 1.0, "a second after opening the file", timeout=10)
+    driven = addon.retarget.bone_maps.detect_map(addon.armature_io.read_rig(reopened)).driven_bones()
+    return {
+        "running": driver.running,
+        "error": driver.error,
+        "applied_after_open": driver.applied - applied,
+        "turned_deg": turned_degrees(reopened, driven),
+        "threads": live_threads(),
+        "daemon_sessions": daemon_live_sessions(addon),
+    }
 
 
 def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
@@ -121,8 +167,15 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "daemon_sessions": daemon_live_sessions(addon),
     }
 
-    # 5. Disabling the add-on while live runs stops the session (and the daemon this Blender started).
+    # 5. A driven bone renamed while live runs: posing fails, live pose stops and says why, nothing keeps running.
     settings.live_source = "FILE"
+    record["bone_renamed"] = rename_while_live(addon, metarig)
+
+    # 6. Opening a file while live runs stops it first: nothing drives the armature of the same name in it (the
+    # file is this one, saved at rest before live starts).
+    record["file_opened"] = open_file_while_live(addon, metarig, Path(args.data_dir) / "at_rest.blend")
+
+    # 7. Disabling the add-on while live runs stops the session (and the daemon this Blender started).
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
     assert result == {"FINISHED"}, error
     last = addon.live_pose.current()
@@ -134,6 +187,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "threads": live_threads(),
         "daemon_gone": harness.wait_gone(pid),
         "timer_registered": bpy.app.timers.is_registered(addon.live_pose.tick),
+        "load_pre_handler": addon.live_pose.stop_before_file_load in bpy.app.handlers.load_pre,
     }
     log = (Path(args.data_dir) / "daemon.log").read_text(encoding="utf-8", errors="replace")
     record["daemon_log_session"] = [line for line in log.splitlines() if f"live session {session_prefix}" in line]
