@@ -18,6 +18,7 @@ import collections
 import json
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -339,10 +340,24 @@ def current() -> LiveView | None:
 
 
 def tick() -> float | None:
-    """The live view's timer (main thread): the view's tick; None (unregister) once it has nothing left to do."""
-    if _view is None or not _view.tick():
+    """The live view's timer (main thread): the view's tick; None (unregister) once it has nothing left to do.
+
+    Never raises (Blender would drop the timer and leave the session running unseen): an internal error stops
+    the view, with the error in the panel; recorded frames stay on disk."""
+    if _view is None:
         return None
-    return TICK_S
+    try:
+        busy = _view.tick()
+    except Exception as exc:
+        traceback.print_exc()
+        folders = ", ".join(str(r.folder) for r in [*_view.finishing, *([_view.recorder] if _view.recorder else [])])
+        _view.close()
+        _view._fail(
+            f"The live view stopped on an internal error ({type(exc).__name__}: {exc}); the traceback is in the "
+            "system console" + (f". Recorded frames are in {folders}" if folders else "")
+        )
+        return None
+    return TICK_S if busy else None
 
 
 def start(scene: bpy.types.Scene, request: LiveRequest, option_names: tuple[str, ...]) -> LiveView:

@@ -8,6 +8,7 @@ that changed, not to the number of events.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterator
 
 import bpy
@@ -24,7 +25,9 @@ LOSING_ACTIONS = frozenset({"submit", "watch"})
 
 
 def tick() -> float:
-    """Timer callback: apply pending updates; returns the delay until the next tick (seconds)."""
+    """Timer callback: apply pending updates; returns the delay until the next tick (seconds).
+
+    Never raises: Blender drops a timer whose callback raises, and the panel would silently stop updating."""
     updates = runtime.get().connection.take_updates()
     if updates:
         apply_updates(updates)
@@ -33,34 +36,54 @@ def tick() -> float:
 
 
 def apply_updates(updates: list[Update]) -> None:
-    """Apply the connection thread's updates, oldest first, to the runtime state and the scenes' jobs."""
-    rt = runtime.get()
+    """Apply the connection thread's updates, oldest first, to the runtime state and the scenes' jobs. An
+    update that cannot be applied is reported in the panel (and its traceback printed); the rest still are."""
     progress: dict[str, JobProgress] = {}
     for update in updates:
-        if isinstance(update, DaemonStatus):
-            _apply_status(update)
-        elif isinstance(update, JobUpdate):
-            progress.pop(str(update.job["job_id"]), None)
-            for scene, job in jobs_with_id(str(update.job["job_id"])):
-                was = job.state
-                job.apply_record(update.job)
-                if job.state == "succeeded":
-                    _auto_insert(scene, job)
-                elif job.state == "failed" and was != "failed":
-                    rt.last_error = f"{job.mode} job {job.name[:8]} failed: {job.error}"
-        elif isinstance(update, JobProgress):
-            previous = progress.get(update.job_id)
-            if previous is not None and previous.preview_path and not update.preview_path:
-                update = JobProgress(update.job_id, update.fraction, update.stage, update.eta_s, previous.preview_path)
-            progress[update.job_id] = update
-        elif isinstance(update, RequestFailed):
-            rt.last_error = update.message
-            for _scene, job in jobs_with_id(update.job_id):
-                job.error = update.message
-                if update.action in LOSING_ACTIONS:
-                    job.state = "failed"
+        try:
+            _apply(update, progress)
+        except Exception as exc:
+            _report_internal_error(f"a {type(update).__name__}", exc)
     for update in progress.values():
-        _apply_progress(update)
+        try:
+            _apply_progress(update)
+        except Exception as exc:
+            _report_internal_error("a job's progress", exc)
+
+
+def _report_internal_error(what: str, exc: Exception) -> None:
+    traceback.print_exc()
+    runtime.get().last_error = (
+        f"Applying {what} from the daemon failed ({type(exc).__name__}: {exc}); the traceback is in the system "
+        "console. Please report it."
+    )
+
+
+def _apply(update: Update, progress: dict[str, JobProgress]) -> None:
+    """Apply one update; progress is only collected into ``progress`` (the latest per job is applied)."""
+    rt = runtime.get()
+    if isinstance(update, DaemonStatus):
+        _apply_status(update)
+    elif isinstance(update, JobUpdate):
+        progress.pop(str(update.job["job_id"]), None)
+        for scene, job in jobs_with_id(str(update.job["job_id"])):
+            was = job.state
+            job.apply_record(update.job)
+            if job.state == "succeeded":
+                _auto_insert(scene, job)
+            elif job.state == "failed" and was != "failed":
+                rt.last_error = f"{job.mode} job {job.name[:8]} failed: {job.error}"
+    elif isinstance(update, JobProgress):
+        previous = progress.get(update.job_id)
+        if previous is not None and previous.preview_path and not update.preview_path:
+            update = JobProgress(update.job_id, update.fraction, update.stage, update.eta_s, previous.preview_path)
+        progress[update.job_id] = update
+    elif isinstance(update, RequestFailed):
+        rt.last_error = update.message
+        for _scene, job in jobs_with_id(update.job_id):
+            job.error = update.message
+            if update.action in LOSING_ACTIONS:
+                job.state = "failed"
 
 
 def jobs_with_id(job_id: str) -> Iterator[tuple[bpy.types.Scene, MocapJob]]:

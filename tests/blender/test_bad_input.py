@@ -56,7 +56,7 @@ def test_an_unreadable_image_fails_its_job_with_the_daemons_reason(reports):
     job = reports["unreadable_job"]
     assert job["state"] == "failed"
     assert "could not read image" in job["error"] and "broken.png" in job["error"]
-    assert "failed: video: could not read image" in reports["last_error_after_unreadable"]
+    assert "video: could not read image" in reports["last_error_after_unreadable"], "refused at submit"
 
 
 def test_a_mode_that_needs_a_reference_refuses_to_run_without_one(reports):
@@ -92,3 +92,10 @@ def test_panels_show_what_a_mode_lacks_and_the_last_error(reports):
     assert "Last error" in daemon
     jobs = reports["panels"]["jobs"]
     assert "* reference_overlay succeeded" in jobs and "* pose failed" in jobs
+
+
+def test_a_malformed_update_is_shown_in_the_panel_and_the_pump_goes_on(reports):
+    malformed = reports["malformed_update"]
+    assert malformed["intervals"] == [0.1, 0.1], "the timer keeps its interval instead of raising"
+    assert malformed["applied_after"] == "applied after the bad update"
+    assert "Applying a JobUpdate from the daemon failed (ValueError" in malformed["last_error"]

@@ -178,3 +178,10 @@ def test_disabling_the_add_on_ends_the_view_and_its_session(live):
     assert live["daemon_sessions_after"] == 0
     assert any(line.endswith(" stopped") for line in live["daemon_log"]), live["daemon_log"]
     assert not any("timed out" in line for line in live["daemon_log"]), "stopped by the add-on, not by the TTL"
+
+
+def test_an_internal_error_in_the_view_stops_it_with_the_error_in_the_panel(live):
+    fault = live["internal_error"]
+    assert fault["timer_after_fault"] is None and fault["threads"] == [] and fault["daemon_sessions"] == 0
+    assert "internal error (RuntimeError: injected fault)" in fault["error"]
+    assert fault["last_error"] == fault["error"]

@@ -133,6 +133,20 @@ def check_reports(
         "jobs": harness.draw_panel(addon.panels.draw_jobs),
     }
 
+    # A malformed update (a bug on either side) is reported in the panel; the pump goes on with the rest.
+    updates = __import__(f"{harness.MODULE}.addon.connection_thread", fromlist=["JobUpdate"])
+    bad = updates.JobUpdate({"job_id": state.jobs[0].name, "fraction": "half"})
+    rt.connection._updates.put(bad)
+    rt.connection._updates.put(updates.RequestFailed("cancel", "applied after the bad update", state.jobs[1].name))
+    first_interval = addon.pump.tick()
+    applied_after = state.jobs[1].error
+    rt.connection._updates.put(bad)
+    record["malformed_update"] = {
+        "intervals": [first_interval, addon.pump.tick()],
+        "applied_after": applied_after,
+        "last_error": rt.last_error,
+    }
+
     bpy.ops.vfxmocap.daemon_stop()
     harness.pump_until(addon, lambda: rt.status.state == "stopped", "the daemon to stop")
     record["foreign_daemon_exit"] = daemon.wait(timeout=15)

@@ -192,7 +192,27 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "daemon_sessions": daemon_live_sessions(args.connection_file),
     }
 
-    # 7. Disabling the add-on while the view runs and records stops both sides.
+    # 7. An internal error in the view's timer stops the view with the error in the panel, nothing left running.
+    settings.source = "FILE"
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
+    assert result == {"FINISHED"}, error
+    broken = addon.live_view.current()
+    pump_live(addon, lambda: broken.shown >= 2, "live frames before the fault", timeout=60)
+
+    def fail(frame: Any) -> None:
+        raise RuntimeError("injected fault")
+
+    broken.show = fail
+    pump_live(addon, lambda: broken.session.take() is None and not broken.running, "the view to stop", timeout=30)
+    record["internal_error"] = {
+        "timer_after_fault": addon.live_view.tick(),
+        "error": broken.error,
+        "last_error": rt.last_error,
+        "threads": live_threads(),
+        "daemon_sessions": daemon_live_sessions(args.connection_file),
+    }
+
+    # 8. Disabling the add-on while the view runs and records stops both sides.
     settings.source = "FILE"
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
     assert result == {"FINISHED"}, error
