@@ -239,9 +239,9 @@ class FaceSwapRunner(Runner):
     def run(self, inputs: Mapping[str, Media], params: Mapping[str, Any], ctx: RunContext) -> RunResult:
         """Swap faces through ``inputs["video"]`` frame by frame on the calling thread.
 
-        ``params`` must come from :meth:`validate`. Raises :class:`InvalidInput` naming ``reference`` or
-        ``target_face`` when that image shows no face, ``source_face_index`` when the reference has fewer faces,
-        and ``target_face`` when it is missing for (or given without) ``target=matching``. Calls
+        ``params`` must come from :meth:`validate` and ``inputs`` pass :meth:`check_media`. Raises
+        :class:`InvalidInput` naming ``reference`` or ``target_face`` when that image shows no face, and
+        ``source_face_index`` when the reference has fewer faces. Calls
         ``ctx.raise_if_cancelled()`` before each frame and ``ctx.progress`` after it, with the output frame as a
         preview every ``PREVIEW_EVERY_FRAMES`` frames.
         """
@@ -304,9 +304,9 @@ class FaceSwapRunner(Runner):
             frame_count=record.frames,
         )
 
-    def _target_identity(self, inputs: Mapping[str, Media], params: Mapping[str, Any]) -> np.ndarray | None:
-        """The target_face image's identity with target=matching, else None; InvalidInput naming target_face
-        when the image is missing for matching or given without it."""
+    def check_media(self, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> None:
+        """Before the job is queued: ``target_face`` is given with target=matching, and only then (InvalidInput
+        naming ``target_face``). The live variant checks it its own way (see :class:`LiveFaceSwap`)."""
         matching = params["target"] == "matching"
         if matching and "target_face" not in inputs:
             raise InvalidInput(
@@ -316,7 +316,11 @@ class FaceSwapRunner(Runner):
             raise InvalidInput(
                 "target_face", "is only used with target=matching; set target to matching, or leave target_face out"
             )
-        return self._target_embedding(inputs["target_face"], params) if matching else None
+
+    def _target_identity(self, inputs: Mapping[str, Media], params: Mapping[str, Any]) -> np.ndarray | None:
+        """The target_face image's identity with target=matching, else None."""
+        self.check_media(params, inputs)  # cheap; callers outside the daemon get the same errors
+        return self._target_embedding(inputs["target_face"], params) if params["target"] == "matching" else None
 
     def _frame_swapper(
         self, params: Mapping[str, Any], source: Face, target_embedding: np.ndarray | None

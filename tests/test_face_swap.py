@@ -495,17 +495,24 @@ def test_bad_inputs_are_rejected_naming_the_field(face_client, sample_video, tmp
         ),
         ({"det_size": 500}, {"video": video, "reference": reference}, "params.det_size", "multiple of 32"),
         ({"target": "everyone"}, {"video": video, "reference": reference}, "params.target", "one of all, matching"),
+        ({"target": "matching"}, {"video": video, "reference": reference}, "inputs.target_face", "needs a target_face"),
+        (
+            {"target": "all"},
+            {"video": video, "reference": reference, "target_face": reference},
+            "inputs.target_face",
+            "only used with target=matching",
+        ),
     ]
     for index, (params, inputs, field, words) in enumerate(refused):
         with pytest.raises(RemoteError) as err:
             face_client.submit(f"bad-{index}", "face_swap", params, inputs)
         assert err.value.code == "invalid_input" and err.value.detail["field"] == field and words in err.value.message
+    assert not any(job["job_id"].startswith("bad-") for job in face_client.jobs()), "refused before queueing"
 
     black = tmp_path / "black.png"
     cv2.imwrite(str(black), cv2.cvtColor(read_frames(sample_video, 0, 1)[0], cv2.COLOR_RGB2BGR))
     failing = [
         ({}, {"video": video, "reference": {"path": str(black)}}, "inputs.reference", "no face was found"),
-        ({"target": "matching"}, {"video": video, "reference": reference}, "inputs.target_face", "needs a target_face"),
     ]
     for index, (params, inputs, field, words) in enumerate(failing):
         face_client.submit(f"fails-{index}", "face_swap", params, inputs)
