@@ -99,7 +99,19 @@ class ModelRegistry:
             fix.append(f"pip install {' '.join(packages)} (in the daemon's Python)")
         if weights:
             fix.append(f"python -m daemon fetch-models {mode}")
-        return {"ready": not missing, "missing": missing, "fix": fix, **runner.describe()}
+        options = {option: self._option_readiness(names) for option, names in _option_weights(runner).items()}
+        return {"ready": not missing, "missing": missing, "fix": fix, "options": options, **runner.describe()}
+
+    def _option_readiness(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """Whether the weights an option needs are there; each missing entry is fetched under its own mode."""
+        missing = missing_weights(self.manifest, names, self.models_dir)
+        absent = [n for n in names if n in self.manifest and not self.manifest[n].present(self.models_dir)]
+        fetch_modes = dict.fromkeys(m for n in absent for m in self.manifest[n].modes[:1])
+        return {
+            "ready": not missing,
+            "missing": missing,
+            "fix": [f"python -m daemon fetch-models {m}" for m in fetch_modes],
+        }
 
     def check_ready(self, mode: str) -> None:
         """Raise a clear error at submit time if the mode's packages or weights are missing."""
@@ -193,6 +205,12 @@ class ModelRegistry:
                 for m, s in sorted(self._slots.items())
                 if s.loaded
             ]
+
+
+def _option_weights(runner: Runner) -> dict[str, tuple[str, ...]]:
+    """A runner's ``option_weights``: manifest entries that a parameter value needs beyond the mode's ``weights``
+    (``{"control=depth": (entry, ...)}``); runners without optional weights have none."""
+    return dict(getattr(runner, "option_weights", {}))
 
 
 def _empty_accelerator_cache() -> None:

@@ -194,30 +194,32 @@ class WeightSnapshot:
 
     def problem(self, models_dir: Path, shown: int = 3) -> str | None:
         """Why the folder is not ready, or None when it is: the cheap check health and submit make (the lock
-        matches this entry and every locked file exists with its locked size; checksums are checked by
-        ``fetch-models``). Names up to ``shown`` missing or wrong-size files."""
+        matches this entry and every locked file exists with its locked size, see :func:`locked_files_problem`;
+        checksums are checked by ``fetch-models``)."""
         lock_path = self.lock_path(models_dir)
         lock = SnapshotLock.read(lock_path)
         if lock is None:
             return f"{LOCK_NAME} is unreadable" if lock_path.exists() else "no lock file (never fetched)"
-        wrong_lock = self._lock_problem(lock)
-        if wrong_lock is not None:
-            return wrong_lock
-        folder = self.location(models_dir)
-        wrong = []
-        for item in lock.files:
-            target = folder / item.path
-            if not target.is_file():
-                wrong.append(f"{item.path} is missing")
-            elif target.stat().st_size != item.size:
-                wrong.append(f"{item.path} is {target.stat().st_size} bytes, locked at {item.size}")
-        if not wrong:
-            return None
-        more = f" and {len(wrong) - shown} more" if len(wrong) > shown else ""
-        return ", ".join(wrong[:shown]) + more
+        return self._lock_problem(lock) or locked_files_problem(self.location(models_dir), lock, shown)
 
     def present(self, models_dir: Path) -> bool:
         return self.problem(models_dir) is None
+
+
+def locked_files_problem(folder: Path, lock: SnapshotLock, shown: int = 3) -> str | None:
+    """The first ``shown`` of ``lock``'s files that are missing from ``folder`` or have another size than locked,
+    described (e.g. ``vae/config.json is missing``); None when every one is there at its locked size."""
+    wrong = []
+    for item in lock.files:
+        target = folder / item.path
+        if not target.is_file():
+            wrong.append(f"{item.path} is missing")
+        elif target.stat().st_size != item.size:
+            wrong.append(f"{item.path} is {target.stat().st_size} bytes, locked at {item.size}")
+    if not wrong:
+        return None
+    more = f" and {len(wrong) - shown} more" if len(wrong) > shown else ""
+    return ", ".join(wrong[:shown]) + more
 
 
 WeightEntry = WeightFile | WeightSnapshot

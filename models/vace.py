@@ -293,6 +293,18 @@ def read_frames(media: Media, count: int, width: int, height: int, cancelled: Ca
     return result
 
 
+def frames_to_follow(params: Mapping[str, Any], name: str, media: Media) -> int:
+    """How many frames of the control input ``name`` the job follows: ``frame_count``, or all of them.
+    InvalidInput naming the input when it has fewer frames than asked for."""
+    available = media.frame_count
+    frames = params.get("frame_count") or available
+    if frames > available:
+        raise InvalidInput(
+            name, f"has {available} frames but frame_count asks for {frames}: lower frame_count or extend it"
+        )
+    return int(frames)
+
+
 # -- the runner -------------------------------------------------------------------------------------------
 
 
@@ -328,11 +340,31 @@ class WanVaceRunner(Runner):
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return validate_common(super().validate(params))
 
+    def check_media(self, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> None:
+        """Before the job is queued: each reference is one still image, and the control input has as many
+        frames as ``frame_count`` asks for (InvalidInput naming the input)."""
+        for name in self.reference_slots:
+            media = inputs.get(name)
+            if media is not None and media.frame_count > 1:
+                raise InvalidInput(
+                    name,
+                    f"is a video of {media.frame_count} frames, but a reference is one still image: give an image "
+                    "file, or one frame of the video (frame_end = frame_start + 1)",
+                )
+        control = self.control_media(inputs)
+        if control is not None:
+            frames_to_follow(params, *control)
+
     @property
-    def folder(self) -> Path:
+    def models_root(self) -> Path:
+        """The models folder (``models_dir``), which the registry sets before anything is validated or loaded."""
         if self.models_dir is None:
             raise RuntimeError(f"{type(self).__name__}.models_dir is not set (the daemon's registry sets it)")
-        return Path(self.models_dir) / self.model.folder
+        return Path(self.models_dir)
+
+    @property
+    def folder(self) -> Path:
+        return self.models_root / self.model.folder
 
     def load(self, device: Any) -> None:
         """Load (or share) the pipeline for ``device``; runs on the worker thread."""
@@ -447,12 +479,7 @@ class WanVaceRunner(Runner):
             name, media = control
             source_width, source_height = media.size
             fps = float(media.fps)
-            available = media.frame_count
-            frames = params.get("frame_count") or available
-            if frames > available:
-                raise InvalidInput(
-                    name, f"has {available} frames but frame_count asks for {frames}: lower frame_count or extend it"
-                )
+            frames = frames_to_follow(params, name, media)
         else:
             source_width, source_height = NATIVE_SIZE
             fps = NATIVE_FPS

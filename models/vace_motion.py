@@ -1,30 +1,38 @@
-"""The "vace_motion" mode: a reference image moves as a driving strip moves (Wan 2.1 VACE, optical flow).
+"""The "vace_motion" mode: a reference image moves as a driving strip moves (Wan 2.1 VACE, flow or depth).
 
-Unlike ``vace_pose``, the control is not a skeleton but the dense optical flow of the driving strip, drawn
-in the Middlebury flow colours (see :mod:`models.optical_flow`; OpenCV, no weights). Flow carries every
-moving thing, not only a body: camera pans and zooms, cloth, hair, objects, several people at once, and the
-timing of each. It does not carry shapes that stand still, nor limb positions as such, so the subject's build
-and pose at rest come from the reference image and the prompt. Depth control is not offered: it needs a depth
-model this project does not ship.
+Unlike ``vace_pose``, the control is not a skeleton but one of two pictures of the driving strip:
+
+- ``control=flow`` (the default): its dense optical flow, drawn in the Middlebury flow colours (see
+  :mod:`models.optical_flow`; OpenCV, no weights). Flow carries every moving thing, not only a body: camera pans
+  and zooms, cloth, hair, objects, several people at once, and the timing of each. It does not carry shapes that
+  stand still, nor limb positions as such, so the subject's build and pose at rest come from the reference image
+  and the prompt.
+- ``control=depth``: its depth maps, near bright and far dark (see :mod:`models.depth`; Depth Anything V2 Small,
+  ``fetch-models vace_motion_depth``). Depth carries the shapes and layout of every frame, still or moving: the
+  silhouette, the scene's layout and the camera's path through it, so the output keeps the driving shot's
+  composition, and less of the look of the reference where the two disagree.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .depth import DEPTH_FETCH_MODE, DEPTH_FILES, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator, depth_model_problem
 from .optical_flow import FLOW_METHODS, flow_video
-from .runner import Media, MediaSlot, Param, RunContext
+from .runner import InvalidInput, Media, MediaSlot, Param, RunContext
 from .vace import (
     COMMON_PARAMS,
     CONDITIONING_PARAM,
     REFERENCE_SLOT,
     WAN_VACE_1_3B,
     WAN_VACE_14B,
+    Settings,
     WanVaceRunner,
 )
+from .vace_pipeline import LoadedPipeline
 
 MOTION_PARAMS = (
     Param(
@@ -35,19 +43,27 @@ MOTION_PARAMS = (
         help="How many frames of the driving strip to follow, from its first (default: all of them).",
     ),
     Param(
+        "control",
+        "choice",
+        default="flow",
+        choices=("flow", "depth"),
+        help="flow: the strip's optical flow (all motion, no weights). depth: its depth maps (shapes and layout; "
+        f"needs fetch-models {DEPTH_FETCH_MODE}).",
+    ),
+    Param(
         "flow_method",
         "choice",
         default="dis",
         choices=FLOW_METHODS,
-        help="dis: fast, sharp motion edges; farneback: smoother motion fields.",
+        help="control=flow: dis (fast, sharp motion edges) or farneback (smoother motion fields).",
     ),
     Param(
         "flow_scale_px",
         "float",
         minimum=0.1,
         maximum=500.0,
-        help="Speed in pixels per frame (at the output size) drawn at full colour (default: the clip's 99th "
-        "percentile). Fix it to compare clips, or lower it to make slow motion count more.",
+        help="control=flow: speed in pixels per frame (at the output size) drawn at full colour (default: the "
+        "clip's 99th percentile). Fix it to compare clips, or lower it to make slow motion count more.",
     ),
 )
 
@@ -55,12 +71,14 @@ MOTION_PARAMS = (
 class VaceMotionRunner(WanVaceRunner):
     """Motion transfer with Wan 2.1 VACE 1.3B: the output moves as ``driving`` moves, frame for frame.
 
-    The summary records ``flow_scale_px``, the speed drawn at full colour, besides what every VACE mode records.
+    The summary records ``control`` besides what every VACE mode records; with flow, the notes give
+    ``flow_scale_px``, the speed drawn at full colour.
     """
 
     mode = "vace_motion"
     description = (
-        "Animate a reference image with the motion of a driving strip (dense optical flow), Wan 2.1 VACE 1.3B."
+        "Animate a reference image with the motion of a driving strip (dense optical flow, or depth maps), "
+        "Wan 2.1 VACE 1.3B."
     )
     model = WAN_VACE_1_3B
     params = (*COMMON_PARAMS, CONDITIONING_PARAM, *MOTION_PARAMS)
@@ -69,6 +87,31 @@ class VaceMotionRunner(WanVaceRunner):
         MediaSlot("driving", "video", help="The footage whose motion to copy: a strip, a video file or images."),
     )
     weights = WAN_VACE_1_3B.weights
+    option_weights: ClassVar[dict[str, tuple[str, ...]]] = {"control=depth": (DEPTH_REPOSITORY,)}
+    """Manifest entries an option needs beyond ``weights``; health reports each option's readiness."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._depth: DepthEstimator | None = None
+
+    def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        values = super().validate(params)
+        if values["control"] == "depth":
+            if values["flow_scale_px"] is not None:
+                raise InvalidInput("flow_scale_px", "is for control=flow; leave it out with control=depth")
+            problem = depth_model_problem(self.models_root)
+            if problem is not None:
+                raise InvalidInput(
+                    "control",
+                    f"control=depth needs the Depth Anything V2 Small model ({', '.join(DEPTH_FILES)} in "
+                    f"{self.models_root / DEPTH_FOLDER}): {problem}. Run `python -m daemon fetch-models "
+                    f"{DEPTH_FETCH_MODE}`, or set control to flow.",
+                )
+        return values
+
+    def unload(self) -> None:
+        self._depth = None
+        super().unload()
 
     def control_media(self, inputs: Mapping[str, Media]) -> tuple[str, Media]:
         return "driving", inputs["driving"]
@@ -76,6 +119,14 @@ class VaceMotionRunner(WanVaceRunner):
     def control_frames(
         self, frames: list[np.ndarray], params: Mapping[str, Any], ctx: RunContext, notes: list[str]
     ) -> list[np.ndarray]:
+        if params["control"] == "depth":
+            ctx.progress(0.0, "depth maps")
+            if self._depth is None:  # loaded on the first depth job, kept with the pipeline until unload
+                self._depth = DepthEstimator(self.models_root / DEPTH_FOLDER, ctx.device)
+            notes.append(
+                "control=depth: Depth Anything V2 Small, each frame's depth stretched from far (black) to near (white)"
+            )
+            return self._depth.depth_video(frames, cancelled=ctx.raise_if_cancelled)
         ctx.progress(0.0, "optical flow")
         colors, scale = flow_video(
             frames, method=params["flow_method"], scale=params.get("flow_scale_px"), cancelled=ctx.raise_if_cancelled
@@ -83,11 +134,16 @@ class VaceMotionRunner(WanVaceRunner):
         notes.append(f"flow_scale_px={scale:.2f}: motion of that many pixels per frame is drawn at full colour")
         return list(colors)
 
+    def summary(self, params: Mapping[str, Any], settings: Settings, loaded: LoadedPipeline) -> dict[str, Any]:
+        return {**super().summary(params, settings, loaded), "control": params["control"]}
+
 
 class VaceMotion14BRunner(VaceMotionRunner):
     """:class:`VaceMotionRunner` with the 14B model (480p or 720p)."""
 
     mode = "vace_motion_14b"
-    description = "Animate a reference image with the motion of a driving strip (optical flow), Wan 2.1 VACE 14B."
+    description = (
+        "Animate a reference image with the motion of a driving strip (optical flow, or depth maps), Wan 2.1 VACE 14B."
+    )
     model = WAN_VACE_14B
     weights = WAN_VACE_14B.weights

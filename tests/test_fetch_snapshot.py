@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.daemon_process import DaemonProcess
+from support.tiny_depth import build_tiny_depth_anything
 from support.tiny_wan import build_tiny_wan_vace, manifest_text
 
 from daemon.fetch import FetchError, fetch_snapshot
 from daemon.registry import ModelRegistry
 from models.catalog import BUILTIN_RUNNERS, import_runner
+from models.depth import DEPTH_FETCH_MODE, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator
 from models.manifest import (
     LOCK_NAME,
     FilePin,
@@ -41,6 +43,8 @@ from models.manifest import (
     load_manifest,
 )
 from models.vace import WAN_VACE_1_3B, WAN_VACE_14B
+from models.vace_motion import VaceMotionRunner
+from shared.errors import RemoteError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VAE = "vae/diffusion_pytorch_model.safetensors"
@@ -234,6 +238,15 @@ def test_fetch_verifies_every_file_locks_the_folder_and_a_daemon_job_runs_on_it(
             assert job["state"] == "succeeded", job["error"]
             assert len(list(Path(job["output_dir"], "frames").glob("*.png"))) == 5
 
+            assert modes["vace_motion"]["options"]["control=depth"]["ready"] is False, "the depth model is not fetched"
+            started = time.monotonic()
+            with pytest.raises(RemoteError) as err:
+                driving = {"reference": {"path": str(sample_image)}, "driving": pose}
+                client.submit("depth", "vace_motion", {**params, "control": "depth"}, driving)
+            assert time.monotonic() - started < 2.0 and err.value.detail["field"] == "params.control"
+            assert "no lock file (never fetched)" in err.value.message
+            assert f"python -m daemon fetch-models {DEPTH_FETCH_MODE}" in err.value.message
+
             (folder / TRANSFORMER_SHARD).write_bytes(tiny_repo[TRANSFORMER_SHARD][:-1])
             missing = client.health()["modes"]["vace_pose"]
             assert missing["ready"] is False and "python -m daemon fetch-models vace_pose" in missing["fix"]
@@ -329,6 +342,34 @@ def test_a_file_the_manifest_takes_but_the_revision_lacks_is_named(tmp_path, hub
     with pytest.raises(FetchError, match="takes image_encoder/, but the repository has nothing there"):
         fetch_snapshot(snapshot, tmp_path / "models", hub.url, io.StringIO())
     assert hub.sent == []
+
+
+def test_fetch_models_vace_motion_depth_brings_the_depth_model_and_the_option_becomes_ready(tmp_path):
+    folder = build_tiny_depth_anything(tmp_path / "built" / DEPTH_FOLDER)
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real = load_manifest()[DEPTH_REPOSITORY]
+    assert isinstance(real, WeightSnapshot)
+    weights = files["model.safetensors"]
+    pin = FilePin(path="model.safetensors", size=len(weights), sha256=hashlib.sha256(weights).hexdigest())
+    snapshot = dataclasses.replace(real, pins=(pin,))
+    manifest, models = write_manifest(tmp_path / "manifest.toml", snapshot), tmp_path / "models"
+    registry = ModelRegistry(
+        {"vace_motion": VaceMotionRunner}, device=lambda: None, manifest=load_manifest(manifest), models_dir=models
+    )
+    assert registry.readiness("vace_motion")["options"]["control=depth"]["ready"] is False
+    hub = FakeHub(DEPTH_REPOSITORY, real.revision, {**files, "README.md": b"# Depth Anything V2 Small\n"})
+    try:
+        result = fetch_cli(manifest, models, hub.url, mode=DEPTH_FETCH_MODE)
+    finally:
+        hub.close()
+    assert result.returncode == 0, result.stderr
+    fetched = models / DEPTH_FOLDER
+    assert {p.name for p in fetched.iterdir()} == {*files, LOCK_NAME}, "the three files and the lock, no README"
+    assert registry.readiness("vace_motion")["options"]["control=depth"] == {"ready": True, "missing": [], "fix": []}
+    runner = registry.runner("vace_motion")
+    assert runner.validate({"prompt": "a dancer spins", "control": "depth"})["control"] == "depth"
+    estimator = DepthEstimator(fetched, None)  # loads through from_pretrained, as a job does
+    assert estimator.inverse_depth([np.zeros((28, 42, 3), np.uint8)])[0].shape == (28, 42)
 
 
 # -- a branch revision, and readiness ---------------------------------------------------------------------

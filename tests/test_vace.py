@@ -18,11 +18,18 @@ import cv2
 import numpy as np
 import pytest
 from support.daemon_process import DaemonProcess
+from support.tiny_depth import build_tiny_depth_anything
 from support.tiny_wan import build_tiny_wan_vace, write_tiny_manifest
 
+from daemon.devices import resolve_device
+from daemon.registry import ModelRegistry
+from models.depth import DEPTH_FETCH_MODE, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator, depth_to_gray
+from models.manifest import WeightSnapshot, load_manifest
 from models.optical_flow import dense_flow, flow_to_color, flow_video
+from models.runner import InvalidInput
 from models.skeleton import draw_openpose
 from models.vace import WAN_VACE_1_3B
+from models.vace_motion import VaceMotionRunner
 from models.vace_windows import Window, join_window, plan_windows
 from shared.errors import RemoteError
 
@@ -35,13 +42,21 @@ TINY = {"steps": 2, "width": 32, "height": 16, "seed": 3, "window_frames": 9, "c
 
 
 @pytest.fixture(scope="module")
-def vace_daemon(tmp_path_factory):
-    """A daemon on the CPU whose models folder holds the tiny 1.3B pipeline (and no 14B weights)."""
+def vace_models(tmp_path_factory) -> tuple[Path, Path]:
+    """(models folder, manifest): the tiny 1.3B pipeline and the tiny depth model, locked as fetched (no 14B)."""
     base = tmp_path_factory.mktemp("vace")
     models_dir = base / "models"
     build_tiny_wan_vace(models_dir / WAN_VACE_1_3B.folder)
+    build_tiny_depth_anything(models_dir / DEPTH_FOLDER)
     manifest = base / "manifest.toml"
     write_tiny_manifest(manifest, models_dir)
+    return models_dir, manifest
+
+
+@pytest.fixture(scope="module")
+def vace_daemon(vace_models):
+    """A daemon on the CPU on :func:`vace_models`."""
+    models_dir, manifest = vace_models
     proc = DaemonProcess(
         extra_args=("--manifest", str(manifest), "--models-dir", str(models_dir), "--device", "cpu")
     ).start()
@@ -211,6 +226,109 @@ def test_motion_job_follows_a_real_driving_strip(vclient, reference_image, sampl
     assert any(note.startswith("flow_scale_px=") for note in summary["notes"])
 
 
+def test_depth_control_drives_a_motion_job_through_the_real_depth_model(vclient, reference_image, sample_video):
+    modes = vclient.health()["modes"]
+    assert modes["vace_motion"]["options"]["control=depth"] == {"ready": True, "missing": [], "fix": []}
+    driving = np.stack(sample_frames(sample_video, 120, 9))
+    inputs = {"reference": {"path": str(reference_image)}, "driving": driving}
+    for control in ("depth", "flow"):
+        vclient.submit(f"motion-{control}", "vace_motion", {"prompt": PROMPT, **TINY, "control": control}, inputs)
+    jobs = {control: vclient.wait(f"motion-{control}", timeout=60) for control in ("depth", "flow")}
+    assert jobs["depth"]["state"] == "succeeded", jobs["depth"]["error"]
+    summary, _ = vclient.result("motion-depth")
+    assert summary["control"] == "depth" and summary["frame_count"] == 9
+    assert any(note.startswith("control=depth: Depth Anything V2 Small") for note in summary["notes"])
+    assert not any(note.startswith("flow_scale_px=") for note in summary["notes"])
+    assert output_frames(jobs["depth"]).shape == output_frames(jobs["flow"]).shape == (9, 16, 32, 3)
+    assert vclient.result("motion-flow")[0]["control"] == "flow"
+
+
+class StageLog:
+    """A RunContext that records stages and never cancels: for a runner's steps called one by one."""
+
+    def __init__(self, device) -> None:
+        self.device, self.output_dir, self.stages = device, Path("."), []
+
+    def progress(self, fraction, stage, preview=None) -> None:
+        self.stages.append(stage)
+
+    def cancelled(self) -> bool:
+        return False
+
+    def raise_if_cancelled(self) -> None:
+        pass
+
+    def log(self, message) -> None:
+        pass
+
+
+def test_the_motion_runner_turns_the_driving_frames_into_the_chosen_control(vace_models, sample_video):
+    models_dir, _ = vace_models
+    runner = VaceMotionRunner()
+    runner.models_dir = models_dir
+    frames = [cv2.resize(f, (64, 48), interpolation=cv2.INTER_AREA) for f in sample_frames(sample_video, 120, 5)]
+    ctx, notes = StageLog(resolve_device("cpu")), []
+    depth = runner.control_frames(frames, runner.validate({"prompt": PROMPT, "control": "depth"}), ctx, notes)
+    assert ctx.stages == ["depth maps"] and notes[0].startswith("control=depth")
+    assert len(depth) == 5 and all(d.shape == (48, 64, 3) for d in depth)
+    assert all(np.array_equal(d[..., 0], d[..., 2]) and d.min() == 0 and d.max() == 255 for d in depth), "grey"
+    flow = runner.control_frames(frames, runner.validate({"prompt": PROMPT}), ctx, notes)
+    assert ctx.stages[-1] == "optical flow" and notes[-1].startswith("flow_scale_px=")
+    assert any(not np.array_equal(f[..., 0], f[..., 2]) for f in flow), "flow is drawn in colour"
+
+
+def test_depth_maps_are_grey_near_bright_far_dark_at_the_frame_size(vace_models, sample_video):
+    ramp = np.tile(np.linspace(0.5, 4.0, 8, dtype=np.float32), (3, 1))  # inverse depth: the right side is nearest
+    gray = depth_to_gray(ramp)
+    assert gray.shape == (3, 8, 3) and gray.dtype == np.uint8
+    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1], gray[..., 2])
+    assert gray[0, 0, 0] == 0 and gray[0, -1, 0] == 255 and np.all(np.diff(gray[0, :, 0].astype(int)) > 0)
+    assert not depth_to_gray(np.full((2, 2), 3.0)).any(), "no depth range at all: black"
+
+    models_dir, _ = vace_models
+    estimator = DepthEstimator(models_dir / DEPTH_FOLDER, resolve_device("cpu"))
+    frames = [cv2.resize(f, (96, 64), interpolation=cv2.INTER_AREA) for f in sample_frames(sample_video, 120, 10)]
+    maps = estimator.inverse_depth(frames[:2])
+    assert [m.shape for m in maps] == [(64, 96)] * 2 and all(m.dtype == np.float32 for m in maps)
+    video = estimator.depth_video(frames)
+    assert len(video) == 10, "10 frames in two batches"
+    for picture, inverse in zip(video[:2], maps, strict=True):
+        assert picture.shape == (64, 96, 3) and picture.min() == 0 and picture.max() == 255
+        nearest = np.unravel_index(np.argmax(inverse), inverse.shape)
+        assert picture[nearest][0] == 255, "the nearest pixel is white"
+
+
+def test_depth_without_its_model_is_refused_naming_the_files_and_the_command(tmp_path):
+    runner = VaceMotionRunner()
+    runner.models_dir = tmp_path
+    assert runner.validate({"prompt": PROMPT})["control"] == "flow", "flow needs no depth model"
+    with pytest.raises(InvalidInput, match="is for control=flow") as err:
+        runner.validate({"prompt": PROMPT, "control": "depth", "flow_scale_px": 4.0})
+    assert err.value.field == "flow_scale_px"
+    with pytest.raises(InvalidInput) as err:
+        runner.validate({"prompt": PROMPT, "control": "depth"})
+    assert err.value.field == "control"
+    for words in ("config.json, model.safetensors, preprocessor_config.json", str(tmp_path / DEPTH_FOLDER)):
+        assert words in err.value.message
+    assert "no lock file (never fetched)" in err.value.message
+    assert f"python -m daemon fetch-models {DEPTH_FETCH_MODE}" in err.value.message
+    registry = ModelRegistry(
+        {"vace_motion": VaceMotionRunner}, device=lambda: None, manifest=load_manifest(), models_dir=tmp_path
+    )
+    option = registry.readiness("vace_motion")["options"]["control=depth"]
+    assert option["ready"] is False and option["fix"] == [f"python -m daemon fetch-models {DEPTH_FETCH_MODE}"]
+    assert option["missing"] == [f"weights {DEPTH_REPOSITORY} ({DEPTH_FOLDER}): no lock file (never fetched)"]
+
+
+def test_the_depth_model_is_the_official_small_one_at_a_pinned_commit():
+    entry = load_manifest()[DEPTH_REPOSITORY]
+    assert isinstance(entry, WeightSnapshot) and entry.modes == (DEPTH_FETCH_MODE,)
+    assert (entry.hub_repo, entry.path, entry.licence) == (DEPTH_REPOSITORY, DEPTH_FOLDER, "Apache-2.0")
+    assert len(entry.revision) == 40 and int(entry.revision, 16) >= 0, "pinned to a commit"
+    assert entry.files == ("config.json", "model.safetensors", "preprocessor_config.json")
+    assert [(pin.path, pin.size) for pin in entry.pins] == [("model.safetensors", 99_173_660)]
+
+
 def test_r2v_job_from_two_references(vclient, reference_image, sample_image):
     vclient.submit(
         "r2v-5",
@@ -255,15 +373,41 @@ def test_missing_inputs_are_refused_naming_the_input(vclient, reference_image):
     with pytest.raises(RemoteError) as err:
         vclient.submit("no-pose", "vace_pose", {"prompt": PROMPT}, {"reference": {"path": str(reference_image)}})
     assert err.value.detail["field"] == "inputs.pose"
+    started = time.monotonic()
+    with pytest.raises(RemoteError) as err:
+        vclient.submit(
+            "short-pose",
+            "vace_pose",
+            {"prompt": PROMPT, **TINY, "frame_count": 9},
+            {"reference": {"path": str(reference_image)}, "pose": skeleton_strip(5)},
+        )
+    assert err.value.detail["field"] == "inputs.pose"
+    assert "has 5 frames but frame_count asks for 9" in err.value.message
+    assert time.monotonic() - started < 2.0, "refused at submit, without loading the pipeline"
+
+
+def test_a_video_as_a_reference_is_refused_at_submit(vclient, reference_image, sample_video):
+    clip = {"path": str(sample_video), "frame_start": 100, "frame_end": 103}
+    with pytest.raises(RemoteError) as err:
+        vclient.submit(
+            "video-ref", "vace_pose", {"prompt": PROMPT, **TINY}, {"reference": clip, "pose": skeleton_strip(5)}
+        )
+    assert err.value.detail["field"] == "inputs.reference"
+    assert "is a video of 3 frames" in err.value.message and "frame_end = frame_start + 1" in err.value.message
+    with pytest.raises(RemoteError) as err:
+        vclient.submit(
+            "video-ref-2",
+            "r2v",
+            {"prompt": PROMPT, **TINY, "frame_count": 5},
+            {"reference": {"path": str(reference_image)}, "reference_2": clip},
+        )
+    assert err.value.detail["field"] == "inputs.reference_2"
+    assert not any(job["job_id"].startswith("video-ref") for job in vclient.jobs()), "refused before queueing"
+    one_frame = {**clip, "frame_end": 101}
     vclient.submit(
-        "short-pose",
-        "vace_pose",
-        {"prompt": PROMPT, **TINY, "frame_count": 9},
-        {"reference": {"path": str(reference_image)}, "pose": skeleton_strip(5)},
+        "frame-ref", "vace_pose", {"prompt": PROMPT, **TINY}, {"reference": one_frame, "pose": skeleton_strip(5)}
     )
-    job = vclient.wait("short-pose", timeout=30)
-    assert job["state"] == "failed" and job["error"]["detail"]["field"] == "inputs.pose"
-    assert "has 5 frames but frame_count asks for 9" in job["error"]["message"]
+    assert vclient.wait("frame-ref", timeout=60)["state"] == "succeeded", "one frame of a video is a still image"
 
 
 def test_missing_weights_fail_at_once_naming_the_files_and_the_command(vclient, reference_image):

@@ -195,31 +195,46 @@ def write_tiny_manifest(path: Path, models_dir: Path) -> None:
     """A manifest for a daemon whose ``models_dir`` holds the tiny pipeline (``build_tiny_wan_vace`` into
     ``models_dir / WAN_VACE_1_3B.folder``): the real 1.3B ``[[snapshot]]`` entry (name, modes, folder, repository,
     revision, files) without its pins (they pin the real files), plus the real manifest's other entries unchanged
-    (so the 14B modes stay "missing weights", as on a machine that fetched only the 1.3B model). Also writes the
-    snapshot's lock into the tiny folder, with the tiny files' sizes and sha256, as ``fetch-models`` does once it
-    has verified a download."""
+    (so the 14B modes stay "missing weights", as on a machine that fetched only the 1.3B model). The depth model's
+    entry is treated like the 1.3B one when ``models_dir`` holds the tiny depth model too (``support/tiny_depth.py``
+    into ``models_dir / DEPTH_FOLDER``). Also writes each such snapshot's lock into its folder, with the tiny files'
+    sizes and sha256, as ``fetch-models`` does once it has verified a download."""
     import dataclasses
-    import hashlib
 
-    from models.manifest import MANIFEST_PATH, LockedFile, SnapshotLock, WeightSnapshot, load_manifest
+    from models.depth import DEPTH_FOLDER, DEPTH_REPOSITORY
+    from models.manifest import MANIFEST_PATH, WeightSnapshot, load_manifest
     from models.vace import WAN_VACE_1_3B
 
-    entries = list(load_manifest(MANIFEST_PATH).values())
-    (snapshot,) = [e for e in entries if e.name in WAN_VACE_1_3B.weights]
-    assert isinstance(snapshot, WeightSnapshot)
-    tiny = dataclasses.replace(snapshot, pins=())
-    folder = tiny.location(Path(models_dir))
+    tiny_names = {*WAN_VACE_1_3B.weights}
+    if (Path(models_dir) / DEPTH_FOLDER).is_dir():
+        tiny_names.add(DEPTH_REPOSITORY)
+    entries = []
+    for entry in load_manifest(MANIFEST_PATH).values():
+        if entry.name in tiny_names:
+            assert isinstance(entry, WeightSnapshot)
+            entry = dataclasses.replace(entry, pins=())
+            lock_as_fetched(entry, Path(models_dir))
+        entries.append(entry)
+    Path(path).write_text(manifest_text(entries), encoding="utf-8")
+
+
+def lock_as_fetched(snapshot, models_dir: Path) -> None:
+    """Write ``snapshot``'s lock into its folder for the files there, as ``fetch-models`` does after verifying."""
+    import hashlib
+
+    from models.manifest import LockedFile, SnapshotLock
+
+    folder = snapshot.location(models_dir)
     locked = []
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = file.relative_to(folder).as_posix()
-        if tiny.selects(relative):
+        if snapshot.selects(relative):
             data = file.read_bytes()
             locked.append(LockedFile(path=relative, size=len(data), sha256=hashlib.sha256(data).hexdigest()))
     SnapshotLock(
-        hub_repo=tiny.hub_repo,
-        revision=tiny.revision,
-        commit=tiny.revision,
-        endpoint="built by tests/support/tiny_wan.py",
+        hub_repo=snapshot.hub_repo,
+        revision=snapshot.revision,
+        commit=snapshot.revision,
+        endpoint="built by tests/support",
         files=tuple(locked),
-    ).write(tiny.lock_path(Path(models_dir)))
-    Path(path).write_text(manifest_text(tiny if e is snapshot else e for e in entries), encoding="utf-8")
+    ).write(snapshot.lock_path(models_dir))
