@@ -9,6 +9,7 @@ touched by the thread alone. Nothing here imports ``bpy``.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
@@ -111,8 +112,14 @@ class Connection:
         self._start_deadline = 0.0
         self._next_health = 0.0
         self._watch = _Watch()
+        self._adopted = False
+        """True for a daemon another Blender started and left to finish its jobs, which this one took over:
+        it is stopped (or left to finish again) when this Blender goes away, as if this one had started it."""
+        self._keep_jobs_running = True
         self._thread = threading.Thread(target=self._run, name="vfx-mocap-connection", daemon=True)
         self._thread.start()
+        # Blender runs the add-on's unregister (and so close) when it quits; this covers Pythons that do not.
+        atexit.register(self.close)
 
     # -- main thread ------------------------------------------------------------------------------------
 
@@ -152,7 +159,10 @@ class Connection:
                 return updates
 
     def close(self, timeout: float = 2 * STOP_TIMEOUT_S + 5.0) -> None:
-        """Stop the thread: a daemon this session started is stopped, a foreign one is left running."""
+        """Stop the thread. A daemon this session started is stopped, or, with jobs queued or running and the
+        "Finish Jobs After Quitting" preference on, asked to stop once they are done; a foreign one is left
+        running."""
+        atexit.unregister(self.close)
         self._requests.put(None)
         self._thread.join(timeout)
 
@@ -206,7 +216,7 @@ class Connection:
         pid = process.pid if process is not None else None
         if pid is None and self._client is not None:
             pid = self._client.info.pid
-        self._updates.put(DaemonStatus(state, message, health, pid, owned=process is not None))
+        self._updates.put(DaemonStatus(state, message, health, pid, owned=process is not None or self._adopted))
 
     def _require_client(self) -> Client:
         if self._client is None:
@@ -218,6 +228,7 @@ class Connection:
     def _start(self, settings: DaemonSettings) -> None:
         if self._client is not None or self._process is not None:
             return
+        self._keep_jobs_running = settings.keep_jobs_running
         if settings.connection_file:
             self._attach_or_fail(Path(settings.connection_file))
             return
@@ -239,10 +250,11 @@ class Connection:
         self._start_deadline = time.monotonic() + START_TIMEOUT_S
         self._status("starting", f"Starting the daemon on device '{settings.device}'")
 
-    def _attach(self, connection_file: Path, probe: bool = False) -> None:
+    def _attach(self, connection_file: Path, probe: bool = False, adopt: bool = False) -> None:
         """Connect to the daemon behind ``connection_file`` and check it answers. Raises VfxError.
 
-        With ``probe``, the first request gets a short timeout and no retry: the file may be stale.
+        With ``probe``, the first request gets a short timeout and no retry: the file may be stale. With
+        ``adopt``, a daemon that a Blender which quit left to finish its jobs is kept running and owned.
         """
         client = Client(
             read_connection_file(connection_file),
@@ -258,6 +270,11 @@ class Connection:
             raise
         client.timeout, client.retries = REQUEST_TIMEOUT_S, 1
         self._client = client
+        if adopt and health.get("exit_when_idle"):
+            client.shutdown(when="cancel")
+            self._adopted = True
+            self._process = DaemonProcess.reclaim(int(health["pid"]))  # our own child, if this Python started it
+            health = client.health()
         self._next_health = time.monotonic() + HEALTH_EVERY_S
         self._status("connected", "", health)
         self._resubscribe()
@@ -272,7 +289,7 @@ class Connection:
         """Attach to a daemon someone else started, if it answers. A stale file (its daemon died without
         cleaning up) is not an error: a new daemon replaces it."""
         try:
-            self._attach(connection_file, probe=True)
+            self._attach(connection_file, probe=True, adopt=True)
         except VfxError:
             return False
         return True
@@ -317,6 +334,7 @@ class Connection:
     def _lost(self, message: str) -> None:
         """The daemon stopped answering: forget the connection, end a process we started."""
         self._drop_client()
+        self._adopted = False
         if self._process is not None:
             self._process.stop(STOP_TIMEOUT_S)
             self._process = None
@@ -330,6 +348,7 @@ class Connection:
     def _stop(self) -> None:
         client, process = self._client, self._process
         self._client = self._process = None
+        self._adopted = False
         if client is not None:
             try:
                 client.shutdown()
@@ -344,10 +363,37 @@ class Connection:
         self._status("stopped")
 
     def _close_all(self) -> None:
-        if self._process is not None:
-            self._stop()
+        if self._process is None and not self._adopted:
+            self._drop_client()  # a daemon started elsewhere: not ours to stop
+        elif self._keep_jobs_running and self._has_work():
+            self._leave_running()
         else:
-            self._drop_client()
+            self._stop()
+
+    def _has_work(self) -> bool:
+        """True if the daemon has jobs queued or running (asked now: the panel's view may be old)."""
+        if self._client is None:
+            return False
+        try:
+            queue = self._client.health()["queue"]
+        except VfxError:
+            return False
+        return bool(queue["depth"] or queue["running"])
+
+    def _leave_running(self) -> None:
+        """Ask the daemon to stop once its jobs are done, and let go of it (Blender is going away)."""
+        client, process = self._require_client(), self._process
+        try:
+            client.shutdown(when="idle")
+        except VfxError:
+            self._stop()  # it could not be asked: stop it rather than leave it running for ever
+            return
+        self._drop_client()
+        self._process = None
+        self._adopted = False
+        if process is not None:
+            process.leave_running()
+        self._status("stopped", "The daemon finishes its jobs, then exits")
 
     # -- jobs ---------------------------------------------------------------------------------------------
 

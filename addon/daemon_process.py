@@ -5,13 +5,13 @@ Used by the connection thread only (never blocks the main thread). Contract with
 stdout when it accepts requests, stops gracefully on a ``shutdown`` request or SIGTERM, and writes its log to
 stderr, which goes to ``<data dir>/daemon.stderr.log`` so that a failure can be shown with its real text.
 
-A process started here is also stopped when Python exits (``atexit``), so quitting Blender never leaves
-one behind even if the add-on is never unregistered.
+After the ready line the daemon sends its stdout to its stderr (the log), so nothing here reads the pipe
+afterwards, and a daemon left to finish its jobs when Blender quits (see :mod:`.connection_thread`) never
+writes into a pipe nobody reads.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import subprocess
 import threading
@@ -20,6 +20,9 @@ from pathlib import Path
 STDERR_LOG_NAME = "daemon.stderr.log"
 """Beside the daemon's own ``daemon.log``: what it printed to stderr, tracebacks of a crash included."""
 READY_PREFIX = "ready "
+_LEFT_RUNNING: list[DaemonProcess] = []
+"""Daemons left to finish their jobs (:meth:`DaemonProcess.leave_running`): kept so that one can be reclaimed
+when the add-on comes back (and Popen never warns about a child collected while it runs)."""
 
 
 class DaemonProcess:
@@ -54,20 +57,20 @@ class DaemonProcess:
             )
         self._reader = threading.Thread(target=self._read_stdout, name="vfx-mocap-daemon-stdout", daemon=True)
         self._reader.start()
-        atexit.register(self.stop)
 
     @property
     def pid(self) -> int:
         return self._popen.pid
 
     def _read_stdout(self) -> None:
-        """Reader thread: wait for the ready line, then keep draining so the pipe never fills."""
+        """Reader thread: wait for the ready line (or the end of the output, if the daemon dies first)."""
         assert self._popen.stdout is not None
         try:
             for raw in self._popen.stdout:
                 line = raw.decode("utf-8", "replace").strip()
-                if line.startswith(READY_PREFIX) and self._ready_file is None:
+                if line.startswith(READY_PREFIX):
                     self._ready_file = Path(line[len(READY_PREFIX) :])
+                    return
         except (OSError, ValueError):
             return  # stop() closed the pipe while a grandchild process still held its other end
 
@@ -103,9 +106,24 @@ class DaemonProcess:
             return False
         return True
 
+    def leave_running(self) -> None:
+        """Stop looking after the process: it finishes its work and exits on its own (it was asked to)."""
+        self._reader.join(timeout=1.0)
+        if self._popen.stdout is not None:
+            self._popen.stdout.close()
+        _LEFT_RUNNING.append(self)  # kept: it is still our child, to be reclaimed or reaped
+
+    @classmethod
+    def reclaim(cls, pid: int) -> DaemonProcess | None:
+        """The process ``pid`` if this Python started it and left it running; it is looked after again."""
+        for process in _LEFT_RUNNING:
+            if process.pid == pid:
+                _LEFT_RUNNING.remove(process)
+                return process
+        return None
+
     def stop(self, timeout: float = 5.0) -> None:
         """End the process: SIGTERM (graceful), then kill after ``timeout`` seconds. Idempotent."""
-        atexit.unregister(self.stop)
         if self._popen.poll() is None:
             self._popen.terminate()
             if not self.wait(timeout):

@@ -1,4 +1,5 @@
-"""The add-on's preferences: how to reach the daemon, auto-start, device and output folder.
+"""The add-on's preferences: how to reach the daemon, auto-start, finishing jobs after quitting, device and
+output folder.
 
 :func:`daemon_settings` turns them into plain data for the connection thread. Main thread only.
 """
@@ -34,6 +35,8 @@ class DaemonSettings:
     device: str
     runtime_dir: Path
     data_dir: Path
+    keep_jobs_running: bool = True
+    """When Blender quits with jobs queued or running, let a daemon it started finish them, then exit."""
 
 
 class MocapPreferences(bpy.types.AddonPreferences):
@@ -66,6 +69,15 @@ class MocapPreferences(bpy.types.AddonPreferences):
         items=DEVICES,
         default="auto",
     )
+    keep_jobs_running: bpy.props.BoolProperty(
+        name="Finish Jobs After Quitting",
+        description=(
+            "When Blender quits (or the add-on is disabled) while jobs are queued or running, the daemon this "
+            "Blender started finishes them and then exits; reopen the file to insert the results. Off: the "
+            "daemon stops at once and running jobs are interrupted (retry them later)"
+        ),
+        default=True,
+    )
     output_dir: bpy.props.StringProperty(
         name="Output Folder",
         description="Where the daemon keeps its job database and results (empty: the extension's user folder)",
@@ -78,6 +90,7 @@ class MocapPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "daemon_python")
         layout.prop(self, "connection_file")
         layout.prop(self, "auto_start")
+        layout.prop(self, "keep_jobs_running")
         layout.prop(self, "device")
         layout.prop(self, "output_dir", placeholder=str(default_output_dir()))
 
@@ -102,4 +115,5 @@ def daemon_settings() -> DaemonSettings:
         device=prefs.device,
         runtime_dir=default_runtime_dir(),
         data_dir=Path(output) if output else default_output_dir(),
+        keep_jobs_running=prefs.keep_jobs_running,
     )

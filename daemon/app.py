@@ -347,6 +347,7 @@ class Daemon:
                 "max_queued_per_client": self.engine.limits.max_queued_per_client,
                 "worker_alive": self.executor.alive,
             },
+            "exit_when_idle": self.server.exit_when_idle,
             "live_sessions": self.live.count(),
             "live_sessions_ending": self.live.ending(),
             "counters": dict(self.server.counters),
@@ -371,6 +372,10 @@ def run(config: DaemonConfig) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"ready {config.connection_file}", flush=True)
+    if sys.platform != "win32":
+        # Whatever is printed from now on (libraries print to stdout) goes to stderr, the log: a parent that
+        # stops reading our stdout once it has the ready line (Blender) can never block or break us.
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     daemon.serve()
     gc.freeze()  # everything is closed: skip the exit-time collection over torch's objects (~1 s on 2 cores)
     return 0

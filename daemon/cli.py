@@ -68,10 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in (
         ("health", "daemon, device and mode status"),
-        ("stop", "stop the daemon gracefully"),
         ("release-memory", "unload every idle model"),
     ):
         _client_args(sub.add_parser(name, help=text))
+    stop = sub.add_parser("stop", help="stop the daemon gracefully")
+    _client_args(stop)
+    stop.add_argument("--when-idle", action="store_true", help="once no job is queued or running")
     jobs = sub.add_parser("jobs", help="job history, newest first")
     _client_args(jobs)
     jobs.add_argument("--limit", type=int, default=20)
@@ -189,8 +191,9 @@ def _client_command(args: argparse.Namespace) -> int:
                 f"{', '.join(h['queue']['running']) or 'nothing'}\nmodes:\n{modes}",
             )
         elif args.command == "stop":
-            client.shutdown()
-            _print(args, {"stopped": True}, "daemon stopping")
+            client.shutdown(when="idle" if args.when_idle else "now")
+            text = "daemon stopping once its jobs are done" if args.when_idle else "daemon stopping"
+            _print(args, {"stopped": not args.when_idle, "when_idle": args.when_idle}, text)
         elif args.command == "release-memory":
             released = client.release_memory()
             _print(args, {"released": released}, f"released: {', '.join(released) or 'nothing was loaded'}")

@@ -95,6 +95,8 @@ class Server:
         self.live = live
         self._waiters: list[tuple[Any, float, int, LiveSession]] = []  # parked live_next requests
         self._encrypted = bool(router.getsockopt(zmq.CURVE_SERVER))
+        self.exit_when_idle = False
+        """Set by a ``shutdown`` request with ``when=idle``: the loop stops once no work is left."""
         engine.emit = self.emit
 
     # -- events --------------------------------------------------------------------------------------------
@@ -259,9 +261,7 @@ class Server:
             self._subscribers.get(str(content.get("job_id")), {}).pop(routing_id, None)
             return {}, []
         if kind == m.SHUTDOWN:
-            log.info("shutdown requested by client %s", client[:8])
-            self._stop.set()
-            return {}, []
+            return self._shutdown(content.get("when", "now"), client), []
         handler = self.handlers.table.get(kind)
         if handler is None:
             raise VfxError(
@@ -273,6 +273,26 @@ class Server:
         if kind == m.SUBMIT and content.get("subscribe"):
             self.subscribe(routing_id, client, reply[0]["job"]["job_id"])
         return reply
+
+    def _shutdown(self, when: Any, client: str) -> dict[str, Any]:
+        if when not in m.SHUTDOWN_WHEN:
+            raise VfxError(
+                f"when must be one of {', '.join(m.SHUTDOWN_WHEN)}, got {when!r}",
+                code=e.INVALID_REQUEST,
+                detail={"field": "when"},
+            )
+        log.info("shutdown (%s) requested by client %s", when, client[:8])
+        if when == "now":
+            self._stop.set()
+        self.exit_when_idle = when == "idle"
+        return {"when": when}
+
+    def _idle(self) -> bool:
+        # The store, not the in-memory queue: a job the worker has just taken off the queue is still
+        # ``queued`` there until it is ``running``.
+        store = self.engine.store
+        no_jobs = store.count("queued") == 0 and store.count("running") == 0
+        return no_jobs and (self.live is None or self.live.count() == 0)
 
     # -- the loop ------------------------------------------------------------------------------------------
 
@@ -304,6 +324,9 @@ class Server:
                     self.housekeeping()
                 except Exception:  # e.g. a runner's unload failing: log it, keep serving requests
                     log.exception("housekeeping failed")
+                if self.exit_when_idle and self._idle():
+                    log.info("no work left: stopping, as asked")
+                    self._stop.set()
         self._flush_events()
 
     def _flush_events(self) -> None:

@@ -297,8 +297,9 @@ class Client:
         """Delete jobs that finished more than ``older_than_days`` ago, their folders and unused inputs."""
         return self.request(m.PRUNE, {"older_than_days": older_than_days}).content
 
-    def shutdown(self) -> None:
-        self.request(m.SHUTDOWN)
+    def shutdown(self, when: str = "now") -> None:
+        """Stop the daemon ``now``, once it is ``idle`` (its jobs done), or ``cancel`` an idle stop."""
+        self.request(m.SHUTDOWN, {"when": when})
 
     # -- live sessions -------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -95,6 +96,14 @@ def test_no_daemon_is_a_clear_error(tmp_path):
 def test_stop_command_stops_the_daemon(daemon):
     assert "stopping" in cli(daemon, "stop").stdout
     assert daemon.proc.wait(15) == 0
+
+
+def test_stop_when_idle_waits_for_the_queue(daemon):
+    cli(daemon, "submit", "count", "--param", "steps=20", "--param", "step_s=0.05", "--job-id", "last-one")
+    assert "once its jobs are done" in cli(daemon, "stop", "--when-idle").stdout
+    assert daemon.proc.wait(15) == 0
+    with sqlite3.connect(daemon.data_dir / "jobs.sqlite3") as db:
+        assert db.execute("SELECT state FROM jobs WHERE job_id = 'last-one'").fetchone() == ("succeeded",)
 
 
 def test_keygen_writes_a_private_key_file(tmp_path):

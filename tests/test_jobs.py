@@ -172,6 +172,28 @@ def test_graceful_stop_marks_the_running_job_interrupted(daemon):
         c.cancel("stopped")
 
 
+def test_a_shutdown_when_idle_lets_the_jobs_finish_first(daemon):
+    with daemon.client() as c:
+        c.submit("running", "count", {"steps": 40, "step_s": 0.05})
+        c.submit("waiting", "count", {"steps": 2})
+        wait_state(c, "running", {"running"})
+        c.shutdown(when="idle")
+        assert c.health()["exit_when_idle"] is True
+        c.shutdown(when="cancel")  # another client took the daemon over: it stays
+        assert c.health()["exit_when_idle"] is False
+        c.shutdown(when="idle")
+        assert c.wait("waiting", timeout=30)["state"] == "succeeded"
+        assert c.job("running")["attempts"] == 1, "nothing was interrupted"
+    assert daemon.proc.wait(timeout=15) == 0, "with no work left the daemon stopped by itself"
+    assert not daemon.connection_file.exists()
+
+
+def test_a_shutdown_with_an_unknown_when_is_refused(client):
+    err = remote_error(client.shutdown, when="later")
+    assert err.detail["field"] == "when" and "now, idle, cancel" in err.message
+    assert client.ping() == []
+
+
 def test_many_clients_many_jobs_none_lost_or_duplicated(daemon):
     clients, per_client = 8, 25
     errors: list[BaseException] = []

@@ -10,9 +10,11 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def lifecycle(blender, daemon_python: str, tmp_path_factory) -> dict[str, Any]:
+def lifecycle(blender, daemon_python: str, sample_video, tmp_path_factory) -> dict[str, Any]:
     data_dir = tmp_path_factory.mktemp(f"lifecycle-{blender.line}") / "data"
-    return blender.run("lifecycle.py", "--daemon-python", daemon_python, "--data-dir", str(data_dir))
+    return blender.run(
+        "lifecycle.py", "--daemon-python", daemon_python, "--data-dir", str(data_dir), "--video", str(sample_video)
+    )
 
 
 def test_blender_installer_enables_the_extension_with_its_timer_handler_panels_and_thread(lifecycle):
@@ -91,3 +93,22 @@ def test_daemon_panel_shows_the_state_the_health_and_the_error_text(lifecycle):
     last_error = " ".join(after_kill[after_kill.index("Last error") :])
     assert "The daemon is not running (it failed: the Daemon panel says why)" in last_error
     assert lifecycle["panel_restarted"][0] == f"Connected (pid {lifecycle['restarted']['pid']}, started here)"
+
+
+def test_preferences_draw_every_setting(lifecycle):
+    assert lifecycle["preferences_panel"] == [
+        "[daemon_python]",
+        "[connection_file]",
+        "[auto_start]",
+        "[keep_jobs_running]",
+        "[device]",
+        "[output_dir]",
+    ]
+
+
+def test_a_job_running_when_the_add_on_goes_away_finishes_and_the_next_session_takes_the_daemon_over(lifecycle):
+    left = lifecycle["left_running"]
+    assert left["job_state"] == "running" and left["daemon_alive"] is True and left["exit_when_idle"] is True
+    assert left["threads"] == [] and left["timer_registered"] is False, "the add-on itself left nothing behind"
+    assert lifecycle["adopted"] == {"same_daemon": True, "owned": True, "exit_when_idle": False}
+    assert lifecycle["left_running_job"] == {"state": "succeeded", "attempts": 1, "error": None}

@@ -173,6 +173,14 @@ class _OperatorProperties:
         assert name in self._names, f"the operator has no property {name!r}"
 
 
+def _check_options(function: str, options: dict[str, Any]) -> None:
+    """Blender refuses keywords its UILayout function does not have (some came in later versions: the
+    ``placeholder`` of ``prop`` in 4.1, say); check them against the running Blender's own definition."""
+    known = set(bpy.types.UILayout.bl_rna.functions[function].parameters.keys())
+    unknown = sorted(set(options) - known)
+    assert not unknown, f"UILayout.{function} of Blender {bpy.app.version_string} has no {', '.join(unknown)}"
+
+
 class LayoutRecorder:
     """Stands in for a ``UILayout`` so panel draw functions can run headless (the bpy module draws no UI).
 
@@ -185,10 +193,16 @@ class LayoutRecorder:
         self.enabled = True
         self.scale_y = 1.0
 
-    def _child(self, **_options: Any) -> LayoutRecorder:
+    def row(self, **options: Any) -> LayoutRecorder:
+        _check_options("row", options)
         return LayoutRecorder(self.lines)
 
-    row = column = box = _child
+    def column(self, **options: Any) -> LayoutRecorder:
+        _check_options("column", options)
+        return LayoutRecorder(self.lines)
+
+    def box(self) -> LayoutRecorder:
+        return LayoutRecorder(self.lines)
 
     def _icon(self, icon: str) -> None:
         assert icon in _ICONS, f"no icon {icon!r}"
@@ -197,24 +211,26 @@ class LayoutRecorder:
         self._icon(icon)
         self.lines.append(text)
 
-    def prop(self, data: Any, name: str, text: str | None = None, **_options: Any) -> None:
+    def prop(self, data: Any, name: str, text: str | None = None, **options: Any) -> None:
+        _check_options("prop", options)
         assert name in data.bl_rna.properties, f"{data} has no property {name!r}"
         self.lines.append(f"[{text if text is not None else name}]")
 
-    def prop_search(self, data: Any, name: str, search_data: Any, search_name: str, **_options: Any) -> None:
+    def prop_search(self, data: Any, name: str, search_data: Any, search_name: str, **options: Any) -> None:
+        _check_options("prop_search", options)
         assert name in data.bl_rna.properties and search_name in search_data.bl_rna.properties
         self.lines.append(f"[{name}]")
 
-    def operator(
-        self, idname: str, text: str | None = None, icon: str = "NONE", **_options: Any
-    ) -> _OperatorProperties:
+    def operator(self, idname: str, text: str | None = None, icon: str = "NONE", **options: Any) -> _OperatorProperties:
+        _check_options("operator", options)
         self._icon(icon)
         self.lines.append(f"<{text if text is not None else idname}>")
         return _OperatorProperties(idname)
 
     def template_list(
-        self, list_type: str, _list_id: str, data: Any, name: str, active: Any, active_name: str, **_options: Any
+        self, list_type: str, _list_id: str, data: Any, name: str, active: Any, active_name: str, **options: Any
     ) -> None:
+        _check_options("template_list", options)
         assert hasattr(bpy.types, list_type), f"no UIList {list_type}"
         assert name in data.bl_rna.properties and active_name in active.bl_rna.properties
         self.lines.extend(f"* {item.mode} {item.state}" for item in getattr(data, name))
@@ -224,6 +240,21 @@ class LayoutRecorder:
 
     def template_icon(self, icon_value: int = 0, scale: float = 1.0) -> None:
         self.lines.append("preview")
+
+
+def draw_preferences() -> list[str]:
+    """The lines the add-on's preferences show (their ``draw`` method, on a recording layout)."""
+    prefs = preferences()
+
+    class Drawing:
+        layout = LayoutRecorder()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(prefs, name)
+
+    drawing = Drawing()
+    type(prefs).draw(drawing, bpy.context)
+    return drawing.layout.lines
 
 
 def draw_panel(draw: Callable[[Any, Any], None]) -> list[str]:

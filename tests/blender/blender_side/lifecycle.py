@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,13 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
             for name in ("load_post", "undo_post", "redo_post")
             if addon.pump.resync_jobs in getattr(bpy.app.handlers, name)
         ),
-        "operator": hasattr(bpy.ops.vfxmocap, "generate") and bpy.ops.vfxmocap.generate.idname() != "",
+        "operator": hasattr(bpy.types, "VFXMOCAP_OT_generate"),
         "panels": sorted(name for name in dir(bpy.types) if name.startswith("VFXMOCAP_PT_")),
         "scene_state": hasattr(bpy.context.scene, "vfx_mocap"),
         "threads": harness.vfx_threads(),
     }
     record["status_before_start"] = rt.status.state
+    record["preferences_panel"] = harness.draw_preferences()
     record["panel_before_start"] = harness.draw_panel(addon.panels.draw_daemon)
 
     bpy.ops.vfxmocap.daemon_start()
@@ -78,12 +80,62 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     rt = addon.runtime.get()
     record["auto_start_s"] = harness.pump_until(addon, lambda: rt.status.state == "connected", "auto-start")
     auto_pid = rt.status.pid
+
+    # A job still running when the add-on goes away (as when Blender quits) is finished by the daemon, which
+    # then exits by itself; enabling the add-on again (reopening Blender) takes that daemon over.
+    job_id = "left-running"
+    rt.connection.submit(job_id, "pose", {"render_skeleton": True}, {"video": {"path": args.video}})
+    with direct_client(connection_file) as client:
+        deadline = time.monotonic() + 60
+        while job_state(client, job_id) in ("submitting", "queued") and time.monotonic() < deadline:
+            addon.pump.tick()
+            time.sleep(0.05)
+        harness.disable_extension()
+        record["left_running"] = {
+            "job_state": client.job(job_id)["state"],
+            "daemon_alive": harness.pid_alive(auto_pid),
+            "exit_when_idle": client.health()["exit_when_idle"],
+            "threads": harness.vfx_threads(),
+            "timer_registered": bpy.app.timers.is_registered(addon.pump.tick),
+        }
+        addon = harness.enable_extension()
+        rt = addon.runtime.get()
+        harness.pump_until(addon, lambda: rt.status.state == "connected", "auto-start to find the daemon")
+        record["adopted"] = {
+            "same_daemon": rt.status.pid == auto_pid,
+            "owned": rt.status.owned,
+            "exit_when_idle": client.health()["exit_when_idle"],
+        }
+        deadline = time.monotonic() + 120
+        while client.job(job_id)["state"] not in ("succeeded", "failed", "cancelled", "interrupted"):
+            assert time.monotonic() < deadline, "the left-running job did not finish"
+            addon.pump.tick()
+            time.sleep(0.1)
+        job = client.job(job_id)
+        record["left_running_job"] = {"state": job["state"], "attempts": job["attempts"], "error": job["error"]}
+
     harness.disable_extension()
     record["after_auto_start_disable"] = {
         "daemon_gone": harness.wait_gone(auto_pid),
         "threads": harness.vfx_threads(),
         "timer_registered": bpy.app.timers.is_registered(addon.pump.tick),
     }
+
+
+def job_state(client: Any, job_id: str) -> str:
+    """The job's state in the daemon; "submitting" while the add-on's submission is on its way."""
+    try:
+        return str(client.job(job_id)["state"])
+    except Exception as exc:  # the bundled package's RemoteError (not found yet)
+        if getattr(exc, "code", "") != "not_found":
+            raise
+        return "submitting"
+
+
+def direct_client(connection_file: Path) -> Any:
+    """A protocol client of the test's own, beside the add-on's (from the extension's bundled package)."""
+    client_module = __import__(f"{harness.MODULE}.shared.client", fromlist=["Client"])
+    return client_module.Client.from_file(connection_file)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 """The pose round trip on a real movie strip, in two Blender sessions.
 
 ``--phase first``: start the daemon from the add-on, run pose on a trimmed movie strip, insert the result
-(twice), cancel a long job, submit one more job and save the file while it may still run; Blender then exits.
-``--phase reopen``: a new Blender opens that file, inserts the first result again without any daemon, then
-starts the daemon, finishes the last job (retrying it if the exit interrupted it) and lets it auto-insert.
+(twice), cancel a long job, submit one more job and save the file while it may still run; Blender then exits,
+leaving the daemon to finish that job. ``--phase reopen``: a new Blender opens that file, inserts the first result
+again without any daemon, then starts the daemon (or takes over the one still finishing), follows the last job to
+its end and lets it auto-insert.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -162,18 +165,20 @@ def reopen_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
     harness.pump_until(addon, lambda: state.jobs[last_id].is_final, "the last job's record", timeout=60)
     record["last_job_state_after_reopen"] = state.jobs[last_id].state
-    if state.jobs[last_id].state != "succeeded":
-        result, error = harness.operator_report(bpy.ops.vfxmocap.job_retry, job_id=last_id)
-        assert result == {"FINISHED"}, error
-        harness.pump_until(
-            addon,
-            lambda: state.jobs[last_id].state not in {"interrupted", "cancelled", "failed"},
-            "the retry to be accepted",
-        )
-        harness.pump_until(addon, lambda: state.jobs[last_id].is_final, "the retried job", timeout=120)
-    record["last_job_final"] = {"state": state.jobs[last_id].state, "error": state.jobs[last_id].error}
+    client_module = __import__(f"{harness.MODULE}.shared.client", fromlist=["Client"])
+    with client_module.Client.from_file(connection_file()) as client:
+        attempts = client.job(last_id)["attempts"]
+    record["last_job_final"] = {
+        "state": state.jobs[last_id].state,
+        "error": state.jobs[last_id].error,
+        "attempts": attempts,
+    }
     harness.pump_until(addon, lambda: bool(result_strips(addon, last_id)), "the automatic insertion")
     record["auto_inserted"] = strip_record(addon, result_strips(addon, last_id)[0])
+
+
+def connection_file() -> Path:
+    return Path(os.environ["VFXMOCAP_RUNTIME_DIR"]) / "daemon.json"
 
 
 def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
