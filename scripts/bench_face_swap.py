@@ -16,8 +16,14 @@ measurement is about the job machinery, not the networks:
 Models are loaded on both sides by a warm-up run first. Daemon and direct runs alternate; the medians give the
 overhead ``daemon / direct - 1`` (goal: at most 5 %). The two sides are checked to produce identical frames.
 
-Usage: ``.venv/bin/python scripts/bench_face_swap.py [--quick] [--frames N] [--repeats R]``. Prints a table,
-then one JSON line with the numbers as its last line. Exits 0 whatever the numbers are.
+Real weights: ``--models-dir`` names a models folder where ``fetch-models face_swap`` put buffalo_l and
+inswapper_128 (and ``face_swap_fp16`` the half-precision swapper, which ``auto`` takes on CUDA); ``--device``
+(cuda, mps, cpu, auto) picks the onnxruntime providers on both sides. The same comparison then runs on the
+real networks, and its frames per second are the mode's speed on that device.
+
+Usage: ``.venv/bin/python scripts/bench_face_swap.py [--quick] [--frames N] [--repeats R] [--models-dir DIR
+--device cuda [--manifest FILE]]``. Prints a table, then one JSON line with the numbers as its last line. Exits 0
+whatever the numbers are (2 when the real weights are not all there).
 """
 
 from __future__ import annotations
@@ -121,6 +127,22 @@ def direct_run(runner: Any, device: Any, frames: int, reference: Path, out: Path
     return {"seconds": seconds, "cpu_s": time.process_time() - cpu, "frames": result.frame_count, "output_dir": out}
 
 
+def weights_ready(models: Path, manifest: Path) -> bool:
+    """Whether ``models`` holds the face_swap weights ``manifest`` lists; says what is missing if not."""
+    from daemon.registry import ModelRegistry
+    from models.face_swap import FaceSwapRunner
+    from models.manifest import load_manifest
+
+    registry = ModelRegistry(
+        {"face_swap": FaceSwapRunner}, device=lambda: None, manifest=load_manifest(manifest), models_dir=models
+    )
+    state = registry.readiness("face_swap")
+    if not state["ready"]:
+        print(f"face_swap is not ready in {models}: {'; '.join(state['missing'])}", file=sys.stderr)
+        print(f"fix: {'; '.join(state['fix'])}", file=sys.stderr)
+    return bool(state["ready"])
+
+
 def same_frames(a: Path, b: Path, count: int) -> bool:
     return all(
         (a / "frames" / f"{i:06d}.png").read_bytes() == (b / "frames" / f"{i:06d}.png").read_bytes()
@@ -133,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short run (24 frames, 2 runs each)")
     parser.add_argument("--frames", type=int, default=None, help="frames of Megamind.avi (default 96)")
     parser.add_argument("--repeats", type=int, default=None, help="daemon/direct runs each (default 5)")
+    parser.add_argument("--models-dir", type=Path, default=None, help="real weights (default: tiny models)")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cuda", "mps", "cpu"))
+    parser.add_argument("--manifest", type=Path, default=None, help="with --models-dir: another manifest")
     args = parser.parse_args(argv)
     frames = args.frames or (24 if args.quick else 96)
     repeats = args.repeats or (2 if args.quick else 5)
@@ -149,23 +174,31 @@ def main(argv: list[str] | None = None) -> int:
     from models.face_swap import FaceSwapRunner
 
     reference = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
+    real = args.models_dir is not None
+    from models.manifest import MANIFEST_PATH
+
+    manifest = (args.manifest or MANIFEST_PATH).expanduser().resolve()
+    if real and not weights_ready(args.models_dir.expanduser().resolve(), manifest):
+        return 2
     work = Path(tempfile.mkdtemp(prefix="vfx-fsb-"))
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     try:
-        models = work / "models"
-        install_tiny_models(models, tuple(BUILDERS))
-        manifest = work / "manifest.toml"
-        write_test_manifest(manifest, models)
-        daemon = DaemonProcess(
-            extra_args=("--manifest", str(manifest), "--models-dir", str(models), "--device", "cpu"), plugin=False
-        )
+        if real:
+            models = args.models_dir.expanduser().resolve()
+        else:
+            models = work / "models"
+            install_tiny_models(models, tuple(BUILDERS))
+            manifest = work / "manifest.toml"
+            write_test_manifest(manifest, models)
+        served = ("--manifest", str(manifest), "--models-dir", str(models), "--device", args.device)
+        daemon = DaemonProcess(extra_args=served, plugin=False)
         daemon.start()
         try:
             client = daemon.client(timeout=30.0)
             assert daemon.proc is not None
             pid = daemon.proc.pid
             cold = daemon_job(client, pid, 4, reference)  # loads the runner in the daemon
-            device = resolve_device("cpu")
+            device = resolve_device(args.device)
             runner = FaceSwapRunner()
             runner.models_dir = models
             runner.load(device)
@@ -176,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 daemon_runs.append(daemon_job(client, pid, frames, reference))
                 direct_runs.append(direct_run(runner, device, frames, reference, work / f"direct-{i}"))
             identical = same_frames(daemon_runs[0]["output_dir"], direct_runs[0]["output_dir"], frames)
+            job_summary, _ = client.result(daemon_runs[0]["job_id"])
             client.close()
         finally:
             daemon.cleanup()
@@ -190,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     d_cpu, b_cpu = median(daemon_runs, "cpu_s"), median(direct_runs, "cpu_s")
     overhead = d / b - 1.0
     hw = hardware()
-    print(f"Face-swap job overhead: {frames} frames of {VIDEO.name} (720x528), tiny models, CPU, medians of {repeats}")
-    print(f"{hw['nproc']} CPUs, {hw['cpu']}, load average {load_at_start[0]} at start")
+    weights = f"real weights ({job_summary['swapper']})" if real else "tiny models"
+    providers = ", ".join(job_summary["providers"])
+    print(f"Face-swap job: {frames} frames of {VIDEO.name} (720x528), {weights}, {providers}, medians of {repeats}")
+    print(f"{hw['nproc']} CPUs, {hw['cpu']}, {device.name} ({device.kind}), load average {load_at_start[0]} at start")
     print()
     print(f"{'measurement':<58}{'seconds':>9}{'fps':>9}")
     rows = (
@@ -216,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "benchmark": "face_swap",
+                "weights": "real" if real else "tiny",
+                "device": device.kind,
+                "device_name": device.name,
+                "providers": job_summary["providers"],
+                "swapper": job_summary["swapper"],
+                "direct_fps": round(frames / b, 2),
+                "daemon_fps": round(frames / d, 2),
                 "quick": args.quick,
                 "frames": frames,
                 "repeats": repeats,
