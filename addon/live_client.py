@@ -129,11 +129,18 @@ class LiveSessionThread(Generic[Prepared]):
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def stopping(self) -> bool:
+        """Asked to stop, still winding down (finishing its poll, stopping the daemon's session)."""
+        return self._stop.is_set() and self._thread.is_alive()
+
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Stop the thread, which stops the daemon's session first. Blocks up to ``timeout`` seconds (about one
-        poll, :data:`POLL_WAIT_S`, plus the stop request)."""
+        """Stop the thread, which stops the daemon's session first. Waits up to ``timeout`` seconds for that
+        (about one poll, :data:`POLL_WAIT_S`, plus the stop request); 0 returns at once (the main thread's
+        way: watch :attr:`alive`)."""
         self._stop.set()
-        self._thread.join(timeout)
+        if timeout > 0:
+            self._thread.join(timeout)
 
     # -- the thread --------------------------------------------------------------------------------------------
 

@@ -266,15 +266,21 @@ class LiveView:
         self.last_take = take
 
     def stop(self, error: str = "") -> None:
-        """Stop the session here and in the daemon (blocks for about one poll); a recording in progress is
-        finished and inserted by the following ticks."""
+        """Stop the session here and in the daemon without waiting (its thread winds down within about one
+        poll, :attr:`stopping` meanwhile); a recording in progress is finished and inserted by later ticks."""
         self.stop_recording()
-        self.session.stop()
+        self.session.stop(timeout=0)
         self._fail(error or self.session.error)
 
+    @property
+    def stopping(self) -> bool:
+        return self.session.stopping
+
     def close(self) -> None:
-        """Stop everything now (the add-on is going away): recordings are written but not inserted."""
+        """Stop everything now, waiting for the thread (the add-on is going away): recordings are written but
+        not inserted."""
         self.stop()
+        self.session.stop()
         for recorder in self.finishing:
             recorder.close()
         self.finishing.clear()
@@ -363,6 +369,8 @@ def tick() -> float | None:
 def start(scene: bpy.types.Scene, request: LiveRequest, option_names: tuple[str, ...]) -> LiveView:
     """Start a live view of ``request`` (plain data made by the caller). Raises LiveError when one runs."""
     global _view
+    if _view is not None and _view.stopping:
+        raise LiveError("The live view is still stopping: start it again in a moment")
     if _view is not None and (_view.running or _view.finishing):
         raise LiveError("The live view is already running: stop it first")
     _view = LiveView(scene, request, option_names)
@@ -381,7 +389,7 @@ def new_take_id() -> str:
 
 
 def stop() -> None:
-    if _view is not None and _view.running:
+    if _view is not None and _view.running and not _view.stopping:
         _view.stop()
 
 

@@ -226,7 +226,9 @@ def draw_live_view(layout: bpy.types.UILayout, context: bpy.types.Context) -> No
 
     row = layout.row(align=True)
     row.scale_y = 1.3
-    if running:
+    if view is not None and view.stopping:
+        row.label(text="Stopping...", icon="SORTTIME")
+    elif running:
         row.operator("vfxmocap.live_view_stop", icon="PAUSE")
         row.operator(
             "vfxmocap.live_view_record",

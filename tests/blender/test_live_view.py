@@ -185,3 +185,11 @@ def test_an_internal_error_in_the_view_stops_it_with_the_error_in_the_panel(live
     assert fault["timer_after_fault"] is None and fault["threads"] == [] and fault["daemon_sessions"] == 0
     assert "internal error (RuntimeError: injected fault)" in fault["error"]
     assert fault["last_error"] == fault["error"]
+
+
+def test_stop_returns_at_once_and_the_panel_says_it_is_stopping(live):
+    assert live["stop_operator_ms"] < 100, "the main thread does not wait for the session to end"
+    stopping = live["while_stopping"]
+    assert stopping["stopping"] is True, "the thread is still finishing its poll right after the click"
+    assert "Stopping..." in stopping["panel"]
+    assert "still stopping" in stopping["start"]

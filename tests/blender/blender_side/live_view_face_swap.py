@@ -164,9 +164,17 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "scene_fps": scene.render.fps / scene.render.fps_base,
     }
 
-    # 5. Stop: the thread and the daemon's session are gone.
+    # 5. Stop: the operator returns at once (the UI never waits); then the thread and the daemon's session go.
+    started = time.perf_counter()
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_stop)
+    record["stop_operator_ms"] = (time.perf_counter() - started) * 1000
     assert result == {"FINISHED"}, error
+    record["while_stopping"] = {
+        "stopping": view.stopping,
+        "panel": harness.draw_panel(addon.live_view_ui.draw_live_view),
+        "start": harness.operator_report(bpy.ops.vfxmocap.live_view_start)[1],
+    }
+    pump_live(addon, lambda: not view.running, "the live thread to end", timeout=15)
     record["after_stop"] = {
         "threads": live_threads(),
         "running": view.running,
