@@ -19,8 +19,15 @@ def specs(blender, sample_video: Path, tmp_path_factory) -> dict[str, Any]:
     frames.mkdir()
     for index in range(10):
         cv2.imwrite(str(frames / f"f{index:03d}.png"), np.full((16, 24, 3), index * 20, np.uint8))
+    video_30 = folder / "thirty.avi"  # 30 fps footage in the 24 fps scene
+    writer = cv2.VideoWriter(str(video_30), cv2.VideoWriter_fourcc(*"MJPG"), 30, (32, 24))
+    for index in range(40):
+        writer.write(np.full((24, 32, 3), index * 5, np.uint8))
+    writer.release()
     return blender.run(
-        "strip_specs.py", "--video", str(sample_video), "--frames", str(frames), "--output", str(folder / "jobs")
+        "strip_specs.py",
+        *("--video", str(sample_video), "--video-30", str(video_30)),
+        *("--frames", str(frames), "--output", str(folder / "jobs")),
     )
 
 
@@ -31,6 +38,13 @@ def test_a_movie_strip_sends_the_frames_it_shows(specs):
     assert movie["spec"] == {"path": "Megamind.avi", "frame_start": 25, "frame_end": 33, "step": 1}
     assert movie["frame_start"] == movie["strip_left_handle"]
     assert movie["frame_count"] == 8 and movie["channel"] == 1
+
+
+def test_a_movie_at_another_frame_rate_sends_one_movie_frame_per_strip_frame_as_blender_plays_it(specs):
+    thirty = specs["movie_30fps"]
+    assert thirty["scene_fps"] == 24 and thirty["movie_fps"] == 30
+    assert thirty["spec"] == {"path": "thirty.avi", "frame_start": 0, "frame_end": 40, "step": 1}
+    assert thirty["frame_count"] == 40
 
 
 def test_a_reversed_movie_is_refused_with_a_way_out(specs):

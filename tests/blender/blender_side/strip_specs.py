@@ -72,6 +72,16 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["movie_reversed"] = spec_or_error(addon, scene, movie)
     movie.use_reverse_frames = False
 
+    # Blender plays a movie one file frame per timeline frame whatever the two rates: so does the spec.
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    thirty = compat.new_movie_strip(editor, "thirty", args.video_30, 7, 1)
+    record["movie_30fps"] = {
+        **spec_or_error(addon, scene, thirty),
+        "scene_fps": scene.render.fps,
+        "movie_fps": round(thirty.fps),
+    }
+    compat.top_level_strips(editor).remove(thirty)
+
     sequence = compat.new_image_strip(editor, "sequence", str(frames / "f000.png"), 2, 1)
     for index in range(1, 10):
         sequence.elements.append(f"f{index:03d}.png")
@@ -135,4 +145,9 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    harness.run_scenario(harness.parse_args(("--frames", {"required": True}), ("--output", {"required": True})), main)
+    harness.run_scenario(
+        harness.parse_args(
+            ("--frames", {"required": True}), ("--output", {"required": True}), ("--video-30", {"required": True})
+        ),
+        main,
+    )
