@@ -52,12 +52,13 @@ def _draw_health(layout: bpy.types.UILayout, health: Mapping[str, Any]) -> None:
     else:
         column.label(text=f"Device: {health.get('device_status', 'unknown')}")
     device = device or {}
-    if "free_memory" in device:
-        column.label(text=f"GPU memory free: {_bytes(device['free_memory'])}")
+    if device.get("kind") not in (None, "cpu") and device.get("free_memory") is not None:
+        column.label(text=f"GPU memory free: {_bytes(device['free_memory'])} of {_bytes(device.get('total_memory'))}")
     memory = health.get("memory") or {}
     column.label(text=f"Memory: {_bytes(memory.get('available'))} free of {_bytes(memory.get('total'))}")
     models = health.get("loaded_models") or []
-    column.label(text=f"Loaded models: {', '.join(map(str, models)) or 'none'}")
+    names = [str(m.get("mode", "?")) if isinstance(m, Mapping) else str(m) for m in models]
+    column.label(text=f"Loaded models: {', '.join(names) or 'none'}")
     queue = health.get("queue") or {}
     running = queue.get("running") or []
     column.label(

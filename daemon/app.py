@@ -40,7 +40,7 @@ from .connection_file import (
     remove_connection_file,
     write_connection_file,
 )
-from .devices import Device, resolve_device, system_memory
+from .devices import Device, device_memory, resolve_device, system_memory
 from .engine import EngineLimits, JobEngine
 from .executor import LocalExecutor
 from .job_inputs import open_inputs
@@ -320,12 +320,8 @@ class Daemon:
     def health(self) -> dict[str, Any]:
         total, available = system_memory()
         device = self._device.describe() if self._device else None
-        if device and device["kind"] == "cuda" and "torch" in sys.modules:
-            import torch
-
-            free, _ = torch.cuda.mem_get_info()
-            device["free_memory"] = int(free)
-            device["allocated_memory"] = int(torch.cuda.memory_allocated())
+        if device and device["kind"] != "cpu":
+            _, device["free_memory"] = device_memory(device["kind"])  # now, not at start-up
         return {
             "version": __version__,
             "protocol": PROTOCOL_VERSION,

@@ -99,7 +99,7 @@ class ModelRegistry:
             fix.append(f"pip install {' '.join(packages)} (in the daemon's Python)")
         if weights:
             fix.append(f"python -m daemon fetch-models {mode}")
-        options = {option: self._option_readiness(names) for option, names in _option_weights(runner).items()}
+        options = {option: self._option_readiness(names) for option, names in runner.option_weights.items()}
         return {"ready": not missing, "missing": missing, "fix": fix, "options": options, **runner.describe()}
 
     def _option_readiness(self, names: tuple[str, ...]) -> dict[str, Any]:
@@ -205,12 +205,6 @@ class ModelRegistry:
                 for m, s in sorted(self._slots.items())
                 if s.loaded
             ]
-
-
-def _option_weights(runner: Runner) -> dict[str, tuple[str, ...]]:
-    """A runner's ``option_weights``: manifest entries that a parameter value needs beyond the mode's ``weights``
-    (``{"control=depth": (entry, ...)}``); runners without optional weights have none."""
-    return dict(getattr(runner, "option_weights", {}))
 
 
 def _empty_accelerator_cache() -> None:

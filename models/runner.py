@@ -206,6 +206,9 @@ class Runner(ABC):
     """Import names the runner needs (checked with ``importlib.util.find_spec``, nothing is imported)."""
     weights: ClassVar[tuple[str, ...]] = ()
     """Names of manifest files (``models/manifest.toml``) the runner needs on disk."""
+    option_weights: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Manifest entries that one parameter value needs beyond ``weights`` (``{"control=depth": (...)}``):
+    the mode is ready without them; that value is refused, naming them, until they are fetched."""
     models_dir: Path = Path("models")
     """The folder the manifest's ``path`` entries are relative to. Set by the daemon before ``load``."""
 

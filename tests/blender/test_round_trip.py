@@ -139,6 +139,12 @@ def test_a_job_cut_off_by_closing_blender_finishes_after_reopening_and_inserts_i
     assert auto["name"].startswith("pose")
 
 
+def test_the_daemon_panel_names_the_loaded_models_and_no_gpu_memory_on_the_cpu(round_trip):
+    daemon = round_trip["first"]["panels"]["daemon"]
+    assert "Loaded models: pose" in daemon
+    assert not any(line.startswith("GPU memory") for line in daemon)
+
+
 def test_panels_show_the_modes_options_source_and_the_finished_job(round_trip):
     generate = round_trip["first"]["panels"]["generate"]
     assert "<pose>" in generate

@@ -105,9 +105,11 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "max_fraction": max(seen["fractions"]),
         "preview_size": seen["preview_size"],
     }
+    harness.pump_until(addon, lambda: bool(rt.status.health.get("loaded_models")), "the health to show the model")
     record["panels"] = {
         "generate": harness.draw_panel(addon.panels.draw_generate),
         "jobs": harness.draw_panel(addon.panels.draw_jobs),
+        "daemon": harness.draw_panel(addon.panels.draw_daemon),
     }
     record["strips_before_insert"] = len(result_strips(addon, job_id))
     result, error = harness.operator_report(bpy.ops.vfxmocap.job_insert, job_id=job_id)
