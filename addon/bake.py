@@ -8,9 +8,9 @@ range are kept), so a second bake never duplicates. The action remembers which c
 longer drives. Optional key reduction keeps only the keys that linear interpolation cannot reproduce within a
 tolerance (Ramer-Douglas-Peucker per bone, its channels together).
 
-Actions: F-curves are found or made through :func:`compat.fcurve_ensure` (the slotted-action switch of 4.4+
-lives there); the F-curves and groups of the armature live in its slot's channel bag on 4.4+ and in the action
-before, which :func:`_channels` switches on.
+Actions: F-curves are found or made through :func:`compat.fcurve_ensure`; the F-curves and groups of the
+armature live in its slot's channel bag on 4.4+ and in the action before (:func:`compat.action_channels`). Every
+slotted-action switch lives in :mod:`.compat`.
 """
 
 from __future__ import annotations
@@ -52,16 +52,6 @@ class BakeReport:
 def _enum_value(identifier: str) -> int:
     """The integer ``foreach_set`` takes for a keyframe interpolation name."""
     return bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items[identifier].value
-
-
-def _channels(action: bpy.types.Action, obj: bpy.types.Object) -> bpy.types.bpy_struct:
-    """What holds the action's ``fcurves`` and ``groups`` for ``obj``: its slot's channel bag (4.4+), or the action.
-    Call it once the bake has written an F-curve (which makes the slot and its channel bag)."""
-    if compat.HAS_SLOTTED_ACTIONS:
-        from bpy_extras import anim_utils
-
-        return anim_utils.action_get_channelbag_for_slot(action, obj.animation_data.action_slot)
-    return action
 
 
 def missing_bones(obj: bpy.types.Object, bones: tuple[str, ...] | list[str]) -> list[str]:
@@ -137,7 +127,7 @@ def _clear_stale_channels(
     except ValueError:  # edited by hand into something else: start the record afresh
         record = {}
     stale = set(record.get(slot, ())) - written
-    channels = _channels(action, obj)
+    channels = compat.action_channels(action, obj)
     still_keyed = set()
     for fcurve in [fc for fc in channels.fcurves if fc.data_path in stale]:
         _write_channel(fcurve, span, np.zeros(0), np.zeros(0), 0)
@@ -216,10 +206,10 @@ def bake_pose(
         for component in range(values.shape[1]):
             fcurve = compat.fcurve_ensure(action, obj, data_path, component)
             if fcurve.group is None:
-                groups = groups if groups is not None else _channels(action, obj).groups
+                groups = groups if groups is not None else compat.action_channels(action, obj).groups
                 fcurve.group = groups.get(bone) or groups.new(bone)
             keys += _write_channel(fcurve, span, frames[keep], values[keep, component], kind)
             fcurves += 1
-    slot = animation.action_slot.identifier if compat.HAS_SLOTTED_ACTIONS and animation.action_slot else ""
+    slot = compat.action_slot_identifier(obj)
     _clear_stale_channels(obj, action, slot, written, span)
     return BakeReport(action.name, slot, fcurves, keys, int(frames[0]), int(frames[-1]), tuple(pose.bones))

@@ -108,3 +108,21 @@ def fcurve_ensure(
         return action.fcurve_ensure_for_datablock(datablock, data_path, index=index)
     fcurve = action.fcurves.find(data_path, index=index)
     return fcurve if fcurve is not None else action.fcurves.new(data_path, index=index)
+
+
+def action_channels(action: bpy.types.Action, datablock: bpy.types.ID) -> bpy.types.bpy_struct:
+    """What holds ``action``'s ``fcurves`` and ``groups`` for ``datablock``: its slot's channel bag (4.4+), or
+    the action itself. With slotted actions, call it once an F-curve was written (that makes the channel bag)."""
+    if HAS_SLOTTED_ACTIONS:
+        from bpy_extras import anim_utils
+
+        return anim_utils.action_get_channelbag_for_slot(action, datablock.animation_data.action_slot)
+    return action
+
+
+def action_slot_identifier(datablock: bpy.types.ID) -> str:
+    """The identifier of the action slot ``datablock`` is animated through; empty before 4.4 (no slots)."""
+    animation = datablock.animation_data
+    if not HAS_SLOTTED_ACTIONS or animation is None or animation.action_slot is None:
+        return ""
+    return str(animation.action_slot.identifier)
