@@ -120,9 +120,9 @@ class JobEngine:
         except InvalidInput as exc:
             raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"params.{exc.field}"}) from None
         inputs = self._validate_inputs(runner.inputs, raw_inputs)
-        self._check_media(runner, params, inputs)
-        self.registry.check_ready(mode)
+        self.registry.check_ready(mode, params)
         self._check_queue_room(client)
+        self._check_media(runner, params, inputs)  # opens files: after the cheap checks
         now = time.time()
         record = JobRecord(
             job_id=job_id,
@@ -277,7 +277,7 @@ class JobEngine:
                 code=e.CONFLICT,
                 detail={"field": "job_id"},
             )
-        self.registry.check_ready(record.mode)
+        self.registry.check_ready(record.mode, record.params)
         self._check_queue_room(record.client)
         updated = self.store.update(
             job_id,

@@ -104,26 +104,40 @@ class ModelRegistry:
 
     def _option_readiness(self, names: tuple[str, ...]) -> dict[str, Any]:
         """Whether the weights an option needs are there; each missing entry is fetched under its own mode."""
-        missing = missing_weights(self.manifest, names, self.models_dir)
-        absent = [n for n in names if n in self.manifest and not self.manifest[n].present(self.models_dir)]
-        fetch_modes = dict.fromkeys(m for n in absent for m in self.manifest[n].modes[:1])
+        missing: list[str] = []
+        fetch_modes: dict[str, None] = {}
+        for name in names:
+            problems = missing_weights(self.manifest, (name,), self.models_dir)
+            missing += problems
+            if problems and name in self.manifest:
+                fetch_modes.update(dict.fromkeys(self.manifest[name].modes[:1]))
         return {
             "ready": not missing,
             "missing": missing,
             "fix": [f"python -m daemon fetch-models {m}" for m in fetch_modes],
         }
 
-    def check_ready(self, mode: str) -> None:
-        """Raise a clear error at submit time if the mode's packages or weights are missing."""
+    def check_ready(self, mode: str, params: Mapping[str, Any] | None = None) -> None:
+        """Raise a clear error at submit time if the mode's packages or weights are missing, or (given the job's
+        validated ``params``) the weights a chosen option value needs (the runner's ``option_weights``)."""
         state = self.readiness(mode)
-        if state["ready"]:
-            return
-        weights_missing = any(item.startswith("weights") for item in state["missing"])
-        raise VfxError(
-            f"mode {mode} is not ready: missing {'; '.join(state['missing'])}. Fix: {'; '.join(state['fix'])}",
-            code=WEIGHTS_MISSING if weights_missing else MODE_UNAVAILABLE,
-            detail={"missing": state["missing"], "fix": state["fix"]},
-        )
+        if not state["ready"]:
+            weights_missing = any(item.startswith("weights") for item in state["missing"])
+            raise VfxError(
+                f"mode {mode} is not ready: missing {'; '.join(state['missing'])}. Fix: {'; '.join(state['fix'])}",
+                code=WEIGHTS_MISSING if weights_missing else MODE_UNAVAILABLE,
+                detail={"missing": state["missing"], "fix": state["fix"]},
+            )
+        for option, option_state in state["options"].items():
+            name, _, value = option.partition("=")
+            if params is None or str(params.get(name)) != value or option_state["ready"]:
+                continue
+            raise VfxError(
+                f"{option} needs weights that are missing: {'; '.join(option_state['missing'])}. Fix: "
+                f"{'; '.join(option_state['fix'])}, or choose another {name}",
+                code=WEIGHTS_MISSING,
+                detail={"field": f"params.{name}", "missing": option_state["missing"], "fix": option_state["fix"]},
+            )
 
     @contextmanager
     def use(self, mode: str, on_load: Callable[[], None] | None = None) -> Iterator[Runner]:

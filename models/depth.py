@@ -7,7 +7,8 @@ depth annotator normalises each frame the same way): stretched over the frame's 
 white and the farthest black, the same grey in all 3 channels.
 
 ``fetch-models vace_motion_depth`` puts the model's three files in ``<models>/Depth-Anything-V2-Small-hf/``
-with the lock file every snapshot gets (see :mod:`models.manifest`).
+with the lock file every snapshot gets (see :mod:`models.manifest`); the daemon refuses ``control=depth`` at submit
+until they are there (the runner's ``option_weights``).
 
 Importing this module imports neither torch nor transformers; :class:`DepthEstimator` does.
 """
@@ -20,39 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from .manifest import LOCK_NAME, SnapshotLock, locked_files_problem
-
 DEPTH_REPOSITORY = "depth-anything/Depth-Anything-V2-Small-hf"
 """The Hugging Face repository, and the name of its ``[[snapshot]]`` entry in ``models/manifest.toml``."""
 DEPTH_FOLDER = "Depth-Anything-V2-Small-hf"
 """Its folder inside the models folder, named as the repository."""
-DEPTH_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
-"""What ``from_pretrained`` reads: the network's config and weights, and the image processor's settings."""
 DEPTH_FETCH_MODE = "vace_motion_depth"
 """The name ``fetch-models`` knows the model by (the entry's ``modes``)."""
 
 BATCH_FRAMES = 8
 """Frames per network pass: same-size frames batch without padding."""
-
-
-def depth_model_problem(models_dir: Path) -> str | None:
-    """Why the depth model cannot be loaded from ``models_dir``, or None when it can.
-
-    The check health makes for snapshot entries, from the folder alone (a runner does not see the manifest):
-    ``fetch-models`` left its lock file for this repository there, the lock covers :data:`DEPTH_FILES`, and every
-    locked file is on disk at its locked size.
-    """
-    folder = Path(models_dir) / DEPTH_FOLDER
-    lock = SnapshotLock.read(folder / LOCK_NAME)
-    if lock is None:
-        return f"{LOCK_NAME} is unreadable" if (folder / LOCK_NAME).exists() else "no lock file (never fetched)"
-    if lock.hub_repo != DEPTH_REPOSITORY:
-        return f"the folder was fetched from {lock.hub_repo}, not {DEPTH_REPOSITORY}"
-    locked = {f.path for f in lock.files}
-    absent = [name for name in DEPTH_FILES if name not in locked]
-    if absent:
-        return f"{', '.join(absent)} never fetched"
-    return locked_files_problem(folder, lock)
 
 
 def depth_to_gray(inverse_depth: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .depth import DEPTH_FETCH_MODE, DEPTH_FILES, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator, depth_model_problem
+from .depth import DEPTH_FETCH_MODE, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator
 from .optical_flow import FLOW_METHODS, flow_video
 from .runner import InvalidInput, Media, MediaSlot, Param, RunContext
 from .vace import (
@@ -96,17 +96,8 @@ class VaceMotionRunner(WanVaceRunner):
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         values = super().validate(params)
-        if values["control"] == "depth":
-            if values["flow_scale_px"] is not None:
-                raise InvalidInput("flow_scale_px", "is for control=flow; leave it out with control=depth")
-            problem = depth_model_problem(self.models_root)
-            if problem is not None:
-                raise InvalidInput(
-                    "control",
-                    f"control=depth needs the Depth Anything V2 Small model ({', '.join(DEPTH_FILES)} in "
-                    f"{self.models_root / DEPTH_FOLDER}): {problem}. Run `python -m daemon fetch-models "
-                    f"{DEPTH_FETCH_MODE}`, or set control to flow.",
-                )
+        if values["control"] == "depth" and values["flow_scale_px"] is not None:
+            raise InvalidInput("flow_scale_px", "is for control=flow; leave it out with control=depth")
         return values
 
     def unload(self) -> None:

@@ -244,7 +244,9 @@ def test_fetch_verifies_every_file_locks_the_folder_and_a_daemon_job_runs_on_it(
                 driving = {"reference": {"path": str(sample_image)}, "driving": pose}
                 client.submit("depth", "vace_motion", {**params, "control": "depth"}, driving)
             assert time.monotonic() - started < 2.0 and err.value.detail["field"] == "params.control"
-            assert "no lock file (never fetched)" in err.value.message
+            assert (
+                "no lock file (never fetched)" in err.value.message and "or choose another control" in err.value.message
+            )
             assert f"python -m daemon fetch-models {DEPTH_FETCH_MODE}" in err.value.message
 
             (folder / TRANSFORMER_SHARD).write_bytes(tiny_repo[TRANSFORMER_SHARD][:-1])
