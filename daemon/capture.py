@@ -70,7 +70,7 @@ def parse_source(spec: Any) -> dict[str, Any]:
 
 
 class FrameSource:
-    """Opens the source at construction (so a missing camera fails the start request) and captures on a
+    """Opens the source at construction (raising :class:`CaptureError` for a missing camera) and captures on a
     thread once :meth:`start` is called. ``latest`` hands out each frame at most once."""
 
     def __init__(self, source: dict[str, Any], open_capture: Callable[[Any], Any] | None = None) -> None:

@@ -146,12 +146,10 @@ class LiveSessions:
             inputs = self.resolve_inputs(raw_inputs)
         except InvalidInput as exc:
             raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"inputs.{exc.field}"}) from None
-        self._wait_for_release(source)
-        capture = FrameSource(source)  # opens the camera now: a missing camera fails this request
         session = LiveSession(uuid.uuid4().hex, client, runner.mode, params, source)
         session.thread = threading.Thread(
             target=self._run,
-            args=(session, capture, inputs),
+            args=(session, inputs),
             name=f"vfx-live-{session.session_id[:8]}",
             daemon=True,
         )
@@ -242,23 +240,28 @@ class LiveSessions:
             if self._sessions.pop(session.session_id, None) is not None and not session.released:
                 self._ending[session.session_id] = session
 
-    def _wait_for_release(self, source: Mapping[str, Any]) -> None:
-        """A camera opens only once: wait for stopped sessions on ``source`` to let go of it (a start right
-        after a stop). Files can be opened many times at once and are not waited for."""
-        if "camera" not in source:
+    def _wait_for_release(self, session: LiveSession) -> None:
+        """Session thread: a camera opens only once, so wait for stopped sessions on the same camera to let go of
+        it (a start right after a stop). Files can be opened many times at once and are not waited for."""
+        if "camera" not in session.source:
             return
         with self._lock:
-            holders = [s for s in self._ending.values() if s.source.get("camera") == source["camera"]]
+            holders = [s for s in self._ending.values() if s.source.get("camera") == session.source["camera"]]
         deadline = time.monotonic() + self.limits.release_wait_s
-        for session in holders:
-            if session.thread is not None:
-                session.thread.join(max(0.0, deadline - time.monotonic()))
+        for holder in holders:
+            if holder.thread is not None and not session.stop_flag.is_set():
+                holder.thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- the session thread --------------------------------------------------------------------------------
 
-    def _run(self, session: LiveSession, capture: FrameSource, inputs: dict[str, Media]) -> None:
+    def _run(self, session: LiveSession, inputs: dict[str, Media]) -> None:
+        """The session thread: open the camera (here, so the request thread never waits on a camera or on a
+        session still letting go of it), load the mode, then process the newest frame until stopped."""
         processor: LiveProcessor | None = None
+        capture: FrameSource | None = None
         try:
+            self._wait_for_release(session)
+            capture = FrameSource(session.source)  # a missing camera ends the session "failed", with the reason
             with self.registry.use(session.mode) as runner:
                 processor = runner.start_live(session.params, inputs)
                 capture.start()
@@ -284,7 +287,9 @@ class LiveSessions:
                     )
                     session.frame_times.append(done)
                     self.notify(session.session_id)
-            if capture.error is not None:
+            if session.stop_flag.is_set():
+                session.state = "stopped"
+            elif capture.error is not None:
                 session.state, session.error = "failed", capture.error.to_wire()
             elif capture.ended:
                 session.state = "ended"
@@ -302,7 +307,8 @@ class LiveSessions:
         finally:
             if processor is not None:
                 processor.close()
-            capture.close()
+            if capture is not None:
+                capture.close()
             with self._lock:
                 session.released = True
                 self._ending.pop(session.session_id, None)

@@ -76,10 +76,14 @@ def test_live_frames_travel_as_buffers_and_options_change_while_running(client, 
 
 
 def test_no_camera_is_a_clear_error(client):
-    with pytest.raises(RemoteError) as err:
-        client.live_start("pose", {"camera": 7})
-    assert err.value.code == "capture_failed"
-    assert "could not open camera 7" in err.value.message and "permission" in err.value.message
+    started = time.monotonic()
+    session = client.live_start("pose", {"camera": 7})  # the camera is opened on the session's own thread
+    assert time.monotonic() - started < 1.0
+    state, result, _ = client.live_next(session["session_id"], wait_s=5.0)
+    assert result is None and state["state"] == "failed"
+    assert state["error"]["code"] == "capture_failed"
+    assert "could not open camera 7" in state["error"]["message"] and "permission" in state["error"]["message"]
+    client.live_stop(session["session_id"])
     assert client.live_list() == []
 
 
