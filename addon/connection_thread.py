@@ -158,11 +158,13 @@ class Connection:
             except queue.Empty:
                 return updates
 
-    def close(self, timeout: float = 2 * STOP_TIMEOUT_S + 5.0) -> None:
-        """Stop the thread. A daemon this session started is stopped, or, with jobs queued or running and the
-        "Finish Jobs After Quitting" preference on, asked to stop once they are done; a foreign one is left
-        running."""
+    def close(self, timeout: float = 2 * STOP_TIMEOUT_S + 5.0, keep_jobs_running: bool | None = None) -> None:
+        """Stop the thread. A daemon this session started is stopped, or, with jobs queued or running and
+        ``keep_jobs_running`` (the "Finish Jobs After Quitting" preference; default: its value at the last start),
+        asked to stop once they are done; a foreign one is left running."""
         atexit.unregister(self.close)
+        if keep_jobs_running is not None:
+            self._requests.put(_Request("settings", partial(setattr, self, "_keep_jobs_running", keep_jobs_running)))
         self._requests.put(None)
         self._thread.join(timeout)
 
@@ -269,12 +271,16 @@ class Connection:
             client.close()
             raise
         client.timeout, client.retries = REQUEST_TIMEOUT_S, 1
+        try:
+            if adopt and health.get("exit_when_idle"):
+                client.shutdown(when="cancel")
+                health = client.health()
+                self._adopted = True
+                self._process = DaemonProcess.reclaim(int(health["pid"]))  # our child, if this Python started it
+        except VfxError:
+            client.close()  # it exited meanwhile: the caller starts a new one
+            raise
         self._client = client
-        if adopt and health.get("exit_when_idle"):
-            client.shutdown(when="cancel")
-            self._adopted = True
-            self._process = DaemonProcess.reclaim(int(health["pid"]))  # our own child, if this Python started it
-            health = client.health()
         self._next_health = time.monotonic() + HEALTH_EVERY_S
         self._status("connected", "", health)
         self._resubscribe()
@@ -345,11 +351,14 @@ class Connection:
             self._client.close()
             self._client = None
 
-    def _stop(self) -> None:
+    def _stop(self, asked: bool = False) -> None:
+        """Stop the daemon (``asked``: it already answered a shutdown with "now") and end a process we started."""
         client, process = self._client, self._process
         self._client = self._process = None
         self._adopted = False
-        if client is not None:
+        if client is not None and asked:
+            client.close()
+        elif client is not None:
             try:
                 client.shutdown()
             except VfxError as exc:
@@ -365,29 +374,21 @@ class Connection:
     def _close_all(self) -> None:
         if self._process is None and not self._adopted:
             self._drop_client()  # a daemon started elsewhere: not ours to stop
-        elif self._keep_jobs_running and self._has_work():
+            return
+        when = ""
+        if self._keep_jobs_running and self._client is not None:
+            try:
+                when = self._client.shutdown(when="idle")  # the daemon knows best whether work is left
+            except VfxError:
+                when = ""  # no answer: stopped the hard way
+        if when == "idle":
             self._leave_running()
         else:
-            self._stop()
-
-    def _has_work(self) -> bool:
-        """True if the daemon has jobs queued or running (asked now: the panel's view may be old)."""
-        if self._client is None:
-            return False
-        try:
-            queue = self._client.health()["queue"]
-        except VfxError:
-            return False
-        return bool(queue["depth"] or queue["running"])
+            self._stop(asked=when == "now")
 
     def _leave_running(self) -> None:
-        """Ask the daemon to stop once its jobs are done, and let go of it (Blender is going away)."""
-        client, process = self._require_client(), self._process
-        try:
-            client.shutdown(when="idle")
-        except VfxError:
-            self._stop()  # it could not be asked: stop it rather than leave it running for ever
-            return
+        """Let go of a daemon that stops once its jobs are done (Blender is going away)."""
+        process = self._process
         self._drop_client()
         self._process = None
         self._adopted = False

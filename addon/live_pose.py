@@ -214,7 +214,7 @@ class LiveDriver:
                 self.stop_recording()
             except bake.BakeError as exc:
                 error = f"{error} The recording was not written." if error else f"The recording was not written: {exc}"
-        self.session.stop()
+        self.session.stop(timeout=0)  # the thread winds down on its own; the main thread never waits for it
         self.error = error or self.session.error
         if self.error:
             runtime.get().last_error = self.error
@@ -306,6 +306,7 @@ def unregister() -> None:
     if _driver is not None:
         if _driver.running or _driver.recording:
             _driver.stop()
+        _driver.session.stop()  # the add-on is going away: wait for the thread to end
         _driver = None
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)

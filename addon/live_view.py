@@ -18,7 +18,6 @@ import collections
 import json
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 
 import bpy
 import numpy as np
+from bpy.app.handlers import persistent
 
 from . import preferences, runtime, strips
 from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
@@ -124,6 +124,8 @@ class LiveView:
         self.recorder: Recorder | None = None
         self.finishing: list[Recorder] = []
         """Recordings that were stopped and whose last frames are being written; inserted when done."""
+        self.file_left = False
+        """Another file was opened since the view started: its takes stay on disk, uninserted."""
         self._pool = FramePool()
         self._next_panel_redraw = 0.0
         self._next_options_check = 0.0
@@ -251,6 +253,9 @@ class LiveView:
                 self._insert(recorder.finished_take())
 
     def _insert(self, take: Take) -> None:
+        if self.file_left:
+            self._fail(f"Another file was opened while the take was recorded: it stays in {take.output_dir}")
+            return
         scene = bpy.data.scenes.get(self.scene_name)
         if scene is None:
             self._fail(f"The scene '{self.scene_name}' is gone: the take stays in {take.output_dir}")
@@ -355,13 +360,18 @@ def tick() -> float | None:
     try:
         busy = _view.tick()
     except Exception as exc:
-        traceback.print_exc()
-        folders = ", ".join(str(r.folder) for r in [*_view.finishing, *([_view.recorder] if _view.recorder else [])])
-        _view.close()
-        _view._fail(
-            f"The live view stopped on an internal error ({type(exc).__name__}: {exc}); the traceback is in the "
-            "system console" + (f". Recorded frames are in {folders}" if folders else "")
-        )
+        view = _view
+        recorders = [*view.finishing, *([view.recorder] if view.recorder else [])]
+        folders = ", ".join(str(r.folder) for r in recorders)
+        message = runtime.report_internal_error("The live view", exc)
+        try:
+            view.stop()  # does not wait: the session thread winds down on its own
+            for recorder in view.finishing:
+                recorder.close()
+            view.finishing.clear()
+        except Exception as cleanup:
+            runtime.report_internal_error("Stopping the live view", cleanup)
+        view._fail(message + (f". Recorded frames are in {folders}" if folders else ""))
         return None
     return TICK_S if busy else None
 
@@ -393,9 +403,30 @@ def stop() -> None:
         _view.stop()
 
 
+FILE_LOADED = "Live view stopped: another file was opened (start it again in this one)"
+
+
+@persistent
+def stop_before_file_load(*_args: object) -> None:
+    """``load_pre`` handler: stop the view of the file being left; a take it was recording is written to disk
+    but not inserted into the next file (whose scene may only share the name)."""
+    if _view is None:
+        return
+    _view.file_left = True
+    if _view.running and not _view.stopping:
+        _view.stop(FILE_LOADED)
+
+
+def register() -> None:
+    bpy.app.handlers.load_pre.append(stop_before_file_load)
+
+
 def unregister() -> None:
-    """Stop a running view and its session (both sides), end every thread, forget the view."""
+    """Stop a running view and its session (both sides), end every thread, forget the view, remove the
+    handler."""
     global _view
+    if stop_before_file_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(stop_before_file_load)
     if _view is not None:
         _view.close()
         _view = None

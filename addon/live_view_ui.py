@@ -289,6 +289,7 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.vfx_mocap_live = bpy.props.PointerProperty(type=MocapLiveSettings)
+    live_view.register()
 
 
 def unregister() -> None:

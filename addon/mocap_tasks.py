@@ -9,7 +9,6 @@ landmark arrays and solves there, so Blender's main thread never does more than 
 from __future__ import annotations
 
 import json
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -165,8 +164,7 @@ def tick() -> float | None:
             except FollowUpError as exc:
                 _report(str(exc))
             except Exception as exc:  # raised here it would end the timer and strand the other tasks
-                traceback.print_exc()
-                _report(f"Could not {follow_up.what} for pose job {job.name[:8]}: {type(exc).__name__}: {exc}")
+                runtime.report_internal_error(f"The follow-up '{follow_up.what}' of pose job {job.name[:8]}", exc)
     return INTERVAL_S if busy() else None
 
 

@@ -8,7 +8,6 @@ that changed, not to the number of events.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Iterator
 
 import bpy
@@ -43,20 +42,12 @@ def apply_updates(updates: list[Update]) -> None:
         try:
             _apply(update, progress)
         except Exception as exc:
-            _report_internal_error(f"a {type(update).__name__}", exc)
+            runtime.report_internal_error(f"Applying a {type(update).__name__} from the daemon", exc)
     for update in progress.values():
         try:
             _apply_progress(update)
         except Exception as exc:
-            _report_internal_error("a job's progress", exc)
-
-
-def _report_internal_error(what: str, exc: Exception) -> None:
-    traceback.print_exc()
-    runtime.get().last_error = (
-        f"Applying {what} from the daemon failed ({type(exc).__name__}: {exc}); the traceback is in the system "
-        "console. Please report it."
-    )
+            runtime.report_internal_error("Applying a job's progress", exc)
 
 
 def _apply(update: Update, progress: dict[str, JobProgress]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import bpy
 import bpy.utils.previews
 
+from . import preferences
 from .connection_thread import Connection, DaemonStatus
 
 
@@ -28,7 +30,7 @@ class Runtime:
 
     def close(self) -> None:
         """Stop the connection thread (and a daemon this session started); free previews and files."""
-        self.connection.close()
+        self.connection.close(keep_jobs_running=preferences.get().keep_jobs_running)
         bpy.utils.previews.remove(self._previews)
         shutil.rmtree(self.preview_dir, ignore_errors=True)
 
@@ -63,6 +65,17 @@ def stop() -> None:
     if _current is not None:
         _current.close()
         _current = None
+
+
+def report_internal_error(what: str, exc: BaseException) -> str:
+    """Show an unexpected error (a bug) where the artist looks, the panel's last error, with its traceback in
+    the system console; returns the message. For timer callbacks, which must never raise: Blender drops a
+    timer that does, silently."""
+    traceback.print_exception(exc)
+    message = f"{what} failed ({type(exc).__name__}: {exc}); the traceback is in the system console"
+    if _current is not None:
+        _current.last_error = message
+    return message
 
 
 def get() -> Runtime:

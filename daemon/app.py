@@ -321,7 +321,7 @@ class Daemon:
         total, available = system_memory()
         device = self._device.describe() if self._device else None
         if device and device["kind"] != "cpu":
-            _, device["free_memory"] = device_memory(device["kind"])  # now, not at start-up
+            device["total_memory"], device["free_memory"] = device_memory(device["kind"])  # now, not at start-up
         return {
             "version": __version__,
             "protocol": PROTOCOL_VERSION,
@@ -368,10 +368,9 @@ def run(config: DaemonConfig) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"ready {config.connection_file}", flush=True)
-    if sys.platform != "win32":
-        # Whatever is printed from now on (libraries print to stdout) goes to stderr, the log: a parent that
-        # stops reading our stdout once it has the ready line (Blender) can never block or break us.
-        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    # Whatever is printed from now on (libraries print to stdout) goes to stderr, the log: a parent that stops
+    # reading our stdout once it has the ready line (Blender) can never block or break us.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     daemon.serve()
     gc.freeze()  # everything is closed: skip the exit-time collection over torch's objects (~1 s on 2 cores)
     return 0

@@ -143,15 +143,23 @@ class Server:
     # -- requests ------------------------------------------------------------------------------------------
 
     def _reply(self, request: Any, content: dict[str, Any], arrays: list[Any] | None = None) -> None:
-        frames = pack(
-            m.reply_type(request.type),
-            content,
-            key=self.key,
-            session=self.session_id,
-            parent_id=request.msg_id,
-            arrays=arrays or [],
-            routing_ids=request.routing_ids,
-        )
+        def frames_of(content: dict[str, Any], arrays: list[Any]) -> list[Any]:
+            return pack(
+                m.reply_type(request.type),
+                content,
+                key=self.key,
+                session=self.session_id,
+                parent_id=request.msg_id,
+                arrays=arrays,
+                routing_ids=request.routing_ids,
+            )
+
+        try:
+            frames = frames_of(content, arrays or [])
+        except WireError as exc:  # a result too big for a message, or not encodable: say so, keep serving
+            log.error("a %s reply could not be sent: %s", request.type, exc.message)
+            error = {"code": e.INTERNAL, "message": f"the daemon could not send its reply: {exc.message}"}
+            frames = frames_of({"ok": False, "error": {**error, "detail": None}}, [])
         self.router.send_multipart(frames, copy=False)
 
     # -- live results (long poll) ----------------------------------------------------------------------------
@@ -282,9 +290,10 @@ class Server:
                 detail={"field": "when"},
             )
         log.info("shutdown (%s) requested by client %s", when, client[:8])
-        if when == "now":
-            self._stop.set()
         self.exit_when_idle = when == "idle"
+        if when == "now" or (self.exit_when_idle and self._idle()):
+            self._stop.set()
+            return {"when": "now"}  # an idle daemon asked to stop when idle stops now: the caller may wait for it
         return {"when": when}
 
     def _idle(self) -> bool:

@@ -297,9 +297,10 @@ class Client:
         """Delete jobs that finished more than ``older_than_days`` ago, their folders and unused inputs."""
         return self.request(m.PRUNE, {"older_than_days": older_than_days}).content
 
-    def shutdown(self, when: str = "now") -> None:
-        """Stop the daemon ``now``, once it is ``idle`` (its jobs done), or ``cancel`` an idle stop."""
-        self.request(m.SHUTDOWN, {"when": when})
+    def shutdown(self, when: str = "now") -> str:
+        """Stop the daemon ``now``, once it is ``idle`` (its jobs done), or ``cancel`` an idle stop. Returns what
+        the daemon does: ``now`` (also for ``idle`` when it has no work left), ``idle`` or ``cancel``."""
+        return str(self.request(m.SHUTDOWN, {"when": when}).content["when"])
 
     # -- live sessions -------------------------------------------------------------------------------------
 

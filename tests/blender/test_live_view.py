@@ -183,7 +183,7 @@ def test_disabling_the_add_on_ends_the_view_and_its_session(live):
 def test_an_internal_error_in_the_view_stops_it_with_the_error_in_the_panel(live):
     fault = live["internal_error"]
     assert fault["timer_after_fault"] is None and fault["threads"] == [] and fault["daemon_sessions"] == 0
-    assert "internal error (RuntimeError: injected fault)" in fault["error"]
+    assert "The live view failed (RuntimeError: injected fault)" in fault["error"]
     assert fault["last_error"] == fault["error"]
 
 
@@ -193,3 +193,11 @@ def test_stop_returns_at_once_and_the_panel_says_it_is_stopping(live):
     assert stopping["stopping"] is True, "the thread is still finishing its poll right after the click"
     assert "Stopping..." in stopping["panel"]
     assert "still stopping" in stopping["start"]
+
+
+def test_opening_another_file_stops_the_view_and_keeps_its_take_on_disk_only(live):
+    opened = live["file_opened"]
+    assert opened["error"].startswith("Another file was opened while the take was recorded: it stays in")
+    assert opened["threads"] == [] and opened["daemon_sessions"] == 0
+    assert opened["strips_added"] == [], "nothing is inserted into the file that was opened"
+    assert opened["take_files"] >= 2

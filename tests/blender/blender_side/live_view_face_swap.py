@@ -220,7 +220,31 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "daemon_sessions": daemon_live_sessions(args.connection_file),
     }
 
-    # 8. Disabling the add-on while the view runs and records stops both sides.
+    # 8. Opening another file while the view runs and records: it stops; the take stays on disk, not inserted there.
+    blend = Path(args.data_dir) / "before_live.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    strips_saved = sorted(s.name for s in addon.compat.all_strips(bpy.context.scene.sequence_editor))
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
+    assert result == {"FINISHED"}, error
+    leaving = addon.live_view.current()
+    pump_live(addon, lambda: leaving.shown >= 2, "live frames before opening a file", timeout=60)
+    bpy.ops.vfxmocap.live_view_record()
+    pump_live(addon, lambda: leaving.recorder.frames >= 2, "recorded frames before opening a file")
+    take_folder = leaving.recorder.folder
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    pump_live(addon, lambda: not leaving.running and not leaving.finishing, "the view to stop", timeout=30)
+    scene, settings = bpy.context.scene, bpy.context.scene.vfx_mocap_live
+    editor = scene.sequence_editor
+    record["file_opened"] = {
+        "error": leaving.error,
+        "threads": live_threads(),
+        "daemon_sessions": daemon_live_sessions(args.connection_file),
+        "strips_added": sorted(set(s.name for s in addon.compat.all_strips(editor)) - set(strips_saved)),
+        "take_files": len(list(take_folder.glob("*.png"))),
+    }
+    settings.mode, settings.source, settings.video_path = "face_swap", "FILE", args.video
+
+    # 9. Disabling the add-on while the view runs and records stops both sides.
     settings.source = "FILE"
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
     assert result == {"FINISHED"}, error

@@ -48,7 +48,7 @@ def rename_while_live(addon: Any, metarig: Any) -> dict[str, Any]:
     driver = addon.live_pose.current()
     pump_live(addon, lambda: driver.applied >= 5, "live poses before the rename", timeout=60)
     metarig.data.bones["forearm.L"].name = "forearm.L.renamed"
-    pump_live(addon, lambda: not driver.running, "live pose to stop", timeout=30)
+    pump_live(addon, lambda: not driver.session.alive, "live pose to stop", timeout=30)
     out = {
         "error": driver.error,
         "last_error": addon.runtime.get().last_error,
@@ -142,8 +142,11 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["driven"] = driven
 
     # 3. Stop: the thread and the daemon's session are gone.
+    started = time.perf_counter()
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_stop)
+    record["stop_operator_ms"] = (time.perf_counter() - started) * 1000
     assert result == {"FINISHED"}, error
+    pump_live(addon, lambda: not driver.session.alive, "the live thread to end", timeout=15)
     record["after_stop"] = {
         "threads": live_threads(),
         "running": driver.running,
@@ -158,7 +161,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
     assert result == {"FINISHED"}, error
     camera = addon.live_pose.current()
-    pump_live(addon, lambda: not camera.running, "the camera error", timeout=30)
+    pump_live(addon, lambda: not camera.session.alive, "the camera error", timeout=30)
     record["camera"] = {
         "state": camera.session.state,
         "error": camera.error,
