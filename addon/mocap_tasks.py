@@ -179,7 +179,6 @@ def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float]]) -> Ba
     if obj is None or obj.type != "ARMATURE":
         return _failed(request, f"Armature '{request.armature}' is gone: nothing was baked")
     try:
-        armature_io.apply_switches(obj, request.bone_map)
         report = bake.bake_pose(
             obj,
             pose,
@@ -188,6 +187,7 @@ def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float]]) -> Ba
             reduce_tolerance_deg=request.reduce_tolerance_deg,
             root_scale=leg_length or 1.0,
         )
+        armature_io.apply_switches(obj, request.bone_map)  # after the bake: a refused bake changes nothing
     except bake.BakeError as exc:
         return _failed(request, str(exc))
     except Exception as exc:  # raised in the timer, it would stop the timer and every bake after it, unseen
