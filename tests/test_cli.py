@@ -211,23 +211,18 @@ def test_jobs_pages_with_a_cursor(daemon):
     assert [j["job_id"] for j in older["jobs"]] == ["page-0"] and older["next_before"] is None
 
 
+def fetch_mode(mode: str, models_dir) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "daemon", "fetch-models", mode, "--models-dir", str(models_dir)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
 def test_fetch_models_for_an_unknown_mode_names_the_modes(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "daemon", "fetch-models", "faceswap", "--models-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = fetch_mode("faceswap", tmp_path)
     assert result.returncode == 2 and "unknown mode 'faceswap'" in result.stderr and "face_swap" in result.stderr
 
 
 def test_fetch_models_for_pose_says_nothing_is_needed(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "daemon", "fetch-models", "pose", "--models-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = fetch_mode("pose", tmp_path)
     assert result.returncode == 0 and "mediapipe wheel" in result.stdout
 
 
