@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("mode")
     fetch.add_argument("--models-dir", type=Path, default=None, help="default: DATA_DIR/models")
     fetch.add_argument("--manifest", type=Path, default=None, help="another manifest (an internal mirror)")
+    fetch.add_argument("--json", action="store_true", help="print the verified files as JSON (progress on stderr)")
     fetch.add_argument(
         "--hub-endpoint",
         default=None,
@@ -282,7 +283,9 @@ def _fetch(args: argparse.Namespace) -> int:
         return 2
     models_dir = args.models_dir or default_data_dir() / "models"
     fetched = fetch_mode(args.mode, manifest, models_dir, endpoint=hub_endpoint(args.hub_endpoint))
-    if not fetched:
+    if args.json:
+        print(json.dumps({"mode": args.mode, "models_dir": str(models_dir), "files": [str(p) for p in fetched]}))
+    elif not fetched:
         print(f"mode {args.mode} has no weight files to fetch (the pose mode's models ship inside the mediapipe wheel)")
     return 0
 

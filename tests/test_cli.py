@@ -147,7 +147,7 @@ def write_manifest(path: Path, url: str, payload: bytes, sha: str | None = None)
     )
 
 
-def fetch(tmp_path, manifest):
+def fetch(tmp_path, manifest, *options):
     return subprocess.run(
         [
             sys.executable,
@@ -159,6 +159,7 @@ def fetch(tmp_path, manifest):
             str(manifest),
             "--models-dir",
             str(tmp_path / "models"),
+            *options,
         ],
         capture_output=True,
         text=True,
@@ -176,8 +177,9 @@ def test_fetch_models_downloads_verifies_and_skips_when_present(tmp_path, http_s
     assert first.returncode == 0, first.stderr
     assert (tmp_path / "models" / "tiny" / "weights.bin").read_bytes() == payload
     assert "100.0%" in first.stderr and "MIT" in first.stderr
-    second = fetch(tmp_path, manifest)
+    second = fetch(tmp_path, manifest, "--json")
     assert second.returncode == 0 and "present and verified" in second.stderr
+    assert json.loads(second.stdout)["files"] == [str(tmp_path / "models" / "tiny" / "weights.bin")]
 
 
 def test_fetch_models_refuses_a_corrupt_download(tmp_path, http_server):
@@ -211,8 +213,8 @@ def test_jobs_pages_with_a_cursor(daemon):
     assert [j["job_id"] for j in older["jobs"]] == ["page-0"] and older["next_before"] is None
 
 
-def fetch_mode(mode: str, models_dir) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "daemon", "fetch-models", mode, "--models-dir", str(models_dir)]
+def fetch_mode(mode: str, models_dir, *options: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "daemon", "fetch-models", mode, "--models-dir", str(models_dir), *options]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
@@ -224,6 +226,8 @@ def test_fetch_models_for_an_unknown_mode_names_the_modes(tmp_path):
 def test_fetch_models_for_pose_says_nothing_is_needed(tmp_path):
     result = fetch_mode("pose", tmp_path)
     assert result.returncode == 0 and "mediapipe wheel" in result.stdout
+    as_json = fetch_mode("pose", tmp_path, "--json")
+    assert json.loads(as_json.stdout) == {"mode": "pose", "models_dir": str(tmp_path), "files": []}
 
 
 def test_prune_command_reports_what_it_removed(daemon):
