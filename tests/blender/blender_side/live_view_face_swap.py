@@ -118,23 +118,15 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["second_start"] = {"result": sorted(result or ()), "error": error, "threads": live_threads()}
 
     # 3. An option changed in the panel reaches the running session.
-    options["mouth_mask"].set_value(True)
-    sent_before = view.session.received
-    pump_live(addon, lambda: view.session.received >= sent_before + 5, "frames after the option change")
-    record["option_change"] = {
-        "sent": view.sent_options.get("mouth_mask"),
-        "refused": view.session.update_error,
-        "state": view.session.state,
-    }
-    options["target"].set_value("matching")  # the target face was sent at start, so this switch can work
-    sent_before = view.session.received
-    pump_live(addon, lambda: view.session.received >= sent_before + 5, "frames after switching to matching")
-    record["switch_to_matching"] = {
-        "sent": view.sent_options.get("target"),
-        "refused": view.session.update_error,
-        "state": view.session.state,
-        "error": view.error,
-    }
+    def change_option(name: str, value: Any) -> dict[str, Any]:
+        options[name].set_value(value)
+        received = view.session.received
+        pump_live(addon, lambda: view.session.received >= received + 5, f"frames after setting {name}")
+        return {"sent": view.sent_options.get(name), "refused": view.session.update_error, "state": view.session.state}
+
+    record["option_change"] = change_option("mouth_mask", True)
+    # The target face was sent at start, so switching to matching can work.
+    record["switch_to_matching"] = {**change_option("target", "matching"), "error": view.error}
     options["target"].set_value("all")
 
     # 4. Record about two seconds from frame 10: a strip of the take at the current frame.
