@@ -7,6 +7,7 @@ reverses it: stop taking requests, interrupt the running job, release models, re
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import ipaddress
 import logging
@@ -356,6 +357,13 @@ def _log_to_file(path: Path) -> None:
     logging.getLogger().addHandler(handler)
 
 
+def _stdout_to_stderr() -> None:
+    """Send whatever is printed from now on (libraries print to stdout) to stderr, the log: a parent that stops
+    reading our stdout once it has the ready line (Blender does) can never block or break the daemon."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # no real stdout or stderr: nothing can block
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+
 def run(config: DaemonConfig) -> int:
     """Start, print the ready line, serve until SIGTERM/SIGINT or a shutdown request."""
     daemon = Daemon(config)
@@ -368,9 +376,7 @@ def run(config: DaemonConfig) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"ready {config.connection_file}", flush=True)
-    # Whatever is printed from now on (libraries print to stdout) goes to stderr, the log: a parent that stops
-    # reading our stdout once it has the ready line (Blender) can never block or break us.
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _stdout_to_stderr()
     daemon.serve()
     gc.freeze()  # everything is closed: skip the exit-time collection over torch's objects (~1 s on 2 cores)
     return 0

@@ -57,6 +57,12 @@ def open_socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
+def test_after_the_ready_line_stdout_goes_to_the_log(daemon):
+    # Blender reads the ready line and nothing more: a library printing later must not fill a pipe nobody reads.
+    pid = daemon.proc.pid
+    assert os.readlink(f"/proc/{pid}/fd/1") == os.readlink(f"/proc/{pid}/fd/2")
+
+
 def test_nothing_listens_on_tcp_by_default(daemon):
     socket_inodes = open_socket_inodes(daemon.proc.pid)
     assert socket_inodes, "the daemon holds its ZeroMQ sockets open"
