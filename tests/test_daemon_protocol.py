@@ -60,6 +60,9 @@ def open_socket_inodes(pid: int) -> set[str]:
 def test_after_the_ready_line_stdout_goes_to_the_log(daemon):
     # Blender reads the ready line and nothing more: a library printing later must not fill a pipe nobody reads.
     pid = daemon.proc.pid
+    deadline = time.monotonic() + 5  # it switches right after printing the line the fixture waited for
+    while os.readlink(f"/proc/{pid}/fd/1") != os.readlink(f"/proc/{pid}/fd/2") and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert os.readlink(f"/proc/{pid}/fd/1") == os.readlink(f"/proc/{pid}/fd/2")
 
 
