@@ -62,6 +62,17 @@ def strip_record(addon: Any, strip: Any) -> dict[str, Any]:
     }
 
 
+def start_recording(addon: Any, frames: int, before: str) -> Any:
+    """Start the live view and record until ``frames`` frames are written; the running view."""
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
+    assert result == {"FINISHED"}, error
+    view = addon.live_view.current()
+    pump_live(addon, lambda: view.shown >= frames, f"live frames before {before}", timeout=60)
+    bpy.ops.vfxmocap.live_view_record()
+    pump_live(addon, lambda: view.recorder.frames >= frames, f"recorded frames before {before}")
+    return view
+
+
 def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(data_dir=args.data_dir, connection_file=args.connection_file)
@@ -120,7 +131,8 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     # 3. An option changed in the panel reaches the running session.
     def change_option(name: str, value: Any) -> dict[str, Any]:
         options[name].set_value(value)
-        received = view.session.received
+        pump_live(addon, lambda: view.sent_options.get(name) == value, f"the view to send {name}")
+        received = view.session.received  # the panel is read every OPTIONS_CHECK_S: count frames from the send
         pump_live(addon, lambda: view.session.received >= received + 5, f"frames after setting {name}")
         return {"sent": view.sent_options.get(name), "refused": view.session.update_error, "state": view.session.state}
 
@@ -216,12 +228,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     blend = Path(args.data_dir) / "before_live.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     strips_saved = sorted(s.name for s in addon.compat.all_strips(bpy.context.scene.sequence_editor))
-    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
-    assert result == {"FINISHED"}, error
-    leaving = addon.live_view.current()
-    pump_live(addon, lambda: leaving.shown >= 2, "live frames before opening a file", timeout=60)
-    bpy.ops.vfxmocap.live_view_record()
-    pump_live(addon, lambda: leaving.recorder.frames >= 2, "recorded frames before opening a file")
+    leaving = start_recording(addon, frames=2, before="opening a file")
     take_folder = leaving.recorder.folder
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     pump_live(addon, lambda: not leaving.running and not leaving.finishing, "the view to stop", timeout=30)
@@ -237,13 +244,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     settings.mode, settings.source, settings.video_path = "face_swap", "FILE", args.video
 
     # 9. Disabling the add-on while the view runs and records stops both sides.
-    settings.source = "FILE"
-    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
-    assert result == {"FINISHED"}, error
-    last_view = addon.live_view.current()
-    pump_live(addon, lambda: last_view.shown >= 3, "live frames before disabling", timeout=60)
-    bpy.ops.vfxmocap.live_view_record()
-    pump_live(addon, lambda: last_view.recorder.frames >= 3, "a few recorded frames")
+    last_view = start_recording(addon, frames=3, before="disabling")
     record["disabled_session"] = last_view.session.session_id
     harness.disable_extension()
     record["after_disable"] = {
