@@ -18,6 +18,7 @@ from typing import Any
 
 from models.manifest import WeightEntry, missing_weights
 from models.runner import Runner
+from models.torch_device import empty_accelerator_cache
 from shared.errors import MODE_UNAVAILABLE, NOT_FOUND, WEIGHTS_MISSING, VfxError
 
 from .devices import Device, device_memory, installed, system_memory
@@ -194,7 +195,7 @@ class ModelRegistry:
                 if self._unload(mode):
                     log.info("%s is short: unloaded %s", short, mode)
                     released.append(mode)
-                    _empty_accelerator_cache()  # so the device's free memory shows what the unload gave back
+                    empty_accelerator_cache()  # so the device's free memory shows what the unload gave back
         return released
 
     def _memory_short(self, kind: str) -> str | None:
@@ -209,7 +210,7 @@ class ModelRegistry:
         with self._lock:
             released = [m for m in self._slots if self._unload(m)]
         if released:  # only then was a device resolved, so torch (if used) is fully imported
-            _empty_accelerator_cache()
+            empty_accelerator_cache()
         return released
 
     def loaded(self) -> list[dict[str, Any]]:
@@ -219,17 +220,3 @@ class ModelRegistry:
                 for m, s in sorted(self._slots.items())
                 if s.loaded
             ]
-
-
-def _empty_accelerator_cache() -> None:
-    """Give cached GPU memory back to the driver, if torch is already in use (never import it for this)."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    mps = getattr(torch, "mps", None)
-    if mps is not None and torch.backends.mps.is_available():
-        mps.empty_cache()

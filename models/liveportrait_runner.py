@@ -36,6 +36,7 @@ from .runner import (
     RunResult,
     write_frame,
 )
+from .torch_device import empty_accelerator_cache
 
 if TYPE_CHECKING:
     from .liveportrait.pipeline import LivePortraitAnimator
@@ -180,13 +181,9 @@ class LivePortraitRunner(Runner):
         models, self._models, self._compiled = self._models, None, None
         if models is None:
             return
-        on_cuda = models.device.type == "cuda"
         del models
         gc.collect()
-        if on_cuda:
-            import torch
-
-            torch.cuda.empty_cache()
+        empty_accelerator_cache()
 
     def start_live(self, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> LiveProcessor:
         """A live animation of ``inputs["source"]`` by the camera's face (:class:`LiveAnimation`). Raises

@@ -7,6 +7,7 @@ a device ask for ``float32`` there with ``allow_half=False``.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -31,3 +32,16 @@ def onnx_providers(device: Any) -> list[str]:
     """onnxruntime providers in preference order (CUDA / CoreML / CPU), as the daemon chose them."""
     providers = list(getattr(device, "onnx_providers", None) or [])
     return providers or ["CPUExecutionProvider"]
+
+
+def empty_accelerator_cache() -> None:
+    """Give the memory torch keeps cached on CUDA and Apple MPS back to the driver. Does nothing when torch has
+    not been imported (never imports it: the daemon calls this after unloading any model, torch-based or not)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    mps = getattr(torch, "mps", None)
+    if mps is not None and torch.backends.mps.is_available():
+        mps.empty_cache()

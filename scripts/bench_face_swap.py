@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Face-swap job overhead: a ``face_swap`` job through the daemon vs the same runner called directly.
 
-Both sides run the real runner (``models.face_swap.FaceSwapRunner``) on the same inputs: the first N frames of
+Both sides run the real runner (``models.face_swap.runner.FaceSwapRunner``) on the same inputs: the first N frames of
 Megamind.avi (a path input, decoded by ``models.media.VideoFile``) and insightface's Tom_Hanks_54745.png as the
 reference, with tiny ONNX models in the real signatures (``tests/support/tiny_onnx_faces.py``) on the CPU, so the
 measurement is about the job machinery, not the networks:
@@ -130,7 +130,7 @@ def direct_run(runner: Any, device: Any, frames: int, reference: Path, out: Path
 def weights_ready(models: Path, manifest: Path) -> bool:
     """Whether ``models`` holds the face_swap weights ``manifest`` lists; says what is missing if not."""
     from daemon.registry import ModelRegistry
-    from models.face_swap import FaceSwapRunner
+    from models.face_swap.runner import FaceSwapRunner
     from models.manifest import load_manifest
 
     registry = ModelRegistry(
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     from support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
 
     from daemon.devices import resolve_device
-    from models.face_swap import FaceSwapRunner
+    from models.face_swap.runner import FaceSwapRunner
 
     reference = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
     real = args.models_dir is not None

@@ -115,7 +115,7 @@ class BareSwap:
         from insightface.app.common import Face
         from insightface.model_zoo import model_zoo
 
-        from models import face_analysis
+        from models.face_swap import analysis as face_analysis
 
         providers = ["CPUExecutionProvider"]
         self.Face = Face
@@ -163,11 +163,11 @@ def bare_rate(swap: BareSwap, seconds: float, video: Path | None, frames: list[A
 
 
 def frame_swapper_rate(models: Path, reference: Path, frames: list[Any], seconds: float) -> float:
-    """Frames per second of the live mode's per-frame work alone: :class:`~models.face_swap.LiveFaceSwap` (the
+    """Frames per second of the live mode's per-frame work alone: :class:`~models.face_swap.runner.LiveFaceSwap` (the
     offline mode's FrameSwapper) in this process on frames in memory, detector on every frame."""
     import cv2
 
-    from models.face_swap import FaceSwapRunner
+    from models.face_swap.runner import FaceSwapRunner
     from models.media import ImageSequence
 
     runner = FaceSwapRunner()

@@ -43,7 +43,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "support")]
 from support.daemon_process import DaemonProcess  # noqa: E402
 from support.tiny_wan import build_tiny_wan_vace, write_tiny_manifest  # noqa: E402
 
-from models.vace import PROMPT_TOKENS, WAN_VACE_1_3B  # noqa: E402
+from models.vace.runner import PROMPT_TOKENS, WAN_VACE_1_3B  # noqa: E402
 
 PROMPT = "a red robot waves at the camera"
 NEGATIVE = "blurry low quality"

@@ -31,9 +31,9 @@ from support.tiny_onnx_faces import (
 )
 
 from daemon.devices import Device
-from models import face_analysis
-from models.face_blend import crop_mask, mouth_mask, paste_back, transfer_colour
-from models.face_swap import FaceSwapRunner
+from models.face_swap import analysis as face_analysis
+from models.face_swap.blend import crop_mask, mouth_mask, paste_back, transfer_colour
+from models.face_swap.runner import FaceSwapRunner
 from models.manifest import load_manifest
 from models.media import FrameArray, ImageSequence, VideoFile
 from models.runner import InvalidInput, JobCancelled

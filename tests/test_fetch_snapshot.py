@@ -33,7 +33,6 @@ from support.tiny_wan import build_tiny_wan_vace, manifest_text
 from daemon.fetch import FetchError, fetch_snapshot
 from daemon.registry import ModelRegistry
 from models.catalog import BUILTIN_RUNNERS, import_runner
-from models.depth import DEPTH_FETCH_MODE, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator
 from models.manifest import (
     LOCK_NAME,
     FilePin,
@@ -42,8 +41,9 @@ from models.manifest import (
     WeightSnapshot,
     load_manifest,
 )
-from models.vace import WAN_VACE_1_3B, WAN_VACE_14B
-from models.vace_motion import VaceMotionRunner
+from models.vace.depth import DEPTH_FETCH_MODE, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator
+from models.vace.motion import VaceMotionRunner
+from models.vace.runner import WAN_VACE_1_3B, WAN_VACE_14B
 from shared.errors import RemoteError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

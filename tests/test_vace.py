@@ -23,14 +23,14 @@ from support.tiny_wan import build_tiny_wan_vace, write_tiny_manifest
 
 from daemon.devices import resolve_device
 from daemon.registry import ModelRegistry
-from models.depth import DEPTH_FETCH_MODE, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator, depth_to_gray
 from models.manifest import WeightSnapshot, load_manifest
-from models.optical_flow import dense_flow, flow_to_color, flow_video
 from models.runner import InvalidInput
 from models.skeleton import draw_openpose
-from models.vace import WAN_VACE_1_3B
-from models.vace_motion import VaceMotionRunner
-from models.vace_windows import Window, join_window, plan_windows
+from models.vace.depth import DEPTH_FETCH_MODE, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator, depth_to_gray
+from models.vace.motion import VaceMotionRunner
+from models.vace.optical_flow import dense_flow, flow_to_color, flow_video
+from models.vace.runner import WAN_VACE_1_3B
+from models.vace.windows import Window, join_window, plan_windows
 from shared.errors import RemoteError
 
 PROMPT = "a dancer spins on a bright stage"

@@ -7,7 +7,7 @@ paste it back through a feathered mask, and optionally restore detail with GFPGA
 faces, and whole frames without a chosen face, are written back exactly as they came in.
 
 Importing this module imports no heavy library: :meth:`FaceSwapRunner.load` imports insightface and
-onnxruntime (through :mod:`models.face_analysis`).
+onnxruntime (through :mod:`models.face_swap.analysis`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from .face_analysis import (
+from ..runner import (
+    InvalidInput,
+    LiveProcessor,
+    LiveResult,
+    Media,
+    MediaSlot,
+    Param,
+    RunContext,
+    Runner,
+    RunResult,
+    write_frame,
+)
+from ..torch_device import onnx_providers
+from .analysis import (
     ENHANCER_FILE,
     OUTER_LIP_68,
     SWAPPER_FILES,
@@ -33,20 +46,7 @@ from .face_analysis import (
     scene_changed,
     thumbnail,
 )
-from .face_blend import crop_mask, mouth_mask, paste_back, transfer_colour
-from .runner import (
-    InvalidInput,
-    LiveProcessor,
-    LiveResult,
-    Media,
-    MediaSlot,
-    Param,
-    RunContext,
-    Runner,
-    RunResult,
-    write_frame,
-)
-from .torch_device import onnx_providers
+from .blend import crop_mask, mouth_mask, paste_back, transfer_colour
 
 PREVIEW_EVERY_FRAMES = 10
 SWAP_CROP = 128

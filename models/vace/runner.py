@@ -1,10 +1,10 @@
 """What the Wan 2.1 VACE modes share: the checkpoints, their settings and validation, and the runner base.
 
-Three modes drive diffusers' ``WanVACEPipeline`` with different controls (see ``vace_pose.py``,
-``vace_motion.py`` and ``r2v.py``); each exists for the 1.3B model (480p) and the 14B model (480p and 720p).
-They share one loaded pipeline per model (see ``vace_pipeline.py``). Sequences longer than one window are
+Three modes drive diffusers' ``WanVACEPipeline`` with different controls (see ``pose.py``,
+``motion.py`` and ``r2v.py``); each exists for the 1.3B model (480p) and the 14B model (480p and 720p).
+They share one loaded pipeline per model (see ``pipeline.py``). Sequences longer than one window are
 generated in overlapping windows joined by cross-fading, and every request is generated in 4k+1 frame counts
-(see ``vace_windows.py``). Progress, cancel and previews after each denoising step are in ``vace_preview.py``.
+(see ``windows.py``). Progress, cancel and previews after each denoising step are in ``preview.py``.
 
 Importing this module imports neither torch nor diffusers; they are imported in ``load`` and ``run``.
 """
@@ -20,10 +20,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .runner import InvalidInput, Media, MediaSlot, Param, RunContext, Runner, RunResult, write_frame
-from .vace_pipeline import LoadedPipeline, _empty_device_cache, acquire_pipeline, place, release_pipeline
-from .vace_preview import StepReporter
-from .vace_windows import TEMPORAL_STRIDE, Window, is_4k_plus_1, join_window, plan_windows, round_up_4k_plus_1
+from ..runner import InvalidInput, Media, MediaSlot, Param, RunContext, Runner, RunResult, write_frame
+from ..torch_device import empty_accelerator_cache
+from .pipeline import LoadedPipeline, acquire_pipeline, place, release_pipeline
+from .preview import StepReporter
+from .windows import TEMPORAL_STRIDE, Window, is_4k_plus_1, join_window, plan_windows, round_up_4k_plus_1
 
 SIZE_MULTIPLE = 16
 """Width and height must be multiples of this: the VAE downsamples 8x and the transformer patches 2x2."""
@@ -456,7 +457,7 @@ class WanVaceRunner(Runner):
                 # On cancel the pipeline stops mid-loop without putting offloaded models back; do it here.
                 if cheap_previews:
                     pipe.maybe_free_model_hooks()
-                _empty_device_cache(getattr(loaded.device, "kind", "cpu"))
+                empty_accelerator_cache()
             generated = output.frames[0]
             join_window(pending, window, generated)
             final_until = min(windows[index + 1].start if index + 1 < len(windows) else window.end, settings.frames)

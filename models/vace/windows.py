@@ -14,7 +14,7 @@ generated with the next 4k+1 count (the control's last frame repeated) and the e
 the output has exactly the frames asked for; the summary and the job log say so. Longer sequences need no
 rounding: the last window is moved back so that it ends on the last frame.
 
-The runner that drives the windows is :class:`models.vace.WanVaceRunner`. Importing this module imports
+The runner that drives the windows is :class:`models.vace.runner.WanVaceRunner`. Importing this module imports
 neither torch nor diffusers.
 """
 

@@ -3,16 +3,16 @@
 The control is a strip of OpenPose-style skeletons on black, such as the pose mode renders with
 ``skeleton_background=black``. It fixes where the body parts are in every frame and nothing else: the look
 comes from the reference image and the prompt, the setting and camera from the prompt. Frame ``i`` of the
-output follows skeleton ``i``. See :mod:`models.vace` for sizes and memory options, and :mod:`models.vace_windows`
-for frame counts and windows.
+output follows skeleton ``i``. See :mod:`models.vace.runner` for sizes and memory options, and
+:mod:`models.vace.windows` for frame counts and windows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .runner import Media, MediaSlot, Param
-from .vace import (
+from ..runner import Media, MediaSlot, Param
+from .runner import (
     COMMON_PARAMS,
     CONDITIONING_PARAM,
     REFERENCE_SLOT,

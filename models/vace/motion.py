@@ -3,11 +3,11 @@
 Unlike ``vace_pose``, the control is not a skeleton but one of two pictures of the driving strip:
 
 - ``control=flow`` (the default): its dense optical flow, drawn in the Middlebury flow colours (see
-  :mod:`models.optical_flow`; OpenCV, no weights). Flow carries every moving thing, not only a body: camera pans
+  :mod:`models.vace.optical_flow`; OpenCV, no weights). Flow carries every moving thing, not only a body: camera pans
   and zooms, cloth, hair, objects, several people at once, and the timing of each. It does not carry shapes that
   stand still, nor limb positions as such, so the subject's build and pose at rest come from the reference image
   and the prompt.
-- ``control=depth``: its depth maps, near bright and far dark (see :mod:`models.depth`; Depth Anything V2 Small,
+- ``control=depth``: its depth maps, near bright and far dark (see :mod:`models.vace.depth`; Depth Anything V2 Small,
   ``fetch-models vace_motion_depth``). Depth carries the shapes and layout of every frame, still or moving: the
   silhouette, the scene's layout and the camera's path through it, so the output keeps the driving shot's
   composition, and less of the look of the reference where the two disagree.
@@ -20,10 +20,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..runner import InvalidInput, Media, MediaSlot, Param, RunContext
 from .depth import DEPTH_FETCH_MODE, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator
 from .optical_flow import FLOW_METHODS, flow_video
-from .runner import InvalidInput, Media, MediaSlot, Param, RunContext
-from .vace import (
+from .pipeline import LoadedPipeline
+from .runner import (
     COMMON_PARAMS,
     CONDITIONING_PARAM,
     REFERENCE_SLOT,
@@ -32,7 +33,6 @@ from .vace import (
     Settings,
     WanVaceRunner,
 )
-from .vace_pipeline import LoadedPipeline
 
 MOTION_PARAMS = (
     Param(

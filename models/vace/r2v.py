@@ -6,8 +6,8 @@ prompt decides what happens; the references decide who and where. Output plays a
 
 from __future__ import annotations
 
-from .runner import MediaSlot, Param
-from .vace import COMMON_PARAMS, REFERENCE_SLOT, WAN_VACE_1_3B, WAN_VACE_14B, WanVaceRunner
+from ..runner import MediaSlot, Param
+from .runner import COMMON_PARAMS, REFERENCE_SLOT, WAN_VACE_1_3B, WAN_VACE_14B, WanVaceRunner
 
 R2V_FRAME_COUNT = Param(
     "frame_count",

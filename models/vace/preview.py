@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .runner import RunContext
+from ..runner import RunContext
 
 PREVIEW_INTERVAL_S = 1.0
 """At most one preview decode a second; the daemon sends at most two previews a second anyway."""

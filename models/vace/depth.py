@@ -53,7 +53,7 @@ class DepthEstimator:
     def __init__(self, folder: Path, device: Any) -> None:
         from transformers import AutoImageProcessor, DepthAnythingForDepthEstimation
 
-        from .torch_device import torch_device, torch_dtype
+        from ..torch_device import torch_device, torch_dtype
 
         self.device = torch_device(device)
         self.dtype = torch_dtype(device)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..torch_device import empty_accelerator_cache
+
 
 @dataclass
 class LoadedPipeline:
@@ -33,7 +35,7 @@ _PIPELINES_LOCK = threading.Lock()
 
 def acquire_pipeline(folder: Path, device: Any, user: str) -> LoadedPipeline:
     """The pipeline in ``folder`` for ``device`` (loaded on first use), now also held by ``user``."""
-    from .torch_device import torch_dtype
+    from ..torch_device import torch_dtype
 
     dtype = torch_dtype(device)
     key = (str(folder), getattr(device, "kind", None) or "cpu", str(dtype))
@@ -59,7 +61,7 @@ def release_pipeline(loaded: LoadedPipeline, user: str) -> None:
             loaded.pipe.remove_all_hooks()
         loaded.pipe = None
     gc.collect()
-    _empty_device_cache(getattr(loaded.device, "kind", "cpu"))
+    empty_accelerator_cache()
 
 
 def _load_pipeline(folder: Path, dtype: Any) -> Any:
@@ -80,7 +82,7 @@ def _load_pipeline(folder: Path, dtype: Any) -> Any:
 
 def place(loaded: LoadedPipeline, offload: str, notes: list[str]) -> None:
     """Put the pipeline where ``offload`` wants it on the job's device (a no-op when it is already there)."""
-    from .torch_device import torch_device
+    from ..torch_device import torch_device
 
     kind = getattr(loaded.device, "kind", None) or "cpu"
     target = offload
@@ -100,15 +102,3 @@ def place(loaded: LoadedPipeline, offload: str, notes: list[str]) -> None:
     else:
         pipe.enable_sequential_cpu_offload(device=device)
     loaded.placement = target
-
-
-def _empty_device_cache(kind: str) -> None:
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return
-    if kind == "cuda" and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    elif kind == "mps" and torch.backends.mps.is_available():
-        torch.mps.empty_cache()
