@@ -1,7 +1,7 @@
 """Main-thread cost of the add-on's timer pump while pose jobs stream progress and previews, and the time
 from a job's completion (the daemon's clock) to its result strip being in the sequencer.
 
-    .venv-bpy50/bin/python scripts/bench_blender_pump.py [--jobs 3] [--frames 270] [--json out/bench.json]
+    .venv-bpy50/bin/python -m scripts.bench.blender.pump [--jobs 3] [--frames 270] [--json out/bench.json]
 
 Runs real Blender (the bpy module) with the extension installed into a temporary Blender user folder, and
 the daemon started by the add-on. The bpy module's timers never fire, so the script calls ``pump.tick``
@@ -20,15 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from scripts.bench import common
+from scripts.bench.common import percentile
+
+ROOT = common.ROOT
 SAMPLE_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 MODULE = "bl_ext.user_default.vfx_motion_capture"
 GOAL_P99_MS = 4.0
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main() -> int:
@@ -50,9 +48,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
     """The benchmark, with Blender's user folder, the daemon's files and the zip under ``work``."""
     os.environ["BLENDER_USER_RESOURCES"] = str(work / "blender-user")  # read when bpy is imported
     os.environ["VFXMOCAP_RUNTIME_DIR"] = str(work / "run")  # a daemon of our own, not one already running
-    sys.path.insert(0, str(ROOT / "scripts"))
     import bpy
-    import build_extension
+
+    from scripts import build_extension
 
     bpy.ops.extensions.package_install_files(
         filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
@@ -127,6 +125,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(numbers, indent=2))
+    headline = f"p99 {numbers['tick_p99_ms']} ms; strip insert {numbers['insert_tick_median_ms']} ms"
+    common.result_line(numbers, headline, numbers["goal_met"])
     return 0
 
 

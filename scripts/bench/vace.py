@@ -11,14 +11,14 @@ may sum floats in another order), so both did the same work. Goal: overhead at m
 comparing the best of ``--repeats`` runs of each (the machine may be busy with other work; the medians are
 printed too).
 
-    .venv/bin/python scripts/bench_vace.py [--frames 33] [--size 96] [--steps 10] [--repeats 7]
+    .venv/bin/python -m scripts.bench.vace [--frames 33] [--size 96] [--steps 10] [--repeats 7]
 
 **Real mode** (``--models-dir``: a models folder where ``fetch-models vace_pose`` or ``vace_pose_14b`` put the
 weights): seconds per clip of ``--mode`` jobs through a daemon on ``--device``, by default 81 frames of 832x480
 with 30 steps (the ``standard`` preset's steps at Wan's native window). The first job's time includes loading the
 pipeline and is reported apart; the others are the warm seconds per clip (best and median of ``--repeats``).
 
-    .venv/bin/python scripts/bench_vace.py --models-dir ~/vfx/models --device cuda [--mode vace_pose_14b]
+    .venv/bin/python -m scripts.bench.vace --models-dir ~/vfx/models --device cuda [--mode vace_pose_14b]
         [--frames 81] [--width 832 --height 480] [--steps 30] [--repeats 2] [--offload none|model|sequential]
         [--manifest FILE]
 
@@ -28,7 +28,6 @@ Prints a table, then one JSON line with the numbers. Tiny mode exits 1 when the 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -37,14 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "support")]
+from models.vace.runner import PROMPT_TOKENS, WAN_VACE_1_3B
+from scripts.bench import common
+from tests.support.daemon_process import DaemonProcess
+from tests.support.tiny_wan import build_tiny_wan_vace, write_tiny_manifest
 
-from support.daemon_process import DaemonProcess  # noqa: E402
-from support.tiny_wan import build_tiny_wan_vace, write_tiny_manifest  # noqa: E402
-
-from models.vace.runner import PROMPT_TOKENS, WAN_VACE_1_3B  # noqa: E402
-
+GOAL_OVERHEAD = 0.05
 PROMPT = "a red robot waves at the camera"
 NEGATIVE = "blurry low quality"
 
@@ -190,25 +187,25 @@ def real_weights(args) -> int:
     runs = ", ".join(f"{t:.1f}" for t in warm)
     print(f"seconds per clip                  best {min(warm):.1f} s  median {statistics.median(warm):.1f} s  ({runs})")
     print(f"seconds per denoising step        {min(warm) / args.steps:.2f} s (best clip / steps, decoding included)")
-    print(
-        json.dumps(
-            {
-                "benchmark": "vace_real",
-                "mode": args.mode,
-                "frames": args.frames,
-                "width": args.width,
-                "height": args.height,
-                "steps": args.steps,
-                "offload": summary["offload"],
-                "device": summary["device"],
-                "device_name": device.get("name"),
-                "dtype": summary["dtype"],
-                "first_job_s": round(cold, 2),
-                "clip_s": [round(t, 2) for t in warm],
-                "best_clip_s": round(min(warm), 2),
-                "median_clip_s": round(statistics.median(warm), 2),
-            }
-        )
+    common.result_line(
+        {
+            "benchmark": "vace_real",
+            "mode": args.mode,
+            "frames": args.frames,
+            "width": args.width,
+            "height": args.height,
+            "steps": args.steps,
+            "offload": summary["offload"],
+            "device": summary["device"],
+            "device_name": device.get("name"),
+            "dtype": summary["dtype"],
+            "first_job_s": round(cold, 2),
+            "clip_s": [round(t, 2) for t in warm],
+            "best_clip_s": round(min(warm), 2),
+            "median_clip_s": round(statistics.median(warm), 2),
+        },
+        f"{min(warm):.1f} s a clip",
+        None,
     )
     return 0
 
@@ -264,22 +261,22 @@ def tiny_overhead(args) -> int:
         print(f"{label:<21} best {min(times):7.3f} s  median {statistics.median(times):7.3f} s  ({runs})")
     print(f"overhead: {(daemon_s - direct_s) * 1000:.1f} ms = {overhead:+.1%} (goal <= 5%)")
     print(f"frames: same shape, pixel values within {largest_difference}/255 of the direct call's")
-    print(
-        json.dumps(
-            {
-                "benchmark": "vace_tiny_overhead",
-                "frames": args.frames,
-                "width": args.width,
-                "height": args.height,
-                "steps": args.steps,
-                "direct_s": [round(t, 4) for t in direct_times],
-                "daemon_s": [round(t, 4) for t in daemon_times],
-                "overhead_best": round(overhead, 4),
-                "largest_pixel_difference": largest_difference,
-            }
-        )
+    common.result_line(
+        {
+            "benchmark": "vace_tiny_overhead",
+            "frames": args.frames,
+            "width": args.width,
+            "height": args.height,
+            "steps": args.steps,
+            "direct_s": [round(t, 4) for t in direct_times],
+            "daemon_s": [round(t, 4) for t in daemon_times],
+            "overhead_best": round(overhead, 4),
+            "largest_pixel_difference": largest_difference,
+        },
+        f"{overhead:+.1%}",
+        overhead <= GOAL_OVERHEAD,
     )
-    return 0 if overhead <= 0.05 else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """Live face swap: output rate against a bare insightface loop, latency from capture to Blender's image, and the
 Blender main-thread time per shown 512x512 frame.
 
-    .venv/bin/python scripts/bench_live_face_swap.py [--seconds 10] [--frames 96] [--json out/live.json]
+    .venv/bin/python -m scripts.bench.live_face_swap [--seconds 10] [--frames 96] [--json out/live.json]
 
 Everything runs on the same frames (Megamind.avi from frame 1) and the same models: the tiny ONNX models in the
 real signatures (``tests/support/tiny_onnx_faces.py``) on the CPU, loaded by insightface's own code. So the numbers
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -46,7 +45,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from scripts.bench import common
+from scripts.bench.common import hardware, percentile
+
+REPO_ROOT = common.ROOT
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 BLENDER_PYTHON = REPO_ROOT / ".venv-bpy50" / "bin" / "python"
 MODULE = "bl_ext.user_default.vfx_motion_capture"
@@ -56,21 +58,6 @@ FLOOD_FPS = 240
 BLENDER_SIDE = 512
 GOAL_RATIO = 0.9
 GOAL_MAIN_P99_MS = 4.0
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] if ordered else float("nan")
-
-
-def hardware() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version()}
 
 
 # -- part 1: the daemon side ------------------------------------------------------------------------------------
@@ -229,10 +216,10 @@ def blender_part(args: argparse.Namespace) -> None:
     """Runs in the bpy venv: the live view on ``args.video`` through the daemon of ``args.connection_file``."""
     work = Path(args.work)
     os.environ["BLENDER_USER_RESOURCES"] = str(work / "blender-user")  # read when bpy is imported
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
     import bpy
-    import build_extension
     import numpy as np
+
+    from scripts import build_extension
 
     bpy.ops.extensions.package_install_files(
         filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
@@ -335,11 +322,11 @@ def main() -> int:
     if not VIDEO.is_file():
         print(f"{VIDEO} is missing: install the Debian package opencv-doc", file=sys.stderr)
         return 1
-    sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
     warnings.filterwarnings("ignore", category=FutureWarning, module="insightface")
     import insightface
-    from support.daemon_process import DaemonProcess
-    from support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
+
+    from tests.support.daemon_process import DaemonProcess
+    from tests.support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
 
     reference = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
     work = Path(tempfile.mkdtemp(prefix="vfx-live-"))
@@ -385,12 +372,15 @@ def main() -> int:
                 if not BLENDER_PYTHON.is_file():
                     raise RuntimeError(f"{BLENDER_PYTHON} is missing: run scripts/setup_blender_envs.sh")
                 command = [
-                    str(BLENDER_PYTHON), __file__, "--blender-part", "--connection-file", str(daemon.connection_file),
+                    str(BLENDER_PYTHON), "-m", __spec__.name, "--blender-part",
+                    "--connection-file", str(daemon.connection_file),
                     "--video", str(square), "--reference", str(reference), "--work", str(work),
                     "--seconds", str(args.seconds),
                 ]  # fmt: skip
                 env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-                done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
+                done = subprocess.run(
+                    command, capture_output=True, text=True, env=env, timeout=600, check=False, cwd=REPO_ROOT
+                )
                 if done.returncode != 0:
                     raise RuntimeError(f"the Blender part failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
                 numbers["blender"] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -435,10 +425,15 @@ def main() -> int:
         print(f"  (goal p99 <= {GOAL_MAIN_P99_MS} ms: {verdict}); idle tick p50 {b['idle_tick_p50_ms']} ms")
         writes = f"float image {b['foreach_set_512_float_ms']} ms, byte image {b['foreach_set_512_byte_ms']} ms"
         print(f"  Image.pixels.foreach_set of 512x512 alone: {writes}")
-    print(json.dumps(numbers))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(numbers, indent=2))
+    main_p99 = numbers["blender"]["main_thread_p99_ms"] if "blender" in numbers else None
+    common.result_line(
+        numbers,
+        f"{numbers['ratio_detect_every_1']:.2f}x" + ("" if main_p99 is None else f"; p99 {main_p99} ms"),
+        numbers["ratio_detect_every_1"] >= GOAL_RATIO and (main_p99 is None or main_p99 <= GOAL_MAIN_P99_MS),
+    )
     return 0
 
 

@@ -13,7 +13,7 @@ The model is loaded (MediaPipe imported) by a warm-up job and a warm-up loop fir
 imports. Daemon and bare runs alternate; the medians give the ratio daemon/bare (goal: at least 0.9). The two
 sides are checked to have found the person in the same frames.
 
-Usage: ``.venv/bin/python scripts/bench_pose.py [--quick] [--frames N] [--repeats R]``. Prints a table, then
+Usage: ``.venv/bin/python -m scripts.bench.pose [--quick] [--frames N] [--repeats R]``. Prints a table, then
 one JSON line with the numbers as its last line. Exits 0 whatever the numbers are.
 """
 
@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,22 +31,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
+from scripts.bench import common
+from scripts.bench.common import hardware
+
+REPO_ROOT = common.ROOT
 import numpy as np  # noqa: E402
 
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 GOAL_RATIO = 0.9
-
-
-def hardware() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version()}
 
 
 @contextlib.contextmanager
@@ -111,9 +101,9 @@ def daemon_job(client: Any, pid: int, frames: int, render: bool, timeout: float 
                 continue
             if event.get("type") == "progress":
                 progress.append((now, float(event["fraction"]), str(event["stage"])))
-            elif event.get("type") == "state" and event.get("state") in ("succeeded", "failed", "cancelled"):
+            elif event.get("type") == "state" and event.get("state") in common.FINAL_STATES:
                 state, t_final = event["state"], now
-        if not events and client.job(job_id)["state"] in ("succeeded", "failed", "cancelled", "interrupted"):
+        if not events and client.job(job_id)["state"] in common.FINAL_STATES:
             state, t_final = client.job(job_id)["state"], time.perf_counter()  # fallback if an event was lost
     cpu_end = process_cpu_s(pid)
     if state != "succeeded":
@@ -188,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{VIDEO} is missing: install the Debian package opencv-doc", file=sys.stderr)
         return 0
 
-    from support.daemon_process import DaemonProcess
+    from tests.support.daemon_process import DaemonProcess
 
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     daemon = DaemonProcess(plugin=False)
@@ -321,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_at_start": load_at_start,
         "hardware": hw,
     }
-    print(json.dumps(result))
+    common.result_line(result, f"{ratio:.2f}x", ratio >= GOAL_RATIO)
     return 0
 
 

@@ -16,7 +16,7 @@ other work the minimum is the better estimate of the uncontended time.
 The published per-frame times (LivePortrait paper, RTX 4090): appearance 0.82 ms,
 motion 0.84 ms, warping 5.21 ms, SPADE 7.59 ms, stitching and retargeting 0.31 ms.
 
-Usage: ``.venv/bin/python scripts/bench_liveportrait.py [--device cpu|cuda|mps] [--half] [--compile]
+Usage: ``.venv/bin/python -m scripts.bench.liveportrait [--device cpu|cuda|mps] [--half] [--compile]
 [--repeats N] [--warmup N] [--weights DIR] [--quick]``. Prints a table, then one JSON line with the numbers as
 its last line. Exits 0 whatever the numbers are.
 """
@@ -24,9 +24,6 @@ its last line. Exits 0 whatever the numbers are.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,13 +32,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
+import torch
 
-import torch  # noqa: E402
-
-from models.liveportrait.keypoints import Motion, relative_keypoints  # noqa: E402
-from models.liveportrait.loader import LivePortraitModels, load_liveportrait  # noqa: E402
+from models.liveportrait.keypoints import Motion, relative_keypoints
+from models.liveportrait.loader import LivePortraitModels, load_liveportrait
+from scripts.bench import common
 
 PUBLISHED_RTX4090_MS = {
     "appearance": 0.82,
@@ -54,18 +49,10 @@ PUBLISHED_NOTE = "LivePortrait paper (arXiv 2407.03168), RTX 4090, per frame"
 
 
 def hardware(device: torch.device) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
     info: dict[str, Any] = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
+        **common.hardware(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "python": platform.python_version(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -157,7 +144,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lp-bench-") as scratch:
         weights = args.weights
         if weights is None:
-            from support.liveportrait_weights import write_liveportrait_weights
+            from tests.support.liveportrait_weights import write_liveportrait_weights
 
             weights = Path(scratch)
             write_liveportrait_weights(weights)
@@ -191,7 +178,8 @@ def main() -> int:
         "repeats": args.repeats,
         "hardware": hardware(device),
     }
-    print(json.dumps(summary))
+    frame_ms = minima["frame"]
+    common.result_line(summary, f"{frame_ms / 1000:.2f} s a frame ({device})", None)
     return 0
 
 

@@ -13,7 +13,7 @@ It also reports which heavy libraries (torch, cv2, mediapipe) are mapped into th
 time of ``python -c "import daemon.app"`` next to a bare ``python -c pass`` (the baseline), and whether importing
 ``daemon.app`` imports torch, cv2 or mediapipe (it must not). Goal: median spawn-to-ready below 1.5 s.
 
-Usage: ``.venv/bin/python scripts/bench_startup.py [--quick] [--starts N]``. Prints a table, then one JSON line
+Usage: ``.venv/bin/python -m scripts.bench.startup [--quick] [--starts N]``. Prints a table, then one JSON line
 with the numbers as its last line. Exits 0 whatever the numbers are.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,23 +29,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
+from scripts.bench import common
+from scripts.bench.common import hardware
+
+REPO_ROOT = common.ROOT
 
 GOAL_S = 1.5
 HEAVY = ("torch", "cv2", "mediapipe")
 # Shared objects that show a library is loaded in another process (from /proc/PID/maps).
 HEAVY_MAPS = {"torch": "/torch/lib/", "cv2": "/cv2/", "mediapipe": "/mediapipe/"}
-
-
-def hardware() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version()}
 
 
 def mapped_libraries(pid: int) -> list[str]:
@@ -142,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     starts = args.starts or (3 if args.quick else 10)
     import_runs = 3 if args.quick else 7
 
-    from support.daemon_process import DaemonProcess
+    from tests.support.daemon_process import DaemonProcess
 
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     have = {m: installed(m) for m in HEAVY}
@@ -228,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_at_start": load_at_start,
         "hardware": hw,
     }
-    print(json.dumps(result))
+    common.result_line(result, f"{ready['median']:.2f} s median", ready["median"] < GOAL_S)
     return 0
 
 

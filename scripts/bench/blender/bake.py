@@ -1,6 +1,6 @@
 """Baking speed: the add-on's bulk F-curve writes vs one ``keyframe_insert`` per key, on the same rig and poses.
 
-    .venv-bpy50/bin/python scripts/bench_bake.py [--frames 1000] [--repeats 3] [--json out/bench_bake.json]
+    .venv-bpy50/bin/python -m scripts.bench.blender.bake [--frames 1000] [--repeats 3] [--json out/bench_bake.json]
 
 Runs real Blender (the bpy module) with the extension installed into a temporary Blender user folder. The rig is
 Rigify's human metarig with the add-on's detected map (19 driven bones and the root's location: 79 channels).
@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from scripts.bench import common
+
 MODULE = "bl_ext.user_default.vfx_motion_capture"
 GOAL_RATIO = 30.0
 
@@ -112,9 +113,9 @@ def difference(values: dict, reference: dict) -> float:
 
 def run(args: argparse.Namespace, work: Path) -> dict:
     os.environ["BLENDER_USER_RESOURCES"] = str(work / "blender-user")  # read when bpy is imported
-    sys.path.insert(0, str(ROOT / "scripts"))
     import bpy
-    import build_extension
+
+    from scripts import build_extension
 
     bpy.ops.extensions.package_install_files(
         filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
@@ -199,7 +200,9 @@ def main() -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(numbers, indent=2))
-    print(json.dumps(numbers))
+    common.result_line(
+        numbers, f"{min(numbers['ratio_vs_per_property'], numbers['ratio_vs_per_key']):.0f}x", numbers["goal_met"]
+    )
     return 0
 
 

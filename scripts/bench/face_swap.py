@@ -21,7 +21,7 @@ inswapper_128 (and ``face_swap_fp16`` the half-precision swapper, which ``auto``
 (cuda, mps, cpu, auto) picks the onnxruntime providers on both sides. The same comparison then runs on the
 real networks, and its frames per second are the mode's speed on that device.
 
-Usage: ``.venv/bin/python scripts/bench_face_swap.py [--quick] [--frames N] [--repeats R] [--models-dir DIR
+Usage: ``.venv/bin/python -m scripts.bench.face_swap [--quick] [--frames N] [--repeats R] [--models-dir DIR
 --device cuda [--manifest FILE]]``. Prints a table, then one JSON line with the numbers as its last line. Exits 0
 whatever the numbers are (2 when the real weights are not all there).
 """
@@ -29,9 +29,7 @@ whatever the numbers are (2 when the real weights are not all there).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -42,23 +40,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
+from scripts.bench import common
+from scripts.bench.common import hardware
+
+REPO_ROOT = common.ROOT
 import numpy as np  # noqa: E402
 
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 GOAL_OVERHEAD = 0.05
-FINAL = ("succeeded", "failed", "cancelled", "interrupted")
-
-
-def hardware() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version()}
+FINAL = common.FINAL_STATES
 
 
 class QuietContext:
@@ -167,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="insightface")
 
     import insightface
-    from support.daemon_process import DaemonProcess
-    from support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
 
     from daemon.devices import resolve_device
     from models.face_swap.runner import FaceSwapRunner
+    from tests.support.daemon_process import DaemonProcess
+    from tests.support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
 
     reference = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
     real = args.models_dir is not None
@@ -248,37 +238,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"daemon overhead, fastest   = {(d_min / b_min - 1) * 100:+.1f} %")
     print(f"daemon overhead, CPU time  = {(d_cpu / b_cpu - 1) * 100:+.1f} %")
     print(f"identical output frames on both sides: {identical}")
-    print(
-        json.dumps(
-            {
-                "benchmark": "face_swap",
-                "weights": "real" if real else "tiny",
-                "device": device.kind,
-                "device_name": device.name,
-                "providers": job_summary["providers"],
-                "swapper": job_summary["swapper"],
-                "direct_fps": round(frames / b, 2),
-                "daemon_fps": round(frames / d, 2),
-                "quick": args.quick,
-                "frames": frames,
-                "repeats": repeats,
-                "direct_s": round(b, 4),
-                "daemon_s": round(d, 4),
-                "direct_runs_s": [round(r["seconds"], 4) for r in direct_runs],
-                "daemon_runs_s": [round(r["seconds"], 4) for r in daemon_runs],
-                "direct_cpu_s": round(b_cpu, 4),
-                "daemon_cpu_s": round(d_cpu, 4),
-                "overhead": round(overhead, 4),
-                "overhead_fastest": round(d_min / b_min - 1, 4),
-                "overhead_cpu": round(d_cpu / b_cpu - 1, 4),
-                "goal_overhead": GOAL_OVERHEAD,
-                "meets_goal": overhead <= GOAL_OVERHEAD,
-                "identical_frames": identical,
-                "cold_job_4_frames_s": round(cold["seconds"], 4),
-                "loadavg_at_start": load_at_start,
-                "hardware": hw,
-            }
-        )
+    common.result_line(
+        {
+            "benchmark": "face_swap",
+            "weights": "real" if real else "tiny",
+            "device": device.kind,
+            "device_name": device.name,
+            "providers": job_summary["providers"],
+            "swapper": job_summary["swapper"],
+            "direct_fps": round(frames / b, 2),
+            "daemon_fps": round(frames / d, 2),
+            "quick": args.quick,
+            "frames": frames,
+            "repeats": repeats,
+            "direct_s": round(b, 4),
+            "daemon_s": round(d, 4),
+            "direct_runs_s": [round(r["seconds"], 4) for r in direct_runs],
+            "daemon_runs_s": [round(r["seconds"], 4) for r in daemon_runs],
+            "direct_cpu_s": round(b_cpu, 4),
+            "daemon_cpu_s": round(d_cpu, 4),
+            "overhead": round(overhead, 4),
+            "overhead_fastest": round(d_min / b_min - 1, 4),
+            "overhead_cpu": round(d_cpu / b_cpu - 1, 4),
+            "goal_overhead": GOAL_OVERHEAD,
+            "meets_goal": overhead <= GOAL_OVERHEAD,
+            "identical_frames": identical,
+            "cold_job_4_frames_s": round(cold["seconds"], 4),
+            "loadavg_at_start": load_at_start,
+            "hardware": hw,
+        },
+        f"{overhead * 100:+.1f} %",
+        overhead <= GOAL_OVERHEAD,
     )
     return 0
 

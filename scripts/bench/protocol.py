@@ -13,16 +13,14 @@ The two are measured in alternating blocks in the same run; the ratio daemon/raw
 machines (goal: at least 0.5). ``Client.upload(frame)`` (content-addressed: sha256 of the frame, written as
 ``.npy`` when new) is measured as extra information, with new frames and with frames the daemon already holds.
 
-Usage: ``.venv/bin/python scripts/bench_protocol.py [--quick] [--rounds N] [--block-seconds S]``. Prints a table,
+Usage: ``.venv/bin/python -m scripts.bench.protocol [--quick] [--rounds N] [--block-seconds S]``. Prints a table,
 then one JSON line with the numbers as its last line. Exits 0 whatever the numbers are.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,8 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
+from scripts.bench import common
+
+REPO_ROOT = common.ROOT
 
 import numpy as np  # noqa: E402
 import zmq  # noqa: E402
@@ -46,13 +45,7 @@ STOP = b"stop"
 
 
 def hardware() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(), "zmq": zmq.zmq_version()}
+    return {**common.hardware(), "zmq": zmq.zmq_version()}
 
 
 # -- the raw baseline ------------------------------------------------------------------------------------------
@@ -83,7 +76,10 @@ class RawEcho:
     def __init__(self, base: Path) -> None:
         self.endpoint = f"ipc://{base}/echo.sock"
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--echo-server", self.endpoint], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", __spec__.name, "--echo-server", self.endpoint],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
         )
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "ready":
@@ -202,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.echo_server:
         return echo_server(args.echo_server)
 
-    from support.daemon_process import DaemonProcess
+    from tests.support.daemon_process import DaemonProcess
 
     rounds = args.rounds or (2 if args.quick else 8)
     block_s = args.block_seconds or (0.4 if args.quick else 0.75)
@@ -317,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_at_start": load_at_start,
         "hardware": hw,
     }
-    print(json.dumps(result))
+    common.result_line(result, f"{ratio:.2f}x", ratio >= GOAL_RATIO)
     return 0
 
 

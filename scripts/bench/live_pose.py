@@ -1,7 +1,7 @@
 """Live pose: latency from a frame being captured to the armature being posed with it, and throughput, vs a bare
 MediaPipe loop on the same frames.
 
-    .venv/bin/python scripts/bench_live_pose.py [--rounds 3] [--seconds 8] [--bpy-python .venv-bpy50/bin/python]
+    .venv/bin/python -m scripts.bench.live_pose [--rounds 3] [--seconds 8] [--bpy-python .venv-bpy50/bin/python]
 
 - **bare**: in this process, ``mediapipe.solutions.pose.Pose(static_image_mode=False, model_complexity=1)`` over the
   first ``--frames`` frames of Megamind.avi read with ``cv2.VideoCapture`` (BGR to RGB included): the time of each
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -42,7 +41,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from scripts.bench import common
+from scripts.bench.common import percentile
+
+ROOT = common.ROOT
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 MODULE = "bl_ext.user_default.vfx_motion_capture"
 GOAL_EXTRA_MS = 10.0
@@ -50,11 +52,6 @@ GOAL_THROUGHPUT = 0.9
 STAGES = ("capture_to_landmarks", "landmarks_to_solved", "solved_to_applied")
 """Where the latency goes: the daemon's capture and MediaPipe; transfer to Blender and the solve on the live
 thread; waiting for the main-thread timer and posing the armature."""
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 # -- this process: the bare loop and the clips ------------------------------------------------------------------
@@ -111,7 +108,8 @@ def live_run(args: argparse.Namespace, connection_file: Path, clip: Path, work: 
     out = work / f"{name}.json"
     command = [
         args.bpy_python,
-        str(Path(__file__).resolve()),
+        "-m",
+        __spec__.name,
         "--blender-side",
         "--connection-file",
         str(connection_file),
@@ -127,7 +125,7 @@ def live_run(args: argparse.Namespace, connection_file: Path, clip: Path, work: 
         str(work / name),
     ]
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"the Blender side failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return json.loads(out.read_text())
@@ -156,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if not VIDEO.is_file():
         print(f"{VIDEO} is missing: install the Debian package opencv-doc", file=sys.stderr)
         return 1
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-    from support.daemon_process import DaemonProcess
+    from tests.support.daemon_process import DaemonProcess
 
     work = Path(tempfile.mkdtemp(prefix="vfx-bench-live-"))
     (work / "d").mkdir()
@@ -186,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(r["latency"][key][stage] for r in rounds)
 
     numbers = {
-        "nproc": os.cpu_count(),
-        "python": platform.python_version(),
+        "hardware": common.hardware(),
         "blender": rounds[0]["latency"]["blender"],
         "frames": first["frames"],
         "rounds": len(rounds),
@@ -222,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     numbers["goal_latency_met"] = numbers["latency_p95_minus_bare_p95_ms"] <= GOAL_EXTRA_MS
     numbers["goal_throughput_met"] = numbers["throughput_ratio"] >= GOAL_THROUGHPUT
     print(
-        f"{numbers['frames']} frames of {VIDEO.name}, {numbers['nproc']} CPUs, Blender {numbers['blender']}, "
+        f"{numbers['frames']} frames of {VIDEO.name}, {os.cpu_count()} CPUs, Blender {numbers['blender']}, "
         f"medians of {len(rounds)} rounds, load average {load_at_start[0]} at the start"
     )
     p50, p95 = numbers["bare_process_ms_p50"], numbers["bare_process_ms_p95"]
@@ -241,7 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(numbers, indent=2))
-    print(json.dumps(numbers))
+    ratio = numbers["throughput_ratio"]
+    common.result_line(
+        numbers,
+        f"{ratio:.2f}x; p95 bare {numbers['latency_p95_minus_bare_p95_ms']:+.1f} ms",
+        numbers["goal_latency_met"] and numbers["goal_throughput_met"],
+    )
     return 0
 
 
@@ -251,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
 def blender_side(args: argparse.Namespace) -> dict[str, Any]:
     """Run the add-on's live loop onto a metarig for ``--warmup`` + ``--seconds`` seconds."""
     os.environ["BLENDER_USER_RESOURCES"] = str(args.work / "blender-user")  # read when bpy is imported
-    sys.path.insert(0, str(ROOT / "scripts"))
     import bpy
-    import build_extension
+
+    from scripts import build_extension
 
     bpy.ops.extensions.package_install_files(
         filepath=str(build_extension.build(args.work / "dist")), repo="user_default", enable_on_install=True
