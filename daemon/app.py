@@ -43,7 +43,7 @@ from .connection_file import (
 )
 from .devices import Device, device_memory, resolve_device, system_memory
 from .engine import EngineLimits, JobEngine
-from .executor import LocalExecutor
+from .executor import Executor, LocalExecutor
 from .job_inputs import open_inputs
 from .live import LiveLimits, LiveSessions
 from .outputs import JobFolders
@@ -257,7 +257,8 @@ class Daemon:
             notify=lambda session_id: self.server.notify_live(session_id),
             limits=cfg.live_limits,
         )
-        handlers = RequestHandlers(self.engine, self.health, self.session_id, self.live)
+        self.executor: Executor = LocalExecutor(self.engine, self.device)
+        handlers = RequestHandlers(self.engine, self.health, self.session_id, self.live, self.executor.release_memory)
         self.server = Server(
             self.context,
             router,
@@ -268,7 +269,6 @@ class Daemon:
             housekeeping=self._housekeeping,
             live=self.live,
         )
-        self.executor = LocalExecutor(self.engine, self.device)
         self.executor.start()
         self.info = ConnectionInfo(
             endpoint=self.endpoint,
@@ -336,7 +336,7 @@ class Daemon:
             "device_status": "ready" if device else (self._device_error or "probing"),
             "memory": {"total": total, "available": available},
             "modes": {mode: self.registry.readiness(mode) for mode in self.registry.modes},
-            "loaded_models": self.registry.loaded(),
+            "loaded_models": self.executor.loaded_models(),
             "queue": {
                 "depth": self.engine.queue_depth(),
                 "running": self.engine.running_jobs(),

@@ -1,8 +1,9 @@
 """Executors run queued jobs. The local executor runs one job at a time on one worker thread (one GPU).
 
-The interface is small on purpose: an executor pulls jobs from the engine (:meth:`JobEngine.next_job`),
-runs them and reports the outcome (:meth:`JobEngine.finish`). A distributed executor for studios with many
-GPUs (Ray, say) implements the same two methods and runs :func:`run_job` on remote workers.
+The contract between the engine and an executor is two engine methods: an executor pulls jobs with
+:meth:`JobEngine.next_job` (which marks them running and hands over their cancel flag) and reports each
+outcome with :meth:`JobEngine.finish`. The daemon drives an executor only through :class:`Executor`, so a
+second executor (``daemon.ray_executor``) plugs in without touching the engine.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -145,6 +147,8 @@ def run_job(engine: JobEngine, record: JobRecord, cancel: threading.Event, devic
 
 
 class Executor(ABC):
+    """Where jobs run. Chosen once at start-up; the daemon calls these from its main thread."""
+
     @abstractmethod
     def start(self) -> None:
         """Begin pulling jobs from the engine."""
@@ -152,6 +156,19 @@ class Executor(ABC):
     @abstractmethod
     def stop(self, timeout: float) -> bool:
         """Stop after the running jobs unwind; True when they did within ``timeout`` seconds."""
+
+    @property
+    @abstractmethod
+    def alive(self) -> bool:
+        """False if the executor stopped taking jobs before :meth:`stop` (a bug; health reports it)."""
+
+    @abstractmethod
+    def loaded_models(self) -> list[dict[str, Any]]:
+        """The models loaded for jobs right now: ``{mode, loaded_at, last_used, in_use}`` each."""
+
+    @abstractmethod
+    def release_memory(self) -> list[str]:
+        """Unload every model no job is using; the modes released."""
 
 
 class LocalExecutor(Executor):
@@ -167,8 +184,13 @@ class LocalExecutor(Executor):
 
     @property
     def alive(self) -> bool:
-        """False if the worker thread has ended before :meth:`stop` (a bug; health reports it)."""
         return self._thread.is_alive() or self.engine.closing
+
+    def loaded_models(self) -> list[dict[str, Any]]:
+        return self.engine.registry.loaded()
+
+    def release_memory(self) -> list[str]:
+        return self.engine.registry.release()
 
     def _work(self) -> None:
         while (item := self.engine.next_job()) is not None:

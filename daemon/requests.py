@@ -33,9 +33,15 @@ def _job_id(content: dict[str, Any]) -> str:
 
 class RequestHandlers:
     def __init__(
-        self, engine: JobEngine, health: Callable[[], dict[str, Any]], session_id: str, live: LiveSessions
+        self,
+        engine: JobEngine,
+        health: Callable[[], dict[str, Any]],
+        session_id: str,
+        live: LiveSessions,
+        release_memory: Callable[[], list[str]],
     ) -> None:
         self.engine = engine
+        self.release_models = release_memory
         self.live = live
         self.health_report = health
         self.session_id = session_id
@@ -127,7 +133,7 @@ class RequestHandlers:
         return {"sha256": self.engine.blobs.put(arrays[0])}, []
 
     def release_memory(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"released": self.engine.registry.release()}, []
+        return {"released": self.release_models()}, []
 
     def prune(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         days = content.get("older_than_days")
