@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     frame_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS quarantine (
+    job_id TEXT,
+    reason TEXT NOT NULL,
+    record TEXT NOT NULL,
+    quarantined_at REAL NOT NULL
+);
 """
 
 
@@ -196,6 +203,30 @@ class JobStore:
         with self._lock:
             rows = self._db.execute("SELECT inputs FROM jobs").fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def quarantine(self, check: Callable[[JobRecord], str | None]) -> list[tuple[str, str]]:
+        """Move every job record that cannot be read, or that ``check`` finds bad (it returns the reason, or
+        None for a good record), out of ``jobs`` into the ``quarantine`` table, where it is kept as JSON for
+        inspection and never served. Returns (job id, reason) pairs."""
+        moved = []
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY seq").fetchall()
+            for row in rows:
+                try:
+                    reason = check(_row_to_record(row))
+                except (ValueError, TypeError) as exc:  # JSON that does not parse, columns of the wrong type
+                    reason = f"unreadable record: {exc}"
+                if reason is None:
+                    continue
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT INTO quarantine (job_id, reason, record, quarantined_at) VALUES (?, ?, ?, ?)",
+                    (str(row["job_id"]), reason, json.dumps(dict(row), default=str), time.time()),
+                )
+                self._db.execute("DELETE FROM jobs WHERE seq = ?", (row["seq"],))
+                self._db.execute("COMMIT")
+                moved.append((str(row["job_id"]), reason))
+        return moved
 
     def integrity_ok(self) -> bool:
         with self._lock:
