@@ -348,6 +348,8 @@ class Daemon:
             "live_sessions": self.live.count(),
             "live_sessions_ending": self.live.ending(),
             "counters": dict(self.server.counters),
+            "clients_tracked": self.server.tracked_clients,
+            "database": self.store.state(),
         }
 
 

@@ -56,6 +56,20 @@ def fingerprint(mode: str, params: dict[str, Any], inputs: dict[str, Any]) -> st
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _is_file(path: str) -> bool:
+    """Whether ``path`` names an existing file; a name the system cannot even look up (too long, a NUL byte)
+    names none."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _shortened(path: str, chars: int = 200) -> str:
+    """A path as quoted in an error: a 100 000-character one is cut, an error is for people to read."""
+    return path if len(path) <= chars else f"{path[: chars // 2]}...{path[-chars // 2 :]} ({len(path)} characters)"
+
+
 def _bad_record(record: JobRecord) -> str | None:
     """Why a stored record cannot be served (a job id no folder can have, an unknown state), or None."""
     if not valid_job_id(record.job_id):
@@ -193,9 +207,9 @@ class JobEngine:
                         code=e.INVALID_INPUT,
                         detail={"field": f"{field_name}.path"},
                     )
-                if not Path(spec["path"]).is_file():
+                if not _is_file(spec["path"]):
                     raise VfxError(
-                        f"{field_name}.path: file not found: {spec['path']}",
+                        f"{field_name}.path: file not found: {_shortened(spec['path'])}",
                         code=e.INVALID_INPUT,
                         detail={"field": f"{field_name}.path"},
                     )
@@ -207,10 +221,10 @@ class JobEngine:
                         code=e.INVALID_INPUT,
                         detail={"field": f"{field_name}.paths"},
                     )
-                absent = [p for p in paths if not isinstance(p, str) or not Path(p).is_file()]
+                absent = [p for p in paths if not isinstance(p, str) or not _is_file(p)]
                 if absent:
                     raise VfxError(
-                        f"{field_name}.paths: {len(absent)} file(s) not found, first: {absent[0]}",
+                        f"{field_name}.paths: {len(absent)} file(s) not found, first: {_shortened(str(absent[0]))}",
                         code=e.INVALID_INPUT,
                         detail={"field": f"{field_name}.paths"},
                     )
@@ -324,6 +338,7 @@ class JobEngine:
             if isinstance(spec, dict) and isinstance(spec.get("blob"), str)
         }
         freed += self.blobs.remove_unreferenced(referenced, cutoff)
+        freed += self.blobs.remove_partial_uploads()
         return removed, freed
 
     # -- the queue (executors call these) -------------------------------------------------------------------

@@ -6,6 +6,7 @@ and reply arrays. Refusals raise :class:`VfxError`; the server turns them into `
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -76,7 +77,7 @@ class RequestHandlers:
         before = content.get("before")
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise VfxError(f"limit must be 1..{MAX_PAGE}", code=e.INVALID_REQUEST, detail={"field": "limit"})
-        if before is not None and not isinstance(before, int):
+        if before is not None and (isinstance(before, bool) or not isinstance(before, int) or not 0 <= before < 2**63):
             raise VfxError(
                 "before must be the cursor of a job from the previous page",
                 code=e.INVALID_REQUEST,
@@ -131,9 +132,9 @@ class RequestHandlers:
 
     def prune(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         days = content.get("older_than_days")
-        if isinstance(days, bool) or not isinstance(days, int | float) or days < 0:
+        if isinstance(days, bool) or not isinstance(days, int | float) or not 0 <= days < math.inf:
             raise VfxError(
-                "older_than_days must be a number of days, 0 or more",
+                "older_than_days must be a finite number of days, 0 or more",
                 code=e.INVALID_REQUEST,
                 detail={"field": "older_than_days"},
             )

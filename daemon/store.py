@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.errors import VfxError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -83,17 +85,65 @@ def _row_to_record(row: sqlite3.Row) -> JobRecord:
     return JobRecord(**values)
 
 
+class DatabaseDamaged(VfxError):
+    """The job database cannot be read; the message says how to start afresh while keeping the file."""
+
+    code = "database_damaged"
+
+
+CHECK_INTERVAL_S = 60.0
+"""How old :meth:`JobStore.state` may let its last integrity check get (a check reads the whole file)."""
+
+
+def _quick_check(db: sqlite3.Connection) -> str | None:
+    """SQLite's quick integrity check: None when the file is sound, else the first problem it names."""
+    result = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+    return None if result == "ok" else str(result)
+
+
 class JobStore:
     """Durable job records. Thread-safe; every method is one transaction."""
 
     def __init__(self, path: Path) -> None:
+        """Open (or create) the database and check it. Raises :class:`DatabaseDamaged` for a file that is not
+        a database or fails SQLite's integrity check, naming the way out; the file is never changed then."""
         self.path = path
         self._lock = threading.Lock()
+        self._checked: tuple[float, str | None] = (time.monotonic(), None)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        try:
+            problem = _quick_check(self._db)  # before any write: a damaged file is left exactly as it was
+            if problem is None:
+                self._db.row_factory = sqlite3.Row
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(SCHEMA)
+        except sqlite3.OperationalError as exc:  # locked, read-only, an I/O error: not damage
+            self._db.close()
+            raise VfxError(f"could not open the job database {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        if problem is not None:
+            self._db.close()
+            raise DatabaseDamaged(
+                f"the job database {path} is damaged ({problem}). It was kept as it is. To start afresh beside "
+                f"it, move it away (mv {path} {path}.damaged, and its -wal and -shm files if any) and start the "
+                "daemon again: a new, empty database is created and the job folders stay; "
+                f"`sqlite3 {path}.damaged .recover` may rescue records from the kept file."
+            )
+
+    def state(self) -> dict[str, Any]:
+        """For ``health``: ``{"path", "state": "ok" | "damaged", "problem"}``, from an integrity check at most
+        ``CHECK_INTERVAL_S`` old (run now when older)."""
+        checked_at, problem = self._checked
+        if time.monotonic() - checked_at >= CHECK_INTERVAL_S:
+            with self._lock:
+                try:
+                    problem = _quick_check(self._db)
+                except sqlite3.DatabaseError as exc:
+                    problem = str(exc)
+            self._checked = (time.monotonic(), problem)
+        return {"path": str(self.path), "state": "ok" if problem is None else "damaged", "problem": problem}
 
     def close(self) -> None:
         with self._lock:

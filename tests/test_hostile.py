@@ -8,6 +8,7 @@ import sqlite3
 import time
 
 import pytest
+from support.daemon_process import DaemonProcess
 
 from shared.errors import RemoteError
 
@@ -89,3 +90,196 @@ def test_a_record_damaged_while_queued_fails_alone_and_the_queue_runs_on(client,
     assert state == "failed"
     assert client.health()["queue"]["worker_alive"] is True
     assert client.job("ahead")["state"] == "succeeded"
+
+
+# -- 2. image bombs -------------------------------------------------------------------------------------------
+
+
+def png_bomb(path, side: int):
+    """A real, complete greyscale PNG of ``side`` x ``side`` black pixels: under 1 MB on disk for 27000 x 27000,
+    2.2 GB once decoded to colour."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    deflate = zlib.compressobj(9)
+    rows = b"\0" * (side + 1) * 1000  # filter byte + pixels, 1000 rows at a time
+    data = b"".join(deflate.compress(rows) for _ in range(side // 1000))
+    data += deflate.compress(b"\0" * (side + 1) * (side % 1000)) + deflate.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def peak_memory_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        (line,) = [row for row in f if row.startswith("VmHWM:")]
+    return int(line.split()[1]) / 1024
+
+
+def test_an_image_bomb_is_refused_from_its_header_and_the_daemon_serves_on(daemon, tmp_path):
+    bomb = png_bomb(tmp_path / "bomb.png", 27000)
+    assert bomb.stat().st_size < 2_000_000
+    with daemon.client(timeout=60) as c:
+        for attempt in range(2):  # a retry once crashed it again
+            err = remote_error(c.submit, f"bomb{attempt}", "pose", {}, {"video": {"path": str(bomb)}})
+            assert err.code == "invalid_input" and err.detail["field"] == "inputs.video"
+            assert "27000x27000" in err.message and "8192x8192" in err.message
+        live = remote_error(c.live_start, "pose", {"path": str(bomb), "loop": True})
+        assert live.code == "invalid_input"
+        assert c.ping() == [] and c.jobs() == []
+    assert daemon.proc.poll() is None
+    assert peak_memory_mib(daemon.proc.pid) < 1024, "nothing was decoded"
+
+
+# -- the corpus ----------------------------------------------------------------------------------------------
+
+
+def png_header_only(path, width: int, height: int):
+    """A PNG whose header claims ``width`` x ``height`` pixels and whose pixel data is a few bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def substitute(value, names):
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in names:
+        return names[value[1:-1]]
+    if isinstance(value, dict):
+        return {k: substitute(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, names) for v in value]
+    return value
+
+
+def test_the_hostile_corpus(client, daemon, sample_video, tmp_path):
+    from support.hostile_corpus import CASES
+
+    session = client.live_start("count", {"path": str(sample_video), "loop": True})
+    names = {
+        "session": session["session_id"],
+        "video": str(sample_video),
+        "png_100000": str(png_header_only(tmp_path / "huge.png", 100_000, 100_000)),
+    }
+    failures = []
+    for case in CASES:
+        started = time.monotonic()
+        try:
+            client.request(case.request, substitute(case.content, names), timeout=10)
+            failures.append(f"{case.name}: accepted")
+            continue
+        except RemoteError as err:
+            answer = err
+        field = answer.detail.get("field") if isinstance(answer.detail, dict) else None
+        if (answer.code, field) != (case.code, case.field):
+            failures.append(f"{case.name}: {answer.code} field={field!r}: {answer.message[:200]}")
+        if time.monotonic() - started > 5:
+            failures.append(f"{case.name}: took {time.monotonic() - started:.1f} s")
+        assert client.ping() == [], f"the daemon stopped serving after {case.name}"
+    assert failures == []
+    assert client.jobs() == [], "nothing refused was stored"
+    client.live_stop(session["session_id"])
+
+
+# -- 7. the smaller items --------------------------------------------------------------------------------------
+
+
+def test_partial_uploads_are_removed_at_start_and_by_prune(client, daemon):
+    blobs = daemon.data_dir / "blobs"
+    leftover = blobs / f".{'0' * 64}.4242.tmp"  # what a crash or a full disk mid-upload leaves
+    leftover.write_bytes(b"\0" * 1000)
+    assert client.prune(30)["freed_bytes"] >= 1000
+    assert not leftover.exists()
+    daemon.stop()
+    leftover.write_bytes(b"\0" * 1000)
+    daemon.start()
+    assert not leftover.exists()
+
+
+def test_an_upload_the_disk_refuses_leaves_no_partial_file():
+    import resource
+
+    import numpy as np
+
+    from shared.errors import DaemonUnavailable
+
+    limit = 2 * 1024 * 1024  # files of at most 2 MiB: the job database and the log fit, the upload does not
+    proc = DaemonProcess()
+    proc.preexec = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    proc.start()
+    try:
+        with proc.client() as c:
+            with pytest.raises((RemoteError, DaemonUnavailable)):
+                c.upload(np.ones((1024, 1024, 3), np.uint8))
+            assert sorted(p.name for p in (proc.data_dir / "blobs").iterdir()) == []
+            assert c.upload(np.ones((4, 4, 3), np.uint8))
+    finally:
+        proc.cleanup()
+
+
+def test_a_corrupt_database_is_a_clear_error_at_start_and_the_file_is_kept():
+    proc = DaemonProcess()
+    proc.data_dir.mkdir(parents=True)
+    database = proc.data_dir / "jobs.sqlite3"
+    garbage = bytes(range(256)) * 64
+    database.write_bytes(garbage)
+    try:
+        with pytest.raises(RuntimeError):
+            proc.start(timeout=20)
+        log = proc.read_log()
+        assert "is damaged" in log and f"mv {database} {database}.damaged" in log
+        assert "Traceback" not in log
+        assert database.read_bytes() == garbage, "the damaged file is kept as it was"
+        database.rename(database.with_name("jobs.sqlite3.damaged"))
+        proc.start()
+        with proc.client() as c:
+            assert c.health()["database"] == {"path": str(database), "state": "ok", "problem": None}
+    finally:
+        proc.cleanup()
+
+
+def test_rate_limit_state_of_past_sessions_is_forgotten(daemon):
+    from shared.client import Client
+
+    info = daemon.info()
+    for _ in range(200):  # every client names a new session: each would keep a bucket for good
+        with Client(info, timeout=5) as c:
+            c.ping()
+    with daemon.client() as c:
+        assert c.health()["clients_tracked"] >= 100
+        deadline = time.monotonic() + 15  # buckets refill in 2 s; housekeeping runs every 2 s
+        while c.health()["clients_tracked"] > 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert c.health()["clients_tracked"] <= 2
+
+
+def test_sessions_still_ending_count_against_the_live_session_cap(sample_video):
+    proc = DaemonProcess(extra_args=("--max-live-sessions-total", "1")).start()
+    try:
+        with proc.client() as c:
+            slow = c.live_start("count", {"path": str(sample_video), "loop": True}, {"process_s": 3.0})
+            deadline = time.monotonic() + 20
+            while c.live_next(slow["session_id"], wait_s=0.5)[0]["state"] != "running":
+                assert time.monotonic() < deadline
+            time.sleep(0.5)  # inside a 3-second frame
+            c.live_stop(slow["session_id"])
+            assert c.health()["live_sessions_ending"] == 1
+            err = remote_error(c.live_start, "count", {"path": str(sample_video), "loop": True})
+            assert err.code == "limit_exceeded" and "still ending" in err.message
+            deadline = time.monotonic() + 20
+            while c.health()["live_sessions_ending"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            again = c.live_start("count", {"path": str(sample_video), "loop": True})
+            c.live_stop(again["session_id"])
+    finally:
+        proc.cleanup()
