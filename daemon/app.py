@@ -47,6 +47,7 @@ from .executor import LocalExecutor
 from .job_inputs import open_inputs
 from .live import LiveLimits, LiveSessions
 from .outputs import JobFolders
+from .private import make_private
 from .registry import ModelRegistry
 from .requests import RequestHandlers
 from .server import Server
@@ -225,7 +226,7 @@ class Daemon:
         cfg = self.config
         prepare_runtime_dir(cfg.runtime_dir)
         check_no_live_daemon(cfg.connection_file)
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(cfg.data_dir)
         self._lock_data_dir()
         _log_to_file(cfg.data_dir / "daemon.log")
         if cfg.device in ("cuda", "mps"):

@@ -92,6 +92,51 @@ def test_a_record_damaged_while_queued_fails_alone_and_the_queue_runs_on(client,
     assert client.job("ahead")["state"] == "succeeded"
 
 
+# -- 6. the data folder is private ------------------------------------------------------------------------------
+
+
+def loose_entries(folder) -> list[str]:
+    """Entries of ``folder`` (itself included) that anyone but their owner could read, write or enter."""
+    import os
+    import stat
+
+    loose = []
+    for path in [folder, *folder.rglob("*")]:
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        if mode & 0o077:
+            loose.append(f"{path.relative_to(folder.parent)} {mode:o}")
+    return loose
+
+
+def test_the_data_folder_and_everything_in_it_are_private_whatever_the_umask():
+    import os
+
+    import numpy as np
+
+    proc = DaemonProcess()
+    proc.data_dir.mkdir(parents=True, mode=0o755)  # what an earlier version left: readable by everyone
+    os.chmod(proc.data_dir, 0o755)
+    (proc.data_dir / "jobs").mkdir(mode=0o755)
+    os.chmod(proc.data_dir / "jobs", 0o755)
+    (proc.data_dir / "daemon.log").write_text("old log\n")
+    os.chmod(proc.data_dir / "daemon.log", 0o644)
+    proc.preexec = lambda: os.umask(0o022)  # the usual umask: new files 0644, new folders 0755
+    proc.start()
+    try:
+        with proc.client() as c:
+            c.submit("private", "count", {"steps": 2}, {"image": np.full((8, 8, 3), 9, np.uint8)})
+            wait_state(c, "private", {"succeeded"})
+            c.submit("open", "count", {"steps": 50, "step_s": 0.05})
+            wait_state(c, "open", {"running"})  # a job folder with work in progress
+            names = {p.name for p in proc.data_dir.rglob("*")}
+            assert {"jobs.sqlite3-wal", "jobs.sqlite3-shm", "daemon.log", "000001.png", "steps.npy"} <= names
+            assert any(n.endswith(".npy") and len(n) == 68 for n in names), "the upload is there"
+            assert loose_entries(proc.data_dir) == []
+            c.cancel("open")
+    finally:
+        proc.cleanup()
+
+
 # -- 2. image bombs -------------------------------------------------------------------------------------------
 
 
