@@ -52,6 +52,7 @@ from .registry import ModelRegistry
 from .requests import RequestHandlers
 from .server import Server
 from .store import JobStore
+from .trust import Trust
 
 log = logging.getLogger("daemon")
 
@@ -67,6 +68,11 @@ class DaemonConfig:
     file). Default: the listen host, or this machine's name when listening on every interface."""
     curve: bool = False
     authorized_keys: Path | None = None
+    admin_keys: Path | None = None
+    """CURVE public keys of operators (same format as ``authorized_keys``, and let in too): they may stop the
+    daemon, prune and release memory, and see every client's jobs."""
+    allowed_paths: list[Path] = field(default_factory=list)
+    """Folders whose files remote (CURVE) clients may name as inputs; they may name no other file."""
     device: str = "auto"
     idle_unload_s: float = 600.0
     plugins: list[str] = field(default_factory=list)
@@ -211,7 +217,8 @@ class Daemon:
             self.authenticator = ThreadAuthenticator(self.context)
             self.authenticator.start()
             self.authenticator.configure_curve_callback(
-                domain="*", credentials_provider=_KeyList(load_authorized_keys(cfg.authorized_keys))
+                domain="*",
+                credentials_provider=_KeyList(load_authorized_keys(cfg.authorized_keys) | self._admin_keys()),
             )
             router.curve_server = True
             router.curve_secretkey = secret
@@ -221,6 +228,9 @@ class Daemon:
         router.bind(listen)
         endpoint = advertised_endpoint(router.getsockopt(zmq.LAST_ENDPOINT).decode(), cfg.advertise)
         return router, endpoint, public_key
+
+    def _admin_keys(self) -> set[bytes]:
+        return load_authorized_keys(self.config.admin_keys) if self.config.admin_keys else set()
 
     def start(self) -> None:
         cfg = self.config
@@ -258,7 +268,8 @@ class Daemon:
             notify=lambda session_id: self.server.notify_live(session_id),
             limits=cfg.live_limits,
         )
-        handlers = RequestHandlers(self.engine, self.health, self.session_id, self.live)
+        trust = Trust(remote=public_key is not None, admin_keys=self._admin_keys(), allowed_paths=cfg.allowed_paths)
+        handlers = RequestHandlers(self.engine, self.health, self.session_id, self.live, trust)
         self.server = Server(
             self.context,
             router,

@@ -276,13 +276,14 @@ class Server:
         if kind == m.LIVE_NEXT and self.live is not None:
             return self._live_next(request, client)
         if kind == m.SUBSCRIBE:
-            record = self.engine.get(content.get("job_id"))
+            record = self.handlers.owned(content, client)
             self.subscribe(routing_id, client, record.job_id)
             return {"job": self.engine.view(record)}, []
         if kind == m.UNSUBSCRIBE:
             self._subscribers.get(str(content.get("job_id")), {}).pop(routing_id, None)
             return {}, []
         if kind == m.SHUTDOWN:
+            self.handlers.trust.require_admin(client, "shutdown")
             return self._shutdown(content.get("when", "now"), client), []
         handler = self.handlers.table.get(kind)
         if handler is None:

@@ -188,15 +188,16 @@ class JobStore:
             updated = cursor.rowcount == 1
         return self.get(job_id) if updated else None
 
-    def page(self, limit: int, before: int | None = None) -> list[JobRecord]:
-        """Jobs newest first; ``before`` is the ``seq`` of the last job of the previous page."""
+    def page(self, limit: int, before: int | None = None, client: str | None = None) -> list[JobRecord]:
+        """Jobs newest first; ``before`` is the ``seq`` of the last job of the previous page; ``client``: only
+        that client's jobs."""
+        query = "SELECT * FROM jobs WHERE seq < ?"
+        args: list[Any] = [2**63 - 1 if before is None else before]
+        if client is not None:
+            query += " AND client = ?"
+            args.append(client)
         with self._lock:
-            if before is None:
-                rows = self._db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
-            else:
-                rows = self._db.execute(
-                    "SELECT * FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?", (before, limit)
-                ).fetchall()
+            rows = self._db.execute(f"{query} ORDER BY seq DESC LIMIT ?", (*args, limit)).fetchall()
         return [_row_to_record(r) for r in rows]
 
     def in_state(self, *states: str) -> list[JobRecord]:

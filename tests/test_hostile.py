@@ -92,6 +92,124 @@ def test_a_record_damaged_while_queued_fails_alone_and_the_queue_runs_on(client,
     assert client.job("ahead")["state"] == "succeeded"
 
 
+# -- 3 and 4. remote (CURVE) clients ------------------------------------------------------------------------------
+
+
+class RemoteDaemon:
+    """A daemon serving CURVE on loopback with two ordinary keys, one admin key and (optionally) allowed folders."""
+
+    def __init__(self, tmp_path, allowed=()):
+        import zmq
+
+        from shared.client import CurveKeys
+
+        self.keys = {name: CurveKeys(*(k.decode() for k in zmq.curve_keypair())) for name in ("a", "b", "admin")}
+        (tmp_path / "authorized").write_text(f"{self.keys['a'].public}\n{self.keys['b'].public}\n")
+        (tmp_path / "admins").write_text(f"{self.keys['admin'].public}  # the operator\n")
+        args = ["--listen", "tcp://127.0.0.1:0", "--curve", "--authorized-keys", str(tmp_path / "authorized")]
+        args += ["--admin-keys", str(tmp_path / "admins")]
+        for folder in allowed:
+            args += ["--allow-path", str(folder)]
+        self.proc = DaemonProcess(extra_args=tuple(args)).start()
+
+    def client(self, name, **kwargs):
+        from shared.client import Client
+
+        return Client(self.proc.info(), curve_keys=self.keys[name], timeout=10, **kwargs)
+
+
+@pytest.fixture
+def private_image(tmp_path, sample_image):
+    """A 0600 image in a 0700 folder: the daemon's user's own file."""
+    import os
+
+    secret = tmp_path / "secret"
+    secret.mkdir(mode=0o700)
+    path = secret / "private.jpg"
+    path.write_bytes(sample_image.read_bytes())
+    os.chmod(path, 0o600)
+    return path
+
+
+def test_remote_clients_read_only_files_inside_allowed_folders_and_errors_tell_nothing(tmp_path, private_image):
+    import os
+
+    allowed = tmp_path / "shots"
+    allowed.mkdir()
+    (allowed / "frame.jpg").write_bytes(private_image.read_bytes())
+    os.symlink(private_image, allowed / "link.jpg")
+    remote = RemoteDaemon(tmp_path, allowed=[allowed])
+    try:
+        with remote.client("a") as a:
+            messages = set()
+            for n, path in enumerate(
+                [private_image, tmp_path / "secret" / "absent.jpg", allowed / "absent.jpg", allowed / "link.jpg"]
+            ):
+                err = remote_error(a.submit, f"steal{n}", "count", {}, {"image": {"path": str(path)}})
+                assert err.code == "forbidden" and err.detail["field"] == "inputs.image.path"
+                messages.add(err.message)
+            assert len(messages) == 1, "one text whether or not the file exists"
+            err = remote_error(a.submit, "steal", "count", {}, {"image": {"paths": [str(private_image)]}})
+            assert err.code == "forbidden" and err.detail["field"] == "inputs.image.paths"
+            err = remote_error(a.live_start, "count", {"path": str(private_image), "loop": True})
+            assert err.code == "forbidden" and err.detail["field"] == "source.path"
+            err = remote_error(a.live_start, "count", {"camera": 0})
+            assert err.code == "forbidden" and err.detail["field"] == "source.camera"
+            assert a.jobs() == []
+            a.submit("allowed", "count", {"steps": 1}, {"image": {"path": str(allowed / "frame.jpg")}})
+            assert wait_state(a, "allowed", {"succeeded", "failed"})["state"] == "succeeded"
+    finally:
+        remote.proc.cleanup()
+
+
+def test_remote_keys_see_and_steer_only_their_own_jobs(tmp_path):
+    remote = RemoteDaemon(tmp_path)
+    try:
+        with remote.client("a") as a, remote.client("b") as b, remote.client("admin") as admin:
+            a.submit("done", "count", {"steps": 2})
+            wait_state(a, "done", {"succeeded"})
+            a.submit("mine", "count", {"steps": 400, "step_s": 0.05})
+            wait_state(a, "mine", {"running"})
+            for call, args in [
+                (b.job, ("mine",)),
+                (b.cancel, ("mine",)),
+                (b.retry, ("done",)),
+                (b.subscribe, ("mine",)),
+                (b.result, ("done",)),
+                (b.frame, ("done", 0)),
+            ]:
+                err = remote_error(call, *args)
+                assert (err.code, err.message) == ("not_found", f"no job {args[0]!r}"), call.__name__
+            assert b.jobs() == []
+            err = remote_error(b.submit, "mine", "count", {"steps": 400, "step_s": 0.05})
+            assert err.code == "conflict"
+            assert a.job("mine")["state"] == "running", "untouched by the other key"
+            assert sorted(j["job_id"] for j in a.jobs()) == ["done", "mine"]
+            b.submit("theirs", "count", {"steps": 1})
+            assert sorted(j["job_id"] for j in admin.jobs()) == ["done", "mine", "theirs"]
+            assert admin.cancel("mine")["state"] in ("running", "cancelled")
+    finally:
+        remote.proc.cleanup()
+
+
+def test_admin_requests_need_an_admin_key(tmp_path):
+    remote = RemoteDaemon(tmp_path)
+    try:
+        with remote.client("a", retries=0) as a, remote.client("admin", retries=0) as admin:
+            a.submit("kept", "count", {"steps": 1})
+            wait_state(a, "kept", {"succeeded"})
+            for call, args in [(a.prune, (0,)), (a.release_memory, ()), (a.shutdown, ())]:
+                err = remote_error(call, *args)
+                assert err.code == "forbidden" and "--admin-keys" in err.message, call.__name__
+            assert a.job("kept")["state"] == "succeeded" and a.ping() == []
+            assert admin.release_memory() == ["count"]
+            assert admin.prune(0)["removed"] == ["kept"]
+            admin.shutdown()
+        assert remote.proc.proc.wait(15) == 0
+    finally:
+        remote.proc.cleanup()
+
+
 # -- 6. the data folder is private ------------------------------------------------------------------------------
 
 
