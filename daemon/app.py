@@ -47,10 +47,12 @@ from .executor import Executor, LocalExecutor
 from .job_inputs import open_inputs
 from .live import LiveLimits, LiveSessions
 from .outputs import JobFolders
+from .private import make_private
 from .registry import ModelRegistry
 from .requests import RequestHandlers
 from .server import Server
 from .store import JobStore
+from .trust import Trust
 
 log = logging.getLogger("daemon")
 
@@ -66,6 +68,11 @@ class DaemonConfig:
     file). Default: the listen host, or this machine's name when listening on every interface."""
     curve: bool = False
     authorized_keys: Path | None = None
+    admin_keys: Path | None = None
+    """CURVE public keys of operators (same format as ``authorized_keys``, and let in too): they may stop the
+    daemon, prune and release memory, and see every client's jobs."""
+    allowed_paths: list[Path] = field(default_factory=list)
+    """Folders whose files remote (CURVE) clients may name as inputs; they may name no other file."""
     device: str = "auto"
     idle_unload_s: float = 600.0
     plugins: list[str] = field(default_factory=list)
@@ -210,7 +217,8 @@ class Daemon:
             self.authenticator = ThreadAuthenticator(self.context)
             self.authenticator.start()
             self.authenticator.configure_curve_callback(
-                domain="*", credentials_provider=_KeyList(load_authorized_keys(cfg.authorized_keys))
+                domain="*",
+                credentials_provider=_KeyList(load_authorized_keys(cfg.authorized_keys) | self._admin_keys()),
             )
             router.curve_server = True
             router.curve_secretkey = secret
@@ -221,11 +229,14 @@ class Daemon:
         endpoint = advertised_endpoint(router.getsockopt(zmq.LAST_ENDPOINT).decode(), cfg.advertise)
         return router, endpoint, public_key
 
+    def _admin_keys(self) -> set[bytes]:
+        return load_authorized_keys(self.config.admin_keys) if self.config.admin_keys else set()
+
     def start(self) -> None:
         cfg = self.config
         prepare_runtime_dir(cfg.runtime_dir)
         check_no_live_daemon(cfg.connection_file)
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(cfg.data_dir)
         self._lock_data_dir()
         _log_to_file(cfg.data_dir / "daemon.log")
         if cfg.device in ("cuda", "mps"):
@@ -258,7 +269,10 @@ class Daemon:
             limits=cfg.live_limits,
         )
         self.executor: Executor = LocalExecutor(self.engine, self.device)
-        handlers = RequestHandlers(self.engine, self.health, self.session_id, self.live, self.executor.release_memory)
+        trust = Trust(remote=public_key is not None, admin_keys=self._admin_keys(), allowed_paths=cfg.allowed_paths)
+        handlers = RequestHandlers(
+            self.engine, self.health, self.session_id, self.live, self.executor.release_memory, trust
+        )
         self.server = Server(
             self.context,
             router,
@@ -348,6 +362,8 @@ class Daemon:
             "live_sessions": self.live.count(),
             "live_sessions_ending": self.live.ending(),
             "counters": dict(self.server.counters),
+            "clients_tracked": self.server.tracked_clients,
+            "database": self.store.state(),
         }
 
 

@@ -53,6 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--curve", action="store_true", help="encrypt even on loopback TCP")
     serve.add_argument("--authorized-keys", type=Path, default=None, help="allowed client CURVE public keys")
+    serve.add_argument(
+        "--admin-keys",
+        type=Path,
+        default=None,
+        help="CURVE public keys of operators: also allowed in, and may stop, prune, release memory, see all jobs",
+    )
+    serve.add_argument(
+        "--allow-path",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder whose files remote clients may use as inputs (repeatable; default: none)",
+    )
     serve.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     serve.add_argument("--idle-unload", type=float, default=600.0, help="unload models idle this many seconds")
     serve.add_argument("--max-queued", type=int, default=256, help="queued jobs at most")
@@ -256,6 +270,8 @@ def _serve(args: argparse.Namespace) -> int:
         advertise=args.advertise,
         curve=args.curve,
         authorized_keys=args.authorized_keys,
+        admin_keys=args.admin_keys,
+        allowed_paths=args.allow_path,
         device=args.device,
         idle_unload_s=args.idle_unload,
         plugins=args.plugin,
