@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import live_view_ui, mocap, operators, panels, preferences, properties, pump, runtime
+from . import live_view_ui, mocap, operators, panels, preferences, project_results, properties, pump, runtime
 
 CLASSES = (preferences.MocapPreferences, *properties.CLASSES, *operators.CLASSES, *panels.CLASSES)
 
@@ -19,6 +19,7 @@ def register() -> None:
         bpy.utils.register_class(cls)
     properties.register()
     rt = runtime.start()
+    project_results.register()
     bpy.app.timers.register(pump.tick, first_interval=pump.INTERVAL_S, persistent=True)
     for name in pump.RESYNC_HANDLERS:
         getattr(bpy.app.handlers, name).append(pump.resync_jobs)
@@ -38,6 +39,7 @@ def unregister() -> None:
             handlers.remove(pump.resync_jobs)
     if bpy.app.timers.is_registered(pump.tick):
         bpy.app.timers.unregister(pump.tick)
+    project_results.unregister()
     runtime.stop()
     properties.unregister()
     for cls in reversed(CLASSES):

@@ -245,7 +245,9 @@ class Connection:
             )
             return
         try:
-            self._process = DaemonProcess(settings.python, settings.runtime_dir, settings.data_dir, settings.device)
+            self._process = DaemonProcess(
+                settings.python, settings.runtime_dir, settings.data_dir, settings.device, settings.log_dir
+            )
         except OSError as exc:
             self._status("error", f"Cannot run the daemon with {settings.python}: {exc}")
             return

@@ -60,6 +60,8 @@ class DaemonConfig:
     runtime_dir: Path
     data_dir: Path
     models_dir: Path | None = None
+    log_dir: Path | None = None
+    """Where ``daemon.log`` goes; None: ``<data_dir>/logs``."""
     listen: str | None = None
     advertise: str | None = None
     """The host name clients on other machines reach a TCP listen address by (written to the connection
@@ -227,7 +229,9 @@ class Daemon:
         check_no_live_daemon(cfg.connection_file)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
-        _log_to_file(cfg.data_dir / "daemon.log")
+        log_dir = cfg.log_dir or cfg.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        _log_to_file(log_dir / "daemon.log")
         if cfg.device in ("cuda", "mps"):
             self.device()  # asked for explicitly: fail now with a clear message rather than at the first job
         self.store = JobStore(cfg.data_dir / "jobs.sqlite3")

@@ -44,9 +44,12 @@ def read_manifest() -> dict:
         return tomllib.load(file)
 
 
-def wheel_request(filename: str) -> tuple[str, str, str]:
-    """``(requirement, python version, platform)`` for pip, from a wheel file name (PEP 427)."""
+def wheel_request(filename: str) -> tuple[str, str | None, str | None]:
+    """``(requirement, python version, platform)`` for pip, from a wheel file name (PEP 427); a pure-Python wheel
+    (``py3-none-any``) needs neither."""
     name, version, python_tag, _abi, platform_tag = filename[: -len(".whl")].split("-")
+    if (python_tag, platform_tag) == ("py3", "any"):
+        return f"{name}=={version}", None, None
     platform = next((pip for prefix, pip in PIP_PLATFORMS.items() if platform_tag.startswith(prefix)), None)
     python = PIP_PYTHONS.get(python_tag)
     if platform is None or python is None:
@@ -71,10 +74,7 @@ def fetch_wheel(filename: str) -> Path:
         "--disable-pip-version-check",
         "--only-binary=:all:",
         "--no-deps",
-        "--python-version",
-        python,
-        "--platform",
-        platform,
+        *(["--python-version", python, "--platform", platform] if python and platform else []),
         "--dest",
         str(staging),
         requirement,

@@ -103,6 +103,7 @@ def test_preferences_draw_every_setting(lifecycle):
         "[keep_jobs_running]",
         "[device]",
         "[output_dir]",
+        "[keep_results_with_blend]",
     ]
 
 
