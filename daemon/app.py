@@ -14,6 +14,7 @@ import logging
 import logging.handlers
 import os
 import secrets
+import shlex
 import signal
 import socket
 import sys
@@ -242,6 +243,7 @@ class Daemon:
             manifest=load_manifest(cfg.manifest or MANIFEST_PATH),
             models_dir=models_dir,
             idle_unload_s=cfg.idle_unload_s,
+            fetch_fix=fetch_fix(models_dir, cfg.manifest),
         )
         self.engine = JobEngine(
             self.store,
@@ -353,6 +355,13 @@ class Daemon:
             "live_sessions_ending": self.live.ending(),
             "counters": dict(self.server.counters),
         }
+
+
+def fetch_fix(models_dir: Path, manifest: Path | None) -> str:
+    """The ``fetch-models`` command line that fetches into this daemon's models folder, with this daemon's Python
+    (and manifest, when it was given one), to show as the fix for missing weights; ``{mode}`` stands for the mode."""
+    options = ["--models-dir", str(models_dir), *(["--manifest", str(manifest)] if manifest is not None else [])]
+    return f"{shlex.join([sys.executable, '-m', 'daemon', 'fetch-models'])} {{mode}} {shlex.join(options)}"
 
 
 def _log_to_file(path: Path) -> None:
