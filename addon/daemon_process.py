@@ -1,7 +1,7 @@
 """The daemon as a child process of Blender: start it, notice when it is ready or has died, stop it.
 
 Used by the connection thread only (never blocks the main thread). Contract with the daemon: it is started as
-``<python> -m daemon serve --runtime-dir R --data-dir D --log-dir L --device X``, prints ``ready <connection file>``
+``<python> -m vfx_mocap serve --runtime-dir R --data-dir D --log-dir L --device X``, prints ``ready <connection file>``
 on stdout when it accepts requests, stops gracefully on a ``shutdown`` request or SIGTERM, and writes its log to
 stderr, which goes to ``<log dir>/daemon.stderr.log`` so that a failure can be shown with its real text.
 
@@ -37,7 +37,7 @@ class DaemonProcess:
         command = [
             python,
             "-m",
-            "daemon",
+            "vfx_mocap",  # the installed daemon's entry point (daemon, models and shared live inside it)
             "serve",
             "--runtime-dir",
             str(runtime_dir),

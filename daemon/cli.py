@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from shared import PROTOCOL_VERSION, __version__
 from shared.client import Client, CurveKeys
 from shared.connection import CONNECTION_FILE_NAME, default_data_dir, default_log_dir, default_runtime_dir
 from shared.errors import VfxError
@@ -32,7 +33,8 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m daemon", description="VFX Motion Capture inference daemon")
+    parser = argparse.ArgumentParser(prog="vfx-mocap", description="VFX Motion Capture inference daemon")
+    parser.add_argument("--version", action="version", version=f"vfx-mocap {__version__} (protocol {PROTOCOL_VERSION})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
