@@ -240,8 +240,8 @@ class Connection:
         if not settings.python:
             self._status(
                 "error",
-                "No daemon to start: set 'Daemon Python' (or a connection file) in "
-                "Edit > Preferences > Add-ons > VFX Motion Capture",
+                "No daemon to start: press Set Up Daemon in Edit > Preferences > Add-ons > VFX Motion Capture "
+                "(or set 'Daemon Python' or a connection file there)",
             )
             return
         try:

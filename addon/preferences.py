@@ -12,6 +12,7 @@ from pathlib import Path
 import bpy
 
 from ..shared.connection import default_data_dir, default_log_dir, default_runtime_dir
+from . import daemon_setup
 
 ADDON_ID = __package__.rpartition(".")[0]
 """The extension's module name, e.g. ``bl_ext.user_default.vfx_motion_capture``."""
@@ -47,10 +48,16 @@ class MocapPreferences(bpy.types.AddonPreferences):
     daemon_python: bpy.props.StringProperty(
         name="Daemon Python",
         description=(
-            "Python interpreter of the environment the daemon is installed in "
-            "(pip install 'vfx-motion-capture[pose]'); the add-on runs '<python> -m daemon serve'"
+            "Only to use an environment of your own: the Python interpreter the daemon is installed in (pip install "
+            "of this repository); empty: the environment Set Up Daemon made. The add-on runs "
+            "'<python> -m vfx_mocap serve'"
         ),
         subtype="FILE_PATH",
+    )
+    setup_pose: bpy.props.BoolProperty(name="Pose", description="Install the pose feature set", default=True)
+    setup_faceswap: bpy.props.BoolProperty(name="Face Swap", description="Install the face swap feature set")
+    setup_generative: bpy.props.BoolProperty(
+        name="Generative", description="Install torch and diffusers (LivePortrait and Wan VACE); a large download"
     )
     connection_file: bpy.props.StringProperty(
         name="Connection File",
@@ -98,7 +105,10 @@ class MocapPreferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context: bpy.types.Context) -> None:
+        from . import daemon_setup_ui
+
         layout = self.layout
+        daemon_setup_ui.draw(layout, self)
         layout.use_property_split = True
         layout.prop(self, "daemon_python")
         layout.prop(self, "connection_file")
@@ -120,6 +130,20 @@ def old_store_dir() -> Path:
     return Path(bpy.utils.extension_path_user(ADDON_ID, path="daemon", create=False))
 
 
+def resolved_python() -> tuple[str, str]:
+    """The interpreter *Start* runs the daemon with, and where it comes from: the **Daemon Python** preference,
+    else the environment *Set Up Daemon* completed, else a checkout's ``.venv`` when the add-on runs from one;
+    ``("", "")`` when there is none."""
+    chosen = get().daemon_python
+    if chosen:
+        return bpy.path.abspath(chosen), "Daemon Python preference"
+    made = daemon_setup.ready_python(data_dir())
+    if made:
+        return made, "set up by Set Up Daemon"
+    checkout = daemon_setup.checkout_python(Path(__file__).resolve().parents[1])
+    return (checkout, "this checkout's .venv") if checkout else ("", "")
+
+
 def data_dir() -> Path:
     """The daemon's data folder: the preference, else the platform's data folder."""
     chosen = get().output_dir
@@ -131,7 +155,7 @@ def daemon_settings() -> DaemonSettings:
     prefs = get()
     folder = data_dir()
     return DaemonSettings(
-        python=bpy.path.abspath(prefs.daemon_python) if prefs.daemon_python else "",
+        python=resolved_python()[0],
         connection_file=bpy.path.abspath(prefs.connection_file) if prefs.connection_file else "",
         device=prefs.device,
         runtime_dir=default_runtime_dir(),
