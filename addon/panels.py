@@ -80,6 +80,12 @@ def draw_daemon(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     row.operator("vfxmocap.daemon_start", text="Start", icon="PLAY")
     row.operator("vfxmocap.daemon_stop", text="Stop", icon="SNAP_FACE")
     row.operator("vfxmocap.daemon_restart", text="Restart", icon="FILE_REFRESH")
+    if rt.notice:
+        box = layout.box()
+        header = box.row()
+        header.label(text="Data folder", icon="INFO")
+        header.operator("vfxmocap.clear_notice", text="", icon="X", emboss=False)
+        _wrapped(box, rt.notice)
     if rt.last_error:
         box = layout.box()
         header = box.row()

@@ -14,6 +14,7 @@ import logging
 import logging.handlers
 import os
 import secrets
+import shlex
 import signal
 import socket
 import sys
@@ -62,6 +63,8 @@ class DaemonConfig:
     runtime_dir: Path
     data_dir: Path
     models_dir: Path | None = None
+    log_dir: Path | None = None
+    """Where ``daemon.log`` goes; None: ``<data_dir>/logs``."""
     listen: str | None = None
     advertise: str | None = None
     """The host name clients on other machines reach a TCP listen address by (written to the connection
@@ -238,7 +241,9 @@ class Daemon:
         check_no_live_daemon(cfg.connection_file)
         make_private(cfg.data_dir)
         self._lock_data_dir()
-        _log_to_file(cfg.data_dir / "daemon.log")
+        log_dir = cfg.log_dir or cfg.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        _log_to_file(log_dir / "daemon.log")
         if cfg.device in ("cuda", "mps"):
             self.device()  # asked for explicitly: fail now with a clear message rather than at the first job
         self.store = JobStore(cfg.data_dir / "jobs.sqlite3")
@@ -249,6 +254,7 @@ class Daemon:
             manifest=load_manifest(cfg.manifest or MANIFEST_PATH),
             models_dir=models_dir,
             idle_unload_s=cfg.idle_unload_s,
+            fetch_fix=fetch_fix(models_dir, cfg.manifest),
         )
         self.engine = JobEngine(
             self.store,
@@ -365,6 +371,13 @@ class Daemon:
             "clients_tracked": self.server.tracked_clients,
             "database": self.store.state(),
         }
+
+
+def fetch_fix(models_dir: Path, manifest: Path | None) -> str:
+    """The ``fetch-models`` command line that fetches into this daemon's models folder, with this daemon's Python
+    (and manifest, when it was given one), to show as the fix for missing weights; ``{mode}`` stands for the mode."""
+    options = ["--models-dir", str(models_dir), *(["--manifest", str(manifest)] if manifest is not None else [])]
+    return f"{shlex.join([sys.executable, '-m', 'daemon', 'fetch-models'])} {{mode}} {shlex.join(options)}"
 
 
 def _log_to_file(path: Path) -> None:

@@ -15,8 +15,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from shared import PROTOCOL_VERSION, __version__
 from shared.client import Client, CurveKeys
-from shared.connection import CONNECTION_FILE_NAME, default_data_dir, default_runtime_dir
+from shared.connection import CONNECTION_FILE_NAME, default_data_dir, default_log_dir, default_runtime_dir
 from shared.errors import VfxError
 from shared.messages import FINAL_STATES
 
@@ -32,13 +33,20 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m daemon", description="VFX Motion Capture inference daemon")
+    parser = argparse.ArgumentParser(prog="vfx-mocap", description="VFX Motion Capture inference daemon")
+    parser.add_argument("--version", action="version", version=f"vfx-mocap {__version__} (protocol {PROTOCOL_VERSION})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
     serve.add_argument("--runtime-dir", type=Path, default=None, help="sockets and connection file (0700)")
     serve.add_argument("--data-dir", type=Path, default=None, help="job database, job folders, models")
     serve.add_argument("--models-dir", type=Path, default=None, help="weights (default: DATA_DIR/models)")
+    serve.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="daemon.log (default: the platform's log folder, or DATA_DIR/logs when --data-dir is given)",
+    )
     serve.add_argument(
         "--listen",
         default=None,
@@ -96,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune = sub.add_parser("prune", help="delete finished jobs older than some days, with their files")
     _client_args(prune)
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
 
     submit = sub.add_parser("submit", help="submit a job")
     _client_args(submit)
@@ -152,6 +161,17 @@ def _job_line(job: dict[str, Any]) -> str:
     if job.get("error"):
         line += f"\n    error: {job['error']['message']}"
     return line
+
+
+def _prune_text(pruned: dict[str, Any], dry_run: bool) -> str:
+    verb = "would remove" if dry_run else "removed"
+    lines = [f"{verb} {len(pruned['removed'])} job(s), {pruned['freed_bytes'] / 1e6:.1f} MB"]
+    lines += [f"  {job_id}" for job_id in pruned["removed"]] if dry_run else []
+    kept = pruned.get("kept_for_blend_files", {})
+    if kept:
+        lines.append(f"kept {len(kept)} job(s) whose results saved .blend files use (see docs/blender.md):")
+        lines += [f"  {job_id}: {', '.join(blends)}" for job_id, blends in sorted(kept.items())]
+    return "\n".join(lines)
 
 
 def _parse_value(text: str) -> Any:
@@ -213,8 +233,8 @@ def _client_command(args: argparse.Namespace) -> int:
             released = client.release_memory()
             _print(args, {"released": released}, f"released: {', '.join(released) or 'nothing was loaded'}")
         elif args.command == "prune":
-            pruned = client.prune(args.older_than)
-            _print(args, pruned, f"removed {len(pruned['removed'])} job(s), freed {pruned['freed_bytes'] / 1e6:.1f} MB")
+            pruned = client.prune(args.older_than, dry_run=args.dry_run)
+            _print(args, pruned, _prune_text(pruned, args.dry_run))
         elif args.command == "jobs":
             jobs, cursor = client.jobs_page(limit=args.limit, before=args.before)
             text = "\n".join(_job_line(j) for j in jobs) or "no jobs yet"
@@ -266,6 +286,7 @@ def _serve(args: argparse.Namespace) -> int:
         runtime_dir=(args.runtime_dir or default_runtime_dir()).resolve(),
         data_dir=(args.data_dir or default_data_dir()).resolve(),
         models_dir=args.models_dir.resolve() if args.models_dir else None,
+        log_dir=(args.log_dir or default_log_dir(args.data_dir)).resolve(),
         listen=args.listen,
         advertise=args.advertise,
         curve=args.curve,

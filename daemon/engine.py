@@ -23,6 +23,7 @@ from models.runner import InvalidInput, Runner
 from shared import errors as e
 from shared.errors import VfxError
 from shared.messages import FINAL_STATES, JOB_STATES
+from shared.references import referenced_jobs
 
 from .blobs import BlobStore
 from .job_inputs import open_inputs
@@ -322,24 +323,34 @@ class JobEngine:
         self._emit_state(updated)
         return updated
 
-    def prune(self, older_than_s: float) -> tuple[list[str], int]:
+    def prune(self, older_than_s: float, dry_run: bool = False) -> tuple[list[str], int, dict[str, list[str]]]:
         """Delete jobs that finished more than ``older_than_s`` seconds ago (records and folders) and the
-        uploaded inputs no remaining job uses. Queued and running jobs are never touched."""
+        uploaded inputs no remaining job uses. Queued and running jobs are never touched, nor jobs whose folders a
+        saved .blend still uses (:mod:`shared.references`). Returns the jobs removed, the bytes freed and the jobs
+        kept for a .blend (job id -> the .blend files); with ``dry_run`` nothing is deleted, only counted."""
         cutoff = time.time() - older_than_s
-        removed, freed = [], 0
+        in_use = referenced_jobs(self.folders.root.parent)
+        removed, freed, kept = [], 0, {}
         for record in self.store.finished_before(cutoff):
+            if record.job_id in in_use:
+                kept[record.job_id] = in_use[record.job_id]
+                continue
+            removed.append(record.job_id)
+            if dry_run:
+                freed += self.folders.size(record.job_id)
+                continue
             freed += self.folders.remove(record.job_id)
             self.store.delete(record.job_id)
-            removed.append(record.job_id)
-        referenced = {
-            spec["blob"]
-            for inputs in self.store.all_inputs()
-            for spec in inputs.values()
-            if isinstance(spec, dict) and isinstance(spec.get("blob"), str)
-        }
-        freed += self.blobs.remove_unreferenced(referenced, cutoff)
-        freed += self.blobs.remove_partial_uploads()
-        return removed, freed
+        if not dry_run:
+            referenced = {
+                spec["blob"]
+                for inputs in self.store.all_inputs()
+                for spec in inputs.values()
+                if isinstance(spec, dict) and isinstance(spec.get("blob"), str)
+            }
+            freed += self.blobs.remove_unreferenced(referenced, cutoff)
+            freed += self.blobs.remove_partial_uploads()
+        return removed, freed, kept
 
     # -- the queue (executors call these) -------------------------------------------------------------------
 

@@ -70,12 +70,16 @@ class JobFolders:
             work.rename(outputs)
         return outputs
 
+    def size(self, job_id: str) -> int:
+        """Bytes in a job's folder (0 when it has none)."""
+        return sum(p.stat().st_size for p in self.job_dir(job_id).rglob("*") if p.is_file())
+
     def remove(self, job_id: str) -> int:
         """Delete a job's folder; returns the bytes freed."""
         folder = self.job_dir(job_id)
         if not folder.exists():
             return 0
-        freed = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        freed = self.size(job_id)
         shutil.rmtree(folder, ignore_errors=True)
         return freed
 

@@ -63,7 +63,10 @@ class ModelRegistry:
         idle_unload_s: float = 600.0,
         min_available_fraction: float = 0.10,
         memory: MemoryReader = read_memory,
+        fetch_fix: str = "python -m daemon fetch-models {mode}",
     ) -> None:
+        """``fetch_fix``: the command health and submit errors name to fetch a mode's weights (``{mode}`` stands for
+        the mode); the daemon passes one that works for itself (its interpreter, models folder and manifest)."""
         self._slots = {mode: _Slot(cls()) for mode, cls in runners.items()}
         for slot in self._slots.values():
             slot.runner.models_dir = models_dir
@@ -73,6 +76,7 @@ class ModelRegistry:
         self.idle_unload_s = idle_unload_s
         self.min_available_fraction = min_available_fraction
         self._read_memory = memory
+        self.fetch_fix = fetch_fix
         self._lock = threading.RLock()
 
     @property
@@ -99,7 +103,7 @@ class ModelRegistry:
         if packages:
             fix.append(f"pip install {' '.join(packages)} (in the daemon's Python)")
         if weights:
-            fix.append(f"python -m daemon fetch-models {mode}")
+            fix.append(self.fetch_fix.replace("{mode}", mode))
         options = {option: self._option_readiness(names) for option, names in runner.option_weights.items()}
         return {"ready": not missing, "missing": missing, "fix": fix, "options": options, **runner.describe()}
 
@@ -115,7 +119,7 @@ class ModelRegistry:
         return {
             "ready": not missing,
             "missing": missing,
-            "fix": [f"python -m daemon fetch-models {m}" for m in fetch_modes],
+            "fix": [self.fetch_fix.replace("{mode}", m) for m in fetch_modes],
         }
 
     def check_ready(self, mode: str, params: Mapping[str, Any] | None = None) -> None:

@@ -163,8 +163,11 @@ class RequestHandlers:
                 code=e.INVALID_REQUEST,
                 detail={"field": "older_than_days"},
             )
-        removed, freed = self.engine.prune(float(days) * 86400.0)
-        return {"removed": removed, "freed_bytes": freed}, []
+        dry_run = content.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise VfxError("dry_run must be true or false", code=e.INVALID_REQUEST, detail={"field": "dry_run"})
+        removed, freed, kept = self.engine.prune(float(days) * 86400.0, dry_run=dry_run)
+        return {"removed": removed, "freed_bytes": freed, "kept_for_blend_files": kept}, []
 
     def live_start(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         self.trust.check_source(client, content.get("source"))

@@ -533,7 +533,8 @@ def test_missing_weights_fail_at_submit_naming_files_and_command(sample_video, t
         with proc.client() as c:
             readiness = c.health()["modes"]["face_swap"]
             assert readiness["ready"] is False
-            assert "python -m daemon fetch-models face_swap" in readiness["fix"]
+            (fix,) = readiness["fix"]
+            assert f"python -m daemon fetch-models face_swap --models-dir {models}" in fix, "this daemon's folder"
             inputs = {"video": {"path": str(sample_video), "frame_end": 2}, "reference": {"path": str(TOM_HANKS)}}
             started = time.monotonic()
             with pytest.raises(RemoteError) as err:
