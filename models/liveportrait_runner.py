@@ -94,8 +94,9 @@ class LivePortraitRunner(Runner):
         Param(
             "normalize_lip",
             "bool",
-            default=True,
-            help="Close the source's mouth first if it is open, so driving lip motion starts from closed.",
+            default=False,
+            help="Close the source's mouth first if it is open, so driving lip motion starts from closed (off by "
+            "default, as in the official LivePortrait CLI).",
         ),
         Param(
             "eye_retargeting",
