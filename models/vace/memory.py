@@ -87,10 +87,11 @@ def denoise_working_gb(sizes: ModelSizes, width: int, height: int, frames: int) 
 
 
 def decode_working_gb(width: int, height: int, frames: int, tiled: bool) -> float:
-    """The VAE decoder's activations (fp32, about 2.3 KB per pixel of the frame or tile it works on, for the
-    full-resolution stages and the cached frames of its causal convolutions) plus the decoded video."""
+    """The VAE decoder's activations plus the decoded video (fp32). The decoder makes four frames per latent
+    frame and keeps two frames of every causal convolution's input: about 12 KB per pixel of the frame (or of
+    the 256x256 tile) it works on, an estimate from its layer widths, not a measurement."""
     area = min(width * height, 256 * 256) if tiled else width * height
-    return (area * 2300 + frames * 3 * width * height * 4) / GB
+    return (area * 12_000 + frames * 3 * width * height * 4) / GB
 
 
 @dataclass(frozen=True)
