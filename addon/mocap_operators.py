@@ -112,7 +112,10 @@ def submit_pose_job(scene: bpy.types.Scene, params: dict[str, Any]) -> MocapJob:
     source = strips.strip_source(scene, strip)
     slot = next((s["name"] for s in info.get("inputs", ()) if s.get("kind") == "video"), "video")
     values = {param.name: param.value for param in scene.vfx_mocap.mode_params("pose")}
-    request = submission.JobRequest(uuid.uuid4().hex, "pose", {**values, **params}, {slot: source.spec}, source)
+    licences = submission.licences_text(info)
+    request = submission.JobRequest(
+        uuid.uuid4().hex, "pose", {**values, **params}, {slot: source.spec}, source, licences
+    )
     job = submission.record(scene, request)
     rt.connection.submit(request.job_id, request.mode, request.params, request.inputs)
     return job

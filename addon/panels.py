@@ -112,6 +112,9 @@ def draw_generate(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     mode_info = modes.get(state.mode, {})
     if mode_info.get("description"):
         _wrapped(layout, mode_info["description"], icon="INFO")
+    licences = dict.fromkeys(item["licence"] for item in mode_info.get("licences") or ())
+    if licences:
+        _wrapped(layout, f"Licences: {'; '.join(licences)}")
     for param in state.mode_params(state.mode):
         layout.prop(param, param.value_attr, text=param.name.replace("_", " ").capitalize())
     _draw_inputs(layout, scene, mode_info)

@@ -27,6 +27,7 @@ JOB_ID_PROP = "vfx_job_id"
 MODE_PROP = "vfx_mode"
 PARAMS_PROP = "vfx_params"
 SEED_PROP = "vfx_seed"
+LICENCES_PROP = "vfx_licences"
 
 
 class BadInput(Exception):
@@ -199,5 +200,7 @@ def insert_result_strip(scene: bpy.types.Scene, job: bpy.types.PropertyGroup) ->
     strip[PARAMS_PROP] = json.dumps(params, sort_keys=True)
     if params.get("seed") is not None:
         strip[SEED_PROP] = int(params["seed"])
+    if job.licences:
+        strip[LICENCES_PROP] = job.licences
     job.result_strip = strip.name
     return strip

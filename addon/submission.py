@@ -26,6 +26,13 @@ class JobRequest:
     params: dict[str, Any]
     inputs: dict[str, dict[str, Any]]
     source: StripSource | None
+    licences: str = ""
+    """The mode's models and their licences, ``"model: licence; ..."``, from the daemon's health."""
+
+
+def licences_text(mode_info: dict[str, Any]) -> str:
+    """``"model: licence; ..."`` of a mode, from its entry in the daemon's health."""
+    return "; ".join(f"{item['model']}: {item['licence']}" for item in mode_info.get("licences") or ())
 
 
 def prepare(scene: bpy.types.Scene, status: DaemonStatus) -> JobRequest:
@@ -71,7 +78,7 @@ def prepare(scene: bpy.types.Scene, status: DaemonStatus) -> JobRequest:
         missing = "; ".join(info.get("missing") or ()) or "the daemon did not say what"
         raise BadInput(f"Mode '{state.mode}' is not ready. Missing: {missing}")
     params = {param.name: param.value for param in state.mode_params(state.mode)}
-    return JobRequest(uuid.uuid4().hex, state.mode, params, inputs, source)
+    return JobRequest(uuid.uuid4().hex, state.mode, params, inputs, source, licences_text(info))
 
 
 def record(scene: bpy.types.Scene, request: JobRequest) -> MocapJob:
@@ -81,6 +88,7 @@ def record(scene: bpy.types.Scene, request: JobRequest) -> MocapJob:
     job.name = request.job_id
     job.mode = request.mode
     job.params_json = json.dumps(request.params, sort_keys=True)
+    job.licences = request.licences
     if request.source is not None:
         job.source_strip = request.source.strip_name
         job.source_channel = request.source.channel

@@ -355,7 +355,7 @@ class Daemon:
             "device": device,
             "device_status": "ready" if device else (self._device_error or "probing"),
             "memory": {"total": total, "available": available},
-            "modes": {mode: self.registry.readiness(mode) for mode in self.registry.modes},
+            "modes": {mode: self.registry.readiness(mode, device) for mode in self.registry.modes},
             "loaded_models": self.executor.loaded_models(),
             "queue": {
                 "depth": self.engine.queue_depth(),

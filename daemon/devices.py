@@ -14,6 +14,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from models.torch_device import accelerator_memory
 from shared.errors import VfxError
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
@@ -79,27 +80,8 @@ def system_memory() -> tuple[int | None, int | None]:
 
 
 def device_memory(kind: str) -> tuple[int | None, int | None]:
-    """(total, available) bytes of accelerator ``kind``'s memory; (None, None) for the CPU, or when unknown.
-
-    Read from torch only if it is already imported (a runner loaded models): never imported for this. CUDA:
-    the driver's free memory plus what torch's caching allocator holds unused (torch hands that out first).
-    MPS: the recommended working-set size less what torch has allocated, where this torch has both calls.
-    """
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None, None
-    if kind == "cuda" and torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info()
-        cached = torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
-        return int(total), int(free + cached)
-    if kind != "mps" or not torch.backends.mps.is_available():
-        return None, None
-    recommended = getattr(torch.mps, "recommended_max_memory", None)
-    allocated = getattr(torch.mps, "current_allocated_memory", None)
-    if recommended is None or allocated is None:
-        return None, None
-    total = int(recommended())
-    return total, max(total - int(allocated()), 0)
+    """(total, available) bytes of accelerator ``kind``'s memory: :func:`models.torch_device.accelerator_memory`."""
+    return accelerator_memory(kind)
 
 
 def pick_onnx_providers(kind: str, available: list[str]) -> list[str]:

@@ -93,8 +93,9 @@ class ModelRegistry:
             )
         return slot.runner
 
-    def readiness(self, mode: str) -> dict[str, Any]:
-        """Whether ``mode`` can run now, and if not, what is missing and which command fixes it."""
+    def readiness(self, mode: str, device: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Whether ``mode`` can run now, and if not, what is missing and which command fixes it; the licences
+        of its models; given the ``device`` (its ``kind`` and ``free_memory``), the runner's memory plan."""
         runner = self.runner(mode)
         packages = [p for p in runner.python_packages if not installed(p)]
         weights = missing_weights(self.manifest, runner.weights, self.models_dir)
@@ -105,7 +106,20 @@ class ModelRegistry:
         if weights:
             fix.append(self.fetch_fix.replace("{mode}", mode))
         options = {option: self._option_readiness(names) for option, names in runner.option_weights.items()}
-        return {"ready": not missing, "missing": missing, "fix": fix, "options": options, **runner.describe()}
+        state = {"ready": not missing, "missing": missing, "fix": fix, "options": options, **runner.describe()}
+        state["licences"] = self.licences(runner)
+        if device is not None:
+            plan = runner.memory_plan(device["kind"], device.get("free_memory"))
+            if plan is not None:
+                state["memory_plan"] = plan
+        return state
+
+    def licences(self, runner: Runner) -> list[dict[str, str]]:
+        """``{"model", "licence"}`` of every model ``runner`` may use: the manifest's entries of its weights and
+        option weights, then the models it names itself (``bundled_licences``)."""
+        names = [*runner.weights, *(n for names in runner.option_weights.values() for n in names)]
+        listed = [{"model": n, "licence": self.manifest[n].licence} for n in dict.fromkeys(names) if n in self.manifest]
+        return listed + [{"model": m, "licence": text} for m, text in runner.bundled_licences.items()]
 
     def _option_readiness(self, names: tuple[str, ...]) -> dict[str, Any]:
         """Whether the weights an option needs are there; each missing entry is fetched under its own mode."""

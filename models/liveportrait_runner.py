@@ -20,7 +20,7 @@ import importlib.util
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -94,8 +94,9 @@ class LivePortraitRunner(Runner):
         Param(
             "normalize_lip",
             "bool",
-            default=True,
-            help="Close the source's mouth first if it is open, so driving lip motion starts from closed.",
+            default=False,
+            help="Close the source's mouth first if it is open, so driving lip motion starts from closed (off by "
+            "default, as in the official LivePortrait CLI).",
         ),
         Param(
             "eye_retargeting",
@@ -143,6 +144,13 @@ class LivePortraitRunner(Runner):
     )
     python_packages = ("torch", "cv2", "mediapipe")
     weights = WEIGHT_NAMES
+    bundled_licences: ClassVar[dict[str, str]] = {
+        "MediaPipe Face Mesh (in the mediapipe wheel; face_detector=mediapipe)": "Apache-2.0",
+        "insightface buffalo_l detector and landmarks (face_detector=insightface, supplied by you)": (
+            "InsightFace pretrained models: non-commercial research use only "
+            "(github.com/deepinsight/insightface#license)"
+        ),
+    }
     live_params = tuple(p for p in params if p.name != "driving_crop")
     """Live: the job's options except ``driving_crop`` (the camera's face is tracked frame by frame); the input
     ``source``; see :class:`LiveAnimation`."""

@@ -14,7 +14,7 @@ import importlib.util
 from collections.abc import Generator, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -144,6 +144,7 @@ class PoseRunner(Runner):
     )
     inputs = (MediaSlot("video", "video", help="The footage to track: a strip, a video file or images."),)
     python_packages = ("mediapipe", "cv2")
+    bundled_licences: ClassVar[dict[str, str]] = {"MediaPipe Pose Landmarker (in the mediapipe wheel)": "Apache-2.0"}
     live_params = params[:4]
     """Live pose takes the tracking options; it renders nothing (the add-on poses the armature instead)."""
 

@@ -211,6 +211,9 @@ class Runner(ABC):
     the mode is ready without them; that value is refused, naming them, until they are fetched."""
     models_dir: Path = Path("models")
     """The folder the manifest's ``path`` entries are relative to. Set by the daemon before ``load``."""
+    bundled_licences: ClassVar[dict[str, str]] = {}
+    """Model -> licence for models the runner uses that the manifest does not list (shipped inside a package,
+    or supplied by the user); ``health`` lists them with the manifest's licences of ``weights``."""
 
     live_params: ClassVar[tuple[Param, ...] | None] = None
     """Options of the mode's live variant (camera in, results streamed); None when it has none."""
@@ -244,6 +247,11 @@ class Runner(ABC):
 
     def unload(self) -> None:  # noqa: B027 - runners without resources need no unload
         """Free memory; the runner must be loadable again afterwards."""
+
+    def memory_plan(self, kind: str, free_memory: int | None) -> dict[str, Any] | None:
+        """For ``health``: how the runner places its models on a ``kind`` device with ``free_memory`` bytes
+        free (or the placement in force once loaded); None when it has no choice to make."""
+        return None
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,11 @@ SWAP_CROP = 128
 """inswapper_128's crop side, pixels."""
 
 SWAPPER_MANIFEST_NAMES = {"fp32": "inswapper_128", "fp16": "inswapper_128_fp16"}
+
+
+LIVE_DETECT_EVERY = 5
+"""Live sessions detect every 5th frame and track faces in between: detection on every camera frame would cost
+the frame rate. Jobs detect on every frame (``detect_every=1``), as insightface's own pipeline does."""
 
 
 class FaceSwapRunner(Runner):
@@ -120,11 +125,12 @@ class FaceSwapRunner(Runner):
         Param(
             "detect_every",
             "int",
-            default=5,
+            default=1,
             minimum=1,
             maximum=120,
-            help="Run the detector every N frames and track faces in between (1 = detect on every frame). "
-            "Detection also runs after a cut, when a face is lost, and while no face is tracked.",
+            help="Run the detector every N frames and track faces in between (1 = detect on every frame, as "
+            "insightface does; live sessions default to 5). Detection also runs after a cut, when a face is lost, "
+            "and while no face is tracked.",
         ),
         Param(
             "det_size",
@@ -176,7 +182,7 @@ class FaceSwapRunner(Runner):
     )
     python_packages = ("insightface", "onnxruntime", "cv2")
     weights = ("buffalo_l-det_10g", "buffalo_l-w600k_r50", "buffalo_l-1k3d68", "inswapper_128")
-    live_params = params
+    live_params = tuple(replace(p, default=LIVE_DETECT_EVERY) if p.name == "detect_every" else p for p in params)
     """The live variant takes every option of the offline mode, and the inputs ``reference`` and (with
     target=matching) ``target_face``; see :class:`LiveFaceSwap`."""
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..runner import InvalidInput, Media, MediaSlot, Param, RunContext
 from .depth import DEPTH_FETCH_MODE, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator
-from .optical_flow import FLOW_METHODS, flow_video
+from .memory import MemoryPlan
+from .optical_flow import FLOW_METHODS, NORMALISATIONS, flow_video
 from .pipeline import LoadedPipeline
 from .runner import (
     COMMON_PARAMS,
@@ -58,12 +59,20 @@ MOTION_PARAMS = (
         help="control=flow: dis (fast, sharp motion edges) or farneback (smoother motion fields).",
     ),
     Param(
+        "flow_normalise",
+        "choice",
+        default="frame",
+        choices=NORMALISATIONS,
+        help="control=flow: frame (each frame's fastest motion at full colour, as VACE's flow annotator) or clip "
+        "(one scale for the clip, its 99th percentile speed: colours compare across frames).",
+    ),
+    Param(
         "flow_scale_px",
         "float",
         minimum=0.1,
         maximum=500.0,
-        help="control=flow: speed in pixels per frame (at the output size) drawn at full colour (default: the "
-        "clip's 99th percentile). Fix it to compare clips, or lower it to make slow motion count more.",
+        help="control=flow: speed in pixels per frame (at the output size) drawn at full colour in every frame "
+        "(overrides flow_normalise). Fix it to compare clips.",
     ),
 )
 
@@ -119,14 +128,22 @@ class VaceMotionRunner(WanVaceRunner):
             )
             return self._depth.depth_video(frames, cancelled=ctx.raise_if_cancelled)
         ctx.progress(0.0, "optical flow")
-        colors, scale = flow_video(
-            frames, method=params["flow_method"], scale=params.get("flow_scale_px"), cancelled=ctx.raise_if_cancelled
+        colors, scales = flow_video(
+            frames,
+            method=params["flow_method"],
+            scale=params.get("flow_scale_px"),
+            normalise=params["flow_normalise"],
+            cancelled=ctx.raise_if_cancelled,
         )
-        notes.append(f"flow_scale_px={scale:.2f}: motion of that many pixels per frame is drawn at full colour")
+        low, high = min(scales), max(scales)
+        span = f"{low:.2f}" if low == high else f"{low:.2f} to {high:.2f}"
+        notes.append(f"flow_scale_px={span}: motion of that many pixels per frame is drawn at full colour")
         return list(colors)
 
-    def summary(self, params: Mapping[str, Any], settings: Settings, loaded: LoadedPipeline) -> dict[str, Any]:
-        return {**super().summary(params, settings, loaded), "control": params["control"]}
+    def summary(
+        self, params: Mapping[str, Any], settings: Settings, loaded: LoadedPipeline, plan: MemoryPlan
+    ) -> dict[str, Any]:
+        return {**super().summary(params, settings, loaded, plan), "control": params["control"]}
 
 
 class VaceMotion14BRunner(VaceMotionRunner):

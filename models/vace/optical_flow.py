@@ -3,8 +3,10 @@
 The colour of a pixel says where it moves: hue is the direction, saturation the speed. No motion is white;
 motion to the right is red, down is orange-yellow, left is cyan-blue and up is violet (the colour wheel of
 Baker et al., "A Database and Evaluation Methodology for Optical Flow", the convention RAFT's and VACE's flow
-control videos use). Speeds are divided by one scale for the whole clip, so colours do not flicker when the
-fastest motion changes from frame to frame.
+control videos use). As in VACE's flow annotator, frame ``i`` of the control video shows the motion from frame
+``i - 1`` to ``i`` (frame 0 repeats frame 1's picture), and each frame's speeds are divided by that frame's fastest
+motion, so slow passages are drawn as strongly as fast ones; one scale for the whole clip (its 99th percentile
+speed) is the option that keeps colours from changing with the fastest motion of each frame.
 
 OpenCV (``cv2``) is imported inside the functions: importing this module stays cheap.
 """
@@ -17,6 +19,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 FLOW_METHODS = ("dis", "farneback")
+NORMALISATIONS = ("frame", "clip")
+"""``frame``: each frame's fastest motion at full colour (VACE's flow annotator); ``clip``: one scale for the
+clip (:func:`clip_scale`)."""
 """``dis``: OpenCV's DIS flow (fast, sharp motion edges); ``farneback``: Farneback's polynomial expansion
 (smoother, slower on large frames)."""
 
@@ -24,8 +29,8 @@ SCALE_PERCENTILE = 99.0
 """Speeds at this percentile of the clip map to full saturation; the few faster pixels saturate."""
 
 MIN_SCALE_PX = 1.0
-"""The automatic scale never drops below this many pixels per frame, so the noise of a still clip stays
-near white instead of being stretched to full colour."""
+"""The automatic scale never drops below this many pixels per frame, so the sub-pixel noise of a still frame
+stays near white instead of being stretched to full colour."""
 
 # Hue segments of the Middlebury wheel: red→yellow, yellow→green, green→cyan, cyan→blue, blue→magenta,
 # magenta→red, with these many steps each (perceptually even spacing, from the paper's reference code).
@@ -102,21 +107,30 @@ def clip_scale(flows: Sequence[np.ndarray]) -> float:
     return max(float(np.percentile(speeds, SCALE_PERCENTILE)), MIN_SCALE_PX)
 
 
+def frame_scale(flow: np.ndarray) -> float:
+    """The colour scale of one frame: its fastest motion (as the annotator's colouring), at least ``MIN_SCALE_PX``."""
+    return max(float(np.hypot(flow[..., 0], flow[..., 1]).max()), MIN_SCALE_PX)
+
+
 def flow_video(
     frames: Sequence[np.ndarray],
     method: str = "dis",
     scale: float | None = None,
+    normalise: str = "frame",
     cancelled: Callable[[], None] | None = None,
-) -> tuple[np.ndarray, float]:
-    """Flow-colour frames (N, H, W, 3) uint8 for ``frames`` (N RGB frames of one size), and the scale used.
+) -> tuple[np.ndarray, list[float]]:
+    """Flow-colour frames (N, H, W, 3) uint8 for ``frames`` (N RGB frames of one size), and each frame's scale.
 
-    Frame ``i`` shows the motion from frame ``i`` to ``i + 1``; the last frame repeats the motion into it, so
-    the control has as many frames as the driving clip. One frame gives one white (still) picture.
-    ``scale`` (pixels) fixes the speed of full saturation; ``None`` picks :func:`clip_scale`.
-    ``cancelled`` is called between frames and may raise to stop.
+    Frame ``i`` shows the motion from frame ``i - 1`` to ``i``; frame 0, which has no earlier frame, repeats
+    frame 1's picture, so the control has as many frames as the driving clip (VACE's flow annotator does the
+    same). One frame gives one white (still) picture. ``scale`` (pixels) fixes the speed of full saturation for
+    every frame; otherwise ``normalise`` picks it per frame (:func:`frame_scale`) or per clip
+    (:func:`clip_scale`). ``cancelled`` is called between frames and may raise to stop.
     """
     if len(frames) == 0:
         raise ValueError("no frames to compute flow from")
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {normalise!r}; choose one of {', '.join(NORMALISATIONS)}")
     flows: list[np.ndarray] = []
     for previous, current in itertools.pairwise(frames):
         if cancelled is not None:
@@ -126,8 +140,12 @@ def flow_video(
     if not flows:
         height, width = frames[0].shape[:2]
         flows.append(np.zeros((height, width, 2), dtype=np.float16))
-    used = scale if scale is not None else clip_scale(flows)
-    colors = np.stack([flow_to_color(f.astype(np.float32), used) for f in flows])
-    if len(frames) > 1:
-        colors = np.concatenate([colors, colors[-1:]])
-    return colors, used
+    flows = flows[:1] + flows if len(frames) > 1 else flows
+    if scale is not None:
+        scales = [scale] * len(flows)
+    elif normalise == "clip":
+        scales = [clip_scale(flows)] * len(flows)
+    else:
+        scales = [frame_scale(f.astype(np.float32)) for f in flows]
+    colors = np.stack([flow_to_color(f.astype(np.float32), s) for f, s in zip(flows, scales, strict=True)])
+    return colors, scales

@@ -15,18 +15,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..torch_device import empty_accelerator_cache
+from ..torch_device import accelerator_memory, empty_accelerator_cache
+from .memory import MemoryPlan
+
+FP8_SKIPPED_LAYERS = ("pos_embed", "patch_embed", "norm", "^proj_in$", "^proj_out$", r"\.wo$")
+"""Layers fp8 storage leaves in the compute dtype: diffusers' defaults (embeddings, norms, input and output
+projections) and UMT5's feed-forward outputs, whose input UMT5 casts to the weight's own dtype."""
 
 
 @dataclass
 class LoadedPipeline:
-    """A ``WanVACEPipeline`` and the modes holding it. ``placement`` is the offload mode in force."""
+    """A ``WanVACEPipeline`` and the modes holding it.
+
+    ``free_at_load`` is the device's free memory in bytes before this pipeline took any (None on the CPU or
+    when unknown): automatic memory plans are chosen from it. ``plan`` is the plan in force (None: still on
+    the CPU as loaded).
+    """
 
     pipe: Any
+    folder: Path
     device: Any
     dtype: Any
     users: set[str]
-    placement: str | None = None
+    free_at_load: int | None = None
+    plan: MemoryPlan | None = None
 
 
 _PIPELINES: dict[tuple[str, str, str], LoadedPipeline] = {}
@@ -38,11 +50,13 @@ def acquire_pipeline(folder: Path, device: Any, user: str) -> LoadedPipeline:
     from ..torch_device import torch_dtype
 
     dtype = torch_dtype(device)
-    key = (str(folder), getattr(device, "kind", None) or "cpu", str(dtype))
+    kind = getattr(device, "kind", None) or "cpu"
+    key = (str(folder), kind, str(dtype))
     with _PIPELINES_LOCK:
         loaded = _PIPELINES.get(key)
         if loaded is None:
-            loaded = LoadedPipeline(pipe=_load_pipeline(folder, dtype), device=device, dtype=dtype, users=set())
+            free = accelerator_memory(kind)[1]
+            loaded = LoadedPipeline(_load_pipeline(folder, dtype), folder, device, dtype, set(), free_at_load=free)
             _PIPELINES[key] = loaded
         loaded.users.add(user)
         return loaded
@@ -57,8 +71,6 @@ def release_pipeline(loaded: LoadedPipeline, user: str) -> None:
         for key, value in list(_PIPELINES.items()):
             if value is loaded:
                 del _PIPELINES[key]
-        if loaded.placement not in (None, "none"):
-            loaded.pipe.remove_all_hooks()
         loaded.pipe = None
     gc.collect()
     empty_accelerator_cache()
@@ -80,25 +92,53 @@ def _load_pipeline(folder: Path, dtype: Any) -> Any:
     return pipe
 
 
-def place(loaded: LoadedPipeline, offload: str, notes: list[str]) -> None:
-    """Put the pipeline where ``offload`` wants it on the job's device (a no-op when it is already there)."""
+def place(loaded: LoadedPipeline, plan: MemoryPlan, notes: list[str]) -> None:
+    """Put the pipeline where ``plan`` wants it on the job's device (only tiling changes when the weights are
+    placed as the plan wants already). Leaving fp8 storage, group or sequential offload reloads the weights
+    from the folder: those cannot be undone in place (fp8 lost precision; the offload hooks own the weights)."""
     from ..torch_device import torch_device
 
-    kind = getattr(loaded.device, "kind", None) or "cpu"
-    target = offload
-    if kind == "cpu" and offload != "none":
-        notes.append(f"offload={offload} has no effect on the CPU; the models stay in memory")
-        target = "none"
-    if loaded.placement == target:
-        return
     pipe = loaded.pipe
-    device = torch_device(loaded.device)
-    if loaded.placement not in (None, "none"):
-        pipe.remove_all_hooks()
-    if target == "none":
+    previous = loaded.plan
+    if previous is None or previous.placement != plan.placement:
+        if previous is not None and (previous.fp8 or previous.offload in ("group", "sequential")):
+            notes.append(f"memory plan changed from {previous.offload} to {plan.offload}: weights reloaded")
+            loaded.pipe = pipe = None
+            gc.collect()
+            empty_accelerator_cache()
+            loaded.pipe = pipe = _load_pipeline(loaded.folder, loaded.dtype)
+        elif previous is not None and previous.offload == "model":
+            pipe.remove_all_hooks()
+        _apply(pipe, plan, torch_device(loaded.device), loaded.dtype)
+    if plan.vae_tiling:
+        pipe.vae.enable_tiling()
+    else:
+        pipe.vae.disable_tiling()
+    loaded.plan = plan
+
+
+def _apply(pipe: Any, plan: MemoryPlan, device: Any, dtype: Any) -> None:
+    import torch
+    from diffusers.hooks import apply_layerwise_casting
+
+    if plan.fp8:
+        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+        apply_layerwise_casting(pipe.text_encoder, torch.float8_e4m3fn, dtype, skip_modules_pattern=FP8_SKIPPED_LAYERS)
+    if plan.offload == "none":
         pipe.to(device)
-    elif target == "model":
+        return
+    pipe.to("cpu")  # every offload starts from the weights in system memory
+    if plan.offload == "model":
         pipe.enable_model_cpu_offload(device=device)
+    elif plan.offload == "group":
+        # Layer by layer (leaf level reaches inside the text encoder's stack too); the next layer is copied on
+        # a CUDA stream while the current one runs. The VAE is small and stays on the device.
+        pipe.enable_group_offload(
+            onload_device=device,
+            offload_device=torch.device("cpu"),
+            offload_type="leaf_level",
+            use_stream=device.type == "cuda",
+            exclude_modules=["vae"],
+        )
     else:
         pipe.enable_sequential_cpu_offload(device=device)
-    loaded.placement = target

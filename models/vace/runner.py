@@ -22,6 +22,7 @@ import numpy as np
 
 from ..runner import InvalidInput, Media, MediaSlot, Param, RunContext, Runner, RunResult, write_frame
 from ..torch_device import empty_accelerator_cache
+from .memory import OFFLOAD_CHOICES, SWITCH_CHOICES, MemoryPlan, choose_plan
 from .pipeline import LoadedPipeline, acquire_pipeline, place, release_pipeline
 from .preview import StepReporter
 from .windows import TEMPORAL_STRIDE, Window, is_4k_plus_1, join_window, plan_windows, round_up_4k_plus_1
@@ -56,6 +57,8 @@ class WanVaceModel:
     repository: str
     high_area: int
     """Pixel area of the ``high`` quality preset: 480p for 1.3B (its only trained size), 720p for 14B."""
+    trained_720p: bool
+    """Whether the model was trained at 720p too (then 720p jobs get the 720p ``flow_shift``)."""
     transformer_shards: int
     text_encoder_shards: int = 3
 
@@ -96,6 +99,7 @@ WAN_VACE_1_3B = WanVaceModel(
     folder="Wan2.1-VACE-1.3B-diffusers",
     repository="Wan-AI/Wan2.1-VACE-1.3B-diffusers",
     high_area=832 * 480,
+    trained_720p=False,
     transformer_shards=2,
 )
 WAN_VACE_14B = WanVaceModel(
@@ -103,6 +107,7 @@ WAN_VACE_14B = WanVaceModel(
     folder="Wan2.1-VACE-14B-diffusers",
     repository="Wan-AI/Wan2.1-VACE-14B-diffusers",
     high_area=1280 * 720,
+    trained_720p=True,
     transformer_shards=13,
 )
 
@@ -121,7 +126,17 @@ QUALITY_PRESETS: dict[str, QualityPreset] = {
 }
 """Explicit ``steps``, ``width`` and ``height`` override the preset's."""
 
-OFFLOAD_CHOICES = ("none", "model", "sequential")
+FLOW_SHIFT_480P = 3.0
+FLOW_SHIFT_720P = 5.0
+"""The scheduler's ``flow_shift`` diffusers recommends for Wan 2.1 at 480p and 720p (the released scheduler
+configs hold 3.0 whatever the model, so 720p needs it set)."""
+
+
+def recommended_flow_shift(model: WanVaceModel, width: int, height: int) -> float:
+    """``FLOW_SHIFT_720P`` for a model trained at 720p when the frame is nearer 720p than 480p in area,
+    otherwise ``FLOW_SHIFT_480P`` (the 1.3B model was trained at 480p only)."""
+    halfway = (832 * 480 + 1280 * 720) / 2
+    return FLOW_SHIFT_720P if model.trained_720p and width * height >= halfway else FLOW_SHIFT_480P
 
 
 def round_to_multiple(value: float, multiple: int = SIZE_MULTIPLE) -> int:
@@ -145,6 +160,7 @@ class Settings:
     windows: list[Window]
     seed: int
     fps: float
+    flow_shift: float
     notes: list[str] = field(default_factory=list)
 
 
@@ -202,12 +218,35 @@ COMMON_PARAMS: tuple[Param, ...] = (
     Param(
         "offload",
         "choice",
-        default="none",
+        default="auto",
         choices=OFFLOAD_CHOICES,
-        help="GPU memory saving: model (each model moves to the GPU only while used), sequential (layer by "
-        "layer: least memory, much slower). No effect on the CPU.",
+        help="Where the models live: auto (the fastest that fits the GPU's free memory), none (all on the GPU), "
+        "model (one model at a time), group (layer by layer, the next copied while one runs), sequential "
+        "(layer by layer: least memory, slowest).",
     ),
-    Param("vae_tiling", "bool", default=False, help="Decode the video in tiles: less memory at high resolutions."),
+    Param(
+        "fp8_weights",
+        "choice",
+        default="auto",
+        choices=SWITCH_CHOICES,
+        help="Store the transformer and text encoder weights in fp8, cast per layer (about half their memory, "
+        "slightly less precise). auto: only on CUDA when the bf16 weights would not fit.",
+    ),
+    Param(
+        "vae_tiling",
+        "choice",
+        default="auto",
+        choices=SWITCH_CHOICES,
+        help="Decode the video in tiles: less memory for large frames. auto: when untiled would not fit.",
+    ),
+    Param(
+        "flow_shift",
+        "float",
+        minimum=0.5,
+        maximum=20.0,
+        help="The sampler's noise schedule shift (default: 3.0 at 480p, 5.0 at 720p for the 14B model, as "
+        "diffusers recommends for Wan 2.1). Higher spends more steps on large shapes.",
+    ),
 )
 
 CONDITIONING_PARAM = Param(
@@ -403,19 +442,23 @@ class WanVaceRunner(Runner):
                 raise InvalidInput(name, f"ended after {len(frames)} frames; expected {settings.frames}")
             control_video = self.control_frames(frames, params, ctx, settings.notes)
 
-        # 3. The pipeline on the device, as the memory options ask.
+        # 3. The pipeline on the device as the memory plan wants it, and the sampler's shift.
         loaded = self._loaded
-        place(loaded, params["offload"], settings.notes)
+        plan = self.plan_for(params, settings, loaded)
+        place(loaded, plan, settings.notes)
+        settings.notes.append(
+            f"memory plan: offload={plan.offload}, fp8_weights={'on' if plan.fp8 else 'off'}, "
+            f"vae_tiling={'on' if plan.vae_tiling else 'off'} ({plan.reason})"
+        )
         for note in settings.notes:
             ctx.log(note)
         pipe = loaded.pipe
-        if params["vae_tiling"]:
-            pipe.vae.enable_tiling()
-        else:
-            pipe.vae.disable_tiling()
+        scheduler_config = pipe.scheduler.config
+        shift_key = "flow_shift" if "flow_shift" in scheduler_config else "shift"
+        pipe.scheduler = type(pipe.scheduler).from_config(scheduler_config, **{shift_key: settings.flow_shift})
         reference_images = [Image.fromarray(r) for r in references]
         generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-        cheap_previews = loaded.placement not in (None, "none")
+        cheap_previews = plan.offload != "none"
         # Encoded once for all windows: with offload the text encoder would otherwise travel per window.
         ctx.progress(0.0, "encoding prompt")
         prompt_embeds, negative_embeds = pipe.encode_prompt(
@@ -467,7 +510,7 @@ class WanVaceRunner(Runner):
             middle = np.clip(np.rint(generated[len(generated) // 2] * 255.0), 0, 255).astype(np.uint8)
             ctx.progress((index + 1) / len(windows), "writing frames", preview=middle)
 
-        return RunResult(summary=self.summary(params, settings, loaded), frame_count=written)
+        return RunResult(summary=self.summary(params, settings, loaded, plan), frame_count=written)
 
     # Steps of run -----------------------------------------------------------------------------------------
 
@@ -507,7 +550,33 @@ class WanVaceRunner(Runner):
             )
         seed = params["seed"] if params.get("seed") is not None else secrets.randbelow(2**32)
         steps = params.get("steps") or preset.steps
-        return Settings(width, height, steps, frames, windows, seed, fps, notes)
+        flow_shift = params.get("flow_shift") or recommended_flow_shift(self.model, width, height)
+        return Settings(width, height, steps, frames, windows, seed, fps, flow_shift, notes)
+
+    def plan_for(self, params: Mapping[str, Any], settings: Settings, loaded: LoadedPipeline) -> MemoryPlan:
+        """The job's memory plan, from the device's free memory when the pipeline was loaded and the job's
+        largest window (parts the user set are kept)."""
+        return choose_plan(
+            self.model.key,
+            getattr(loaded.device, "kind", None) or "cpu",
+            loaded.free_at_load,
+            settings.width,
+            settings.height,
+            max(w.length for w in settings.windows),
+            params["offload"],
+            params["fp8_weights"],
+            params["vae_tiling"],
+        )
+
+    def memory_plan(self, kind: str, free_memory: int | None) -> dict[str, Any]:
+        """For ``health``: the plan in force once loaded, or the plan a default job (``quality=standard``,
+        832x480, 81 frames) would get with ``free_memory`` bytes free now."""
+        loaded = self._loaded
+        if loaded is not None and loaded.plan is not None:
+            return {"state": "in force", **loaded.plan.describe()}
+        width, height = size_for_aspect(NATIVE_SIZE[0] / NATIVE_SIZE[1], QUALITY_PRESETS["standard"].area or 0)
+        plan = choose_plan(self.model.key, kind, free_memory, width, height, 81)
+        return {"state": f"predicted for a {width}x{height}, 81-frame job", **plan.describe()}
 
     def _window_conditioning(
         self,
@@ -552,7 +621,9 @@ class WanVaceRunner(Runner):
         control = control_video[min(window.start + window.context, settings.frames - 1)]
         return ((reference.astype(np.uint16) + control) // 2).astype(np.uint8)
 
-    def summary(self, params: Mapping[str, Any], settings: Settings, loaded: LoadedPipeline) -> dict[str, Any]:
+    def summary(
+        self, params: Mapping[str, Any], settings: Settings, loaded: LoadedPipeline, plan: MemoryPlan
+    ) -> dict[str, Any]:
         return {
             "mode": self.mode,
             "model": self.model.repository,
@@ -566,8 +637,11 @@ class WanVaceRunner(Runner):
             "guidance_scale": params["guidance_scale"],
             "conditioning_scale": params.get("conditioning_scale"),
             "windows": [{"start": w.start, "frames": w.length, "context": w.context} for w in settings.windows],
-            "offload": loaded.placement,
-            "vae_tiling": params["vae_tiling"],
+            "offload": plan.offload,
+            "fp8_weights": plan.fp8,
+            "vae_tiling": plan.vae_tiling,
+            "memory_plan": plan.describe(),
+            "flow_shift": settings.flow_shift,
             "device": getattr(loaded.device, "kind", "cpu"),
             "dtype": str(loaded.dtype).removeprefix("torch."),
             "notes": list(settings.notes),
