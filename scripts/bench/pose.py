@@ -73,6 +73,15 @@ def process_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The most resident memory process ``pid`` has had so far (VmHWM, Linux only), in MB."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), None)
+
+
 # -- the daemon side --------------------------------------------------------------------------------------------
 
 
@@ -240,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         with quiet_stderr():
                             hd_bare.append(bare_loop(mp_pose, cv2, frames, hd_video))
+        daemon_peak_mb = peak_rss_mb(pid)  # pose jobs only: MediaPipe, never torch
+        torch_loaded = client.health()["torch_loaded"]
         client.close()
     finally:
         daemon.cleanup()
@@ -311,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             f"CPU per frame bare / daemon         = {cpu_ratio:.2f}x  (load-independent: above 1 means the daemon "
             "spends no more CPU per frame than the bare loop; wall-clock ratios move with other load)"
         )
+    print(f"daemon peak resident memory in these pose jobs: {daemon_peak_mb or 0:.0f} MB; torch loaded: {torch_loaded}")
     print(
         f"same frames with a person: {same_present}; largest landmark difference {max_diff:.2g} "
         f"(normalised units); bare graph build {b_build * 1e3:.0f} ms; MediaPipe import here {import_s:.2f} s"
@@ -356,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         "same_present_frames": same_present,
         "max_landmark_diff": max_diff,
         "device_probe_wait_s": round(probe_s, 3),
+        "daemon_peak_rss_mb": round(daemon_peak_mb, 1) if daemon_peak_mb is not None else None,
+        "daemon_torch_loaded": torch_loaded,
         "loadavg_at_start": load_at_start,
         "hardware": hw,
     }
