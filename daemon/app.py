@@ -42,7 +42,7 @@ from .connection_file import (
     remove_connection_file,
     write_connection_file,
 )
-from .devices import Device, device_memory, resolve_device, system_memory
+from .devices import Device, device_memory, probe_device, system_memory
 from .engine import EngineLimits, JobEngine
 from .executor import Executor, LocalExecutor
 from .job_inputs import open_inputs
@@ -159,10 +159,11 @@ class Daemon:
     # -- devices -------------------------------------------------------------------------------------------
 
     def device(self) -> Device:
-        """The resolved device, resolving it now (importing torch if installed) on first use."""
+        """The resolved device, probing it now (in a child interpreter: torch is not imported here) on first
+        use."""
         with self._device_lock:
             if self._device is None:
-                self._device = resolve_device(self.config.device)
+                self._device = probe_device(self.config.device)
             return self._device
 
     def _probe_device(self) -> None:
@@ -342,7 +343,9 @@ class Daemon:
         total, available = system_memory()
         device = self._device.describe() if self._device else None
         if device and device["kind"] != "cpu":
-            device["total_memory"], device["free_memory"] = device_memory(device["kind"])  # now, not at start-up
+            total_now, free_now = device_memory(device["kind"])  # now, once a mode has loaded torch
+            if total_now is not None:
+                device["total_memory"], device["free_memory"] = total_now, free_now
         return {
             "version": __version__,
             "protocol": PROTOCOL_VERSION,
@@ -354,6 +357,7 @@ class Daemon:
             "data_dir": str(self.config.data_dir),
             "device": device,
             "device_status": "ready" if device else (self._device_error or "probing"),
+            "torch_loaded": "torch" in sys.modules,
             "memory": {"total": total, "available": available},
             "modes": {mode: self.registry.readiness(mode, device) for mode in self.registry.modes},
             "loaded_models": self.executor.loaded_models(),

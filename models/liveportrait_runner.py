@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from .frame_writer import FrameWriter
 from .runner import (
     InvalidInput,
     LiveProcessor,
@@ -34,7 +35,6 @@ from .runner import (
     RunContext,
     Runner,
     RunResult,
-    write_frame,
 )
 from .torch_device import empty_accelerator_cache
 
@@ -236,6 +236,7 @@ class LivePortraitRunner(Runner):
             # 3. Animate frame by frame.
             found_rows: list[bool] = []
             pose_rows: list[np.ndarray] = []
+            writer = FrameWriter(ctx.output_dir)
             frames = driving.frames()
             try:
                 for index, frame in enumerate(frames):
@@ -249,9 +250,11 @@ class LivePortraitRunner(Runner):
                         pose_rows.append(np.full(3, np.nan, np.float32))
                     else:
                         pose_rows.append(driving_motion.pose_degrees()[0].cpu().numpy())
-                    write_frame(ctx.output_dir, index, output)
+                    writer.write(index, output)
                     ctx.progress(start + (1 - start) * min((index + 1) / expected, 1.0), "animating", preview=output)
+                writer.finish()
             finally:
+                writer.close()
                 if isinstance(frames, Generator):
                     frames.close()
         finally:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Generator, Mapping
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 
+from .frame_writer import FrameWriter
 from .runner import (
     InvalidInput,
     LiveProcessor,
@@ -28,7 +30,6 @@ from .runner import (
     RunContext,
     Runner,
     RunResult,
-    write_frame,
 )
 from .skeleton import MEDIAPIPE_POSE_LANDMARKS, draw_openpose, mediapipe_to_openpose18
 
@@ -196,6 +197,7 @@ class PoseRunner(Runner):
 
         # 1. A fresh graph: video-mode tracking state belongs to one video.
         tracker = self._new_tracker(params)
+        writer = FrameWriter(ctx.output_dir) if render else None
         frames = video.frames()
         image_rows: list[np.ndarray] = []
         world_rows: list[np.ndarray] = []
@@ -214,16 +216,23 @@ class PoseRunner(Runner):
 
                 wants_preview = index % PREVIEW_EVERY_FRAMES == 0
                 skeleton = None
-                if render or wants_preview:
-                    skeleton = _draw_skeleton(frame, image, visibility, params["skeleton_background"])
-                    if render:
-                        write_frame(ctx.output_dir, index, skeleton)
+                background = params["skeleton_background"]
+                if wants_preview:
+                    skeleton = _draw_skeleton(frame, image, visibility, background)
+                if writer is not None and skeleton is not None:
+                    writer.write(index, skeleton)
+                elif writer is not None:  # drawn on the writer's threads, off this one
+                    writer.write_drawn(index, partial(_draw_skeleton, frame, image, visibility, background))
                 ctx.progress(
                     min((index + 1) / expected_frames, 1.0),
                     "tracking",
                     preview=skeleton if wants_preview else None,
                 )
+            if writer is not None:
+                writer.finish()
         finally:
+            if writer is not None:
+                writer.close()
             # Stop the decoding thread now rather than when the generator is garbage collected.
             if isinstance(frames, Generator):
                 frames.close()

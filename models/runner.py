@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from .frame_writer import encode_png, frame_path, store_atomically
+
 
 class InvalidInput(ValueError):
     """A job parameter or input is wrong. ``field`` names it; the message says how to fix it."""
@@ -243,7 +245,8 @@ class Runner(ABC):
 
     @abstractmethod
     def run(self, inputs: Mapping[str, Media], params: Mapping[str, Any], ctx: RunContext) -> RunResult:
-        """Compute the job. Write frames with :func:`write_frame`; poll ``ctx.cancelled()`` often."""
+        """Compute the job. Write frames with :class:`models.frame_writer.FrameWriter` (or :func:`write_frame`);
+        poll ``ctx.cancelled()`` often."""
 
     def unload(self) -> None:  # noqa: B027 - runners without resources need no unload
         """Free memory; the runner must be loadable again afterwards."""
@@ -264,21 +267,10 @@ class Runner(ABC):
         }
 
 
-def frame_path(output_dir: Path, index: int) -> Path:
-    """Where frame ``index`` of a job's output lives."""
-    return output_dir / "frames" / f"{index:06d}.png"
-
-
 def write_frame(output_dir: Path, index: int, rgb: np.ndarray) -> Path:
-    """Write one RGB uint8 frame as PNG atomically (a temporary name, then rename)."""
-    import cv2
-
+    """Write one RGB uint8 frame as PNG atomically (a temporary name, then rename), on the calling thread. A
+    runner writing many frames uses :class:`models.frame_writer.FrameWriter`, which does this off its thread."""
     path = frame_path(output_dir, index)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise OSError(f"could not encode frame {index} as PNG")
-    tmp = path.with_suffix(".png.tmp")
-    tmp.write_bytes(data.tobytes())
-    tmp.replace(path)
+    store_atomically(path, encode_png(rgb))
     return path

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..frame_writer import FrameWriter
 from ..runner import (
     InvalidInput,
     LiveProcessor,
@@ -29,7 +30,6 @@ from ..runner import (
     RunContext,
     Runner,
     RunResult,
-    write_frame,
 )
 from ..torch_device import onnx_providers
 from .analysis import (
@@ -266,19 +266,22 @@ class FaceSwapRunner(Runner):
         # 2. Frame by frame: find or track, swap, paste, write.
         expected_frames = max(video.frame_count, 1)
         record = _FaceRecord()
+        writer = FrameWriter(ctx.output_dir)
         frames = video.frames()
         try:
             for index, frame in enumerate(frames):
                 ctx.raise_if_cancelled()
                 output, faces, swapped, detected = swapper.process(frame)
                 record.add(index, faces, swapped, detected)
-                write_frame(ctx.output_dir, index, output)
+                writer.write(index, output)
                 ctx.progress(
                     min((index + 1) / expected_frames, 1.0),
                     "swapping faces",
                     preview=output if index % PREVIEW_EVERY_FRAMES == 0 else None,
                 )
+            writer.finish()
         finally:
+            writer.close()
             # Stop the decoding thread now rather than when the generator is garbage collected.
             if isinstance(frames, Generator):
                 frames.close()

@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..runner import InvalidInput, Media, MediaSlot, Param, RunContext, Runner, RunResult, write_frame
+from ..frame_writer import FrameWriter
+from ..runner import InvalidInput, Media, MediaSlot, Param, RunContext, Runner, RunResult
 from ..torch_device import empty_accelerator_cache
 from .memory import OFFLOAD_CHOICES, SWITCH_CHOICES, MemoryPlan, choose_plan
 from .pipeline import LoadedPipeline, acquire_pipeline, place, release_pipeline
@@ -504,9 +505,10 @@ class WanVaceRunner(Runner):
             generated = output.frames[0]
             join_window(pending, window, generated)
             final_until = min(windows[index + 1].start if index + 1 < len(windows) else window.end, settings.frames)
-            while written < final_until:
-                write_frame(ctx.output_dir, written, pending.pop(written))
-                written += 1
+            with FrameWriter(ctx.output_dir) as writer:  # this window's frames, encoded in parallel
+                while written < final_until:
+                    writer.write(written, pending.pop(written))
+                    written += 1
             middle = np.clip(np.rint(generated[len(generated) // 2] * 255.0), 0, 255).astype(np.uint8)
             ctx.progress((index + 1) / len(windows), "writing frames", preview=middle)
 

@@ -6,8 +6,9 @@ data folder every time, as a user's restarts would) and measures, from just befo
 
 - **ready**: the ``ready <connection file>`` line on stdout;
 - **health**: a fresh :class:`shared.client.Client` got its first ``health`` reply;
-- **device**: ``health`` no longer says ``device_status: probing`` (the background device probe, which imports
-  torch when torch is installed; extra information, the daemon serves requests meanwhile).
+- **device**: ``health`` no longer says ``device_status: probing`` (the background device probe, a child
+  interpreter that imports torch when torch is installed; extra information, the daemon serves requests
+  meanwhile; torch is then mapped into the child, never into the daemon).
 
 It also reports which heavy libraries (torch, cv2, mediapipe) are mapped into the daemon when it says ready, the
 time of ``python -c "import daemon.app"`` next to a bare ``python -c pass`` (the baseline), and whether importing
