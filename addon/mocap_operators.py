@@ -20,8 +20,9 @@ from .properties import MocapJob
 from .retarget import bone_maps
 from .retarget.bone_maps import BoneMapError
 
-CONTROL_VIDEO_PARAMS = {"render_skeleton": True, "skeleton_background": "black"}
-"""The pose control video of the generative modes: OpenPose-coloured skeletons on black."""
+CONTROL_VIDEO_PARAMS = {"render_skeleton": True, "skeleton_background": "black", "face": True}
+"""The pose control video of the generative modes: OpenPose-coloured body skeletons with the face's points on black,
+as VACE's default pose annotator draws them (hands stay optional: the pose mode's ``hands`` option)."""
 
 
 class MocapInputError(Exception):

@@ -202,6 +202,7 @@ def test_the_pose_control_video_is_an_image_sequence_of_skeletons_on_black(media
     control = media["control"]
     assert (control["type"], control["channel"], control["start"], control["elements"]) == ("IMAGE", 2, 5, 270)
     assert '"skeleton_background": "black"' in control["params"] and '"render_skeleton": true' in control["params"]
+    assert '"face": true' in control["params"], "VACE's default pose control has the face's points"
     assert control["last_error"] == ""
     images = [cv2.imread(str(Path(control["directory"]) / name)) for name in control["files"]]
     assert images[0].max() == 0, "no person in the first frame: an empty (black) control frame"
@@ -210,6 +211,7 @@ def test_the_pose_control_video_is_an_image_sequence_of_skeletons_on_black(media
     for image in drawn:
         assert (image.max(axis=2) == 0).mean() > 0.8, "mostly black background"
         assert (image.max(axis=2) - image.min(axis=2)).max() > 200, "saturated OpenPose colours"
+    assert sum(bool((image == 255).all(axis=2).any()) for image in drawn) >= len(drawn) // 2, "white face points"
 
 
 # -- live ---------------------------------------------------------------------------------------------------------
