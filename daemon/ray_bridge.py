@@ -80,6 +80,19 @@ class Bridge:
         with self._send_lock:
             self.conn.send(message)
 
+    def done(self, job_id: str, state: str, started: bool, **outcome: Any) -> None:
+        """Tell the daemon how a job ended, with the actors' state after it."""
+        self.send(
+            {
+                "op": "done",
+                "job_id": job_id,
+                "state": state,
+                "started": started,
+                "actors": self.actor_views(),
+                **outcome,
+            }
+        )
+
     # -- connecting and watching the cluster ------------------------------------------------------------------
 
     def connect(self) -> None:
@@ -292,7 +305,7 @@ class Bridge:
             specs, refs = self.ship_inputs(message["inputs"])
             actor = self.place(job_id, message["mode"], message["runner"], cancel)
             if actor is None:
-                self.send({"op": "done", "job_id": job_id, "state": "cancelled", "started": False})
+                self.done(job_id, "cancelled", started=False)
                 return
             self.send(
                 {"op": "started", "job_id": job_id, "node": actor.info["node_ip"], "node_id": actor.info["node_id"]}
@@ -301,10 +314,10 @@ class Bridge:
             self._follow(job_id, actor, message, specs, refs, cancel)
         except Infeasible as exc:
             error = {"code": e.MODE_UNAVAILABLE, "message": str(exc), "detail": None}
-            self.send({"op": "done", "job_id": job_id, "state": "failed", "error": error, "started": started})
+            self.done(job_id, "failed", started, error=error)
         except Exception as exc:  # an input that could not be read, an actor that could not start
             log.exception("job %s failed in the bridge", job_id)
-            self.send({"op": "done", "job_id": job_id, "state": "failed", "error": job_error(exc), "started": started})
+            self.done(job_id, "failed", started, error=job_error(exc))
         finally:
             self._cancels.pop(job_id, None)
 
@@ -340,23 +353,16 @@ class Bridge:
         except RayError as exc:
             self._kill(actor)
             if killed:
-                self.send({"op": "done", "job_id": job_id, "state": "cancelled", "started": True})
+                self.done(job_id, "cancelled", started=True)
                 return
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self.send(
-                {
-                    "op": "done",
-                    "job_id": job_id,
-                    "state": "lost",
-                    "started": True,
-                    "error": {
-                        "code": e.INTERRUPTED,
-                        "message": f"the Ray worker on {actor.info['node_ip']} running this job was lost "
-                        f"({type(exc).__name__}: {first_line[:300]}); retry it",
-                        "detail": {"node_id": actor.info["node_id"]},
-                    },
-                }
-            )
+            error = {
+                "code": e.INTERRUPTED,
+                "message": f"the Ray worker on {actor.info['node_ip']} running this job was lost "
+                f"({type(exc).__name__}: {first_line[:300]}); retry it",
+                "detail": {"node_id": actor.info["node_id"]},
+            }
+            self.done(job_id, "lost", started=True, error=error)
             return
         with contextlib.suppress(RayError, TimeoutError):  # keep the old counts; a dead actor fails its next job
             actor.info = ray.get(actor.handle.describe.remote(), timeout=CLUSTER_ANSWER_S)
@@ -369,7 +375,7 @@ class Bridge:
                 target = work / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
-        self.send({"op": "done", "job_id": job_id, "started": True, "actors": self.actor_views(), **result})
+        self.done(job_id, result.pop("state"), started=True, **result)
 
     def _forward(self, job_id: str, actor: Actor) -> None:
         import ray
