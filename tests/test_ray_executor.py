@@ -424,6 +424,7 @@ def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory)
     """Shut the cluster down under the daemon: health says so, new jobs queue, nothing is lost: a daemon
     started later on the same data runs them."""
     cluster = start_cluster(workers=0)
+    address = cluster.address
     proc = start_ray_daemon(cluster, tmp_path_factory, "--ray-connect-timeout", "3")
     try:
         with proc.client(timeout=30.0) as c:
@@ -435,7 +436,7 @@ def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory)
                 30,
                 "health to report the cluster gone",
             )
-            assert cluster.address in executor["error"], executor
+            assert address in executor["error"], executor
             assert "nodes" not in executor, "no stale cluster view"
             c.submit("waits", "count", {"steps": 2}, {})
             time.sleep(6)  # two connection attempts
@@ -445,12 +446,12 @@ def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory)
                 "could not connect" in c.health()["executor"]["error"]
                 or "stopped answering" in c.health()["executor"]["error"]
             )
-    finally:
         proc.stop()
-    local = DaemonProcess(base=proc.base).start()  # the same data folder, the local executor
-    try:
-        with local.client(timeout=30.0) as c:
+        proc.extra_args = ["--plugin", "vfx_test_runners"]  # the same data folder, the local executor
+        proc.start()
+        with proc.client(timeout=30.0) as c:
             job = wait_for(lambda: (j := c.job("waits"))["state"] in FINAL and j, 30, "the queued job to run")
             assert (job["state"], job["attempts"]) == ("succeeded", 1)
     finally:
-        local.cleanup()
+        proc.cleanup()
+        cluster.shutdown()
