@@ -80,6 +80,13 @@ class DaemonConfig:
     idle_unload_s: float = 600.0
     plugins: list[str] = field(default_factory=list)
     manifest: Path | None = None
+    executor: str = "local"
+    """``local`` (this machine) or ``ray`` (a Ray cluster at ``ray_address``; see docs/scale-out.md)."""
+    ray_address: str | None = None
+    ray_resources: Path | None = None
+    ray_shared_dir: Path | None = None
+    ray_models_dir: Path | None = None
+    ray_connect_timeout_s: float = 30.0
     engine_limits: EngineLimits = field(default_factory=EngineLimits)
     live_limits: LiveLimits = field(default_factory=LiveLimits)
 
@@ -236,8 +243,38 @@ class Daemon:
     def _admin_keys(self) -> set[bytes]:
         return load_authorized_keys(self.config.admin_keys) if self.config.admin_keys else set()
 
+    def _executor(self, models_dir: Path) -> Executor:
+        cfg = self.config
+        if cfg.executor == "local":
+            return LocalExecutor(self.engine, self.device)
+        from .ray_executor import RayExecutor, RaySettings  # imports no Ray: the bridge process does
+        from .ray_resources import load_requests
+
+        settings = RaySettings(
+            address=cfg.ray_address or "",
+            requests=load_requests(cfg.ray_resources),
+            models_dir=cfg.ray_models_dir or models_dir,
+            device=cfg.device,
+            shared_dir=cfg.ray_shared_dir,
+            plugins=cfg.plugins,
+            idle_unload_s=cfg.idle_unload_s,
+            connect_timeout_s=cfg.ray_connect_timeout_s,
+        )
+        runners = {mode: type(self.registry.runner(mode)) for mode in self.registry.modes}
+        return RayExecutor(self.engine, settings, runners, self.registry.release)
+
+    def _check_executor_config(self) -> None:
+        cfg = self.config
+        if cfg.executor not in ("local", "ray"):
+            raise VfxError(f"--executor {cfg.executor}: use local or ray")
+        if cfg.executor == "ray" and not cfg.ray_address:
+            raise VfxError("--executor ray needs --ray-address HOST:PORT (the head node's GCS address) or auto")
+        if cfg.executor == "local" and (cfg.ray_address or cfg.ray_resources or cfg.ray_shared_dir):
+            raise VfxError("--ray-address, --ray-resources and --ray-shared-dir apply to --executor ray only")
+
     def start(self) -> None:
         cfg = self.config
+        self._check_executor_config()
         prepare_runtime_dir(cfg.runtime_dir)
         check_no_live_daemon(cfg.connection_file)
         make_private(cfg.data_dir)
@@ -275,7 +312,7 @@ class Daemon:
             notify=lambda session_id: self.server.notify_live(session_id),
             limits=cfg.live_limits,
         )
-        self.executor: Executor = LocalExecutor(self.engine, self.device)
+        self.executor = self._executor(models_dir)
         trust = Trust(remote=public_key is not None, admin_keys=self._admin_keys(), allowed_paths=cfg.allowed_paths)
         handlers = RequestHandlers(
             self.engine, self.health, self.session_id, self.live, self.executor.release_memory, trust
@@ -368,6 +405,7 @@ class Daemon:
                 "max_queued_per_client": self.engine.limits.max_queued_per_client,
                 "worker_alive": self.executor.alive,
             },
+            "executor": self.executor.health(),
             "exit_when_idle": self.server.exit_when_idle,
             "live_sessions": self.live.count(),
             "live_sessions_ending": self.live.ending(),

@@ -86,6 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--live-ttl", type=float, default=10.0, help="stop live sessions not polled this long")
     serve.add_argument("--plugin", action="append", default=[], help="module offering extra RUNNERS")
     serve.add_argument("--manifest", type=Path, default=None, help="another weight manifest (a mirror)")
+    serve.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where jobs run: this machine (default) or a Ray cluster (--ray-address)",
+    )
+    serve.add_argument("--ray-address", default=None, metavar="HOST:PORT|auto", help="the Ray cluster's head")
+    serve.add_argument("--ray-resources", type=Path, default=None, help="TOML: what each mode's actor asks for")
+    serve.add_argument(
+        "--ray-shared-dir", type=Path, default=None, help="a folder at the same path on every machine of the cluster"
+    )
+    serve.add_argument(
+        "--ray-models-dir", type=Path, default=None, help="weights on the workers (default: the daemon's models dir)"
+    )
+    serve.add_argument(
+        "--ray-connect-timeout", type=float, default=30.0, help="seconds to wait for the cluster at each try"
+    )
     serve.add_argument("--log-level", default="INFO")
 
     for name, text in (
@@ -297,6 +314,12 @@ def _serve(args: argparse.Namespace) -> int:
         idle_unload_s=args.idle_unload,
         plugins=args.plugin,
         manifest=args.manifest,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        ray_resources=args.ray_resources,
+        ray_shared_dir=args.ray_shared_dir.resolve() if args.ray_shared_dir else None,
+        ray_models_dir=args.ray_models_dir,
+        ray_connect_timeout_s=args.ray_connect_timeout,
         engine_limits=EngineLimits(max_queued=args.max_queued, max_queued_per_client=args.max_queued_per_client),
         live_limits=LiveLimits(
             max_sessions_per_client=args.max_live_sessions,

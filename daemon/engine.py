@@ -451,6 +451,31 @@ class JobEngine:
             self._emit_state(record)
         return record
 
+    def requeue(self, job_id: str) -> JobRecord | None:
+        """Put a running job whose work never started (the executor lost the machines it was waiting for)
+        back at the head of the queue, its attempt uncounted. Jobs whose work started are never requeued:
+        that could run them twice."""
+        self._live.pop(job_id, None)
+        self._cancel_flags.pop(job_id, None)
+        current = self.store.get(job_id)
+        if current is None:
+            return None
+        record = self.store.update(
+            job_id,
+            expect=("running",),
+            state="queued",
+            started_at=None,
+            attempts=max(0, current.attempts - 1),
+            fraction=0.0,
+            stage="",
+        )
+        if record is not None:
+            with self._cond:
+                self._queue.appendleft(job_id)
+                self._cond.notify()
+            self._emit_state(record)
+        return record
+
     def running_jobs(self) -> list[str]:
         return list(self._cancel_flags)
 
