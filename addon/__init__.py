@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import live_view_ui, mocap, operators, panels, preferences, properties, pump, runtime
+from . import live_view_ui, mocap, operators, panels, preferences, properties, pump, runtime, scene_generate
 
 CLASSES = (preferences.MocapPreferences, *properties.CLASSES, *operators.CLASSES, *panels.CLASSES)
 
@@ -27,9 +27,11 @@ def register() -> None:
         rt.connection.start_daemon(preferences.daemon_settings())
     mocap.register()
     live_view_ui.register()
+    scene_generate.register()
 
 
 def unregister() -> None:
+    scene_generate.unregister()
     live_view_ui.unregister()
     mocap.unregister()
     for name in pump.RESYNC_HANDLERS:
