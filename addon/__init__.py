@@ -20,6 +20,7 @@ from . import (
     properties,
     pump,
     runtime,
+    scene_generate,
 )
 
 CLASSES = (
@@ -46,9 +47,11 @@ def register() -> None:
         rt.connection.start_daemon(settings)
     mocap.register()
     live_view_ui.register()
+    scene_generate.register()
 
 
 def unregister() -> None:
+    scene_generate.unregister()
     live_view_ui.unregister()
     mocap.unregister()
     for name in pump.RESYNC_HANDLERS:

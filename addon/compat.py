@@ -126,3 +126,13 @@ def action_slot_identifier(datablock: bpy.types.ID) -> str:
     if not HAS_SLOTTED_ACTIONS or animation is None or animation.action_slot is None:
         return ""
     return str(animation.action_slot.identifier)
+
+
+def use_multilayer_exr(image_settings: bpy.types.ImageFormatSettings) -> None:
+    """Make renders write multilayer OpenEXR (every pass in one file). Blender 5.0 split the choice into
+    ``media_type = 'MULTI_LAYER_IMAGE'`` and ``file_format = 'OPEN_EXR'``; before, it was ``OPEN_EXR_MULTILAYER``.
+    (A multilayer file is single-part before 5.0 and has one part per pass from 5.0 on.)"""
+    if "media_type" in image_settings.bl_rna.properties:
+        image_settings.media_type = "MULTI_LAYER_IMAGE"
+    else:
+        image_settings.file_format = "OPEN_EXR_MULTILAYER"

@@ -99,6 +99,9 @@ class MocapJob(bpy.types.PropertyGroup):
     )
     result_strip: bpy.props.StringProperty(description="Name of the inserted result strip")
     licences: bpy.props.StringProperty(description="Licences of the mode's models, as the daemon listed them")
+    strip_props_json: bpy.props.StringProperty(
+        default="{}", description="Custom properties the result strip gets besides the job's own (a JSON object)"
+    )
 
     @property
     def is_final(self) -> bool:

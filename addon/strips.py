@@ -7,7 +7,8 @@ single image becomes ``{"path"}``.
 
 Result -> strip: :func:`insert_result_strip` adds a job's ``<output_dir>/frames/*.png`` as one image-sequence
 strip on the first free channel above the source, from the source's first visible frame, named after the
-mode, with the job id, mode, parameters (and seed, for modes that take one) stored as custom properties.
+mode, with the job id, mode, parameters (and seed, for modes that take one) stored as custom properties, plus
+any the job asks for (a Generate from Scene job records its scene, camera and pass).
 """
 
 from __future__ import annotations
@@ -202,5 +203,7 @@ def insert_result_strip(scene: bpy.types.Scene, job: bpy.types.PropertyGroup) ->
         strip[SEED_PROP] = int(params["seed"])
     if job.licences:
         strip[LICENCES_PROP] = job.licences
+    for key, value in json.loads(job.strip_props_json or "{}").items():
+        strip[key] = value
     job.result_strip = strip.name
     return strip

@@ -35,8 +35,8 @@ def licences_text(mode_info: dict[str, Any]) -> str:
     return "; ".join(f"{item['model']}: {item['licence']}" for item in mode_info.get("licences") or ())
 
 
-def prepare(scene: bpy.types.Scene, status: DaemonStatus) -> JobRequest:
-    """Build the request for the scene's chosen mode. Raises BadInput naming what to change.
+def prepare(scene: bpy.types.Scene, status: DaemonStatus, mode: str = "") -> JobRequest:
+    """Build the request for ``mode`` (default: the scene's chosen mode). Raises BadInput naming what to change.
 
     Each of the mode's media inputs is filled from the panel: a ``video`` input from the selected strip, the
     mode's first ``image`` input from the reference. Further optional image inputs (a face swap's target face,
@@ -49,10 +49,11 @@ def prepare(scene: bpy.types.Scene, status: DaemonStatus) -> JobRequest:
         reason = " (it failed: the Daemon panel says why)" if status.state == "error" else ""
         raise BadInput(f"The daemon is not running{reason}: start it in the Motion Capture panel")
     state = scene.vfx_mocap
+    mode = mode or state.mode
     modes = (status.health or {}).get("modes", {})
-    info = modes.get(state.mode)
+    info = modes.get(mode)
     if info is None:
-        raise BadInput(f"The daemon has no mode '{state.mode}'; it offers: {', '.join(sorted(modes)) or 'none'}")
+        raise BadInput(f"The daemon has no mode '{mode}'; it offers: {', '.join(sorted(modes)) or 'none'}")
     inputs: dict[str, dict[str, Any]] = {}
     source = None
     reference_used = False
@@ -67,18 +68,24 @@ def prepare(scene: bpy.types.Scene, status: DaemonStatus) -> JobRequest:
                 inputs[slot["name"]] = reference
             elif slot.get("required", True):
                 raise BadInput(
-                    f"Mode '{state.mode}' needs a reference image: choose a file or an image strip under Reference"
+                    f"Mode '{mode}' needs a reference image: choose a file or an image strip under Reference"
                 )
         elif slot["kind"] == "image" and slot.get("required", True):
             raise BadInput(
-                f"Mode '{state.mode}' needs a second image ('{slot['name']}') that the panel cannot set yet: "
+                f"Mode '{mode}' needs a second image ('{slot['name']}') that the panel cannot set yet: "
                 "submit it with `python -m daemon submit`"
             )
     if not info.get("ready", False):
         missing = "; ".join(info.get("missing") or ()) or "the daemon did not say what"
-        raise BadInput(f"Mode '{state.mode}' is not ready. Missing: {missing}")
-    params = {param.name: param.value for param in state.mode_params(state.mode)}
-    return JobRequest(uuid.uuid4().hex, state.mode, params, inputs, source, licences_text(info))
+        raise BadInput(f"Mode '{mode}' is not ready. Missing: {missing}")
+    defaults = {schema["name"]: schema.get("default") for schema in info.get("params", ())}
+    params = {
+        param.name: param.value
+        for param in state.mode_params(mode)
+        # An option without a default that the panel holds at 0 or "" was never set: the daemon picks its value.
+        if defaults.get(param.name) is not None or param.kind == "bool" or param.value not in (0, "")
+    }
+    return JobRequest(uuid.uuid4().hex, mode, params, inputs, source, licences_text(info))
 
 
 def record(scene: bpy.types.Scene, request: JobRequest) -> MocapJob:

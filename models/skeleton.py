@@ -1,10 +1,7 @@
 """Body skeleton renders in the OpenPose colour convention, for pose control videos.
 
-Video models trained on OpenPose/DWPose control images (VACE, ControlNet) expect the 18-keypoint COCO body
-drawn the OpenPose way: limbs as filled ellipses 4 px wide, blended at 60 % over the canvas, then joints as
-solid circles. Colour number ``i`` is the fully saturated hue ``i * 20`` degrees (red, orange, yellow, ...,
-magenta-red); limb ``i`` and keypoint ``i`` both take colour ``i``. A skeleton drawn in other colours or
-widths reads as a different pose to those models, so the constants below are the convention, not a taste.
+The convention (keypoints, limbs, colours, stroke sizes) lives in :mod:`shared.openpose`, which the add-on's
+scene pose pass draws from too, so both draw the same skeleton for the same points.
 
 MediaPipe gives 33 landmarks; :func:`mediapipe_to_openpose18` picks the 17 that COCO shares with it and
 adds the neck as the midpoint of the shoulders.
@@ -19,6 +16,17 @@ this module without it.
 from __future__ import annotations
 
 import numpy as np
+
+from shared.openpose import (
+    JOINT_RADIUS_PX,
+    LIMB_OPACITY,
+    NECK,
+    OPENPOSE18_KEYPOINTS,
+    OPENPOSE18_LIMBS,
+    OPENPOSE_COLOURS,
+    STICK_WIDTH_PX,
+    hue_colour,
+)
 
 MEDIAPIPE_POSE_LANDMARKS = (
     "nose",
@@ -57,29 +65,6 @@ MEDIAPIPE_POSE_LANDMARKS = (
 )
 """MediaPipe Pose's 33 landmarks, in the order of its output. Left and right are the person's own."""
 
-OPENPOSE18_KEYPOINTS = (
-    "nose",
-    "neck",
-    "right_shoulder",
-    "right_elbow",
-    "right_wrist",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "right_hip",
-    "right_knee",
-    "right_ankle",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "right_eye",
-    "left_eye",
-    "right_ear",
-    "left_ear",
-)
-"""The OpenPose COCO body, in its keypoint order."""
-
-NECK = OPENPOSE18_KEYPOINTS.index("neck")
 _SHOULDERS = (
     MEDIAPIPE_POSE_LANDMARKS.index("left_shoulder"),
     MEDIAPIPE_POSE_LANDMARKS.index("right_shoulder"),
@@ -89,52 +74,6 @@ _FROM_MEDIAPIPE = {
     for index, keypoint in enumerate(OPENPOSE18_KEYPOINTS)
     if keypoint != "neck"
 }
-
-OPENPOSE18_LIMBS = (
-    (1, 2),
-    (1, 5),
-    (2, 3),
-    (3, 4),
-    (5, 6),
-    (6, 7),
-    (1, 8),
-    (8, 9),
-    (9, 10),
-    (1, 11),
-    (11, 12),
-    (12, 13),
-    (1, 0),
-    (0, 14),
-    (14, 16),
-    (0, 15),
-    (15, 17),
-)
-"""Keypoint pairs joined by a limb, in drawing (and colour) order: shoulders, arms, legs, then the head."""
-
-STICK_WIDTH_PX = 4
-"""Half the thickness of a limb ellipse, in pixels, whatever the image size (as OpenPose draws it)."""
-
-JOINT_RADIUS_PX = 4
-LIMB_OPACITY = 0.6
-
-
-def _hue_colour(degrees: float) -> tuple[int, int, int]:
-    """The RGB colour of fully saturated, full-value hue ``degrees`` (0 red, 120 green, 240 blue)."""
-    sector, offset = divmod(degrees % 360.0, 60.0)
-    rising = round(255 * offset / 60.0)
-    falling = 255 - rising
-    return (
-        (255, rising, 0),
-        (falling, 255, 0),
-        (0, 255, rising),
-        (0, falling, 255),
-        (rising, 0, 255),
-        (255, 0, falling),
-    )[int(sector)]
-
-
-OPENPOSE_COLOURS = tuple(_hue_colour(20.0 * i) for i in range(len(OPENPOSE18_KEYPOINTS)))
-"""RGB colour of keypoint ``i`` and of limb ``i``."""
 
 
 def mediapipe_to_openpose18(landmarks_xy: np.ndarray, visibility: np.ndarray, threshold: float) -> np.ndarray:
@@ -225,7 +164,7 @@ HAND_BONES = (
 """MediaPipe's (and OpenPose's) 21 hand points joined into 20 bones, in drawing (and colour) order: thumb, index,
 middle, ring, pinky, each from the wrist out."""
 
-HAND_BONE_COLOURS = tuple(_hue_colour(360.0 * i / len(HAND_BONES)) for i in range(len(HAND_BONES)))
+HAND_BONE_COLOURS = tuple(hue_colour(360.0 * i / len(HAND_BONES)) for i in range(len(HAND_BONES)))
 HAND_LINE_WIDTH_PX = 2
 HAND_JOINT_RADIUS_PX = 4
 HAND_JOINT_COLOUR = (0, 0, 255)

@@ -11,6 +11,8 @@ Unlike ``vace_pose``, the control is not a skeleton but one of two pictures of t
   ``fetch-models vace_motion_depth``). Depth carries the shapes and layout of every frame, still or moving: the
   silhouette, the scene's layout and the camera's path through it, so the output keeps the driving shot's
   composition, and less of the look of the reference where the two disagree.
+- ``control=as_is``: the driving strip already is a control video, such as the depth pass the add-on renders from
+  a Blender scene (near bright, far dark) or its layout pass, and goes to the model unchanged.
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ MOTION_PARAMS = (
         "control",
         "choice",
         default="flow",
-        choices=("flow", "depth"),
+        choices=("flow", "depth", "as_is"),
         help="flow: the strip's optical flow (all motion, no weights). depth: its depth maps (shapes and layout; "
-        f"needs fetch-models {DEPTH_FETCH_MODE}).",
+        f"needs fetch-models {DEPTH_FETCH_MODE}). as_is: the strip already is a control video (a depth or layout "
+        "pass rendered from a Blender scene), used unchanged.",
     ),
     Param(
         "flow_method",
@@ -105,8 +108,8 @@ class VaceMotionRunner(WanVaceRunner):
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         values = super().validate(params)
-        if values["control"] == "depth" and values["flow_scale_px"] is not None:
-            raise InvalidInput("flow_scale_px", "is for control=flow; leave it out with control=depth")
+        if values["control"] != "flow" and values["flow_scale_px"] is not None:
+            raise InvalidInput("flow_scale_px", f"is for control=flow; leave it out with control={values['control']}")
         return values
 
     def unload(self) -> None:
@@ -119,6 +122,9 @@ class VaceMotionRunner(WanVaceRunner):
     def control_frames(
         self, frames: list[np.ndarray], params: Mapping[str, Any], ctx: RunContext, notes: list[str]
     ) -> list[np.ndarray]:
+        if params["control"] == "as_is":
+            notes.append("control=as_is: the driving frames are the control video, unchanged")
+            return frames
         if params["control"] == "depth":
             ctx.progress(0.0, "depth maps")
             if self._depth is None:  # loaded on the first depth job, kept with the pipeline until unload
