@@ -27,7 +27,7 @@ from support.tiny_wan import build_tiny_wan_vace, manifest_text, write_tiny_mani
 
 from models.manifest import load_manifest
 from models.skeleton import draw_openpose
-from models.vace import WAN_VACE_1_3B
+from models.vace.runner import WAN_VACE_1_3B
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:insightface")
 
