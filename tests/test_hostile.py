@@ -184,6 +184,7 @@ def test_remote_keys_see_and_steer_only_their_own_jobs(tmp_path):
             err = remote_error(b.submit, "mine", "count", {"steps": 400, "step_s": 0.05})
             assert err.code == "conflict"
             assert a.job("mine")["state"] == "running", "untouched by the other key"
+            assert a.health()["queue"]["running"] == ["mine"] and b.health()["queue"]["running"] == []
             assert sorted(j["job_id"] for j in a.jobs()) == ["done", "mine"]
             b.submit("theirs", "count", {"steps": 1})
             assert sorted(j["job_id"] for j in admin.jobs()) == ["done", "mine", "theirs"]
