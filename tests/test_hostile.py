@@ -92,6 +92,48 @@ def test_a_record_damaged_while_queued_fails_alone_and_the_queue_runs_on(client,
     assert client.job("ahead")["state"] == "succeeded"
 
 
+# -- 2. image bombs -------------------------------------------------------------------------------------------
+
+
+def png_bomb(path, side: int):
+    """A real, complete greyscale PNG of ``side`` x ``side`` black pixels: under 1 MB on disk for 27000 x 27000,
+    2.2 GB once decoded to colour."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    deflate = zlib.compressobj(9)
+    rows = b"\0" * (side + 1) * 1000  # filter byte + pixels, 1000 rows at a time
+    data = b"".join(deflate.compress(rows) for _ in range(side // 1000))
+    data += deflate.compress(b"\0" * (side + 1) * (side % 1000)) + deflate.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def peak_memory_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        (line,) = [row for row in f if row.startswith("VmHWM:")]
+    return int(line.split()[1]) / 1024
+
+
+def test_an_image_bomb_is_refused_from_its_header_and_the_daemon_serves_on(daemon, tmp_path):
+    bomb = png_bomb(tmp_path / "bomb.png", 27000)
+    assert bomb.stat().st_size < 2_000_000
+    with daemon.client(timeout=60) as c:
+        for attempt in range(2):  # a retry once crashed it again
+            err = remote_error(c.submit, f"bomb{attempt}", "pose", {}, {"video": {"path": str(bomb)}})
+            assert err.code == "invalid_input" and err.detail["field"] == "inputs.video"
+            assert "27000x27000" in err.message and "8192x8192" in err.message
+        live = remote_error(c.live_start, "pose", {"path": str(bomb), "loop": True})
+        assert live.code == "invalid_input"
+        assert c.ping() == [] and c.jobs() == []
+    assert daemon.proc.poll() is None
+    assert peak_memory_mib(daemon.proc.pid) < 1024, "nothing was decoded"
+
+
 # -- 3 and 4. remote (CURVE) clients ------------------------------------------------------------------------------
 
 
@@ -336,105 +378,6 @@ def test_the_data_folder_and_everything_in_it_are_private_whatever_the_umask():
         proc.cleanup()
 
 
-# -- 2. image bombs -------------------------------------------------------------------------------------------
-
-
-def png_bomb(path, side: int):
-    """A real, complete greyscale PNG of ``side`` x ``side`` black pixels: under 1 MB on disk for 27000 x 27000,
-    2.2 GB once decoded to colour."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    deflate = zlib.compressobj(9)
-    rows = b"\0" * (side + 1) * 1000  # filter byte + pixels, 1000 rows at a time
-    data = b"".join(deflate.compress(rows) for _ in range(side // 1000))
-    data += deflate.compress(b"\0" * (side + 1) * (side % 1000)) + deflate.flush()
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
-    return path
-
-
-def peak_memory_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        (line,) = [row for row in f if row.startswith("VmHWM:")]
-    return int(line.split()[1]) / 1024
-
-
-def test_an_image_bomb_is_refused_from_its_header_and_the_daemon_serves_on(daemon, tmp_path):
-    bomb = png_bomb(tmp_path / "bomb.png", 27000)
-    assert bomb.stat().st_size < 2_000_000
-    with daemon.client(timeout=60) as c:
-        for attempt in range(2):  # a retry once crashed it again
-            err = remote_error(c.submit, f"bomb{attempt}", "pose", {}, {"video": {"path": str(bomb)}})
-            assert err.code == "invalid_input" and err.detail["field"] == "inputs.video"
-            assert "27000x27000" in err.message and "8192x8192" in err.message
-        live = remote_error(c.live_start, "pose", {"path": str(bomb), "loop": True})
-        assert live.code == "invalid_input"
-        assert c.ping() == [] and c.jobs() == []
-    assert daemon.proc.poll() is None
-    assert peak_memory_mib(daemon.proc.pid) < 1024, "nothing was decoded"
-
-
-# -- the corpus ----------------------------------------------------------------------------------------------
-
-
-def png_header_only(path, width: int, height: int):
-    """A PNG whose header claims ``width`` x ``height`` pixels and whose pixel data is a few bytes."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-    )
-    return path
-
-
-def substitute(value, names):
-    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in names:
-        return names[value[1:-1]]
-    if isinstance(value, dict):
-        return {k: substitute(v, names) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, names) for v in value]
-    return value
-
-
-def test_the_hostile_corpus(client, daemon, sample_video, tmp_path):
-    from support.hostile_corpus import CASES
-
-    session = client.live_start("count", {"path": str(sample_video), "loop": True})
-    names = {
-        "session": session["session_id"],
-        "video": str(sample_video),
-        "png_100000": str(png_header_only(tmp_path / "huge.png", 100_000, 100_000)),
-    }
-    failures = []
-    for case in CASES:
-        started = time.monotonic()
-        try:
-            client.request(case.request, substitute(case.content, names), timeout=10)
-            failures.append(f"{case.name}: accepted")
-            continue
-        except RemoteError as err:
-            answer = err
-        field = answer.detail.get("field") if isinstance(answer.detail, dict) else None
-        if (answer.code, field) != (case.code, case.field):
-            failures.append(f"{case.name}: {answer.code} field={field!r}: {answer.message[:200]}")
-        if time.monotonic() - started > 5:
-            failures.append(f"{case.name}: took {time.monotonic() - started:.1f} s")
-        assert client.ping() == [], f"the daemon stopped serving after {case.name}"
-    assert failures == []
-    assert client.jobs() == [], "nothing refused was stored"
-    client.live_stop(session["session_id"])
-
-
 # -- 7. the smaller items --------------------------------------------------------------------------------------
 
 
@@ -526,3 +469,60 @@ def test_sessions_still_ending_count_against_the_live_session_cap(sample_video):
             c.live_stop(again["session_id"])
     finally:
         proc.cleanup()
+
+
+# -- the corpus ----------------------------------------------------------------------------------------------
+
+
+def png_header_only(path, width: int, height: int):
+    """A PNG whose header claims ``width`` x ``height`` pixels and whose pixel data is a few bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def substitute(value, names):
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in names:
+        return names[value[1:-1]]
+    if isinstance(value, dict):
+        return {k: substitute(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, names) for v in value]
+    return value
+
+
+def test_the_hostile_corpus(client, daemon, sample_video, tmp_path):
+    from support.hostile_corpus import CASES
+
+    session = client.live_start("count", {"path": str(sample_video), "loop": True})
+    names = {
+        "session": session["session_id"],
+        "video": str(sample_video),
+        "png_100000": str(png_header_only(tmp_path / "huge.png", 100_000, 100_000)),
+    }
+    failures = []
+    for case in CASES:
+        started = time.monotonic()
+        try:
+            client.request(case.request, substitute(case.content, names), timeout=10)
+            failures.append(f"{case.name}: accepted")
+            continue
+        except RemoteError as err:
+            answer = err
+        field = answer.detail.get("field") if isinstance(answer.detail, dict) else None
+        if (answer.code, field) != (case.code, case.field):
+            failures.append(f"{case.name}: {answer.code} field={field!r}: {answer.message[:200]}")
+        if time.monotonic() - started > 5:
+            failures.append(f"{case.name}: took {time.monotonic() - started:.1f} s")
+        assert client.ping() == [], f"the daemon stopped serving after {case.name}"
+    assert failures == []
+    assert client.jobs() == [], "nothing refused was stored"
+    client.live_stop(session["session_id"])
