@@ -77,8 +77,6 @@ class ConnectionGate:
         self.limits = limits
         self.monitor = router.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self._pending: OrderedDict[int, tuple[float, Any]] = OrderedDict()  # fd -> (accepted at, peer address)
-        self.closed = 0
-        """Connections closed for the cap, for ``health``."""
 
     def drain(self) -> None:
         """Take the monitor's events (call when its socket is readable)."""
@@ -93,15 +91,18 @@ class ConnectionGate:
     def authenticated(self, fd: int) -> None:
         self._pending.pop(fd, None)
 
-    def enforce(self) -> None:
-        """Forget connections past the handshake time; close the oldest unauthenticated ones over the cap."""
+    def enforce(self) -> int:
+        """Forget connections past the handshake time; close the oldest unauthenticated ones over the cap.
+        Returns how many were closed."""
         settled = time.monotonic() - self.limits.handshake_s
         while self._pending and next(iter(self._pending.values()))[0] < settled:
             self._pending.popitem(last=False)
+        closed = 0
         while len(self._pending) > self.limits.max_unauthenticated:
             fd, (_, peer) = self._pending.popitem(last=False)
             _shut_down(fd, peer)
-            self.closed += 1
+            closed += 1
+        return closed
 
     def close(self) -> None:
         self.monitor.close(linger=0)

@@ -343,7 +343,7 @@ class Server:
             if self.gate is not None:
                 if self.gate.monitor in ready:
                     self.gate.drain()
-                self.gate.enforce()
+                self.counters["unauthenticated_closed"] += self.gate.enforce()
             for _ in range(64):  # bounded drains keep events flowing while requests pour in
                 if self._pull not in ready or not self._pull.poll(0):
                     break

@@ -325,6 +325,7 @@ def test_half_open_connections_are_capped_and_lock_no_client_out(tcp_daemon):
             assert c.ping() == []
             time.sleep(1.0)
             assert sum(still_open(s) for s in crowd) <= 4, "at most 4 unauthenticated connections are held"
+            assert c.health()["counters"]["unauthenticated_closed"] >= 296
             time.sleep(5.5)
             assert sum(still_open(s) for s in crowd) == 0, "none outlives the 5 s handshake time"
             assert c.ping() == []
