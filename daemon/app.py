@@ -34,6 +34,7 @@ from shared.connection import CONNECTION_FILE_NAME, PLAIN_USER, ConnectionInfo
 from shared.errors import VfxError
 from shared.wire import new_id
 
+from . import gate
 from .blobs import BlobStore
 from .connection_file import (
     check_no_live_daemon,
@@ -44,7 +45,6 @@ from .connection_file import (
 from .devices import Device, device_memory, resolve_device, system_memory
 from .engine import EngineLimits, JobEngine
 from .executor import LocalExecutor
-from .gate import ConnectionGate, GateLimits, configure_router, raise_descriptor_limit
 from .job_inputs import open_inputs
 from .live import LiveLimits, LiveSessions
 from .outputs import JobFolders
@@ -197,7 +197,7 @@ class Daemon:
         router = self.context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client that reconnects with its id takes over
-        configure_router(router, GateLimits())
+        gate.configure_router(router, gate.GateLimits())
         router.setsockopt(zmq.SNDHWM, 1000)
         public_key = None
         listen = cfg.listen
@@ -268,8 +268,8 @@ class Daemon:
             log.warning("jobs interrupted by the previous daemon's exit: %s", ", ".join(interrupted))
         self.context = zmq.Context()
         router, self.endpoint, public_key = self._bind()
-        gate = ConnectionGate(router) if self.endpoint.startswith("tcp://") else None
-        raise_descriptor_limit()
+        connection_gate = gate.ConnectionGate(router) if self.endpoint.startswith("tcp://") else None
+        gate.raise_descriptor_limit()
         self.live = LiveSessions(
             self.registry,
             resolve_inputs=lambda specs: open_inputs(self.engine.blobs, specs),
@@ -287,7 +287,7 @@ class Daemon:
             handlers,
             housekeeping=self._housekeeping,
             live=self.live,
-            gate=gate,
+            gate=connection_gate,
         )
         self.executor = LocalExecutor(self.engine, self.device)
         self.executor.start()
