@@ -31,10 +31,11 @@ from models.catalog import BUILTIN_RUNNERS, import_runner, plugin_runners
 from models.manifest import MANIFEST_PATH, load_manifest
 from models.runner import Runner
 from shared import PROTOCOL_VERSION, __version__
-from shared.connection import CONNECTION_FILE_NAME, ConnectionInfo
+from shared.connection import CONNECTION_FILE_NAME, PLAIN_USER, ConnectionInfo
 from shared.errors import VfxError
 from shared.wire import new_id
 
+from . import gate
 from .blobs import BlobStore
 from .connection_file import (
     check_no_live_daemon,
@@ -207,7 +208,7 @@ class Daemon:
         router = self.context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client that reconnects with its id takes over
-        router.setsockopt(zmq.MAXMSGSIZE, 1024 * 1024 * 1024)
+        gate.configure_router(router, gate.GateLimits())
         router.setsockopt(zmq.SNDHWM, 1000)
         public_key = None
         listen = cfg.listen
@@ -219,14 +220,19 @@ class Daemon:
                 f"listening on {listen} (beyond loopback) requires encryption: pass --authorized-keys FILE "
                 "with the CURVE public keys of allowed clients (create them with `python -m daemon keygen`)"
             )
-        if listen.startswith("tcp://") and (remote or cfg.curve):
-            if cfg.authorized_keys is None:
-                raise VfxError("--curve requires --authorized-keys FILE listing the allowed client keys")
+        if listen.startswith("tcp://"):
             from zmq.auth.thread import ThreadAuthenticator
 
-            public, secret = zmq.curve_keypair()
             self.authenticator = ThreadAuthenticator(self.context)
             self.authenticator.start()
+        if listen.startswith("tcp://") and not (remote or cfg.curve):
+            # Authenticated at the handshake, so nothing unauthenticated is ever received (see daemon/gate.py).
+            self.authenticator.configure_plain(domain="*", passwords={PLAIN_USER: self.key})
+            router.plain_server = True
+        elif listen.startswith("tcp://"):
+            if cfg.authorized_keys is None:
+                raise VfxError("--curve requires --authorized-keys FILE listing the allowed client keys")
+            public, secret = zmq.curve_keypair()
             self.authenticator.configure_curve_callback(
                 domain="*",
                 credentials_provider=_KeyList(load_authorized_keys(cfg.authorized_keys) | self._admin_keys()),
@@ -306,6 +312,8 @@ class Daemon:
             log.warning("jobs interrupted by the previous daemon's exit: %s", ", ".join(interrupted))
         self.context = zmq.Context()
         router, self.endpoint, public_key = self._bind()
+        connection_gate = gate.ConnectionGate(router) if self.endpoint.startswith("tcp://") else None
+        gate.raise_descriptor_limit()
         self.live = LiveSessions(
             self.registry,
             resolve_inputs=lambda specs: open_inputs(self.engine.blobs, specs),
@@ -326,6 +334,7 @@ class Daemon:
             handlers,
             housekeeping=self._housekeeping,
             live=self.live,
+            gate=connection_gate,
         )
         self.executor.start()
         self.info = ConnectionInfo(

@@ -177,6 +177,8 @@ class FrameSource:
                 with self._cond:
                     self._latest = frame
                     self._cond.notify_all()
+        except Exception as exc:  # a decoder error ends the session with the reason, never a silent stall
+            self.error = CaptureError(f"reading {self.source} failed: {type(exc).__name__}: {exc}")
         finally:
             with self._cond:
                 self._cond.notify_all()

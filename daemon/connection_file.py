@@ -38,6 +38,7 @@ def daemon_answers(info: ConnectionInfo, timeout: float = 1.0) -> bool:
     context = zmq.Context()
     sock = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    info.authenticate(sock)
     try:
         sock.connect(info.endpoint)
         msg_id = new_id()

@@ -73,7 +73,11 @@ class RequestHandlers:
         return {"session_id": self.session_id, "time": time.time()}, arrays
 
     def health(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"health": self.health_report()}, []
+        report = self.health_report()
+        if not self.trust.is_admin(client):  # another key's running job is not this client's to know of
+            queue = report["queue"]
+            queue["running"] = [j for j in queue["running"] if (r := self.engine.store.get(j)) and r.client == client]
+        return {"health": report}, []
 
     def owned(self, content: dict[str, Any], client: str) -> JobRecord:
         """The job ``content`` names, if ``client`` may see it; another key's job is as absent as a missing one."""

@@ -26,6 +26,7 @@ from shared.errors import VfxError, WireError
 from shared.wire import DEFAULT_LIMITS, Limits, ReplayGuard, pack, unpack
 
 from .engine import JobEngine
+from .gate import ConnectionGate
 from .live import LiveSession, LiveSessions
 from .requests import RequestHandlers
 
@@ -75,6 +76,7 @@ class Server:
         limits: ServerLimits = ServerLimits(),
         housekeeping: Callable[[], None] = lambda: None,
         live: LiveSessions | None = None,
+        gate: ConnectionGate | None = None,
     ) -> None:
         self.context = context
         self.router = router
@@ -98,6 +100,8 @@ class Server:
         self._push.connect(EVENTS_ENDPOINT)
         self._thread_id: int | None = None
         self.live = live
+        self.gate = gate
+        """TCP only: follows connections that have not authenticated yet and caps them."""
         self._waiters: list[tuple[Any, float, int, LiveSession]] = []  # parked live_next requests
         self._encrypted = bool(router.getsockopt(zmq.CURVE_SERVER))
         self.exit_when_idle = False
@@ -227,6 +231,8 @@ class Server:
             log.exception("dropped a message that failed to decode")
             return
         self.counters["requests"] += 1
+        if self.gate is not None:
+            self.gate.authenticated(frames[-1].get(zmq.SRCFD))
         client = self._client_of(frames[0], request.session)
         try:
             bucket = self._buckets.setdefault(
@@ -329,9 +335,15 @@ class Server:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self._pull, zmq.POLLIN)
+        if self.gate is not None:
+            poller.register(self.gate.monitor, zmq.POLLIN)
         next_housekeeping = time.monotonic()
         while not self._stop.is_set():
             ready = dict(poller.poll(100))
+            if self.gate is not None:
+                if self.gate.monitor in ready:
+                    self.gate.drain()
+                self.counters["unauthenticated_closed"] += self.gate.enforce()
             for _ in range(64):  # bounded drains keep events flowing while requests pour in
                 if self._pull not in ready or not self._pull.poll(0):
                     break
@@ -363,6 +375,8 @@ class Server:
         self._waiters = []
 
     def close(self) -> None:
+        if self.gate is not None:
+            self.gate.close()
         with self._push_lock:
             self._push.close(linger=0)
         self._pull.close(linger=0)

@@ -89,10 +89,7 @@ class Client:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTING_ID, self._routing_id.encode("ascii"))
-        if self.info.server_public_key and self.curve_keys:
-            sock.curve_serverkey = self.info.server_public_key.encode("ascii")
-            sock.curve_publickey = self.curve_keys.public.encode("ascii")
-            sock.curve_secretkey = self.curve_keys.secret.encode("ascii")
+        self.info.authenticate(sock, self.curve_keys)
         sock.connect(self.info.endpoint)
         self._socket = sock
 

@@ -42,6 +42,25 @@ class ConnectionInfo:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
+    def authenticate(self, sock: Any, curve_keys: Any = None) -> None:
+        """Give a client socket, before it connects, the credentials this daemon checks at the handshake: the
+        client's CURVE key pair (``public``, ``secret`` Z85 text) for an encrypted daemon, else on TCP the
+        connection key as the PLAIN password (nothing unauthenticated gets past a TCP daemon's handshake)."""
+        import zmq
+
+        if self.server_public_key:
+            if curve_keys is not None:
+                sock.curve_serverkey = self.server_public_key.encode("ascii")
+                sock.curve_publickey = curve_keys.public.encode("ascii")
+                sock.curve_secretkey = curve_keys.secret.encode("ascii")
+        elif self.endpoint.startswith("tcp://"):
+            sock.setsockopt(zmq.PLAIN_USERNAME, PLAIN_USER.encode("ascii"))
+            sock.setsockopt(zmq.PLAIN_PASSWORD, self.key_bytes)
+
+
+PLAIN_USER = "vfx"
+"""The PLAIN user name of every client of a TCP daemon without CURVE; the password is the connection key."""
+
 
 def default_runtime_dir() -> Path:
     """Where the daemon's sockets and connection file live; ``VFXMOCAP_RUNTIME_DIR`` overrides.

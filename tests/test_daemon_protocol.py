@@ -216,7 +216,7 @@ def test_oversized_message_is_dropped_by_the_transport_and_the_daemon_lives(daem
         sock.close()
         ctx.term()
     assert client.ping() == []
-    assert client.health()["counters"]["rejected"] >= 1
+    assert client.health()["counters"].get("rejected", 0) == 0, "ZeroMQ dropped it (ZMQ_MAXMSGSIZE) before the daemon"
 
 
 def test_frames_too_big_for_one_message_are_refused_by_the_client_at_once(client):

@@ -92,6 +92,48 @@ def test_a_record_damaged_while_queued_fails_alone_and_the_queue_runs_on(client,
     assert client.job("ahead")["state"] == "succeeded"
 
 
+# -- 2. image bombs -------------------------------------------------------------------------------------------
+
+
+def png_bomb(path, side: int):
+    """A real, complete greyscale PNG of ``side`` x ``side`` black pixels: under 1 MB on disk for 27000 x 27000,
+    2.2 GB once decoded to colour."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    deflate = zlib.compressobj(9)
+    rows = b"\0" * (side + 1) * 1000  # filter byte + pixels, 1000 rows at a time
+    data = b"".join(deflate.compress(rows) for _ in range(side // 1000))
+    data += deflate.compress(b"\0" * (side + 1) * (side % 1000)) + deflate.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def peak_memory_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        (line,) = [row for row in f if row.startswith("VmHWM:")]
+    return int(line.split()[1]) / 1024
+
+
+def test_an_image_bomb_is_refused_from_its_header_and_the_daemon_serves_on(daemon, tmp_path):
+    bomb = png_bomb(tmp_path / "bomb.png", 27000)
+    assert bomb.stat().st_size < 2_000_000
+    with daemon.client(timeout=60) as c:
+        for attempt in range(2):  # a retry once crashed it again
+            err = remote_error(c.submit, f"bomb{attempt}", "pose", {}, {"video": {"path": str(bomb)}})
+            assert err.code == "invalid_input" and err.detail["field"] == "inputs.video"
+            assert "27000x27000" in err.message and "8192x8192" in err.message
+        live = remote_error(c.live_start, "pose", {"path": str(bomb), "loop": True})
+        assert live.code == "invalid_input"
+        assert c.ping() == [] and c.jobs() == []
+    assert daemon.proc.poll() is None
+    assert peak_memory_mib(daemon.proc.pid) < 1024, "nothing was decoded"
+
+
 # -- 3 and 4. remote (CURVE) clients ------------------------------------------------------------------------------
 
 
@@ -184,6 +226,7 @@ def test_remote_keys_see_and_steer_only_their_own_jobs(tmp_path):
             err = remote_error(b.submit, "mine", "count", {"steps": 400, "step_s": 0.05})
             assert err.code == "conflict"
             assert a.job("mine")["state"] == "running", "untouched by the other key"
+            assert a.health()["queue"]["running"] == ["mine"] and b.health()["queue"]["running"] == []
             assert sorted(j["job_id"] for j in a.jobs()) == ["done", "mine"]
             b.submit("theirs", "count", {"steps": 1})
             assert sorted(j["job_id"] for j in admin.jobs()) == ["done", "mine", "theirs"]
@@ -208,6 +251,87 @@ def test_admin_requests_need_an_admin_key(tmp_path):
         assert remote.proc.proc.wait(15) == 0
     finally:
         remote.proc.cleanup()
+
+
+# -- 5. bounded before authentication ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tcp_daemon():
+    proc = DaemonProcess(extra_args=("--listen", "tcp://127.0.0.1:0")).start()
+    yield proc
+    proc.cleanup()
+
+
+def test_an_unsigned_2_gib_message_on_loopback_tcp_costs_the_daemon_nothing(tcp_daemon):
+    import numpy as np
+    import zmq
+
+    endpoint = tcp_daemon.info().endpoint
+    frame = np.zeros(256 * 1024 * 1024, np.uint8)  # the largest frame there is; 8 of them make 2 GiB
+    ctx = zmq.Context()
+    try:
+        anonymous, wrong_key = ctx.socket(zmq.DEALER), ctx.socket(zmq.DEALER)
+        wrong_key.plain_username, wrong_key.plain_password = b"vfx", b"0" * 64
+        for sock in (anonymous, wrong_key):
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(endpoint)
+            sock.send_multipart([b"<VFX|MSG>", b"not signed", *[frame.data] * 8], copy=False)
+        with tcp_daemon.client() as c:
+            deadline = time.monotonic() + 6  # a few seconds for 4 GiB to cross loopback, if it could
+            while time.monotonic() < deadline:
+                assert c.ping() == []
+                time.sleep(0.5)
+            assert c.health()["counters"].get("rejected", 0) == 0, "nothing unauthenticated reached the daemon"
+    finally:
+        ctx.destroy(linger=0)
+    assert peak_memory_mib(tcp_daemon.proc.pid) < 700
+
+
+def still_open(sock) -> bool:
+    """Whether the daemon still holds this raw TCP connection (it sends its greeting, then maybe end-of-file)."""
+
+    sock.setblocking(False)
+    try:
+        while True:
+            if sock.recv(4096) == b"":
+                return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def daemon_open_files(pid: int) -> tuple[int, int]:
+    with open(f"/proc/{pid}/limits") as f:
+        (row,) = [line for line in f if line.startswith("Max open files")]
+    soft, hard = row.split()[3:5]
+    return int(soft), int(hard)
+
+
+def test_half_open_connections_are_capped_and_lock_no_client_out(tcp_daemon):
+    import resource
+    import socket
+
+    soft, hard = daemon_open_files(tcp_daemon.proc.pid)
+    assert soft == min(hard, 65536) and soft >= resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    port = int(tcp_daemon.info().endpoint.rsplit(":", 1)[1])
+    with tcp_daemon.client() as c:
+        assert c.ping() == []  # connected and authenticated before the flood
+        crowd = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+        try:
+            with tcp_daemon.client() as newcomer:
+                assert newcomer.health()["queue"]["depth"] == 0, "a new client gets in during the flood"
+            assert c.ping() == []
+            time.sleep(1.0)
+            assert sum(still_open(s) for s in crowd) <= 4, "at most 4 unauthenticated connections are held"
+            assert c.health()["counters"]["unauthenticated_closed"] >= 296
+            time.sleep(5.5)
+            assert sum(still_open(s) for s in crowd) == 0, "none outlives the 5 s handshake time"
+            assert c.ping() == []
+        finally:
+            for s in crowd:
+                s.close()
 
 
 # -- 6. the data folder is private ------------------------------------------------------------------------------
@@ -253,105 +377,6 @@ def test_the_data_folder_and_everything_in_it_are_private_whatever_the_umask():
             c.cancel("open")
     finally:
         proc.cleanup()
-
-
-# -- 2. image bombs -------------------------------------------------------------------------------------------
-
-
-def png_bomb(path, side: int):
-    """A real, complete greyscale PNG of ``side`` x ``side`` black pixels: under 1 MB on disk for 27000 x 27000,
-    2.2 GB once decoded to colour."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    deflate = zlib.compressobj(9)
-    rows = b"\0" * (side + 1) * 1000  # filter byte + pixels, 1000 rows at a time
-    data = b"".join(deflate.compress(rows) for _ in range(side // 1000))
-    data += deflate.compress(b"\0" * (side + 1) * (side % 1000)) + deflate.flush()
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
-    return path
-
-
-def peak_memory_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        (line,) = [row for row in f if row.startswith("VmHWM:")]
-    return int(line.split()[1]) / 1024
-
-
-def test_an_image_bomb_is_refused_from_its_header_and_the_daemon_serves_on(daemon, tmp_path):
-    bomb = png_bomb(tmp_path / "bomb.png", 27000)
-    assert bomb.stat().st_size < 2_000_000
-    with daemon.client(timeout=60) as c:
-        for attempt in range(2):  # a retry once crashed it again
-            err = remote_error(c.submit, f"bomb{attempt}", "pose", {}, {"video": {"path": str(bomb)}})
-            assert err.code == "invalid_input" and err.detail["field"] == "inputs.video"
-            assert "27000x27000" in err.message and "8192x8192" in err.message
-        live = remote_error(c.live_start, "pose", {"path": str(bomb), "loop": True})
-        assert live.code == "invalid_input"
-        assert c.ping() == [] and c.jobs() == []
-    assert daemon.proc.poll() is None
-    assert peak_memory_mib(daemon.proc.pid) < 1024, "nothing was decoded"
-
-
-# -- the corpus ----------------------------------------------------------------------------------------------
-
-
-def png_header_only(path, width: int, height: int):
-    """A PNG whose header claims ``width`` x ``height`` pixels and whose pixel data is a few bytes."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-    )
-    return path
-
-
-def substitute(value, names):
-    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in names:
-        return names[value[1:-1]]
-    if isinstance(value, dict):
-        return {k: substitute(v, names) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, names) for v in value]
-    return value
-
-
-def test_the_hostile_corpus(client, daemon, sample_video, tmp_path):
-    from support.hostile_corpus import CASES
-
-    session = client.live_start("count", {"path": str(sample_video), "loop": True})
-    names = {
-        "session": session["session_id"],
-        "video": str(sample_video),
-        "png_100000": str(png_header_only(tmp_path / "huge.png", 100_000, 100_000)),
-    }
-    failures = []
-    for case in CASES:
-        started = time.monotonic()
-        try:
-            client.request(case.request, substitute(case.content, names), timeout=10)
-            failures.append(f"{case.name}: accepted")
-            continue
-        except RemoteError as err:
-            answer = err
-        field = answer.detail.get("field") if isinstance(answer.detail, dict) else None
-        if (answer.code, field) != (case.code, case.field):
-            failures.append(f"{case.name}: {answer.code} field={field!r}: {answer.message[:200]}")
-        if time.monotonic() - started > 5:
-            failures.append(f"{case.name}: took {time.monotonic() - started:.1f} s")
-        assert client.ping() == [], f"the daemon stopped serving after {case.name}"
-    assert failures == []
-    assert client.jobs() == [], "nothing refused was stored"
-    client.live_stop(session["session_id"])
 
 
 # -- 7. the smaller items --------------------------------------------------------------------------------------
@@ -412,15 +437,14 @@ def test_a_corrupt_database_is_a_clear_error_at_start_and_the_file_is_kept():
 
 
 def test_rate_limit_state_of_past_sessions_is_forgotten(daemon):
-    from shared.client import Client
+    from shared.wire import new_id
 
-    info = daemon.info()
-    for _ in range(200):  # every client names a new session: each would keep a bucket for good
-        with Client(info, timeout=5) as c:
-            c.ping()
     with daemon.client() as c:
-        assert c.health()["clients_tracked"] >= 100
-        deadline = time.monotonic() + 15  # buckets refill in 2 s; housekeeping runs every 2 s
+        for _ in range(2000):  # a client naming a new session each time: each once kept a bucket for good
+            c.session = new_id()
+            c.ping()
+        assert c.health()["clients_tracked"] >= 1, "the asking client itself is tracked"
+        deadline = time.monotonic() + 15  # housekeeping runs every 2 s
         while c.health()["clients_tracked"] > 2 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert c.health()["clients_tracked"] <= 2
@@ -446,3 +470,60 @@ def test_sessions_still_ending_count_against_the_live_session_cap(sample_video):
             c.live_stop(again["session_id"])
     finally:
         proc.cleanup()
+
+
+# -- the corpus ----------------------------------------------------------------------------------------------
+
+
+def png_header_only(path, width: int, height: int):
+    """A PNG whose header claims ``width`` x ``height`` pixels and whose pixel data is a few bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def substitute(value, names):
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in names:
+        return names[value[1:-1]]
+    if isinstance(value, dict):
+        return {k: substitute(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, names) for v in value]
+    return value
+
+
+def test_the_hostile_corpus(client, daemon, sample_video, tmp_path):
+    from support.hostile_corpus import CASES
+
+    session = client.live_start("count", {"path": str(sample_video), "loop": True})
+    names = {
+        "session": session["session_id"],
+        "video": str(sample_video),
+        "png_100000": str(png_header_only(tmp_path / "huge.png", 100_000, 100_000)),
+    }
+    failures = []
+    for case in CASES:
+        started = time.monotonic()
+        try:
+            client.request(case.request, substitute(case.content, names), timeout=10)
+            failures.append(f"{case.name}: accepted")
+            continue
+        except RemoteError as err:
+            answer = err
+        field = answer.detail.get("field") if isinstance(answer.detail, dict) else None
+        if (answer.code, field) != (case.code, case.field):
+            failures.append(f"{case.name}: {answer.code} field={field!r}: {answer.message[:200]}")
+        if time.monotonic() - started > 5:
+            failures.append(f"{case.name}: took {time.monotonic() - started:.1f} s")
+        assert client.ping() == [], f"the daemon stopped serving after {case.name}"
+    assert failures == []
+    assert client.jobs() == [], "nothing refused was stored"
+    client.live_stop(session["session_id"])
