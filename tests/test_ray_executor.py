@@ -9,6 +9,7 @@ cluster-gone test has a one-node cluster of its own, since it shuts it down.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -116,6 +117,15 @@ def models(tmp_path_factory) -> tuple[Path, Path]:
     manifest = base / "manifest.toml"
     manifest.write_text(manifest_text(kept) + "\n" + faces.read_text(encoding="utf-8"), encoding="utf-8")
     return models_dir, manifest
+
+
+def load_cluster_lines() -> Any:
+    """``addon/cluster_status.py`` (the Daemon panel's cluster lines) without the add-on package, which needs bpy."""
+    spec = importlib.util.spec_from_file_location("vfx_cluster_status", REPO_ROOT / "addon" / "cluster_status.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.cluster_lines
 
 
 def model_args(models: tuple[Path, Path]) -> tuple[str, ...]:
@@ -228,6 +238,11 @@ print(sorted(name for name in sys.modules if name == "ray" or name.startswith("r
     assert out.stdout.splitlines() == ["{'kind': 'local'}", "[]"]
 
 
+def test_the_panel_shows_nothing_more_for_the_local_executor():
+    cluster_lines = load_cluster_lines()
+    assert cluster_lines({"kind": "local"}) == [] and cluster_lines(None) == []
+
+
 def test_ray_options_are_checked_at_start(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "e").mkdir()
@@ -258,6 +273,8 @@ def test_health_shows_the_nodes_their_resources_and_where_models_are_loaded(clus
     )
     assert executor["total"]["test_gpu"] == 2 and executor["total"]["CPU"] == 4
     assert 0 <= executor["free"]["test_gpu"] <= 2
+    panel = load_cluster_lines()(executor)
+    assert panel[0] == f"Ray cluster: 3 nodes, CPUs {executor['free']['CPU']:g}/4 free", panel
 
 
 def test_pose_jobs_run_on_a_worker_as_locally_and_reuse_the_loaded_model(cluster, rclient, local_daemon, sample_video):
@@ -438,6 +455,9 @@ def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory)
             )
             assert address in executor["error"], executor
             assert "nodes" not in executor, "no stale cluster view"
+            panel = load_cluster_lines()(executor)
+            assert panel[0] == f"Ray cluster {address}: {executor['status']}"
+            assert panel[1:] == [executor["error"], "Jobs wait in the queue until the cluster is back."]
             c.submit("waits", "count", {"steps": 2}, {})
             time.sleep(6)  # two connection attempts
             assert c.job("waits")["state"] == "queued"
