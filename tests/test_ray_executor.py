@@ -371,7 +371,7 @@ def test_cancel_stops_the_remote_work(rclient):
     wait_for(lambda: rclient.job("cancel-c")["fraction"] > 0, 30, "the job to make progress")
     stubborn = running_actor(rclient, "cancel-c")
     rclient.cancel("cancel-c")
-    job = wait_for(lambda: (j := rclient.job("cancel-c"))["state"] in FINAL and j, 20, "the cancel")
+    job = wait_for(lambda: (j := rclient.job("cancel-c"))["state"] in FINAL and j, 12, "the cancel")
     assert job["state"] == "cancelled" and not Path(job["output_dir"]).exists()
     wait_for(lambda: not _process_exists(stubborn["pid"]), 10, "the stubborn actor's process to end")
     assert stubborn["pid"] not in [a["pid"] for a in actors(rclient)]
