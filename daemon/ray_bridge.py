@@ -221,6 +221,7 @@ class Bridge:
                 )
             if not idle:
                 return False
+            log.info("ending the idle %s actor on %s to make room for %s", idle[0].mode, idle[0].info["node_ip"], mode)
             self._kill(idle[0])
             deadline = time.monotonic() + 2.0
             while not self._fits(need) and time.monotonic() < deadline:  # the reservation comes back shortly
@@ -266,7 +267,7 @@ class Bridge:
 
     # -- jobs ----------------------------------------------------------------------------------------------
 
-    def ship_inputs(self, inputs: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    def ship_inputs(self, job_id: str, inputs: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
         """Specs the actor understands and the object references they point to: file contents and arrays go
         through the object store; files on the shared drive go as paths."""
         import ray
@@ -275,10 +276,14 @@ class Bridge:
         refs: list[Any] = []
         for name, spec in inputs.items():
             rest = {k: v for k, v in spec.items() if k not in ("path", "paths", "blob_path")}
+            shared = "blob_path" not in spec and self._shared(spec.get("path") or spec.get("paths"))
+            log.info(
+                "job %s: input %s %s", job_id, name, "by path on the shared drive" if shared else "by object store"
+            )
             if "blob_path" in spec:
                 rest["array"] = len(refs)
                 refs.append(ray.put(np.load(spec["blob_path"], allow_pickle=False)))
-            elif self._shared(spec.get("path") or spec.get("paths")):
+            elif shared:
                 rest.update({k: spec[k] for k in ("path", "paths") if k in spec})
             elif "path" in spec:
                 rest.update(file=len(refs), names=[Path(spec["path"]).name])
@@ -302,7 +307,7 @@ class Bridge:
         cancel = self._cancels[job_id]
         started = False
         try:
-            specs, refs = self.ship_inputs(message["inputs"])
+            specs, refs = self.ship_inputs(job_id, message["inputs"])
             actor = self.place(job_id, message["mode"], message["runner"], cancel)
             if actor is None:
                 self.done(job_id, "cancelled", started=False)
@@ -406,7 +411,8 @@ class Bridge:
                 if flag is not None:
                     flag.set()
             elif op == "release":
-                self.send({"op": "released", "modes": self.release()})
+                released = self.release()
+                self.send({"op": "released", "modes": released, "actors": self.actor_views()})
             elif op == "stop":
                 self.release()
                 os._exit(0)

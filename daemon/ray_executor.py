@@ -126,7 +126,7 @@ class RayExecutor(Executor):
             self._released = None
         if self._send({"op": "release"}):
             with self._lock:
-                self._lock.wait_for(lambda: self._released is not None, timeout=10.0)
+                self._lock.wait_for(lambda: self._released is not None, timeout=2.0)  # on the socket thread
                 released += self._released or []
         return sorted(set(released))
 

@@ -37,7 +37,7 @@ TOM_HANKS = Path(__import__("insightface").__file__).parent / "data" / "images" 
 RESOURCES = """
 [count]
 num_cpus = 0.5
-resources = { test_gpu = 0.25 }
+resources = { test_gpu = 0.5 }
 [pose]
 num_cpus = 1
 [face_swap]
@@ -154,8 +154,11 @@ def start_ray_daemon(cluster: Any, tmp_path_factory, *extra: str) -> DaemonProce
 
 
 @pytest.fixture(scope="module")
-def ray_daemon(cluster, models, tmp_path_factory) -> Iterator[DaemonProcess]:
-    proc = start_ray_daemon(cluster, tmp_path_factory, *model_args(models))
+def ray_daemon(cluster, models, tmp_path_factory, sample_video) -> Iterator[DaemonProcess]:
+    """Its shared drive is the sample media's folder: the sample video travels as a path, other inputs through
+    the object store."""
+    shared = ("--ray-shared-dir", str(sample_video.parent))
+    proc = start_ray_daemon(cluster, tmp_path_factory, *model_args(models), *shared)
     yield proc
     proc.cleanup()
 
@@ -277,7 +280,9 @@ def test_health_shows_the_nodes_their_resources_and_where_models_are_loaded(clus
     assert panel[0] == f"Ray cluster: 3 nodes, CPUs {executor['free']['CPU']:g}/4 free", panel
 
 
-def test_pose_jobs_run_on_a_worker_as_locally_and_reuse_the_loaded_model(cluster, rclient, local_daemon, sample_video):
+def test_pose_jobs_run_on_a_worker_as_locally_and_reuse_the_loaded_model(
+    cluster, ray_daemon, rclient, local_daemon, sample_video
+):
     inputs = {"video": {"path": str(sample_video), "frame_start": 20, "frame_end": 26}}
     params = {"render_skeleton": True}
     ray_job, events = run_job(rclient, "pose-a", "pose", params, inputs)
@@ -293,6 +298,7 @@ def test_pose_jobs_run_on_a_worker_as_locally_and_reuse_the_loaded_model(cluster
     assert progress[-1]["fraction"] == pytest.approx(1.0)
     assert set(progress[0]) == set(next(e for e in local_events if e["type"] == "progress")), "same event keys"
 
+    assert "job pose-a: input video by path on the shared drive" in ray_daemon.read_log()
     (pose,) = actors(rclient, "pose")
     assert pose["node_id"] in worker_ids(cluster), "the job ran on a worker, not on the daemon's node"
     assert (pose["loads"], pose["jobs"]) == (1, 1)
@@ -315,8 +321,19 @@ def skeleton_strip(count: int) -> np.ndarray:
     return np.stack(frames)
 
 
-def test_vace_and_face_swap_jobs_give_the_local_executors_results(cluster, rclient, local_daemon, sample_video):
-    """An uploaded array (the skeleton strip), a reference image and a video clip all cross to the worker."""
+def test_vace_and_face_swap_jobs_give_the_local_executors_results(
+    cluster, ray_daemon, rclient, local_daemon, sample_video, tmp_path
+):
+    """An uploaded array (the skeleton strip), a reference image and an image sequence cross to the worker
+    through the object store."""
+    capture = cv2.VideoCapture(str(sample_video))
+    sequence = []
+    for index in range(4):
+        ok, frame = capture.read()
+        assert ok
+        sequence.append(str(tmp_path / f"frame{index}.png"))
+        cv2.imwrite(sequence[-1], frame)
+    capture.release()
     jobs = [
         ("vace-a", "vace_pose", VACE_PARAMS, {"reference": {"path": str(TOM_HANKS)}, "pose": skeleton_strip(5)}),
         (
@@ -324,7 +341,7 @@ def test_vace_and_face_swap_jobs_give_the_local_executors_results(cluster, rclie
             "face_swap",
             {"detect_every": 2},
             {
-                "video": {"path": str(sample_video), "frame_start": 0, "frame_end": 4},
+                "video": {"paths": sequence},
                 "reference": {"path": str(TOM_HANKS)},
             },
         ),
@@ -336,6 +353,9 @@ def test_vace_and_face_swap_jobs_give_the_local_executors_results(cluster, rclie
             same_results(rclient, lclient, job_id, ray_job, local_job)
             assert any(e["type"] == "progress" and e["preview_jpeg"] for e in events), f"{mode} sends previews"
             assert actors(rclient, mode)[0]["node_id"] in worker_ids(cluster)
+    log = ray_daemon.read_log()
+    for line in ("vace-a: input pose", "vace-a: input reference", "swap-a: input video", "swap-a: input reference"):
+        assert f"job {line} by object store" in log, line
 
 
 # -- faults ------------------------------------------------------------------------------------------------
@@ -437,16 +457,38 @@ def test_four_clients_ten_jobs_each_none_lost_none_run_twice(ray_daemon):
     assert all(log.count(f"job {j} started on node") == 1 for j in ids), "each job started once on the cluster"
 
 
+def test_idle_actors_make_room_for_another_mode_and_are_released_on_request(ray_daemon, rclient, tmp_path):
+    """Four count actors fill both workers' test GPUs; a face-swap job then ends the least recently used idle
+    one to start; release-memory ends every idle actor."""
+    rclient.release_memory()
+    assert actors(rclient) == []
+    ids = [f"fill-{i}" for i in range(4)]
+    for job_id in ids:
+        rclient.submit(job_id, "count", {"steps": 100, "step_s": 0.1}, {})
+    wait_for(lambda: all(rclient.job(j)["state"] == "succeeded" for j in ids), 120, "4 count jobs")
+    assert len(actors(rclient, "count")) == 4, "all four ran at once, one actor each"
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), cv2.imread(str(TOM_HANKS)))
+    inputs = {"video": {"path": str(face)}, "reference": {"path": str(face)}}
+    swap, _ = run_job(rclient, "swap-room", "face_swap", {}, inputs)
+    assert swap["state"] == "succeeded", swap["error"]
+    assert len(actors(rclient, "count")) == 3 and len(actors(rclient, "face_swap")) == 1
+    assert ray_daemon.read_log().count("ending the idle count actor on 127.0.0.1 to make room for face_swap") == 1
+    assert rclient.release_memory() == ["count", "face_swap"]
+    assert actors(rclient) == []
+
+
 def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory):
     """Shut the cluster down under the daemon: health says so, new jobs queue, nothing is lost: a daemon
     started later on the same data runs them."""
     cluster = start_cluster(workers=0)
     address = cluster.address
-    proc = start_ray_daemon(cluster, tmp_path_factory, "--ray-connect-timeout", "3")
+    proc = start_ray_daemon(cluster, tmp_path_factory, "--ray-connect-timeout", "3", "--idle-unload", "1")
     try:
         with proc.client(timeout=30.0) as c:
             before, _ = run_job(c, "before", "count", {"steps": 2}, {})
             assert before["state"] == "succeeded"
+            wait_for(lambda: actors(c) == [], 10, "the idle actor to end after --idle-unload 1")
             cluster.shutdown()
             executor = wait_for(
                 lambda: (h := c.health()["executor"])["status"] != "connected" and h["error"] and h,
