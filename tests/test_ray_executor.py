@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -261,6 +262,28 @@ def test_ray_options_are_checked_at_start(tmp_path):
     with pytest.raises(RuntimeError, match=r"\[pose\] has unknown keys num_gpu"):
         proc.start(timeout=20)
     proc.cleanup()
+
+
+def test_a_cluster_unreachable_at_start_is_reported_and_jobs_wait(tmp_path):
+    """Nothing listens at the address: the daemon starts anyway, health and the panel give the reason, and a
+    submitted job waits in the queue."""
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    (tmp_path / "d").mkdir()
+    proc = DaemonProcess(
+        base=tmp_path / "d", extra_args=("--executor", "ray", "--ray-address", address, "--ray-connect-timeout", "2")
+    ).start()
+    try:
+        with proc.client() as c:
+            executor = wait_for(lambda: (h := c.health()["executor"])["error"] and h, 30, "the connection to fail")
+            assert executor["error"].startswith(f"could not connect to the Ray cluster at {address} within 2 s")
+            assert "Jobs wait in the queue until the cluster is back." in load_cluster_lines()(executor)
+            c.submit("early", "count", {"steps": 1}, {})
+            time.sleep(3)
+            assert c.job("early")["state"] == "queued" and c.health()["queue"]["depth"] == 1
+    finally:
+        proc.cleanup()
 
 
 # -- jobs on the cluster -----------------------------------------------------------------------------------
