@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -75,6 +75,7 @@ class Bridge:
         self._actors: list[Actor] = []
         self._cancels: dict[str, threading.Event] = {}
         self._host: Any = None
+        self._status_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="vfx-ray-status")
 
     def send(self, message: dict[str, Any]) -> None:
         with self._send_lock:
@@ -135,20 +136,22 @@ class Bridge:
         with self._lock:
             return [actor.view() for actor in self._actors]
 
+    def snapshot_or_exit(self) -> dict[str, Any]:
+        """A snapshot of the cluster; if the cluster does not answer, tell the daemon and end this process."""
+        try:
+            return self._status_pool.submit(self.snapshot).result(timeout=CLUSTER_ANSWER_S)
+        except Exception as exc:
+            reason = "it did not answer" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            self._exit_lost(f"the Ray cluster at {self.settings['address']} stopped answering ({reason})")
+
     def watch(self) -> None:
         """Send a snapshot every second; end the process if the cluster stops answering."""
-        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vfx-ray-status")
         while True:
             time.sleep(SNAPSHOT_INTERVAL_S)
-            try:
-                snapshot = pool.submit(self.snapshot).result(timeout=CLUSTER_ANSWER_S)
-            except Exception as exc:
-                reason = "it did not answer" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-                self._exit_lost(f"the Ray cluster at {self.settings['address']} stopped answering ({reason})")
-            self.send({"op": "cluster", "snapshot": snapshot})
+            self.send({"op": "cluster", "snapshot": self.snapshot_or_exit()})
             self.sweep()
 
-    def _exit_lost(self, message: str) -> None:
+    def _exit_lost(self, message: str) -> NoReturn:
         try:
             self.send({"op": "lost", "message": message})
         finally:
@@ -312,17 +315,20 @@ class Bridge:
             if actor is None:
                 self.done(job_id, "cancelled", started=False)
                 return
-            self.send(
-                {"op": "started", "job_id": job_id, "node": actor.info["node_ip"], "node_id": actor.info["node_id"]}
-            )
+            self.send({"op": "started", "job_id": job_id, "node": actor.info["node_ip"], "actors": self.actor_views()})
             started = True
             self._follow(job_id, actor, message, specs, refs, cancel)
         except Infeasible as exc:
             error = {"code": e.MODE_UNAVAILABLE, "message": str(exc), "detail": None}
             self.done(job_id, "failed", started, error=error)
-        except Exception as exc:  # an input that could not be read, an actor that could not start
+        except Exception as exc:  # an input that could not be read, an actor that could not start, Ray trouble
             log.exception("job %s failed in the bridge", job_id)
-            self.done(job_id, "failed", started, error=job_error(exc))
+            self.snapshot_or_exit()  # the cluster went away: the daemon queues the job again if it had not started
+            if started:  # it ran, and we lost track of it: the same rule as a worker lost mid-job
+                message_text = f"the Ray bridge lost track of this job ({type(exc).__name__}: {exc}); retry it"
+                self.done(job_id, "lost", True, error={"code": e.INTERRUPTED, "message": message_text, "detail": None})
+            else:
+                self.done(job_id, "failed", False, error=job_error(exc))
         finally:
             self._cancels.pop(job_id, None)
 

@@ -502,8 +502,9 @@ def test_idle_actors_make_room_for_another_mode_and_are_released_on_request(ray_
 
 
 def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory):
-    """Shut the cluster down under the daemon: health says so, new jobs queue, nothing is lost: a daemon
-    started later on the same data runs them."""
+    """Shut the cluster down under the daemon (one node: room for two count actors): health says so; the two
+    jobs that ran end interrupted, the one waiting for a worker goes back to the queue, new jobs queue, nothing
+    is lost: a daemon started later on the same data runs the queued ones."""
     cluster = start_cluster(workers=0)
     address = cluster.address
     proc = start_ray_daemon(cluster, tmp_path_factory, "--ray-connect-timeout", "3", "--idle-unload", "1")
@@ -512,6 +513,10 @@ def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory)
             before, _ = run_job(c, "before", "count", {"steps": 2}, {})
             assert before["state"] == "succeeded"
             wait_for(lambda: actors(c) == [], 10, "the idle actor to end after --idle-unload 1")
+            for job_id in ("ran-1", "ran-2", "waited"):
+                c.submit(job_id, "count", {"steps": 600, "step_s": 0.1}, {})
+            wait_for(lambda: c.job("waited")["stage"] == "waiting for a worker", 60, "the third job to wait")
+            assert c.job("ran-1")["state"] == c.job("ran-2")["state"] == "running"
             cluster.shutdown()
             executor = wait_for(
                 lambda: (h := c.health()["executor"])["status"] != "connected" and h["error"] and h,
@@ -523,10 +528,15 @@ def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory)
             panel = load_cluster_lines()(executor)
             assert panel[0] == f"Ray cluster {address}: {executor['status']}"
             assert panel[1:] == [executor["error"], "Jobs wait in the queue until the cluster is back."]
+            for job_id in ("ran-1", "ran-2"):
+                job = wait_for(lambda j=job_id: (v := c.job(j))["state"] in FINAL and v, 30, f"{job_id} to end")
+                assert job["state"] == "interrupted" and job["error"]["message"].endswith("retry it"), job
+            waited = c.job("waited")
+            assert (waited["state"], waited["attempts"]) == ("queued", 0), "never started: queued again"
             c.submit("waits", "count", {"steps": 2}, {})
             time.sleep(6)  # two connection attempts
             assert c.job("waits")["state"] == "queued"
-            assert c.health()["queue"]["depth"] == 1
+            assert c.health()["queue"]["depth"] == 2
             assert (
                 "could not connect" in c.health()["executor"]["error"]
                 or "stopped answering" in c.health()["executor"]["error"]
@@ -535,6 +545,7 @@ def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory)
         proc.extra_args = ["--plugin", "vfx_test_runners"]  # the same data folder, the local executor
         proc.start()
         with proc.client(timeout=30.0) as c:
+            c.cancel("waited")  # ten minutes of counting: its place in the queue was what mattered
             job = wait_for(lambda: (j := c.job("waits"))["state"] in FINAL and j, 30, "the queued job to run")
             assert (job["state"], job["attempts"]) == ("succeeded", 1)
     finally:
