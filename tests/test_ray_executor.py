@@ -27,6 +27,7 @@ from support.daemon_process import REPO_ROOT, DaemonProcess
 from support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
 from support.tiny_wan import build_tiny_wan_vace, manifest_text, write_tiny_manifest
 
+from daemon.store import JobStore
 from models.manifest import load_manifest
 from models.skeleton import draw_openpose
 from models.vace import WAN_VACE_1_3B
@@ -499,6 +500,27 @@ def test_idle_actors_make_room_for_another_mode_and_are_released_on_request(ray_
     assert ray_daemon.read_log().count("ending the idle count actor on 127.0.0.1 to make room for face_swap") == 1
     assert rclient.release_memory() == ["count", "face_swap"]
     assert actors(rclient) == []
+
+
+def test_stopping_the_daemon_interrupts_remote_jobs_and_queues_the_waiting_one(ray_daemon, rclient):
+    """Runs last on the module's daemon (it stops it). Four count actors fit the workers: four jobs run, the
+    fifth waits for a worker; stopping the daemon stops the remote work: the four end interrupted (retry them),
+    the fifth is queued for the next start."""
+    ids = [f"stop-{i}" for i in range(5)]
+    for job_id in ids:
+        rclient.submit(job_id, "count", {"steps": 600, "step_s": 0.1}, {})
+    wait_for(lambda: rclient.job("stop-4")["stage"] == "waiting for a worker", 60, "the fifth job to wait")
+    wait_for(lambda: all(rclient.job(j)["fraction"] > 0 for j in ids[:4]), 30, "four jobs to run")
+    pids = [a["pid"] for a in actors(rclient, "count")]
+    assert ray_daemon.stop() == 0
+    store = JobStore(ray_daemon.data_dir / "jobs.sqlite3")
+    try:
+        records = [store.get(j) for j in ids]
+    finally:
+        store.close()
+    assert [(r.state, r.attempts) for r in records] == [("interrupted", 1)] * 4 + [("queued", 0)]
+    assert records[0].error["message"] == "the daemon shut down while this job ran; retry it"
+    wait_for(lambda: not any(_process_exists(pid) for pid in pids), 10, "the actors' processes to end")
 
 
 def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory):
