@@ -44,6 +44,11 @@ CLUSTER_ANSWER_S = 5.0
 POLL_INTERVAL_S = 0.1
 
 
+def _named(resources: dict[str, float]) -> dict[str, float]:
+    """Resources without Ray's per-node markers (``node:<address>``)."""
+    return {name: amount for name, amount in resources.items() if not name.startswith("node:")}
+
+
 class Infeasible(Exception):
     """No node of the cluster could ever host the actor a mode asks for."""
 
@@ -120,15 +125,14 @@ class Bridge:
                 "node_id": node["NodeID"],
                 "address": node["NodeManagerAddress"],
                 "alive": node["Alive"],
-                "resources": {k: v for k, v in node["Resources"].items() if not k.startswith("node:")},
+                "resources": _named(node["Resources"]),
             }
             for node in ray.nodes()
         ]
-        clean = lambda r: {k: v for k, v in r.items() if not k.startswith("node:")}  # noqa: E731
         return {
             "nodes": nodes,
-            "total": clean(ray.cluster_resources()),
-            "free": clean(ray.available_resources()),
+            "total": _named(ray.cluster_resources()),
+            "free": _named(ray.available_resources()),
             "actors": self.actor_views(),
         }
 

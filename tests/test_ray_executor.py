@@ -290,7 +290,7 @@ def test_a_cluster_unreachable_at_start_is_reported_and_jobs_wait(tmp_path):
 # -- jobs on the cluster -----------------------------------------------------------------------------------
 
 
-def test_health_shows_the_nodes_their_resources_and_where_models_are_loaded(cluster, rclient):
+def test_health_shows_the_nodes_their_resources_and_where_models_are_loaded(cluster, ray_daemon, rclient):
     executor = rclient.health()["executor"]
     assert executor["kind"] == "ray" and executor["status"] == "connected" and executor["error"] is None
     alive = {n["node_id"]: n for n in executor["nodes"] if n["alive"]}
@@ -302,6 +302,14 @@ def test_health_shows_the_nodes_their_resources_and_where_models_are_loaded(clus
     assert 0 <= executor["free"]["test_gpu"] <= 2
     panel = load_cluster_lines()(executor)
     assert panel[0] == f"Ray cluster: 3 nodes, CPUs {executor['free']['CPU']:g}/4 free", panel
+    text = subprocess.run(
+        [sys.executable, "-m", "daemon", "health", "--connection-file", str(ray_daemon.connection_file)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=30,
+    ).stdout
+    assert f"ray cluster {cluster.address}: connected, 3 nodes" in text, text
 
 
 def test_pose_jobs_run_on_a_worker_as_locally_and_reuse_the_loaded_model(
