@@ -70,7 +70,7 @@ def loopback_ray() -> Iterator[None]:
             os.environ[name] = value
 
 
-def start_cluster(workers: int, **worker_args: Any) -> Any:
+def start_cluster(workers: int, port: int | None = None, **worker_args: Any) -> Any:
     try:
         from ray.cluster_utils import Cluster
     except ImportError:
@@ -84,6 +84,7 @@ def start_cluster(workers: int, **worker_args: Any) -> Any:
             "resources": {} if workers else {"test_gpu": 1},
             "include_dashboard": False,
             "object_store_memory": 100 * 2**20,
+            **({"gcs_server_port": port} if port else {}),
         },
     )
     for _ in range(workers):
@@ -265,12 +266,13 @@ def test_ray_options_are_checked_at_start(tmp_path):
     proc.cleanup()
 
 
-def test_a_cluster_unreachable_at_start_is_reported_and_jobs_wait(tmp_path):
+def test_a_cluster_unreachable_at_start_is_reported_and_jobs_wait_until_it_is_up(tmp_path):
     """Nothing listens at the address: the daemon starts anyway, health and the panel give the reason, and a
-    submitted job waits in the queue."""
+    submitted job waits in the queue; once a cluster comes up there the job runs on it, once."""
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{probe.getsockname()[1]}"
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
     (tmp_path / "d").mkdir()
     proc = DaemonProcess(
         base=tmp_path / "d", extra_args=("--executor", "ray", "--ray-address", address, "--ray-connect-timeout", "2")
@@ -283,6 +285,13 @@ def test_a_cluster_unreachable_at_start_is_reported_and_jobs_wait(tmp_path):
             c.submit("early", "count", {"steps": 1}, {})
             time.sleep(3)
             assert c.job("early")["state"] == "queued" and c.health()["queue"]["depth"] == 1
+            cluster = start_cluster(workers=0, port=port)
+            try:
+                job = wait_for(lambda: (j := c.job("early"))["state"] in FINAL and j, 60, "the job to run")
+                assert (job["state"], job["attempts"]) == ("succeeded", 1)
+                assert c.health()["executor"]["status"] == "connected"
+            finally:
+                cluster.shutdown()
     finally:
         proc.cleanup()
 
