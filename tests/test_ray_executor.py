@@ -49,8 +49,7 @@ resources = { test_gpu = 0.5 }
 num_cpus = 0.5
 resources = { test_gpu = 1 }
 """
-VACE_PARAMS = {"prompt": "a dancer", "steps": 2, "width": 32, "height": 16, "seed": 3, "window_frames": 9}
-VACE_PARAMS["chunk_overlap"] = 5
+VACE_PARAMS = dict(prompt="a dancer", steps=2, width=32, height=16, seed=3, window_frames=9, chunk_overlap=5)
 
 
 # -- fixtures ---------------------------------------------------------------------------------------------
