@@ -13,6 +13,7 @@ from typing import Any
 import bpy
 
 from . import compat, runtime
+from .cluster_status import cluster_lines
 from .properties import MocapJob
 
 STATE_ICONS = {
@@ -64,6 +65,11 @@ def _draw_health(layout: bpy.types.UILayout, health: Mapping[str, Any]) -> None:
     column.label(
         text=f"Queue: {queue.get('depth', 0)} waiting, {len(running) if isinstance(running, list) else running} running"
     )
+    cluster = cluster_lines(health.get("executor"))
+    if cluster:
+        box = layout.box()
+        for line in cluster:
+            _wrapped(box, line)
 
 
 def draw_daemon(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:

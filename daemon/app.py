@@ -273,6 +273,10 @@ class Daemon:
         cfg = self.config
         if cfg.executor not in ("local", "ray"):
             raise VfxError(f"--executor {cfg.executor}: use local or ray")
+        if cfg.executor == "ray" and sys.platform == "win32":
+            raise VfxError(
+                "--executor ray needs a Linux or macOS daemon (Ray's multi-machine clusters do not run on Windows)"
+            )
         if cfg.executor == "ray" and not cfg.ray_address:
             raise VfxError("--executor ray needs --ray-address HOST:PORT (the head node's GCS address) or auto")
         if cfg.executor == "local" and (cfg.ray_address or cfg.ray_resources or cfg.ray_shared_dir):

@@ -225,6 +225,16 @@ def _watch(client: Client, args: argparse.Namespace, job_id: str) -> dict[str, A
     return job
 
 
+def _executor_line(executor: dict[str, Any] | None) -> str:
+    """For a daemon in front of a Ray cluster: the cluster's state, its live nodes, or its error."""
+    if not executor or executor.get("kind") != "ray":
+        return ""
+    line = f"\nray cluster {executor['address']}: {executor['status']}"
+    if executor["status"] == "connected":
+        return line + f", {sum(1 for n in executor.get('nodes', []) if n['alive'])} nodes"
+    return line + (f" ({executor['error']})" if executor.get("error") else "")
+
+
 def _client_command(args: argparse.Namespace) -> int:
     with _connect(args) as client:
         if args.command == "health":
@@ -240,7 +250,7 @@ def _client_command(args: argparse.Namespace) -> int:
                 f"daemon {h['version']} (protocol {h['protocol']}), pid {h['pid']}, up "
                 f"{h['uptime_s']:.0f} s\nendpoint {h['endpoint']}\ndevice {device.get('kind', '?')} "
                 f"({device.get('name', h['device_status'])})\nqueue {h['queue']['depth']} waiting, running "
-                f"{', '.join(h['queue']['running']) or 'nothing'}\nmodes:\n{modes}",
+                f"{', '.join(h['queue']['running']) or 'nothing'}{_executor_line(h.get('executor'))}\nmodes:\n{modes}",
             )
         elif args.command == "stop":
             client.shutdown(when="idle" if args.when_idle else "now")

@@ -2,7 +2,8 @@
 
 The engine is the one scheduler: only it moves jobs between states, and every move is a conditional update
 in the store (``expect=...``), so a cancel racing with a worker picking the job up resolves one way only.
-Executors pull the next job with :meth:`JobEngine.next_job` and report back with :meth:`finish`.
+Executors pull the next job with :meth:`JobEngine.next_job` and report back with :meth:`finish` (or, for a job
+whose work never started, :meth:`requeue`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Executors run queued jobs. The local executor runs one job at a time on one worker thread (one GPU).
 
-The contract between the engine and an executor is two engine methods: an executor pulls jobs with
-:meth:`JobEngine.next_job` (which marks them running and hands over their cancel flag) and reports each
-outcome with :meth:`JobEngine.finish`. The daemon drives an executor only through :class:`Executor`, so a
+The contract between the engine and an executor is a few engine methods: an executor pulls jobs with
+:meth:`JobEngine.next_job` (which marks them running and hands over their cancel flag), reports progress with
+:meth:`JobEngine.update_progress` and each outcome with :meth:`JobEngine.finish`, and puts back a job whose work
+never started with :meth:`JobEngine.requeue`. The daemon drives an executor only through :class:`Executor`, so a
 second executor (``daemon.ray_executor``) plugs in without touching the engine.
 """
 

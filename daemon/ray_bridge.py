@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -42,6 +42,11 @@ SNAPSHOT_INTERVAL_S = 1.0
 CLUSTER_ANSWER_S = 5.0
 """A cluster that does not answer a status call within this many seconds is reported gone."""
 POLL_INTERVAL_S = 0.1
+
+
+def _named(resources: dict[str, float]) -> dict[str, float]:
+    """Resources without Ray's per-node markers (``node:<address>``)."""
+    return {name: amount for name, amount in resources.items() if not name.startswith("node:")}
 
 
 class Infeasible(Exception):
@@ -75,6 +80,7 @@ class Bridge:
         self._actors: list[Actor] = []
         self._cancels: dict[str, threading.Event] = {}
         self._host: Any = None
+        self._status_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="vfx-ray-status")
 
     def send(self, message: dict[str, Any]) -> None:
         with self._send_lock:
@@ -119,15 +125,14 @@ class Bridge:
                 "node_id": node["NodeID"],
                 "address": node["NodeManagerAddress"],
                 "alive": node["Alive"],
-                "resources": {k: v for k, v in node["Resources"].items() if not k.startswith("node:")},
+                "resources": _named(node["Resources"]),
             }
             for node in ray.nodes()
         ]
-        clean = lambda r: {k: v for k, v in r.items() if not k.startswith("node:")}  # noqa: E731
         return {
             "nodes": nodes,
-            "total": clean(ray.cluster_resources()),
-            "free": clean(ray.available_resources()),
+            "total": _named(ray.cluster_resources()),
+            "free": _named(ray.available_resources()),
             "actors": self.actor_views(),
         }
 
@@ -135,20 +140,22 @@ class Bridge:
         with self._lock:
             return [actor.view() for actor in self._actors]
 
+    def snapshot_or_exit(self) -> dict[str, Any]:
+        """A snapshot of the cluster; if the cluster does not answer, tell the daemon and end this process."""
+        try:
+            return self._status_pool.submit(self.snapshot).result(timeout=CLUSTER_ANSWER_S)
+        except Exception as exc:
+            reason = "it did not answer" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            self._exit_lost(f"the Ray cluster at {self.settings['address']} stopped answering ({reason})")
+
     def watch(self) -> None:
         """Send a snapshot every second; end the process if the cluster stops answering."""
-        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vfx-ray-status")
         while True:
             time.sleep(SNAPSHOT_INTERVAL_S)
-            try:
-                snapshot = pool.submit(self.snapshot).result(timeout=CLUSTER_ANSWER_S)
-            except Exception as exc:
-                reason = "it did not answer" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-                self._exit_lost(f"the Ray cluster at {self.settings['address']} stopped answering ({reason})")
-            self.send({"op": "cluster", "snapshot": snapshot})
+            self.send({"op": "cluster", "snapshot": self.snapshot_or_exit()})
             self.sweep()
 
-    def _exit_lost(self, message: str) -> None:
+    def _exit_lost(self, message: str) -> NoReturn:
         try:
             self.send({"op": "lost", "message": message})
         finally:
@@ -221,6 +228,7 @@ class Bridge:
                 )
             if not idle:
                 return False
+            log.info("ending the idle %s actor on %s to make room for %s", idle[0].mode, idle[0].info["node_ip"], mode)
             self._kill(idle[0])
             deadline = time.monotonic() + 2.0
             while not self._fits(need) and time.monotonic() < deadline:  # the reservation comes back shortly
@@ -266,7 +274,7 @@ class Bridge:
 
     # -- jobs ----------------------------------------------------------------------------------------------
 
-    def ship_inputs(self, inputs: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    def ship_inputs(self, job_id: str, inputs: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
         """Specs the actor understands and the object references they point to: file contents and arrays go
         through the object store; files on the shared drive go as paths."""
         import ray
@@ -275,10 +283,14 @@ class Bridge:
         refs: list[Any] = []
         for name, spec in inputs.items():
             rest = {k: v for k, v in spec.items() if k not in ("path", "paths", "blob_path")}
+            shared = "blob_path" not in spec and self._shared(spec.get("path") or spec.get("paths"))
+            log.info(
+                "job %s: input %s %s", job_id, name, "by path on the shared drive" if shared else "by object store"
+            )
             if "blob_path" in spec:
                 rest["array"] = len(refs)
                 refs.append(ray.put(np.load(spec["blob_path"], allow_pickle=False)))
-            elif self._shared(spec.get("path") or spec.get("paths")):
+            elif shared:
                 rest.update({k: spec[k] for k in ("path", "paths") if k in spec})
             elif "path" in spec:
                 rest.update(file=len(refs), names=[Path(spec["path"]).name])
@@ -302,22 +314,25 @@ class Bridge:
         cancel = self._cancels[job_id]
         started = False
         try:
-            specs, refs = self.ship_inputs(message["inputs"])
+            specs, refs = self.ship_inputs(job_id, message["inputs"])
             actor = self.place(job_id, message["mode"], message["runner"], cancel)
             if actor is None:
                 self.done(job_id, "cancelled", started=False)
                 return
-            self.send(
-                {"op": "started", "job_id": job_id, "node": actor.info["node_ip"], "node_id": actor.info["node_id"]}
-            )
+            self.send({"op": "started", "job_id": job_id, "node": actor.info["node_ip"], "actors": self.actor_views()})
             started = True
             self._follow(job_id, actor, message, specs, refs, cancel)
         except Infeasible as exc:
             error = {"code": e.MODE_UNAVAILABLE, "message": str(exc), "detail": None}
             self.done(job_id, "failed", started, error=error)
-        except Exception as exc:  # an input that could not be read, an actor that could not start
+        except Exception as exc:  # an input that could not be read, an actor that could not start, Ray trouble
             log.exception("job %s failed in the bridge", job_id)
-            self.done(job_id, "failed", started, error=job_error(exc))
+            self.snapshot_or_exit()  # the cluster went away: the daemon queues the job again if it had not started
+            if started:  # it ran, and we lost track of it: the same rule as a worker lost mid-job
+                message_text = f"the Ray bridge lost track of this job ({type(exc).__name__}: {exc}); retry it"
+                self.done(job_id, "lost", True, error={"code": e.INTERRUPTED, "message": message_text, "detail": None})
+            else:
+                self.done(job_id, "failed", False, error=job_error(exc))
         finally:
             self._cancels.pop(job_id, None)
 
@@ -406,7 +421,8 @@ class Bridge:
                 if flag is not None:
                     flag.set()
             elif op == "release":
-                self.send({"op": "released", "modes": self.release()})
+                released = self.release()
+                self.send({"op": "released", "modes": released, "actors": self.actor_views()})
             elif op == "stop":
                 self.release()
                 os._exit(0)

@@ -126,7 +126,7 @@ class RayExecutor(Executor):
             self._released = None
         if self._send({"op": "release"}):
             with self._lock:
-                self._lock.wait_for(lambda: self._released is not None, timeout=10.0)
+                self._lock.wait_for(lambda: self._released is not None, timeout=2.0)  # on the socket thread
                 released += self._released or []
         return sorted(set(released))
 
@@ -150,8 +150,8 @@ class RayExecutor(Executor):
         with self._lock:
             self._lock.wait_for(lambda: not self._jobs, timeout=max(0.0, deadline - time.monotonic()))
             drained = not self._jobs
-        self._send({"op": "stop"})
-        self._end_bridge(wait_s=5.0)
+        told = self._send({"op": "stop"})
+        self._end_bridge(wait_s=5.0 if told else 0.0)  # a bridge still connecting is ended at once
         self._link.join(5.0)
         self._dispatch.join(5.0)
         return drained

@@ -30,7 +30,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 # torch is pinned here (a CPU build of 2.13.0 installs quickly); the project itself accepts any 2.x >= 2.4, so a
 # user with a CUDA or MPS build keeps theirs. TORCH_SPEC overrides the pin.
-.venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}" -e ".[pose,generative,faceswap,dev]" 2>&1 |
+.venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}" -e ".[pose,generative,faceswap,ray,dev]" 2>&1 |
   grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import daemon, mediapipe, zmq, msgpack, torch, diffusers, insightface, onnxruntime" ||
+.venv/bin/python -c "import daemon, mediapipe, zmq, msgpack, torch, diffusers, insightface, onnxruntime, ray" ||
   { echo "the .venv install failed" >&2; exit 1; }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("torch", "cv2", "mediapipe", "diffusers", "transformers", "insightface", "onnxruntime")
+HEAVY = ("torch", "cv2", "mediapipe", "diffusers", "transformers", "insightface", "onnxruntime", "ray")
 
 
 def imported_after(code: str, names: tuple[str, ...]) -> list[str]:
@@ -16,7 +16,7 @@ def imported_after(code: str, names: tuple[str, ...]) -> list[str]:
 
 def test_the_daemon_and_every_runner_class_import_no_heavy_library():
     code = (
-        "import daemon.app, daemon.cli\n"
+        "import daemon.app, daemon.cli, daemon.ray_executor, daemon.ray_resources\n"
         "from models.catalog import BUILTIN_RUNNERS, import_runner\n"
         "runners = [import_runner(target) for target in BUILTIN_RUNNERS.values()]\n"
         "assert len(runners) == len(BUILTIN_RUNNERS)"

@@ -9,7 +9,9 @@ cluster-gone test has a one-node cluster of its own, since it shuts it down.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +27,7 @@ from support.daemon_process import REPO_ROOT, DaemonProcess
 from support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
 from support.tiny_wan import build_tiny_wan_vace, manifest_text, write_tiny_manifest
 
+from daemon.store import JobStore
 from models.manifest import load_manifest
 from models.skeleton import draw_openpose
 from models.vace.runner import WAN_VACE_1_3B
@@ -36,7 +39,7 @@ TOM_HANKS = Path(__import__("insightface").__file__).parent / "data" / "images" 
 RESOURCES = """
 [count]
 num_cpus = 0.5
-resources = { test_gpu = 0.25 }
+resources = { test_gpu = 0.5 }
 [pose]
 num_cpus = 1
 [face_swap]
@@ -46,8 +49,7 @@ resources = { test_gpu = 0.5 }
 num_cpus = 0.5
 resources = { test_gpu = 1 }
 """
-VACE_PARAMS = {"prompt": "a dancer", "steps": 2, "width": 32, "height": 16, "seed": 3, "window_frames": 9}
-VACE_PARAMS["chunk_overlap"] = 5
+VACE_PARAMS = dict(prompt="a dancer", steps=2, width=32, height=16, seed=3, window_frames=9, chunk_overlap=5)
 
 
 # -- fixtures ---------------------------------------------------------------------------------------------
@@ -67,7 +69,7 @@ def loopback_ray() -> Iterator[None]:
             os.environ[name] = value
 
 
-def start_cluster(workers: int, **worker_args: Any) -> Any:
+def start_cluster(workers: int, port: int | None = None, **worker_args: Any) -> Any:
     try:
         from ray.cluster_utils import Cluster
     except ImportError:
@@ -81,6 +83,7 @@ def start_cluster(workers: int, **worker_args: Any) -> Any:
             "resources": {} if workers else {"test_gpu": 1},
             "include_dashboard": False,
             "object_store_memory": 100 * 2**20,
+            **({"gcs_server_port": port} if port else {}),
         },
     )
     for _ in range(workers):
@@ -118,6 +121,15 @@ def models(tmp_path_factory) -> tuple[Path, Path]:
     return models_dir, manifest
 
 
+def load_cluster_lines() -> Any:
+    """``addon/cluster_status.py`` (the Daemon panel's cluster lines) without the add-on package, which needs bpy."""
+    spec = importlib.util.spec_from_file_location("vfx_cluster_status", REPO_ROOT / "addon" / "cluster_status.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.cluster_lines
+
+
 def model_args(models: tuple[Path, Path]) -> tuple[str, ...]:
     return ("--manifest", str(models[1]), "--models-dir", str(models[0]), "--device", "cpu")
 
@@ -144,8 +156,11 @@ def start_ray_daemon(cluster: Any, tmp_path_factory, *extra: str) -> DaemonProce
 
 
 @pytest.fixture(scope="module")
-def ray_daemon(cluster, models, tmp_path_factory) -> Iterator[DaemonProcess]:
-    proc = start_ray_daemon(cluster, tmp_path_factory, *model_args(models))
+def ray_daemon(cluster, models, tmp_path_factory, sample_video) -> Iterator[DaemonProcess]:
+    """Its shared drive is the sample media's folder: the sample video travels as a path, other inputs through
+    the object store."""
+    shared = ("--ray-shared-dir", str(sample_video.parent))
+    proc = start_ray_daemon(cluster, tmp_path_factory, *model_args(models), *shared)
     yield proc
     proc.cleanup()
 
@@ -228,6 +243,11 @@ print(sorted(name for name in sys.modules if name == "ray" or name.startswith("r
     assert out.stdout.splitlines() == ["{'kind': 'local'}", "[]"]
 
 
+def test_the_panel_shows_nothing_more_for_the_local_executor():
+    cluster_lines = load_cluster_lines()
+    assert cluster_lines({"kind": "local"}) == [] and cluster_lines(None) == []
+
+
 def test_ray_options_are_checked_at_start(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "e").mkdir()
@@ -245,10 +265,40 @@ def test_ray_options_are_checked_at_start(tmp_path):
     proc.cleanup()
 
 
+def test_a_cluster_unreachable_at_start_is_reported_and_jobs_wait_until_it_is_up(tmp_path):
+    """Nothing listens at the address: the daemon starts anyway, health and the panel give the reason, and a
+    submitted job waits in the queue; once a cluster comes up there the job runs on it, once."""
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    (tmp_path / "d").mkdir()
+    proc = DaemonProcess(
+        base=tmp_path / "d", extra_args=("--executor", "ray", "--ray-address", address, "--ray-connect-timeout", "2")
+    ).start()
+    try:
+        with proc.client() as c:
+            executor = wait_for(lambda: (h := c.health()["executor"])["error"] and h, 30, "the connection to fail")
+            assert executor["error"].startswith(f"could not connect to the Ray cluster at {address} within 2 s")
+            assert "Jobs wait in the queue until the cluster is back." in load_cluster_lines()(executor)
+            c.submit("early", "count", {"steps": 1}, {})
+            time.sleep(3)
+            assert c.job("early")["state"] == "queued" and c.health()["queue"]["depth"] == 1
+            cluster = start_cluster(workers=0, port=port)
+            try:
+                job = wait_for(lambda: (j := c.job("early"))["state"] in FINAL and j, 60, "the job to run")
+                assert (job["state"], job["attempts"]) == ("succeeded", 1)
+                assert c.health()["executor"]["status"] == "connected"
+            finally:
+                cluster.shutdown()
+    finally:
+        proc.cleanup()
+
+
 # -- jobs on the cluster -----------------------------------------------------------------------------------
 
 
-def test_health_shows_the_nodes_their_resources_and_where_models_are_loaded(cluster, rclient):
+def test_health_shows_the_nodes_their_resources_and_where_models_are_loaded(cluster, ray_daemon, rclient):
     executor = rclient.health()["executor"]
     assert executor["kind"] == "ray" and executor["status"] == "connected" and executor["error"] is None
     alive = {n["node_id"]: n for n in executor["nodes"] if n["alive"]}
@@ -258,9 +308,21 @@ def test_health_shows_the_nodes_their_resources_and_where_models_are_loaded(clus
     )
     assert executor["total"]["test_gpu"] == 2 and executor["total"]["CPU"] == 4
     assert 0 <= executor["free"]["test_gpu"] <= 2
+    panel = load_cluster_lines()(executor)
+    assert panel[0] == f"Ray cluster: 3 nodes, CPUs {executor['free']['CPU']:g}/4 free", panel
+    text = subprocess.run(
+        [sys.executable, "-m", "daemon", "health", "--connection-file", str(ray_daemon.connection_file)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=30,
+    ).stdout
+    assert f"ray cluster {cluster.address}: connected, 3 nodes" in text, text
 
 
-def test_pose_jobs_run_on_a_worker_as_locally_and_reuse_the_loaded_model(cluster, rclient, local_daemon, sample_video):
+def test_pose_jobs_run_on_a_worker_as_locally_and_reuse_the_loaded_model(
+    cluster, ray_daemon, rclient, local_daemon, sample_video
+):
     inputs = {"video": {"path": str(sample_video), "frame_start": 20, "frame_end": 26}}
     params = {"render_skeleton": True}
     ray_job, events = run_job(rclient, "pose-a", "pose", params, inputs)
@@ -276,6 +338,7 @@ def test_pose_jobs_run_on_a_worker_as_locally_and_reuse_the_loaded_model(cluster
     assert progress[-1]["fraction"] == pytest.approx(1.0)
     assert set(progress[0]) == set(next(e for e in local_events if e["type"] == "progress")), "same event keys"
 
+    assert "job pose-a: input video by path on the shared drive" in ray_daemon.read_log()
     (pose,) = actors(rclient, "pose")
     assert pose["node_id"] in worker_ids(cluster), "the job ran on a worker, not on the daemon's node"
     assert (pose["loads"], pose["jobs"]) == (1, 1)
@@ -298,8 +361,19 @@ def skeleton_strip(count: int) -> np.ndarray:
     return np.stack(frames)
 
 
-def test_vace_and_face_swap_jobs_give_the_local_executors_results(cluster, rclient, local_daemon, sample_video):
-    """An uploaded array (the skeleton strip), a reference image and a video clip all cross to the worker."""
+def test_vace_and_face_swap_jobs_give_the_local_executors_results(
+    cluster, ray_daemon, rclient, local_daemon, sample_video, tmp_path
+):
+    """An uploaded array (the skeleton strip), a reference image and an image sequence cross to the worker
+    through the object store."""
+    capture = cv2.VideoCapture(str(sample_video))
+    sequence = []
+    for index in range(4):
+        ok, frame = capture.read()
+        assert ok
+        sequence.append(str(tmp_path / f"frame{index}.png"))
+        cv2.imwrite(sequence[-1], frame)
+    capture.release()
     jobs = [
         ("vace-a", "vace_pose", VACE_PARAMS, {"reference": {"path": str(TOM_HANKS)}, "pose": skeleton_strip(5)}),
         (
@@ -307,7 +381,7 @@ def test_vace_and_face_swap_jobs_give_the_local_executors_results(cluster, rclie
             "face_swap",
             {"detect_every": 2},
             {
-                "video": {"path": str(sample_video), "frame_start": 0, "frame_end": 4},
+                "video": {"paths": sequence},
                 "reference": {"path": str(TOM_HANKS)},
             },
         ),
@@ -319,6 +393,9 @@ def test_vace_and_face_swap_jobs_give_the_local_executors_results(cluster, rclie
             same_results(rclient, lclient, job_id, ray_job, local_job)
             assert any(e["type"] == "progress" and e["preview_jpeg"] for e in events), f"{mode} sends previews"
             assert actors(rclient, mode)[0]["node_id"] in worker_ids(cluster)
+    log = ray_daemon.read_log()
+    for line in ("vace-a: input pose", "vace-a: input reference", "swap-a: input video", "swap-a: input reference"):
+        assert f"job {line} by object store" in log, line
 
 
 # -- faults ------------------------------------------------------------------------------------------------
@@ -354,7 +431,7 @@ def test_cancel_stops_the_remote_work(rclient):
     wait_for(lambda: rclient.job("cancel-c")["fraction"] > 0, 30, "the job to make progress")
     stubborn = running_actor(rclient, "cancel-c")
     rclient.cancel("cancel-c")
-    job = wait_for(lambda: (j := rclient.job("cancel-c"))["state"] in FINAL and j, 20, "the cancel")
+    job = wait_for(lambda: (j := rclient.job("cancel-c"))["state"] in FINAL and j, 12, "the cancel")
     assert job["state"] == "cancelled" and not Path(job["output_dir"]).exists()
     wait_for(lambda: not _process_exists(stubborn["pid"]), 10, "the stubborn actor's process to end")
     assert stubborn["pid"] not in [a["pid"] for a in actors(rclient)]
@@ -420,16 +497,64 @@ def test_four_clients_ten_jobs_each_none_lost_none_run_twice(ray_daemon):
     assert all(log.count(f"job {j} started on node") == 1 for j in ids), "each job started once on the cluster"
 
 
+def test_idle_actors_make_room_for_another_mode_and_are_released_on_request(ray_daemon, rclient, tmp_path):
+    """Four count actors fill both workers' test GPUs; a face-swap job then ends the least recently used idle
+    one to start; release-memory ends every idle actor."""
+    rclient.release_memory()
+    assert actors(rclient) == []
+    ids = [f"fill-{i}" for i in range(4)]
+    for job_id in ids:
+        rclient.submit(job_id, "count", {"steps": 100, "step_s": 0.1}, {})
+    wait_for(lambda: all(rclient.job(j)["state"] == "succeeded" for j in ids), 120, "4 count jobs")
+    assert len(actors(rclient, "count")) == 4, "all four ran at once, one actor each"
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), cv2.imread(str(TOM_HANKS)))
+    inputs = {"video": {"path": str(face)}, "reference": {"path": str(face)}}
+    swap, _ = run_job(rclient, "swap-room", "face_swap", {}, inputs)
+    assert swap["state"] == "succeeded", swap["error"]
+    assert len(actors(rclient, "count")) == 3 and len(actors(rclient, "face_swap")) == 1
+    assert ray_daemon.read_log().count("ending the idle count actor on 127.0.0.1 to make room for face_swap") == 1
+    assert rclient.release_memory() == ["count", "face_swap"]
+    assert actors(rclient) == []
+
+
+def test_stopping_the_daemon_interrupts_remote_jobs_and_queues_the_waiting_one(ray_daemon, rclient):
+    """Runs last on the module's daemon (it stops it). Four count actors fit the workers: four jobs run, the
+    fifth waits for a worker; stopping the daemon stops the remote work: the four end interrupted (retry them),
+    the fifth is queued for the next start."""
+    ids = [f"stop-{i}" for i in range(5)]
+    for job_id in ids:
+        rclient.submit(job_id, "count", {"steps": 600, "step_s": 0.1}, {})
+    wait_for(lambda: rclient.job("stop-4")["stage"] == "waiting for a worker", 60, "the fifth job to wait")
+    wait_for(lambda: all(rclient.job(j)["fraction"] > 0 for j in ids[:4]), 30, "four jobs to run")
+    pids = [a["pid"] for a in actors(rclient, "count")]
+    assert ray_daemon.stop() == 0
+    store = JobStore(ray_daemon.data_dir / "jobs.sqlite3")
+    try:
+        records = [store.get(j) for j in ids]
+    finally:
+        store.close()
+    assert [(r.state, r.attempts) for r in records] == [("interrupted", 1)] * 4 + [("queued", 0)]
+    assert records[0].error["message"] == "the daemon shut down while this job ran; retry it"
+    wait_for(lambda: not any(_process_exists(pid) for pid in pids), 10, "the actors' processes to end")
+
+
 def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory):
-    """Shut the cluster down under the daemon: health says so, new jobs queue, nothing is lost: a daemon
-    started later on the same data runs them."""
+    """Shut the cluster down under the daemon (one node: room for two count actors): health says so; the two
+    jobs that ran end interrupted, the one waiting for a worker goes back to the queue, new jobs queue, nothing
+    is lost: a daemon started later on the same data runs the queued ones."""
     cluster = start_cluster(workers=0)
     address = cluster.address
-    proc = start_ray_daemon(cluster, tmp_path_factory, "--ray-connect-timeout", "3")
+    proc = start_ray_daemon(cluster, tmp_path_factory, "--ray-connect-timeout", "3", "--idle-unload", "1")
     try:
         with proc.client(timeout=30.0) as c:
             before, _ = run_job(c, "before", "count", {"steps": 2}, {})
             assert before["state"] == "succeeded"
+            wait_for(lambda: actors(c) == [], 10, "the idle actor to end after --idle-unload 1")
+            for job_id in ("ran-1", "ran-2", "waited"):
+                c.submit(job_id, "count", {"steps": 600, "step_s": 0.1}, {})
+            wait_for(lambda: c.job("waited")["stage"] == "waiting for a worker", 60, "the third job to wait")
+            assert c.job("ran-1")["state"] == c.job("ran-2")["state"] == "running"
             cluster.shutdown()
             executor = wait_for(
                 lambda: (h := c.health()["executor"])["status"] != "connected" and h["error"] and h,
@@ -438,10 +563,18 @@ def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory)
             )
             assert address in executor["error"], executor
             assert "nodes" not in executor, "no stale cluster view"
+            panel = load_cluster_lines()(executor)
+            assert panel[0] == f"Ray cluster {address}: {executor['status']}"
+            assert panel[1:] == [executor["error"], "Jobs wait in the queue until the cluster is back."]
+            for job_id in ("ran-1", "ran-2"):
+                job = wait_for(lambda j=job_id: (v := c.job(j))["state"] in FINAL and v, 30, f"{job_id} to end")
+                assert job["state"] == "interrupted" and job["error"]["message"].endswith("retry it"), job
+            waited = c.job("waited")
+            assert (waited["state"], waited["attempts"]) == ("queued", 0), "never started: queued again"
             c.submit("waits", "count", {"steps": 2}, {})
             time.sleep(6)  # two connection attempts
             assert c.job("waits")["state"] == "queued"
-            assert c.health()["queue"]["depth"] == 1
+            assert c.health()["queue"]["depth"] == 2
             assert (
                 "could not connect" in c.health()["executor"]["error"]
                 or "stopped answering" in c.health()["executor"]["error"]
@@ -450,6 +583,7 @@ def test_a_cluster_gone_is_reported_and_jobs_wait_in_the_queue(tmp_path_factory)
         proc.extra_args = ["--plugin", "vfx_test_runners"]  # the same data folder, the local executor
         proc.start()
         with proc.client(timeout=30.0) as c:
+            c.cancel("waited")  # ten minutes of counting: its place in the queue was what mattered
             job = wait_for(lambda: (j := c.job("waits"))["state"] in FINAL and j, 30, "the queued job to run")
             assert (job["state"], job["attempts"]) == ("succeeded", 1)
     finally:
