@@ -12,7 +12,7 @@ from typing import Any
 
 import bpy
 
-from . import compat, runtime
+from . import compat, model_fetch_ui, runtime
 from .properties import MocapJob
 
 STATE_ICONS = {
@@ -31,6 +31,21 @@ JOB_ICONS = {
     "interrupted": "PAUSE",
 }
 WRAP_CHARS = 48
+MODE_TITLES = {
+    "pose": "Pose",
+    "face_swap": "Face swap",
+    "liveportrait": "LivePortrait",
+    "vace_pose": "VACE from a pose video",
+    "vace_motion": "VACE from a motion video",
+    "r2v": "VACE from reference images",
+}
+"""Modes by the names artists know; a ``_14b`` variant adds "(14B)", other modes show their id."""
+
+
+def mode_title(mode: str) -> str:
+    if mode.endswith("_14b"):
+        return f"{mode_title(mode.removesuffix('_14b'))} (14B)"
+    return MODE_TITLES.get(mode, mode.replace("_", " ").capitalize())
 
 
 def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE") -> None:
@@ -102,13 +117,15 @@ def draw_generate(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     if not modes:
         layout.label(text="Connect to the daemon to see its modes", icon="INFO")
     for name, info in sorted(modes.items()):
-        row = layout.row()
-        row.enabled = bool(info.get("ready"))
-        row.operator("vfxmocap.choose_mode", text=name, depress=name == state.mode).mode = name
-        if not info.get("ready"):
+        if info.get("ready"):
+            layout.operator("vfxmocap.choose_mode", text=mode_title(name), depress=name == state.mode).mode = name
+        elif info.get("download"):
+            model_fetch_ui.draw_needs_download(layout, name, mode_title(name), info)
+        else:
             missing = "; ".join(info.get("missing") or ())
             fix = "; ".join(info.get("fix") or ())
-            _wrapped(layout, f"Missing: {missing}. Fix: {fix}" if fix else f"Missing: {missing}", icon="ERROR")
+            text = f"{mode_title(name)}: missing {missing}" + (f". Fix: {fix}" if fix else "")
+            _wrapped(layout, text, icon="ERROR")
     mode_info = modes.get(state.mode, {})
     if mode_info.get("description"):
         _wrapped(layout, mode_info["description"], icon="INFO")

@@ -85,7 +85,7 @@ def test_stop_shuts_down_a_daemon_started_elsewhere(reports):
 
 def test_panels_show_what_a_mode_lacks_and_the_last_error(reports):
     generate = " ".join(reports["panels"]["generate"])
-    assert "Missing: python package vfx_package_that_does_not_exist." in generate
+    assert "missing python package vfx_package_that_does_not_exist." in generate
     assert "Fix: pip install vfx_package_that_does_not_exist" in generate
     daemon = reports["panels"]["daemon"]
     assert daemon[0] == f"Connected (pid {reports['connected']['daemon_pid']})"  # not started here

@@ -46,3 +46,18 @@ def test_a_saved_blend_keeps_its_results_beside_it_and_opens_elsewhere_with_ever
     reopened = survived["reopened"]
     assert reopened["directory"] == survived["saved_directory"] and reopened["inside_moved_project"]
     assert reopened["frames_found"] == reopened["elements"] == 4
+
+
+def test_a_mode_that_needs_a_download_is_one_line_with_fetch_and_a_failed_fetch_says_why_under_it(survived):
+    licence = "non-commercial research use only (github.com/deepinsight/insightface#license)"
+    assert survived["face_swap_row"] == [
+        "Face swap: needs a download (889 MB)",
+        "<Fetch>",
+        f"Licence: InsightFace inswapper: {licence}",
+    ]
+    argv = survived["fetch_argv"]
+    assert argv[1:5] == ["-m", "vfx_mocap", "fetch-models", "face_swap"]
+    assert argv[5:] == ["--models-dir", survived["data_dir"] + "/models"], "the daemon's own models folder"
+    assert survived["fetch_state"] == "failed", "this machine cannot reach huggingface.co"
+    after = survived["face_swap_after_fetch"]
+    assert after[1] == "<Fetch>" and after[4].startswith("error: could not download"), after

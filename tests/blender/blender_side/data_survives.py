@@ -68,6 +68,18 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     rt = addon.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    generate = harness.draw_panel(addon.panels.draw_generate)
+    record["face_swap_row"] = generate[generate.index("Face swap: needs a download (889 MB)") :][:3]
+    result, error = harness.operator_report(bpy.ops.vfxmocap.fetch_models, mode="face_swap")
+    assert result == {"FINISHED"}, error
+    fetch = addon.model_fetch_ui.run_for("face_swap")
+    record["fetch_argv"] = fetch.argv
+    assert fetch.wait(60), "the fetch (with no way to huggingface.co from here) ended"
+    generate = harness.draw_panel(addon.panels.draw_generate)
+    row = generate.index("Face swap: needs a download (889 MB)")
+    record["face_swap_after_fetch"] = generate[row : row + 5]
+    record["fetch_state"] = fetch.state
+
     job = run_pose(addon, args.video)
     job_id = job.name
     bpy.context.scene.vfx_mocap.active_job_index = 0
