@@ -13,6 +13,7 @@ from typing import Any
 import bpy
 
 from . import compat, model_fetch_ui, runtime
+from .operators import RETRYABLE
 from .properties import MocapJob
 
 STATE_ICONS = {
@@ -137,6 +138,9 @@ def draw_generate(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     row.scale_y = 1.4
     row.enabled = bool(mode_info.get("ready"))
     row.operator("vfxmocap.generate", icon="RENDER_ANIMATION")
+    failed = runtime.get().action_errors.get("generate")
+    if failed:
+        _wrapped(layout, failed, icon="ERROR")
 
 
 def _draw_inputs(layout: bpy.types.UILayout, scene: bpy.types.Scene, mode_info: Mapping[str, Any]) -> None:
@@ -172,14 +176,19 @@ def draw_jobs(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     if preview is not None:
         layout.template_icon(icon_value=preview.icon_id, scale=6.0)
     row = layout.row(align=True)
-    for operator, label, icon_name in (
-        ("vfxmocap.job_cancel", "Cancel", "CANCEL"),
-        ("vfxmocap.job_retry", "Retry", "FILE_REFRESH"),
-        ("vfxmocap.job_insert", "Insert", "SEQ_SEQUENCER"),
-        ("vfxmocap.job_open_folder", "", "FILE_FOLDER"),
-        ("vfxmocap.job_remove", "", "TRASH"),
+    for operator, label, icon_name, usable in (
+        ("vfxmocap.job_cancel", "Cancel", "CANCEL", not job.is_final),
+        ("vfxmocap.job_retry", "Retry", "FILE_REFRESH", job.state in RETRYABLE),
+        ("vfxmocap.job_insert", "Insert", "SEQ_SEQUENCER", job.state == "succeeded" and not job.result_strip),
+        ("vfxmocap.job_open_folder", "", "FILE_FOLDER", True),
+        ("vfxmocap.job_remove", "", "TRASH", True),
     ):
-        row.operator(operator, text=label, icon=icon_name).job_id = job.name
+        button = row.row(align=True)
+        button.enabled = usable  # greyed out where it cannot work (the operator still says why if run)
+        button.operator(operator, text=label, icon=icon_name).job_id = job.name
+    failed = runtime.get().action_errors.get(job.name)
+    if failed:
+        _wrapped(layout, failed, icon="ERROR")
 
 
 class VFXMOCAP_UL_jobs(bpy.types.UIList):

@@ -61,3 +61,7 @@ def test_a_mode_that_needs_a_download_is_one_line_with_fetch_and_a_failed_fetch_
     assert survived["fetch_state"] == "failed", "this machine cannot reach huggingface.co"
     after = survived["face_swap_after_fetch"]
     assert after[1] == "<Fetch>" and after[4].startswith("error: could not download"), after
+
+
+def test_a_finished_job_shows_no_stage(survived):
+    assert survived["finished_job"] == {"state": "succeeded", "stage": "", "eta_s": -1.0}

@@ -82,6 +82,7 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
 
     job = run_pose(addon, args.video)
     job_id = job.name
+    record["finished_job"] = {"state": job.state, "stage": job.stage, "eta_s": job.eta_s}
     bpy.context.scene.vfx_mocap.active_job_index = 0
     result, error = harness.operator_report(bpy.ops.vfxmocap.job_insert, job_id=job_id)
     assert result == {"FINISHED"}, error
