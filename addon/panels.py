@@ -172,6 +172,8 @@ def draw_jobs(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     layout.progress(factor=job.fraction, type="BAR", text=f"{job.stage or job.state} {job.fraction:.0%}{eta}")
     if job.error:
         _wrapped(layout.box(), job.error, icon="ERROR")
+    if job.warning:
+        _wrapped(layout.box(), f"Warning: {job.warning}", icon="ERROR")
     preview = runtime.get().preview(job.name)
     if preview is not None:
         layout.template_icon(icon_value=preview.icon_id, scale=6.0)
@@ -198,6 +200,7 @@ class VFXMOCAP_UL_jobs(bpy.types.UIList):
         row = layout.row(align=True)
         row.label(text=f"{item.mode} {item.name[:6]}", icon=JOB_ICONS.get(item.state, "QUESTION"))
         text = f"{item.fraction:.0%}" if item.state == "running" else item.state
+        text += " (warning)" if item.warning else ""
         row.label(text=text)
 
 

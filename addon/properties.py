@@ -100,6 +100,7 @@ class MocapJob(bpy.types.PropertyGroup):
         description="Frames from the source's content start to its first visible frame"
     )
     result_strip: bpy.props.StringProperty(description="Name of the inserted result strip")
+    warning: bpy.props.StringProperty(description="What the daemon warns about a finished job (e.g. a truncated clip)")
 
     @property
     def is_final(self) -> bool:
@@ -125,6 +126,9 @@ class MocapJob(bpy.types.PropertyGroup):
         self.error = str(error.get("message", "")) if isinstance(error, Mapping) else ""
         self.output_dir = str(record.get("output_dir") or self.output_dir)
         self.frame_count = int(record.get("frame_count") or 0)
+        summary = record.get("summary")
+        warnings = summary.get("warnings") if isinstance(summary, Mapping) else None
+        self.warning = "; ".join(str(w) for w in warnings) if isinstance(warnings, list) else ""
 
 
 class MocapSceneState(bpy.types.PropertyGroup):

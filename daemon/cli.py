@@ -246,6 +246,13 @@ def progress_line(fraction: float, stage: str, eta_s: float | None, total: int |
     return f"{text}  {stage}"
 
 
+def _finished_text(job: dict[str, Any]) -> str:
+    """After a job's line: its warnings and, when it succeeded, where its result is."""
+    warnings = (job.get("summary") or {}).get("warnings") or []
+    text = "".join(f"\nwarning: {w}" for w in warnings)
+    return text + (f"\noutput: {job['output_dir']}" if job["state"] == "succeeded" else "")
+
+
 def _watch(client: Client, args: argparse.Namespace, job_id: str) -> dict[str, Any]:
     job = client.subscribe(job_id)
     total = _frames_in(job.get("inputs") or {}) if not args.json else None
@@ -346,13 +353,11 @@ def _client_command(args: argparse.Namespace) -> int:
             job = client.submit(job_id, args.mode, params, inputs)
             if args.wait:
                 job = _watch(client, args, job_id)
-            done = f"\noutput: {job['output_dir']}" if job["state"] == "succeeded" else ""
-            _print(args, job, _job_line(job) + done)
+            _print(args, job, _job_line(job) + _finished_text(job))
             return 0 if job["state"] in ("queued", "running", "succeeded") else 1
         elif args.command == "watch":
             job = _watch(client, args, args.job_id)
-            done = f"\noutput: {job['output_dir']}" if job["state"] == "succeeded" else ""
-            _print(args, job, _job_line(job) + done)
+            _print(args, job, _job_line(job) + _finished_text(job))
         elif args.command == "cancel":
             job = client.cancel(args.job_id)
             _print(args, job, _job_line(job))

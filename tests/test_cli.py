@@ -275,3 +275,15 @@ def test_prune_command_reports_what_it_removed(daemon):
     assert json.loads(cli(daemon, "jobs", "--json").stdout)["jobs"][0]["job_id"] == "p1", "a dry run removes nothing"
     assert "removed 1 job(s)" in cli(daemon, "prune", "--older-than", "0").stdout
     assert json.loads(cli(daemon, "jobs", "--json").stdout) == {"jobs": [], "next_before": None}
+
+
+def test_a_truncated_clip_ends_with_a_visible_warning(daemon, sample_video, tmp_path):
+    data = Path(sample_video).read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 12])  # the header still promises every frame
+    done = cli(daemon, "submit", "pose", "--input", f"video={cut}", "--job-id", "cut", "--wait")
+    warning = "video: cut.avi promises 270 frames but only 13 could be decoded (a truncated or damaged file)"
+    assert f"warning: {warning}; the result covers those 13" in done.stdout
+    job = json.loads(cli(daemon, "result", "cut", "--json").stdout)
+    assert job["summary"]["warnings"] == [f"{warning}; the result covers those 13"]
+    assert job["arrays"]["present"] == ["bool", [13]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -65,3 +66,12 @@ def test_a_mode_that_needs_a_download_is_one_line_with_fetch_and_a_failed_fetch_
 
 def test_a_finished_job_shows_no_stage(survived):
     assert survived["finished_job"] == {"state": "succeeded", "stage": "", "eta_s": -1.0}
+
+
+def test_a_truncated_clip_ends_with_a_visible_warning_in_the_jobs_panel(survived):
+    truncated = survived["truncated"]
+    assert truncated["state"] == "succeeded"
+    assert re.search(r"cut\.avi promises \d+ frames but only 13 could be decoded", truncated["warning"]), truncated
+    # (Blender's own decoder finds 22 frames in the cut file, the container header 270: the strip sends 22.)
+    panel = truncated["jobs_panel"]
+    assert "* pose succeeded (warning)" in panel and any(line.startswith("Warning: video: cut.avi") for line in panel)
