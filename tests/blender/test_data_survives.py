@@ -74,4 +74,4 @@ def test_a_truncated_clip_ends_with_a_visible_warning_in_the_jobs_panel(survived
     assert re.search(r"cut\.avi promises \d+ frames but only 13 could be decoded", truncated["warning"]), truncated
     # (Blender's own decoder finds 22 frames in the cut file, the container header 270: the strip sends 22.)
     panel = truncated["jobs_panel"]
-    assert "* pose succeeded (warning)" in panel and any(line.startswith("Warning: video: cut.avi") for line in panel)
+    assert any(line.startswith("Warning: video: cut.avi") for line in panel), panel
