@@ -13,6 +13,7 @@ from . import (
     daemon_setup_ui,
     live_view_ui,
     mocap,
+    model_fetch_ui,
     operators,
     panels,
     preferences,
@@ -26,6 +27,7 @@ from . import (
 CLASSES = (
     preferences.MocapPreferences,
     *daemon_setup_ui.CLASSES,
+    *model_fetch_ui.CLASSES,
     *properties.CLASSES,
     *operators.CLASSES,
     *panels.CLASSES,
@@ -62,6 +64,7 @@ def unregister() -> None:
         bpy.app.timers.unregister(pump.tick)
     project_results.unregister()
     daemon_setup_ui.unregister()
+    model_fetch_ui.unregister()
     runtime.stop()
     properties.unregister()
     for cls in reversed(CLASSES):

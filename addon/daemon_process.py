@@ -85,11 +85,30 @@ class DaemonProcess:
         """The exit code once the process has ended (negative: killed by that signal), else None."""
         return self._popen.poll()
 
-    def failure_text(self, lines: int = 4) -> str:
-        """Why the daemon ended (once :meth:`exit_code` is not None): how it ended and its last log lines."""
+    def failure_text(self) -> str:
+        """Why the daemon ended (once :meth:`exit_code` is not None): how it ended and the cause its log gives (the
+        exception that ended a traceback, else the last error line), with where the whole log is."""
         code = self._popen.returncode
         how = f"exited with code {code}" if code >= 0 else f"was killed (signal {-code})"
-        return f"The daemon {how}. {self.log_tail(lines)}".strip()
+        cause = self.cause()
+        return f"The daemon {how}{': ' + cause if cause else '.'} (log: {self.log_path})"
+
+    def cause(self) -> str:
+        """The line of the log that says why the daemon ended: the last traceback's exception line, else the last
+        ERROR or CRITICAL line, else "" (lines about other things are not a cause)."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 65536))
+                lines = log.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        traceback_at = max((i for i, line in enumerate(lines) if line.startswith("Traceback")), default=None)
+        if traceback_at is not None:
+            after = [line for line in lines[traceback_at + 1 :] if line and not line.startswith((" ", "\t"))]
+            if after:
+                return after[0].strip()
+        errors = [line for line in lines if " ERROR " in line or " CRITICAL " in line or line.startswith("error:")]
+        return errors[-1].strip() if errors else ""
 
     def log_tail(self, lines: int = 8) -> str:
         """The last ``lines`` lines of the daemon's log, or a note where to find it."""

@@ -178,6 +178,8 @@ class SetupRun:
         """True when the environment was already complete for this source and these feature sets."""
         self._lines: deque[str] = deque(maxlen=LOG_LINES)
         self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        """Held while a step's process is started or looked up: a cancel never falls between two steps."""
         self._process: subprocess.Popen[str] | None = None
         self._thread = threading.Thread(target=self._run, name="vfx-mocap-setup", daemon=True)
 
@@ -186,8 +188,9 @@ class SetupRun:
         return self
 
     def cancel(self) -> None:
-        self._cancel.set()
-        process = self._process
+        with self._lock:
+            self._cancel.set()
+            process = self._process
         if process is not None and process.poll() is None:
             process.terminate()
 
@@ -219,24 +222,25 @@ class SetupRun:
         self._log(f"-- {self.state}: {self.message}")
 
     def _command(self, step: str, fraction: float, command: list[str], cwd: Path | None = None) -> None:
-        if self._cancel.is_set():
-            raise SetupCancelled
         self.step, self.fraction = step, fraction
         self._log(f"-- {step}: {' '.join(command)}")
-        self._process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            cwd=cwd,
-            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1"},
-            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
-        )
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
+        with self._lock:  # a cancel now either stops this step before it starts or terminates its process
+            if self._cancel.is_set():
+                raise SetupCancelled
+            process = self._process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                cwd=cwd,
+                env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1"},
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+            )
+        assert process.stdout is not None
+        for line in process.stdout:
             self._log(line.rstrip())
-        code = self._process.wait()
+        code = process.wait()
         if self._cancel.is_set():
             raise SetupCancelled
         if code != 0:

@@ -7,6 +7,7 @@ arrives through the pump (job list, daemon status, last error).
 
 from __future__ import annotations
 
+import json
 import os
 
 import bpy
@@ -15,10 +16,17 @@ from . import preferences, runtime, strips, submission
 from .properties import MocapJob
 
 
-def _fail(operator: bpy.types.Operator, message: str) -> set[str]:
-    runtime.get().last_error = message
+def _fail(operator: bpy.types.Operator, message: str, where: str = "") -> set[str]:
+    """Report ``message``; ``where`` (``generate`` or a job id) also shows it next to the button that failed."""
+    rt = runtime.get()
+    rt.last_error = message
+    if where:
+        rt.action_errors[where] = message
     operator.report({"ERROR"}, message)
     return {"CANCELLED"}
+
+
+RETRYABLE = frozenset({"failed", "cancelled", "interrupted"})
 
 
 class VFXMOCAP_OT_daemon_start(bpy.types.Operator):
@@ -82,7 +90,8 @@ class VFXMOCAP_OT_generate(bpy.types.Operator):
         try:
             request = submission.prepare(context.scene, rt.status)
         except strips.BadInput as exc:
-            return _fail(self, str(exc))
+            return _fail(self, str(exc), "generate")
+        rt.action_errors.pop("generate", None)
         submission.record(context.scene, request)
         rt.connection.submit(request.job_id, request.mode, request.params, request.inputs)
         self.report({"INFO"}, f"Submitted {request.mode} job {request.job_id[:8]}")
@@ -105,7 +114,8 @@ class _JobOperator(bpy.types.Operator):
         try:
             self.act(context, job)  # type: ignore[attr-defined]
         except strips.BadInput as exc:
-            return _fail(self, str(exc))
+            return _fail(self, str(exc), job.name)
+        runtime.get().action_errors.pop(job.name, None)
         return {"FINISHED"}
 
 
@@ -128,11 +138,16 @@ class VFXMOCAP_OT_job_retry(_JobOperator):
     bl_label = "Retry Job"
 
     def act(self, context: bpy.types.Context, job: MocapJob) -> None:
-        if job.state not in {"failed", "cancelled", "interrupted"}:
+        if job.state not in RETRYABLE:
             raise strips.BadInput(
                 f"Job {job.name[:8]} {job.state_text}: only failed, cancelled or interrupted jobs can be retried"
             )
         job.error = ""
+        if job.refused_at_submit:  # the daemon never took it: submit it again, as it was
+            job.refused_at_submit = False
+            job.state = "submitting"
+            runtime.get().connection.submit(job.name, job.mode, job.params, json.loads(job.inputs_json))
+            return
         runtime.get().connection.retry(job.name)
 
 

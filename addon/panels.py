@@ -12,8 +12,9 @@ from typing import Any
 
 import bpy
 
-from . import compat, runtime
+from . import compat, model_fetch_ui, runtime
 from .cluster_status import cluster_lines
+from .operators import RETRYABLE
 from .properties import MocapJob
 
 STATE_ICONS = {
@@ -32,6 +33,21 @@ JOB_ICONS = {
     "interrupted": "PAUSE",
 }
 WRAP_CHARS = 48
+MODE_TITLES = {
+    "pose": "Pose",
+    "face_swap": "Face swap",
+    "liveportrait": "LivePortrait",
+    "vace_pose": "VACE from a pose video",
+    "vace_motion": "VACE from a motion video",
+    "r2v": "VACE from reference images",
+}
+"""Modes by the names artists know; a ``_14b`` variant adds "(14B)", other modes show their id."""
+
+
+def mode_title(mode: str) -> str:
+    if mode.endswith("_14b"):
+        return f"{mode_title(mode.removesuffix('_14b'))} (14B)"
+    return MODE_TITLES.get(mode, mode.replace("_", " ").capitalize())
 
 
 def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE") -> None:
@@ -108,13 +124,15 @@ def draw_generate(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     if not modes:
         layout.label(text="Connect to the daemon to see its modes", icon="INFO")
     for name, info in sorted(modes.items()):
-        row = layout.row()
-        row.enabled = bool(info.get("ready"))
-        row.operator("vfxmocap.choose_mode", text=name, depress=name == state.mode).mode = name
-        if not info.get("ready"):
+        if info.get("ready"):
+            layout.operator("vfxmocap.choose_mode", text=mode_title(name), depress=name == state.mode).mode = name
+        elif info.get("download"):
+            model_fetch_ui.draw_needs_download(layout, name, mode_title(name), info)
+        else:
             missing = "; ".join(info.get("missing") or ())
             fix = "; ".join(info.get("fix") or ())
-            _wrapped(layout, f"Missing: {missing}. Fix: {fix}" if fix else f"Missing: {missing}", icon="ERROR")
+            text = f"{mode_title(name)}: missing {missing}" + (f". Fix: {fix}" if fix else "")
+            _wrapped(layout, text, icon="ERROR")
     mode_info = modes.get(state.mode, {})
     if mode_info.get("description"):
         _wrapped(layout, mode_info["description"], icon="INFO")
@@ -129,6 +147,9 @@ def draw_generate(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     row.scale_y = 1.4
     row.enabled = bool(mode_info.get("ready"))
     row.operator("vfxmocap.generate", icon="RENDER_ANIMATION")
+    failed = runtime.get().action_errors.get("generate")
+    if failed:
+        _wrapped(layout, failed, icon="ERROR")
 
 
 def _draw_inputs(layout: bpy.types.UILayout, scene: bpy.types.Scene, mode_info: Mapping[str, Any]) -> None:
@@ -160,18 +181,25 @@ def draw_jobs(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     layout.progress(factor=job.fraction, type="BAR", text=f"{job.stage or job.state} {job.fraction:.0%}{eta}")
     if job.error:
         _wrapped(layout.box(), job.error, icon="ERROR")
+    if job.warning:
+        _wrapped(layout.box(), f"Warning: {job.warning}", icon="ERROR")
     preview = runtime.get().preview(job.name)
     if preview is not None:
         layout.template_icon(icon_value=preview.icon_id, scale=6.0)
     row = layout.row(align=True)
-    for operator, label, icon_name in (
-        ("vfxmocap.job_cancel", "Cancel", "CANCEL"),
-        ("vfxmocap.job_retry", "Retry", "FILE_REFRESH"),
-        ("vfxmocap.job_insert", "Insert", "SEQ_SEQUENCER"),
-        ("vfxmocap.job_open_folder", "", "FILE_FOLDER"),
-        ("vfxmocap.job_remove", "", "TRASH"),
+    for operator, label, icon_name, usable in (
+        ("vfxmocap.job_cancel", "Cancel", "CANCEL", not job.is_final),
+        ("vfxmocap.job_retry", "Retry", "FILE_REFRESH", job.state in RETRYABLE),
+        ("vfxmocap.job_insert", "Insert", "SEQ_SEQUENCER", job.state == "succeeded" and not job.result_strip),
+        ("vfxmocap.job_open_folder", "", "FILE_FOLDER", True),
+        ("vfxmocap.job_remove", "", "TRASH", True),
     ):
-        row.operator(operator, text=label, icon=icon_name).job_id = job.name
+        button = row.row(align=True)
+        button.enabled = usable  # greyed out where it cannot work (the operator still says why if run)
+        button.operator(operator, text=label, icon=icon_name).job_id = job.name
+    failed = runtime.get().action_errors.get(job.name)
+    if failed:
+        _wrapped(layout, failed, icon="ERROR")
 
 
 class VFXMOCAP_UL_jobs(bpy.types.UIList):
@@ -181,6 +209,7 @@ class VFXMOCAP_UL_jobs(bpy.types.UIList):
         row = layout.row(align=True)
         row.label(text=f"{item.mode} {item.name[:6]}", icon=JOB_ICONS.get(item.state, "QUESTION"))
         text = f"{item.fraction:.0%}" if item.state == "running" else item.state
+        text += " (warning)" if item.warning else ""
         row.label(text=text)
 
 

@@ -88,6 +88,8 @@ class MocapJob(bpy.types.PropertyGroup):
     eta_s: bpy.props.FloatProperty(default=-1.0, description="Seconds left, -1 when unknown")
     error: bpy.props.StringProperty()
     params_json: bpy.props.StringProperty(default="{}")
+    inputs_json: bpy.props.StringProperty(default="{}", description="The inputs as sent, to submit again")
+    refused_at_submit: bpy.props.BoolProperty(description="The daemon refused the job: Retry submits it again")
     output_dir: bpy.props.StringProperty(subtype="DIR_PATH")
     frame_count: bpy.props.IntProperty()
     source_strip: bpy.props.StringProperty(description="Name of the strip the job was made from")
@@ -102,6 +104,7 @@ class MocapJob(bpy.types.PropertyGroup):
     strip_props_json: bpy.props.StringProperty(
         default="{}", description="Custom properties the result strip gets besides the job's own (a JSON object)"
     )
+    warning: bpy.props.StringProperty(description="What the daemon warns about a finished job (e.g. a truncated clip)")
 
     @property
     def is_final(self) -> bool:
@@ -120,13 +123,16 @@ class MocapJob(bpy.types.PropertyGroup):
         """Copy the daemon's job record (``job``, ``jobs`` and event replies) into this item."""
         self.state = str(record.get("state", self.state))
         self.fraction = float(record.get("fraction") or 0.0)
-        self.stage = str(record.get("stage") or "")
+        self.stage = "" if self.is_final else str(record.get("stage") or "")  # a finished job has no stage
         eta = record.get("eta_s")
-        self.eta_s = float(eta) if eta is not None else -1.0
+        self.eta_s = float(eta) if eta is not None and not self.is_final else -1.0
         error = record.get("error")
         self.error = str(error.get("message", "")) if isinstance(error, Mapping) else ""
         self.output_dir = str(record.get("output_dir") or self.output_dir)
         self.frame_count = int(record.get("frame_count") or 0)
+        summary = record.get("summary")
+        warnings = summary.get("warnings") if isinstance(summary, Mapping) else None
+        self.warning = "; ".join(str(w) for w in warnings) if isinstance(warnings, list) else ""
 
 
 class MocapSceneState(bpy.types.PropertyGroup):

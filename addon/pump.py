@@ -73,8 +73,11 @@ def _apply(update: Update, progress: dict[str, JobProgress]) -> None:
         rt.last_error = update.message
         for _scene, job in jobs_with_id(update.job_id):
             job.error = update.message
+            job.stage = ""
             if update.action in LOSING_ACTIONS:
                 job.state = "failed"
+            if update.action == "submit":
+                job.refused_at_submit = True
 
 
 def jobs_with_id(job_id: str) -> Iterator[tuple[bpy.types.Scene, MocapJob]]:

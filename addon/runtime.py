@@ -27,6 +27,8 @@ class Runtime:
         self.status = DaemonStatus("stopped")
         self.last_error = ""
         self.notice = ""
+        self.action_errors: dict[str, str] = {}
+        """Where an operator failed ("generate", or a job id) -> its message, drawn next to that button."""
         """A one-time message for the Daemon panel (e.g. the job store was moved out of the extension's folder)."""
         self._previews = bpy.utils.previews.new()
 

@@ -96,6 +96,7 @@ def record(scene: bpy.types.Scene, request: JobRequest) -> MocapJob:
     job.mode = request.mode
     job.params_json = json.dumps(request.params, sort_keys=True)
     job.licences = request.licences
+    job.inputs_json = json.dumps(request.inputs, sort_keys=True)
     if request.source is not None:
         job.source_strip = request.source.strip_name
         job.source_channel = request.source.channel

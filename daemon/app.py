@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.util
 import ipaddress
 import logging
 import logging.handlers
 import os
 import secrets
-import shlex
 import signal
 import socket
 import sys
@@ -302,7 +302,7 @@ class Daemon:
             manifest=load_manifest(cfg.manifest or MANIFEST_PATH),
             models_dir=models_dir,
             idle_unload_s=cfg.idle_unload_s,
-            fetch_fix=fetch_fix(models_dir, cfg.manifest),
+            fetch_command=fetch_command(models_dir, cfg.manifest),
         )
         self.engine = JobEngine(
             self.store,
@@ -428,11 +428,13 @@ class Daemon:
         }
 
 
-def fetch_fix(models_dir: Path, manifest: Path | None) -> str:
-    """The ``fetch-models`` command line that fetches into this daemon's models folder, with this daemon's Python
-    (and manifest, when it was given one), to show as the fix for missing weights; ``{mode}`` stands for the mode."""
-    options = ["--models-dir", str(models_dir), *(["--manifest", str(manifest)] if manifest is not None else [])]
-    return f"{shlex.join([sys.executable, '-m', 'daemon', 'fetch-models'])} {{mode}} {shlex.join(options)}"
+def fetch_command(models_dir: Path, manifest: Path | None) -> tuple[str, ...]:
+    """The ``fetch-models`` command that fetches into this daemon's models folder, with this daemon's Python (and
+    manifest, when it was given one), to show as the fix for missing weights; ``{mode}`` stands for the mode."""
+    options = ("--models-dir", str(models_dir), *(("--manifest", str(manifest)) if manifest is not None else ()))
+    # An installed daemon has no top-level "daemon" package: its entry point is vfx_mocap (see vfx_mocap/)
+    module = "vfx_mocap" if importlib.util.find_spec("vfx_mocap") is not None else "daemon"
+    return (sys.executable, "-m", module, "fetch-models", "{mode}", *options)
 
 
 def _log_to_file(path: Path) -> None:

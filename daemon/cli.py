@@ -110,9 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("release-memory", "unload every idle model"),
     ):
         _client_args(sub.add_parser(name, help=text))
-    stop = sub.add_parser("stop", help="stop the daemon gracefully")
+    stop = sub.add_parser("stop", help="stop the daemon gracefully (refused while jobs run, unless --force)")
     _client_args(stop)
     stop.add_argument("--when-idle", action="store_true", help="once no job is queued or running")
+    stop.add_argument("--force", action="store_true", help="stop now even if jobs run (they become interrupted)")
+    modes = sub.add_parser("modes", help="the modes, or one mode's parameters and inputs")
+    _client_args(modes)
+    modes.add_argument("mode", nargs="?", default=None)
     jobs = sub.add_parser("jobs", help="job history, newest first")
     _client_args(jobs)
     jobs.add_argument("--limit", type=int, default=20)
@@ -173,8 +177,39 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, default=str) if args.json else text)
 
 
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:02.0f} min"
+
+
+def _inputs_text(inputs: dict[str, Any]) -> str:
+    """``video=clip.mp4 reference=face.png``: each input by its file name (or how many images, or an array)."""
+    parts = []
+    for name, spec in sorted((inputs or {}).items()):
+        if isinstance(spec, dict) and spec.get("path"):
+            parts.append(f"{name}={Path(str(spec['path'])).name}")
+        elif isinstance(spec, dict) and spec.get("paths"):
+            parts.append(f"{name}={len(spec['paths'])} images")
+        else:
+            parts.append(f"{name}=(sent)")
+    return " ".join(parts)
+
+
 def _job_line(job: dict[str, Any]) -> str:
+    """One job: id, mode, state, progress, stage; when it was made, how long it ran, what it was given."""
     line = f"{job['job_id']:<36} {job['mode']:<12} {job['state']:<11} {job['fraction']:6.1%}  {job['stage']}"
+    created = job.get("created_at")
+    if isinstance(created, int | float):
+        made = time.strftime("%Y-%m-%d %H:%M", time.localtime(created))
+        started, finished = job.get("started_at"), job.get("finished_at")
+        if isinstance(started, int | float):
+            ran = (finished if isinstance(finished, int | float) else time.time()) - started
+            made += f", {'ran' if finished else 'running for'} {_duration(ran)}"
+        line += f"\n    {made}; inputs: {_inputs_text(job.get('inputs') or {}) or 'none'}"
     if job.get("error"):
         line += f"\n    error: {job['error']['message']}"
     return line
@@ -209,18 +244,64 @@ def _input_spec(text: str) -> tuple[str, dict[str, Any]]:
     return name, {"path": str(path)}
 
 
+def _frames_in(inputs: dict[str, Any]) -> int | None:
+    """How many frames the job's first video input has (file probed with OpenCV), or None when not known."""
+    for spec in inputs.values():
+        if not isinstance(spec, dict):
+            continue
+        if spec.get("paths"):
+            return len(spec["paths"])
+        path = spec.get("path")
+        if path and Path(str(path)).suffix.lower() not in (".png", ".jpg", ".jpeg", ".exr"):
+            import cv2
+
+            capture = cv2.VideoCapture(str(path))
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            capture.release()
+            start, end = int(spec.get("frame_start") or 0), spec.get("frame_end")
+            return max(0, (int(end) if end is not None else count) - start) or None
+    return None
+
+
+def progress_line(fraction: float, stage: str, eta_s: float | None, total: int | None, elapsed_s: float) -> str:
+    """``[#####.....]  42.0%  21/50 frames  3.1 frames/s  ETA 9 s  tracking``: the bar ``watch`` redraws."""
+    bar = "#" * int(fraction * 30) + "." * (30 - int(fraction * 30))
+    text = f"[{bar}] {fraction:6.1%}"
+    if total:
+        done = round(fraction * total)
+        text += f"  {done}/{total} frames"
+        if done and elapsed_s > 0:
+            text += f"  {done / elapsed_s:.1f} frames/s"
+    if eta_s is not None:
+        text += f"  ETA {_duration(eta_s)}"
+    return f"{text}  {stage}"
+
+
+def _finished_text(job: dict[str, Any]) -> str:
+    """After a job's line: its warnings and, when it succeeded, where its result is."""
+    warnings = (job.get("summary") or {}).get("warnings") or []
+    text = "".join(f"\nwarning: {w}" for w in warnings)
+    return text + (f"\noutput: {job['output_dir']}" if job["state"] == "succeeded" else "")
+
+
 def _watch(client: Client, args: argparse.Namespace, job_id: str) -> dict[str, Any]:
     job = client.subscribe(job_id)
+    total = _frames_in(job.get("inputs") or {}) if not args.json else None
+    started = time.monotonic()
+    width = 0
     while job["state"] not in FINAL_STATES:
         for event in client.poll_events(timeout=1.0):
             if args.json:
                 event = {k: v for k, v in event.items() if k != "preview_jpeg" and k != "job"}
                 print(json.dumps(event, default=str), flush=True)
             elif event.get("type") == "progress":
-                eta = f" eta {event['eta_s']:.0f}s" if event.get("eta_s") is not None else ""
-                print(f"\r{event['fraction']:6.1%} {event['stage']:<20}{eta}   ", end="", flush=True)
+                line = progress_line(
+                    event["fraction"], event["stage"], event.get("eta_s"), total, time.monotonic() - started
+                )
+                print(f"\r{line:<{width}}", end="", flush=True)
+                width = max(width, len(line))
         job = client.job(job_id)
-    if not args.json:
+    if not args.json and width:
         print()
     return job
 
@@ -233,6 +314,32 @@ def _executor_line(executor: dict[str, Any] | None) -> str:
     if executor["status"] == "connected":
         return line + f", {sum(1 for n in executor.get('nodes', []) if n['alive'])} nodes"
     return line + (f" ({executor['error']})" if executor.get("error") else "")
+
+
+def _modes_text(health: dict[str, Any], mode: str | None) -> str:
+    """Every mode and whether it is ready; or one mode's description, parameters and inputs."""
+    modes = health["modes"]
+    if mode is None:
+        return "\n".join(
+            f"{name:<18} {'ready' if s['ready'] else 'not ready: ' + '; '.join(s['missing'])}"
+            for name, s in sorted(modes.items())
+        )
+    if mode not in modes:
+        raise VfxError(f"unknown mode {mode!r}; the modes are: {', '.join(sorted(modes))}")
+    info = modes[mode]
+    lines = [f"{mode}: {info.get('description', '')}", "parameters (--param NAME=VALUE):"]
+    for p in info.get("params", []):
+        limits = f" one of {', '.join(map(str, p['choices']))}" if p.get("choices") else ""
+        if p.get("minimum") is not None or p.get("maximum") is not None:
+            limits += f" {p.get('minimum', '')}..{p.get('maximum', '')}"
+        needed = "required" if p.get("required") else f"default {json.dumps(p.get('default'))}"
+        lines.append(f"  {p['name']:<22} {p['kind']:<7}{limits}; {needed}. {p.get('help', '')}")
+    lines.append("inputs (--input NAME=PATH):")
+    for m in info.get("inputs", []):
+        lines.append(f"  {m['name']:<22} {m['kind']:<7} {'required' if m['required'] else 'optional'}. {m['help']}")
+    if not info["ready"]:
+        lines.append(f"not ready: {'; '.join(info['missing'])}. Fix: {'; '.join(info['fix'])}")
+    return "\n".join(lines)
 
 
 def _client_command(args: argparse.Namespace) -> int:
@@ -252,7 +359,19 @@ def _client_command(args: argparse.Namespace) -> int:
                 f"({device.get('name', h['device_status'])})\nqueue {h['queue']['depth']} waiting, running "
                 f"{', '.join(h['queue']['running']) or 'nothing'}{_executor_line(h.get('executor'))}\nmodes:\n{modes}",
             )
+        elif args.command == "modes":
+            h = client.health()
+            data = h["modes"] if args.mode is None else h["modes"].get(args.mode)
+            _print(args, data, _modes_text(h, args.mode))
         elif args.command == "stop":
+            running = client.health()["queue"]["running"]
+            if running and not (args.when_idle or args.force):
+                print(
+                    f"error: {len(running)} job(s) are running and would be interrupted: {', '.join(running)}. Stop "
+                    "with --when-idle to let them finish first, or --force to interrupt them (retry them later)",
+                    file=sys.stderr,
+                )
+                return 1
             client.shutdown(when="idle" if args.when_idle else "now")
             text = "daemon stopping once its jobs are done" if args.when_idle else "daemon stopping"
             _print(args, {"stopped": not args.when_idle, "when_idle": args.when_idle}, text)
@@ -275,11 +394,11 @@ def _client_command(args: argparse.Namespace) -> int:
             job = client.submit(job_id, args.mode, params, inputs)
             if args.wait:
                 job = _watch(client, args, job_id)
-            _print(args, job, _job_line(job))
+            _print(args, job, _job_line(job) + _finished_text(job))
             return 0 if job["state"] in ("queued", "running", "succeeded") else 1
         elif args.command == "watch":
             job = _watch(client, args, args.job_id)
-            _print(args, job, _job_line(job))
+            _print(args, job, _job_line(job) + _finished_text(job))
         elif args.command == "cancel":
             job = client.cancel(args.job_id)
             _print(args, job, _job_line(job))

@@ -147,8 +147,14 @@ def run_job(engine: JobEngine, record: JobRecord, cancel: threading.Event, devic
             ctx.progress(0.0, "starting")
             result = runner.run(inputs, record.params, ctx)
         ctx.raise_if_cancelled()
-        engine.folders.publish(job_id, work, result.summary, result.arrays)
-        engine.finish(job_id, "succeeded", summary=result.summary, frame_count=result.frame_count)
+        summary = result.summary
+        warnings = [w for media in inputs.values() if (w := getattr(media, "shortfall", lambda: None)()) is not None]
+        if warnings:  # e.g. a truncated file: the job succeeded on fewer frames than its input promised
+            summary = {**summary, "warnings": [*summary.get("warnings", []), *warnings]}
+            for warning in warnings:
+                ctx.log(f"warning: {warning}")
+        engine.folders.publish(job_id, work, summary, result.arrays)
+        engine.finish(job_id, "succeeded", summary=summary, frame_count=result.frame_count)
         return "succeeded"
     except JobCancelled:
         engine.folders.discard_work(job_id)

@@ -8,6 +8,7 @@ Thread contract: ``use`` is entered on the worker thread (jobs) and on live-sess
 from __future__ import annotations
 
 import logging
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.manifest import WeightEntry, missing_weights
+from models.manifest import WeightEntry, WeightFile, missing_weights
 from models.runner import Runner
 from models.torch_device import empty_accelerator_cache
 from shared.errors import MODE_UNAVAILABLE, NOT_FOUND, WEIGHTS_MISSING, VfxError
@@ -63,10 +64,11 @@ class ModelRegistry:
         idle_unload_s: float = 600.0,
         min_available_fraction: float = 0.10,
         memory: MemoryReader = read_memory,
-        fetch_fix: str = "python -m daemon fetch-models {mode}",
+        fetch_command: tuple[str, ...] = ("python", "-m", "daemon", "fetch-models", "{mode}"),
     ) -> None:
-        """``fetch_fix``: the command health and submit errors name to fetch a mode's weights (``{mode}`` stands for
-        the mode); the daemon passes one that works for itself (its interpreter, models folder and manifest)."""
+        """``fetch_command``: the command health and submit errors name to fetch a mode's weights (the argument
+        ``{mode}`` stands for the mode); the daemon passes one that works for itself (its interpreter, models
+        folder and manifest)."""
         self._slots = {mode: _Slot(cls()) for mode, cls in runners.items()}
         for slot in self._slots.values():
             slot.runner.models_dir = models_dir
@@ -76,7 +78,7 @@ class ModelRegistry:
         self.idle_unload_s = idle_unload_s
         self.min_available_fraction = min_available_fraction
         self._read_memory = memory
-        self.fetch_fix = fetch_fix
+        self.fetch_command = fetch_command
         self._lock = threading.RLock()
 
     @property
@@ -104,7 +106,7 @@ class ModelRegistry:
         if packages:
             fix.append(f"pip install {' '.join(packages)} (in the daemon's Python)")
         if weights:
-            fix.append(self.fetch_fix.replace("{mode}", mode))
+            fix.append(shlex.join(self.fetch_argv(mode)))
         options = {option: self._option_readiness(names) for option, names in runner.option_weights.items()}
         state = {"ready": not missing, "missing": missing, "fix": fix, "options": options, **runner.describe()}
         state["licences"] = self.licences(runner)
@@ -112,6 +114,8 @@ class ModelRegistry:
             plan = runner.memory_plan(device["kind"], device.get("free_memory"))
             if plan is not None:
                 state["memory_plan"] = plan
+        if weights and not packages:
+            state["download"] = self._download(mode, runner.weights)
         return state
 
     def licences(self, runner: Runner) -> list[dict[str, str]]:
@@ -120,6 +124,21 @@ class ModelRegistry:
         names = [*runner.weights, *(n for names in runner.option_weights.values() for n in names)]
         listed = [{"model": n, "licence": self.manifest[n].licence} for n in dict.fromkeys(names) if n in self.manifest]
         return listed + [{"model": m, "licence": text} for m, text in runner.bundled_licences.items()]
+
+    def fetch_argv(self, mode: str) -> list[str]:
+        """The command line that fetches ``mode``'s weights for this daemon, as a list of arguments."""
+        return [mode if part == "{mode}" else part for part in self.fetch_command]
+
+    def _download(self, mode: str, names: tuple[str, ...]) -> dict[str, Any]:
+        """What fetching ``mode`` brings: about how many bytes (files not ready yet), the licences, the command."""
+        entries = [
+            self.manifest[n] for n in names if n in self.manifest and not self.manifest[n].present(self.models_dir)
+        ]
+        return {
+            "bytes": sum(e.size if isinstance(e, WeightFile) else e.download_size for e in entries),
+            "licences": sorted({e.licence for e in entries}),
+            "argv": self.fetch_argv(mode),
+        }
 
     def _option_readiness(self, names: tuple[str, ...]) -> dict[str, Any]:
         """Whether the weights an option needs are there; each missing entry is fetched under its own mode."""
@@ -133,7 +152,7 @@ class ModelRegistry:
         return {
             "ready": not missing,
             "missing": missing,
-            "fix": [self.fetch_fix.replace("{mode}", m) for m in fetch_modes],
+            "fix": [shlex.join(self.fetch_argv(m)) for m in fetch_modes],
         }
 
     def check_ready(self, mode: str, params: Mapping[str, Any] | None = None) -> None:

@@ -159,6 +159,8 @@ class WeightSnapshot:
     """Which files to take: an entry ending in ``/`` takes everything below that folder, any other entry that
     exact file. Empty: the whole repository."""
     pins: tuple[FilePin, ...]
+    download_size: int = 0
+    """About how many bytes the selected files are (the manifest's estimate, for the UI); 0 when not stated."""
 
     def location(self, models_dir: Path) -> Path:
         return models_dir / self.path
@@ -270,6 +272,7 @@ def _load_snapshot(entry: Mapping[str, Any], where: str) -> WeightSnapshot:
             licence=str(entry["licence"]),
             files=tuple(_relative_path(f, where) for f in entry.get("files", [])),
             pins=pins,
+            download_size=int(entry.get("download_size", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ManifestError):

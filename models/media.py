@@ -44,7 +44,7 @@ class VideoFile:
     the decoding thread by each call to :meth:`frames`.
 
     ``frame_count`` comes from the container's frame count. A damaged file may end early, in which case
-    :meth:`frames` yields fewer frames than ``frame_count`` says.
+    :meth:`frames` yields fewer frames than ``frame_count`` says, and :meth:`shortfall` says so afterwards.
 
     Raises :class:`InvalidInput` (field ``name``) if the file is missing, cannot be decoded, or the range
     holds no frame.
@@ -98,10 +98,21 @@ class VideoFile:
         self.frame_start = frame_start
         self.frame_end = end
         self.step = step
+        self._decoded_short: int | None = None
+        """Frames the last decoding yielded when it ended before ``frame_end``; None when it did not."""
 
     @property
     def frame_count(self) -> int:
         return len(range(self.frame_start, self.frame_end, self.step))
+
+    def shortfall(self) -> str | None:
+        """A warning when the last :meth:`frames` ended early (a truncated or damaged file), else None."""
+        if self._decoded_short is None:
+            return None
+        return (
+            f"{self.name}: {self.path.name} promises {self.frame_count} frames but only {self._decoded_short} could "
+            f"be decoded (a truncated or damaged file); the result covers those {self._decoded_short}"
+        )
 
     @property
     def fps(self) -> float:
@@ -120,6 +131,8 @@ class VideoFile:
         import cv2
 
         capture = cv2.VideoCapture(str(self.path))
+        decoded = 0
+        self._decoded_short = None
         try:
             if self.frame_start:
                 capture.set(cv2.CAP_PROP_POS_FRAMES, self.frame_start)
@@ -127,11 +140,14 @@ class VideoFile:
                 if (index - self.frame_start) % self.step:
                     # grab() moves past a frame the step leaves out without converting or copying it.
                     if not capture.grab():
+                        self._decoded_short = decoded
                         return
                     continue
                 ok, bgr = capture.read()
                 if not ok:
+                    self._decoded_short = decoded
                     return
+                decoded += 1
                 yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         finally:
             capture.release()

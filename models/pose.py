@@ -155,6 +155,17 @@ class PoseRunner(Runner):
     live_params = params[:6]
     """Live pose takes the tracking options and the parts; it renders nothing (the add-on poses the armature)."""
 
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """As :meth:`Runner.describe`, with ``model_complexity`` narrowed to the values whose landmark model this
+        MediaPipe has (only 1 in the 0.10.21 wheel), so that a UI built from it offers only values that work."""
+        info = super().describe()
+        installed = [c for c in LANDMARK_MODEL_FILES if (path := landmark_model_path(c)) is not None and path.is_file()]
+        for param in (*info["params"], *(info["live"] or ())):
+            if param["name"] == "model_complexity" and installed:
+                param["minimum"], param["maximum"] = min(installed), max(installed)
+        return info
+
     def __init__(self) -> None:
         self._solutions: ModuleType | None = None
 

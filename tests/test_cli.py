@@ -10,9 +10,12 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
+
+from daemon.cli import progress_line
 
 
 def cli(daemon, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -47,6 +50,10 @@ def test_submit_wait_jobs_result_retry_cancel(daemon, sample_image):
         "--wait",
     )
     assert "cli-1" in done.stdout and "succeeded" in done.stdout
+    assert "100.0%" in done.stdout and "[######" in done.stdout, "the progress bar"
+    assert f"output: {daemon.data_dir / 'jobs' / 'cli-1' / 'outputs'}" in done.stdout, "where the result is"
+    listed = cli(daemon, "jobs").stdout
+    assert f"inputs: image={sample_image.name}" in listed and ", ran " in listed, listed
     job = json.loads(cli(daemon, "jobs", "--json").stdout)["jobs"][0]
     assert job["job_id"] == "cli-1" and job["state"] == "succeeded"
     assert job["inputs"]["image"] == {"path": str(sample_image)}
@@ -96,6 +103,37 @@ def test_no_daemon_is_a_clear_error(tmp_path):
 def test_stop_command_stops_the_daemon(daemon):
     assert "stopping" in cli(daemon, "stop").stdout
     assert daemon.proc.wait(15) == 0
+
+
+def test_stop_warns_instead_of_interrupting_running_jobs_unless_forced(daemon):
+    cli(daemon, "submit", "count", "--param", "steps=1000", "--param", "step_s=0.05", "--job-id", "long")
+    deadline = time.monotonic() + 20
+    while json.loads(cli(daemon, "health", "--json").stdout)["queue"]["running"] != ["long"]:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+    refused = cli(daemon, "stop", check=False)
+    assert refused.returncode == 1 and "1 job(s) are running and would be interrupted: long" in refused.stderr
+    assert "--when-idle" in refused.stderr and "--force" in refused.stderr
+    assert daemon.proc.poll() is None, "still running"
+    assert "stopping" in cli(daemon, "stop", "--force").stdout
+    assert daemon.proc.wait(15) == 0
+
+
+def test_modes_lists_every_mode_and_one_modes_parameters_and_inputs(daemon):
+    listed = cli(daemon, "modes").stdout
+    assert "pose" in listed and "ready" in listed
+    pose = cli(daemon, "modes", "pose").stdout
+    assert "parameters (--param NAME=VALUE):" in pose and "inputs (--input NAME=PATH):" in pose
+    assert "model_complexity       int     1..1; default 1." in pose, "only the value that works"
+    assert "  video                  video   required." in pose
+    unknown = cli(daemon, "modes", "no_such_mode", check=False)
+    assert unknown.returncode == 1 and "unknown mode 'no_such_mode'" in unknown.stderr
+
+
+def test_the_progress_line_shows_frames_rate_and_time_left():
+    line = progress_line(0.42, "tracking", 9.0, 50, 7.0)
+    assert line == f"[{'#' * 12}{'.' * 18}]  42.0%  21/50 frames  3.0 frames/s  ETA 9 s  tracking"
+    assert progress_line(0.5, "animating", None, None, 1.0) == f"[{'#' * 15}{'.' * 15}]  50.0%  animating"
 
 
 def test_stop_when_idle_waits_for_the_queue(daemon):
@@ -237,3 +275,15 @@ def test_prune_command_reports_what_it_removed(daemon):
     assert json.loads(cli(daemon, "jobs", "--json").stdout)["jobs"][0]["job_id"] == "p1", "a dry run removes nothing"
     assert "removed 1 job(s)" in cli(daemon, "prune", "--older-than", "0").stdout
     assert json.loads(cli(daemon, "jobs", "--json").stdout) == {"jobs": [], "next_before": None}
+
+
+def test_a_truncated_clip_ends_with_a_visible_warning(daemon, sample_video, tmp_path):
+    data = Path(sample_video).read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 12])  # the header still promises every frame
+    done = cli(daemon, "submit", "pose", "--input", f"video={cut}", "--job-id", "cut", "--wait")
+    warning = "video: cut.avi promises 270 frames but only 13 could be decoded (a truncated or damaged file)"
+    assert f"warning: {warning}; the result covers those 13" in done.stdout
+    job = json.loads(cli(daemon, "result", "cut", "--json").stdout)
+    assert job["summary"]["warnings"] == [f"{warning}; the result covers those 13"]
+    assert job["arrays"]["present"] == ["bool", [13]]

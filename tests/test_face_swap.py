@@ -534,7 +534,7 @@ def test_missing_weights_fail_at_submit_naming_files_and_command(sample_video, t
             readiness = c.health()["modes"]["face_swap"]
             assert readiness["ready"] is False
             (fix,) = readiness["fix"]
-            assert f"python -m daemon fetch-models face_swap --models-dir {models}" in fix, "this daemon's folder"
+            assert f"-m vfx_mocap fetch-models face_swap --models-dir {models}" in fix, "this daemon's folder"
             inputs = {"video": {"path": str(sample_video), "frame_end": 2}, "reference": {"path": str(TOM_HANKS)}}
             started = time.monotonic()
             with pytest.raises(RemoteError) as err:
@@ -544,7 +544,7 @@ def test_missing_weights_fail_at_submit_naming_files_and_command(sample_video, t
             for path in ("buffalo_l/w600k_r50.onnx", "buffalo_l/1k3d68.onnx", "insightface/models/inswapper_128.onnx"):
                 assert path in err.value.message
             assert "det_10g" not in err.value.message, "the file that is there is not reported"
-            assert "python -m daemon fetch-models face_swap" in err.value.message
+            assert "-m vfx_mocap fetch-models face_swap" in err.value.message
             with pytest.raises(RemoteError) as err:
                 c.submit("no-enhancer", "face_swap", {"enhance": True}, inputs)
             assert err.value.detail["field"] == "params.enhance"

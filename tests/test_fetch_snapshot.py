@@ -276,15 +276,17 @@ def test_fetch_verifies_every_file_locks_the_folder_and_a_daemon_job_runs_on_it(
             assert (
                 "no lock file (never fetched)" in err.value.message and "or choose another control" in err.value.message
             )
-            assert f"python -m daemon fetch-models {DEPTH_FETCH_MODE}" in err.value.message
+            assert f"-m vfx_mocap fetch-models {DEPTH_FETCH_MODE}" in err.value.message
 
             (folder / TRANSFORMER_SHARD).write_bytes(tiny_repo[TRANSFORMER_SHARD][:-1])
             missing = client.health()["modes"]["vace_pose"]
             assert missing["ready"] is False
             (fix,) = missing["fix"]
             command = shlex.split(fix)
-            assert command[:5] == [sys.executable, "-m", "daemon", "fetch-models", "vace_pose"]
+            assert command[:5] == [sys.executable, "-m", "vfx_mocap", "fetch-models", "vace_pose"]
             assert command[5:] == ["--models-dir", str(models), "--manifest", str(manifest)], "this daemon's folders"
+            assert missing["download"] == {"bytes": snapshot.download_size, "licences": ["Apache-2.0"], "argv": command}
+            assert snapshot.download_size == 19_000_000_000, "the manifest's estimate, shown before a fetch"
             requests_before = len(hub.requests)
             isolated = {"HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(tmp_path / "hf-cache")}
             again = subprocess.run(  # the fix as shown, from another folder

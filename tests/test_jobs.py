@@ -304,7 +304,7 @@ def test_missing_weights_fail_at_submit_naming_files_and_command(tmp_path):
             assert readiness["ready"] is False and "tiny/tiny.bin" in readiness["missing"][0]
             err = remote_error(c.submit, "w1", "needs_weights", {})
             assert err.code == "weights_missing"
-            assert "tiny/tiny.bin" in err.message and "python -m daemon fetch-models needs_weights" in err.message
+            assert "tiny/tiny.bin" in err.message and "-m vfx_mocap fetch-models needs_weights" in err.message
             (models / "tiny").mkdir(parents=True)
             (models / "tiny" / "tiny.bin").write_bytes(weights.read_bytes())
             assert c.health()["modes"]["needs_weights"]["ready"] is True

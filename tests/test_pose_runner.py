@@ -343,3 +343,10 @@ def test_draw_openpose_draws_joints_solid_and_limbs_blended_on_a_copy() -> None:
     assert tuple(drawn[50, 70]) == (153, 0, 0), "limb 0 (neck to right shoulder) is red at 60 %"
     assert tuple(drawn[58, 70]) == (0, 0, 0), "limbs are about 8 px thick"
     assert not draw_openpose(canvas, np.full((18, 2), np.nan)).any(), "missing keypoints draw nothing"
+
+
+def test_the_schema_offers_only_the_model_complexity_this_mediapipe_ships():
+    (complexity,) = [p for p in PoseRunner.describe()["params"] if p["name"] == "model_complexity"]
+    assert (complexity["minimum"], complexity["maximum"], complexity["default"]) == (1, 1, 1)
+    (live,) = [p for p in PoseRunner.describe()["live"] if p["name"] == "model_complexity"]
+    assert (live["minimum"], live["maximum"]) == (1, 1)

@@ -421,7 +421,7 @@ def test_missing_weights_fail_at_once_naming_the_files_and_the_command(vclient, 
         "weights Wan-AI/Wan2.1-VACE-14B-diffusers (Wan2.1-VACE-14B-diffusers): no lock file (never fetched)"
         in err.value.message
     )
-    assert "python -m daemon fetch-models vace_pose_14b" in err.value.message
+    assert "-m vfx_mocap fetch-models vace_pose_14b" in err.value.message
     assert all(job["job_id"] != "big" for job in vclient.jobs())
 
 

@@ -59,6 +59,19 @@ def test_an_unreadable_image_fails_its_job_with_the_daemons_reason(reports):
     assert "video: could not read image" in reports["last_error_after_unreadable"], "refused at submit"
 
 
+def test_retry_of_a_job_the_daemon_refused_at_submit_submits_it_again(reports):
+    retried = reports["retried_refused_job"]
+    assert reports["retry_sent_state"] == "submitting", "sent again as a new submission"
+    assert retried["result"] == ["FINISHED"] and retried["state"] == "failed" and retried["stage"] == ""
+    assert "could not read image" in retried["error"] and "no job" not in retried["error"], "the daemon saw it again"
+
+
+def test_an_operators_error_shows_next_to_its_button(reports):
+    panel = reports["generate_panel_after_error"]
+    button = panel.index("<vfxmocap.generate>")
+    assert " ".join(panel[button + 1 :]).startswith(reports["mode_not_ready"].removeprefix("Error: ")[:40])
+
+
 def test_a_mode_that_needs_a_reference_refuses_to_run_without_one(reports):
     assert "needs a reference image: choose a file or an image strip" in reports["reference_none"]
     assert "no_such_reference.png (the reference image): the file does not exist" in reports["reference_file_missing"]
@@ -85,7 +98,7 @@ def test_stop_shuts_down_a_daemon_started_elsewhere(reports):
 
 def test_panels_show_what_a_mode_lacks_and_the_last_error(reports):
     generate = " ".join(reports["panels"]["generate"])
-    assert "Missing: python package vfx_package_that_does_not_exist." in generate
+    assert "missing python package vfx_package_that_does_not_exist." in generate
     assert "Fix: pip install vfx_package_that_does_not_exist" in generate
     daemon = reports["panels"]["daemon"]
     assert daemon[0] == f"Connected (pid {reports['connected']['daemon_pid']})"  # not started here

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -46,3 +47,31 @@ def test_a_saved_blend_keeps_its_results_beside_it_and_opens_elsewhere_with_ever
     reopened = survived["reopened"]
     assert reopened["directory"] == survived["saved_directory"] and reopened["inside_moved_project"]
     assert reopened["frames_found"] == reopened["elements"] == 4
+
+
+def test_a_mode_that_needs_a_download_is_one_line_with_fetch_and_a_failed_fetch_says_why_under_it(survived):
+    licence = "non-commercial research use only (github.com/deepinsight/insightface#license)"
+    assert survived["face_swap_row"] == [
+        "Face swap: needs a download (889 MB)",
+        "<Fetch>",
+        f"Licence: InsightFace inswapper: {licence}",
+    ]
+    argv = survived["fetch_argv"]
+    assert argv[1:5] == ["-m", "vfx_mocap", "fetch-models", "face_swap"]
+    assert argv[5:] == ["--models-dir", survived["data_dir"] + "/models"], "the daemon's own models folder"
+    assert survived["fetch_state"] == "failed", "this machine cannot reach huggingface.co"
+    after = survived["face_swap_after_fetch"]
+    assert after[1] == "<Fetch>" and after[4].startswith("error: could not download"), after
+
+
+def test_a_finished_job_shows_no_stage(survived):
+    assert survived["finished_job"] == {"state": "succeeded", "stage": "", "eta_s": -1.0}
+
+
+def test_a_truncated_clip_ends_with_a_visible_warning_in_the_jobs_panel(survived):
+    truncated = survived["truncated"]
+    assert truncated["state"] == "succeeded"
+    assert re.search(r"cut\.avi promises \d+ frames but only 13 could be decoded", truncated["warning"]), truncated
+    # (Blender's own decoder finds 22 frames in the cut file, the container header 270: the strip sends 22.)
+    panel = truncated["jobs_panel"]
+    assert any(line.startswith("Warning: video: cut.avi") for line in panel), panel

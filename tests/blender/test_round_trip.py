@@ -148,7 +148,7 @@ def test_the_daemon_panel_names_the_loaded_models_and_no_gpu_memory_on_the_cpu(r
 
 def test_panels_show_the_modes_options_source_and_the_finished_job(round_trip):
     generate = round_trip["first"]["panels"]["generate"]
-    assert "<pose>" in generate
+    assert "<Pose>" in generate, "modes by their human names"
     assert "Licences: Apache-2.0" in generate, "the chosen mode's model licences"
     assert {"[Skeleton background]", "[Render skeleton]", "[Model complexity]"} <= set(generate)
     assert "Source: source" in generate and "[auto_insert]" in generate

@@ -184,7 +184,7 @@ def manifest_text(entries) -> str:
         lines += ["[[snapshot]]", f"name = {_toml_string(item.name)}", f"modes = {strings(item.modes)}"]
         lines += [f"path = {_toml_string(item.path)}", f"hub_repo = {_toml_string(item.hub_repo)}"]
         lines += [f"revision = {_toml_string(item.revision)}", f"licence = {_toml_string(item.licence)}"]
-        lines += [f"files = {strings(item.files)}", ""]
+        lines += [f"files = {strings(item.files)}", f"download_size = {item.download_size}", ""]
         for pin in item.pins:
             lines += ["[[snapshot.pin]]", f"path = {_toml_string(pin.path)}", f"size = {pin.size}"]
             lines += [f'sha256 = "{pin.sha256}"', ""]

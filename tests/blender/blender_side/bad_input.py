@@ -100,6 +100,15 @@ def check_reports(
     harness.pump_until(addon, lambda: state.jobs[job_id].is_final, "the daemon to refuse the broken image")
     record["unreadable_job"] = {"state": state.jobs[job_id].state, "error": state.jobs[job_id].error}
     record["last_error_after_unreadable"] = rt.last_error
+    result, error = harness.operator_report(bpy.ops.vfxmocap.job_retry, job_id=job_id)
+    record["retry_sent_state"] = state.jobs[job_id].state
+    harness.pump_until(addon, lambda: state.jobs[job_id].is_final, "the resubmitted job", timeout=60)
+    record["retried_refused_job"] = {
+        "result": sorted(result or ()),
+        "state": state.jobs[job_id].state,
+        "error": state.jobs[job_id].error,
+        "stage": state.jobs[job_id].stage,
+    }
 
     source = addon.compat.new_movie_strip(editor, "source", args.video, 3, 1)
     addon.compat.set_timing(source, "left_handle_offset", 40)
@@ -125,6 +134,7 @@ def check_reports(
 
     bpy.ops.vfxmocap.choose_mode(mode="needs_missing_package")
     record["mode_not_ready"] = generate_error()
+    record["generate_panel_after_error"] = harness.draw_panel(addon.panels.draw_generate)
     record["insert_unfinished"] = harness.operator_report(bpy.ops.vfxmocap.job_insert, job_id=state.jobs[1].name)[1]
     record["last_error_in_panel"] = rt.last_error
     record["panels"] = {

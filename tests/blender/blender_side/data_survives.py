@@ -43,6 +43,26 @@ def run_pose(addon: Any, video: str) -> Any:
     return job
 
 
+def truncated_clip_job(addon: Any, video: str, cut: Path) -> dict[str, Any]:
+    """A pose job on a copy of ``video`` cut short (its header still promises every frame)."""
+    data = Path(video).read_bytes()
+    cut.write_bytes(data[: len(data) // 12])
+    scene = bpy.context.scene
+    editor = scene.sequence_editor
+    strip = addon.compat.new_movie_strip(editor, "cut", str(cut), 5, 1)
+    for other in addon.compat.all_strips(editor):
+        other.select = False
+    strip.select = True
+    editor.active_strip = strip
+    result, error = harness.operator_report(bpy.ops.vfxmocap.generate)
+    assert result == {"FINISHED"}, error
+    state = scene.vfx_mocap
+    job_id = state.jobs[0].name
+    harness.pump_until(addon, lambda: state.jobs[job_id].is_final, "the truncated clip's job", timeout=120)
+    job = state.jobs[job_id]
+    return {"state": job.state, "warning": job.warning, "jobs_panel": harness.draw_panel(addon.panels.draw_jobs)}
+
+
 def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     old = addon.preferences.old_store_dir()
@@ -68,8 +88,22 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     rt = addon.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    generate = harness.draw_panel(addon.panels.draw_generate)
+    record["face_swap_row"] = generate[generate.index("Face swap: needs a download (889 MB)") :][:3]
+    result, error = harness.operator_report(bpy.ops.vfxmocap.fetch_models, mode="face_swap")
+    assert result == {"FINISHED"}, error
+    fetch = addon.model_fetch_ui.run_for("face_swap")
+    record["fetch_argv"] = fetch.argv
+    assert fetch.wait(60), "the fetch (with no way to huggingface.co from here) ended"
+    generate = harness.draw_panel(addon.panels.draw_generate)
+    row = generate.index("Face swap: needs a download (889 MB)")
+    record["face_swap_after_fetch"] = generate[row : row + 5]
+    record["fetch_state"] = fetch.state
+
     job = run_pose(addon, args.video)
     job_id = job.name
+    record["finished_job"] = {"state": job.state, "stage": job.stage, "eta_s": job.eta_s}
+    record["truncated"] = truncated_clip_job(addon, args.video, Path(args.project).parent / "cut.avi")
     bpy.context.scene.vfx_mocap.active_job_index = 0
     result, error = harness.operator_report(bpy.ops.vfxmocap.job_insert, job_id=job_id)
     assert result == {"FINISHED"}, error
