@@ -507,3 +507,30 @@ def test_a_known_translation_gives_the_expected_hue(sample_video, method, dx, dy
     color = np.median(colors.reshape(-1, 3), axis=0)
     distance = abs((hue_degrees(color) - hue + 180) % 360 - 180)
     assert distance < 12, f"{direction}: got {color} (hue {hue_degrees(color):.0f})"
+
+
+def test_flow_frame_i_shows_the_motion_from_frame_i_minus_1_to_i(sample_video):
+    """As VACE's flow annotator: frame 0 repeats frame 1's picture; frame i is the motion i-1 -> i."""
+    frame = cv2.resize(sample_frames(sample_video, 100, 1)[0], (360, 264), interpolation=cv2.INTER_AREA)
+    right = shifted(frame, 4, 0)
+    down = shifted(right, 0, 4)
+    colors, _ = flow_video([frame, right, down], method="dis")
+    hues = [hue_degrees(np.median(c[60:-60, 80:-80].reshape(-1, 3), axis=0)) for c in colors]
+    assert [abs((h - 0.0 + 180) % 360 - 180) < 15 for h in hues[:2]] == [True, True], f"0 and 1 move right: {hues}"
+    assert abs(hues[2] - 54.0) < 15, f"frame 2 moved down from frame 1: {hues}"
+    assert np.array_equal(colors[0], colors[1])
+
+
+def test_flow_is_normalised_per_frame_so_slow_passages_do_not_fade(sample_video):
+    frame = cv2.resize(sample_frames(sample_video, 100, 1)[0], (360, 264), interpolation=cv2.INTER_AREA)
+    fast = shifted(frame, 8, 0)
+    slow = shifted(fast, 2, 0)
+
+    def strength(picture: np.ndarray) -> float:  # how far from white (no motion) the middle is
+        return float(np.median(255 - picture[60:-60, 80:-80].min(axis=-1)))
+
+    per_frame, frame_scales = flow_video([frame, fast, slow], method="dis")
+    per_clip, clip_scales = flow_video([frame, fast, slow], method="dis", normalise="clip")
+    assert strength(per_frame[2]) > 0.6 * strength(per_frame[1]), "the slow frame is drawn as strongly"
+    assert strength(per_clip[2]) < 0.5 * strength(per_clip[1]), "one scale for the clip: the slow frame fades"
+    assert frame_scales[2] < frame_scales[1] and len(set(clip_scales)) == 1

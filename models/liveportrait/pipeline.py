@@ -19,8 +19,8 @@ animate_crop` for frames already cropped):
      source the driving face's eye opening (left eye's ratio) and/or lip opening, so these modes animate the
      eyes and mouth only, without head motion; then stitching if on.
 
-   With ``normalize_lip`` (on by default, without retargeting) a source whose mouth is open (lip ratio >= 0.03)
-   has it closed first by the lip network, so driving lip motion starts from a closed mouth;
+   With ``normalize_lip`` (off by default, as in the official CLI; without retargeting) a source whose mouth is
+   open (lip ratio >= 0.03) has it closed first by the lip network, so driving lip motion starts from closed;
 4. ``x_d = x_s + (x_d - x_s) * motion_multiplier``;
 5. warp the source volume from ``x_s`` to ``x_d`` (W), decode (G) to a 512x512 crop;
 6. paste the crop back into the source image with the feathered mask (or return the crop).
@@ -75,7 +75,7 @@ class AnimationSettings:
     region: str = "all"
     motion_multiplier: float = 1.0
     stitching: bool = True
-    normalize_lip: bool = True
+    normalize_lip: bool = False
     eye_retargeting: bool = False
     lip_retargeting: bool = False
     paste_back: bool = True
@@ -232,18 +232,29 @@ class LivePortraitAnimator:
         with torch.inference_mode():
             driving = Motion.from_extractor(self.models.motion_extractor(self._to_tensor(driving_crop)))
         self._on_step()
+        eye_ratios, lip_ratio = (None, None)
+        if settings.eye_retargeting or settings.lip_retargeting:
+            if landmarks is not None and landmarks.has_ratios:
+                eye_ratios, lip_ratio = landmarks.eye_open_ratios(), landmarks.lip_open_ratio()
+            else:
+                eye_ratios, lip_ratio = self._ratios(None, driving_crop)
+        crop = self.render(self.driven_keypoints(driving, eye_ratios, lip_ratio))
+        output = source.paste.apply(crop, source.image) if settings.paste_back else crop
+        self.last_output = output
+        return output
+
+    def driven_keypoints(self, driving: Motion, eye_ratios: np.ndarray | None, lip_ratio: float | None) -> torch.Tensor:
+        """The keypoints (1, K, 3) the source is warped to for the driving face's ``driving`` motion and, for
+        retargeting, its eye opening ratios (left, right) and lip opening ratio. The first driving motion since
+        :meth:`reset_driving` becomes the reference the others are taken relative to."""
+        source = self._require_source()
+        settings = self.settings
         if self.reference is None:
             self.reference = driving
         self.last_driving = driving
         driven = relative_keypoints(source.motion, self.reference, driving, settings.region)
         x_s = source.keypoints
-
         if settings.eye_retargeting or settings.lip_retargeting:
-            eye_ratios, lip_ratio = (None, None)
-            if landmarks is not None and landmarks.has_ratios:
-                eye_ratios, lip_ratio = landmarks.eye_open_ratios(), landmarks.lip_open_ratio()
-            else:
-                eye_ratios, lip_ratio = self._ratios(None, driving_crop)
             driven = x_s.clone()
             if settings.eye_retargeting and eye_ratios is not None and source.eye_ratios is not None:
                 driven = driven + self._eye_delta(x_s, source.eye_ratios, float(eye_ratios[0]))
@@ -256,12 +267,7 @@ class LivePortraitAnimator:
                 driven = self._stitch(x_s, driven)
             if settings.normalize_lip and source.lip_closing is not None:
                 driven = driven + source.lip_closing
-        driven = x_s + (driven - x_s) * settings.motion_multiplier
-
-        crop = self.render(driven)
-        output = source.paste.apply(crop, source.image) if settings.paste_back else crop
-        self.last_output = output
-        return output
+        return x_s + (driven - x_s) * settings.motion_multiplier
 
     def hold(self) -> np.ndarray | None:
         """The frame for a driving frame without a face: the last animated frame, or ``None`` before any."""

@@ -86,8 +86,8 @@ def _load_pipeline(folder: Path, dtype: Any) -> Any:
         raise FileNotFoundError(
             f"{folder / 'model_index.json'} is missing: the Wan VACE weights are not in the models folder"
         )
-    vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32)
-    pipe = WanVACEPipeline.from_pretrained(folder, vae=vae, torch_dtype=dtype)
+    vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae", dtype=torch.float32)
+    pipe = WanVACEPipeline.from_pretrained(folder, vae=vae, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -454,9 +454,7 @@ class WanVaceRunner(Runner):
         for note in settings.notes:
             ctx.log(note)
         pipe = loaded.pipe
-        scheduler_config = pipe.scheduler.config
-        shift_key = "flow_shift" if "flow_shift" in scheduler_config else "shift"
-        pipe.scheduler = type(pipe.scheduler).from_config(scheduler_config, **{shift_key: settings.flow_shift})
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, flow_shift=settings.flow_shift)
         reference_images = [Image.fromarray(r) for r in references]
         generator = torch.Generator(device="cpu").manual_seed(settings.seed)
         cheap_previews = plan.offload != "none"

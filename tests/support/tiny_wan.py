@@ -27,6 +27,11 @@ TOKENIZER_SENTENCES = (
 )
 """What the tiny tokenizer learns its vocabulary from; prompts outside it still tokenize (character pieces)."""
 
+TINY_LATENT_STD = 0.12
+"""Spread of the tiny VAE encoder's latents (measured on random videos; their mean is about 0)."""
+VACE_HINT_GAIN = 10.0
+"""The tiny VACE blocks' output projections are scaled by this, so the control video shows in the output."""
+
 TEXT_ENCODER_SHARDS = 3
 TRANSFORMER_SHARDS = 2
 """Shard counts of the official Wan2.1-VACE-1.3B-diffusers text encoder and transformer."""
@@ -40,7 +45,7 @@ def build_tiny_wan_vace(folder: Path, seed: int = 0) -> Path:
     import torch
     from diffusers import (
         AutoencoderKLWan,
-        FlowMatchEulerDiscreteScheduler,
+        UniPCMultistepScheduler,
         WanVACEPipeline,
         WanVACETransformer3DModel,
     )
@@ -61,6 +66,10 @@ def build_tiny_wan_vace(folder: Path, seed: int = 0) -> Path:
         dim_mult=[1, 1, 1, 1],
         num_res_blocks=1,
         temperal_downsample=[False, True, True],
+        # This encoder's own latent statistics, as the official config holds the real encoder's: the transformer
+        # then sees unit-scale latents, and control videos differ by more than a rounding error.
+        latents_mean=[0.0] * 16,
+        latents_std=[TINY_LATENT_STD] * 16,
     )
     transformer = WanVACETransformer3DModel(
         patch_size=(1, 2, 2),
@@ -93,11 +102,16 @@ def build_tiny_wan_vace(folder: Path, seed: int = 0) -> Path:
             decoder_start_token_id=tokenizer.pad_token_id,
         )
     )
+    with torch.no_grad():  # trained VACE blocks steer strongly; at random init their hints are lost in the noise
+        for block in transformer.vace_blocks:
+            block.proj_out.weight.mul_(VACE_HINT_GAIN)
+            block.proj_out.bias.mul_(VACE_HINT_GAIN)
     pipe = WanVACEPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         vae=vae,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        # The official repositories' scheduler: UniPC on flow sigmas, flow_shift 3.0.
+        scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0),
         transformer=transformer,
     )
     pipe.save_pretrained(folder)
