@@ -48,7 +48,8 @@ ROOT = common.ROOT
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 MODULE = "bl_ext.user_default.vfx_motion_capture"
 GOAL_EXTRA_MS = 10.0
-GOAL_THROUGHPUT = 0.9
+GOAL_THROUGHPUT = 0.95
+"""In every round, not only the median."""
 STAGES = ("capture_to_landmarks", "landmarks_to_solved", "solved_to_applied")
 """Where the latency goes: the daemon's capture and MediaPipe; transfer to Blender and the solve on the live
 thread; waiting for the main-thread timer and posing the armature."""
@@ -216,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     numbers["latency_p95_minus_bare_p95_ms"] = numbers["live_latency_ms_p95"] - numbers["bare_process_ms_p95"]
     numbers["throughput_ratio"] = numbers["live_throughput_fps"] / numbers["bare_loop_fps"]
     numbers["goal_latency_met"] = numbers["latency_p95_minus_bare_p95_ms"] <= GOAL_EXTRA_MS
-    numbers["goal_throughput_met"] = numbers["throughput_ratio"] >= GOAL_THROUGHPUT
+    round_ratios = [r["live_fps"] / r["bare_fps"] for r in numbers["per_round"]]
+    numbers["throughput_ratio_per_round"] = [round(value, 3) for value in round_ratios]
+    numbers["goal_throughput_met"] = min(round_ratios) >= GOAL_THROUGHPUT
     print(
         f"{numbers['frames']} frames of {VIDEO.name}, {os.cpu_count()} CPUs, Blender {numbers['blender']}, "
         f"medians of {len(rounds)} rounds, load average {load_at_start[0]} at the start"
@@ -232,15 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  bare loop                          {numbers['bare_loop_fps']:6.1f} fps")
     print(
         f"  live, source at {fast_fps:.0f} fps           {numbers['live_throughput_fps']:6.1f} poses/s "
-        f"({numbers['throughput_ratio']:.2f}x, goal >= {GOAL_THROUGHPUT})"
+        f"({numbers['throughput_ratio']:.2f}x; per round {', '.join(f'{r:.2f}' for r in round_ratios)}, "
+        f"goal >= {GOAL_THROUGHPUT} in each)"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(numbers, indent=2))
-    ratio = numbers["throughput_ratio"]
     common.result_line(
         numbers,
-        f"{ratio:.2f}x; p95 bare {numbers['latency_p95_minus_bare_p95_ms']:+.1f} ms",
+        f"{min(round_ratios):.2f}x-{max(round_ratios):.2f}x per round; p95 bare "
+        f"{numbers['latency_p95_minus_bare_p95_ms']:+.1f} ms",
         numbers["goal_latency_met"] and numbers["goal_throughput_met"],
     )
     return 0
