@@ -29,6 +29,12 @@ MODE_PROP = "vfx_mode"
 PARAMS_PROP = "vfx_params"
 SEED_PROP = "vfx_seed"
 LICENCES_PROP = "vfx_licences"
+UNREAD_FILE = ".vfx-not-a-file.png"
+"""The name a result strip is made on. ``new_image`` decodes the file it is given, whole, to learn its alpha and
+colour space (3 ms for a 720x528 PNG, 26 to 56 ms for a 1080p one, on the main thread); given no file it reads
+nothing, and the strip then gets the result's frames and the colour space that read would have found."""
+RESULT_COLORSPACE = "sRGB"
+"""Result frames are 8-bit PNGs without alpha, which Blender reads as sRGB with straight alpha (its default)."""
 
 
 class BadInput(Exception):
@@ -158,13 +164,16 @@ def first_free_channel(editor: bpy.types.SequenceEditor, above: int, frame_start
     return channel
 
 
-def result_frames(output_dir: str) -> list[Path]:
-    """The job's output frames in order; BadInput if there are none."""
+def result_frames(output_dir: str) -> tuple[Path, list[str]]:
+    """The job's frames folder and its PNG file names in order; BadInput if there are none."""
     folder = Path(output_dir) / "frames"
-    frames = sorted(folder.glob("*.png")) if output_dir else []
-    if not frames:
+    try:
+        names = sorted(name for name in os.listdir(folder) if name.endswith(".png")) if output_dir else []
+    except OSError:
+        names = []
+    if not names:
         raise BadInput(f"No result frames in {folder}: the job's folder was moved or deleted; retry the job")
-    return frames
+    return folder, names
 
 
 def insert_result_strip(scene: bpy.types.Scene, job: bpy.types.PropertyGroup) -> bpy.types.ImageStrip:
@@ -178,7 +187,7 @@ def insert_result_strip(scene: bpy.types.Scene, job: bpy.types.PropertyGroup) ->
     existing = find_result_strip(scene, job.name)
     if existing is not None:
         return existing
-    frames = result_frames(job.output_dir)
+    folder, frames = result_frames(job.output_dir)
     editor = scene.sequence_editor_create()
     source = compat.all_strips(editor).get(job.source_strip) if job.source_strip else None
     if source is not None:
@@ -190,9 +199,11 @@ def insert_result_strip(scene: bpy.types.Scene, job: bpy.types.PropertyGroup) ->
         frame_start, channel = scene.frame_current, 0
     length = len(frames) if len(frames) > 1 else max(1, job.source_frame_count)
     channel = first_free_channel(editor, channel, frame_start, frame_start + length)
-    strip = compat.new_image_strip(editor, job.mode, str(frames[0]), channel, frame_start)
-    for frame in frames[1:]:
-        strip.elements.append(frame.name)
+    strip = compat.new_image_strip(editor, job.mode, str(folder / UNREAD_FILE), channel, frame_start)
+    strip.elements[0].filename = frames[0]
+    for name in frames[1:]:
+        strip.elements.append(name)
+    strip.colorspace_settings.name = RESULT_COLORSPACE
     if len(frames) == 1:
         compat.set_timing(strip, "duration", length)
     params = job.params

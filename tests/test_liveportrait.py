@@ -32,6 +32,7 @@ from support.liveportrait_weights import (
 )
 
 from daemon.devices import Device
+from models.liveportrait.blocks import DownBlock3d, UpBlock3d, native_3d_resampling
 from models.liveportrait.crop import (
     CROP_SIZE,
     DRIVING_SCALE,
@@ -314,6 +315,21 @@ def test_warping_to_the_same_keypoints_is_the_identity_deformation(models, forwa
     torch.testing.assert_close(motion["mask"].sum(dim=1), torch.ones(1, 16, 32, 32), atol=1e-5, rtol=0)
 
 
+def test_3d_pooling_and_upsampling_give_exactly_what_the_slice_by_slice_fallback_gives(models, forward):
+    blocks = [m for m in models.warping_module.modules() if isinstance(m, DownBlock3d | UpBlock3d)]
+    assert len(blocks) == 10 and all(block.native_3d for block in blocks), "the CPU has the 3D kernels in float32"
+    try:
+        for block in blocks:
+            block.native_3d = False
+        with torch.inference_mode():
+            sliced = models.warping_module(forward["feature"], kp_driving=forward["x_d"], kp_source=forward["x_s"])
+    finally:
+        for block in blocks:
+            block.native_3d = True
+    for key in ("out", "deformation", "occlusion_map"):
+        assert torch.equal(sliced[key], forward["warped"][key]), key
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("fallback", ["float32", "cpu"])
 def test_the_grid_sample_fallbacks_give_what_native_grid_sample_gives(fallback, dtype):
@@ -330,6 +346,11 @@ def test_the_grid_sample_fallbacks_give_what_native_grid_sample_gives(fallback, 
     tolerance = 4e-3 if dtype == torch.bfloat16 else 1e-6  # bf16 rounds the result to 8 significant bits
     torch.testing.assert_close(got.float(), native, atol=tolerance, rtol=0)
     assert (native == 0).any() and (native > 0).float().mean() > 0.5, "points inside and outside the volume"
+
+
+def test_the_3d_resampling_probe_accepts_the_cpu_in_float32():
+    assert native_3d_resampling(torch.device("cpu"), torch.float32) is True
+    assert native_3d_resampling(torch.device("cpu"), torch.float64) is True
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])

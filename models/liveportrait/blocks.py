@@ -40,7 +40,12 @@ class DownBlock2d(nn.Module):
 
 
 class DownBlock3d(nn.Module):
-    """3x3x3 convolution, batch norm, ReLU, then 2x2 average pooling of each depth slice: depth is kept."""
+    """3x3x3 convolution, batch norm, ReLU, then 2x2 average pooling of each depth slice: depth is kept.
+
+    ``native_3d``: pool with the 3D kernel (a 1x2x2 window), else slice by slice with the 2D one (same result; for
+    devices and dtypes without the 3D kernel, see :func:`native_3d_resampling`)."""
+
+    native_3d = True
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -48,11 +53,18 @@ class DownBlock3d(nn.Module):
         self.norm = nn.BatchNorm3d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _per_slice(F.relu(self.norm(self.conv(x))), lambda y: F.avg_pool2d(y, kernel_size=2))
+        x = F.relu(self.norm(self.conv(x)))
+        if self.native_3d:
+            return F.avg_pool3d(x, kernel_size=(1, 2, 2))
+        return _per_slice(x, lambda y: F.avg_pool2d(y, kernel_size=2))
 
 
 class UpBlock3d(nn.Module):
-    """Nearest upsampling of height and width by 2, then 3x3x3 convolution, batch norm and ReLU."""
+    """Nearest upsampling of height and width by 2, then 3x3x3 convolution, batch norm and ReLU.
+
+    ``native_3d``: upsample with the 3D kernel, else slice by slice with the 2D one (as :class:`DownBlock3d`)."""
+
+    native_3d = True
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -60,15 +72,30 @@ class UpBlock3d(nn.Module):
         self.norm = nn.BatchNorm3d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _per_slice(x, lambda y: F.interpolate(y, scale_factor=2.0, mode="nearest"))
+        if self.native_3d:
+            x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")
+        else:
+            x = _per_slice(x, lambda y: F.interpolate(y, scale_factor=2.0, mode="nearest"))
         return F.relu(self.norm(self.conv(x)))
 
 
-def _per_slice(volume: torch.Tensor, op: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Apply a 2D ``op`` to every depth slice of a (N, C, D, H, W) volume, as one (N, C*D, H, W) batch.
+def native_3d_resampling(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether 3D average pooling and 3D nearest upsampling run on ``device`` in ``dtype`` and give what the
+    slice-by-slice 2D kernels give (CPU half precision and some MPS builds lack them)."""
+    volume = torch.rand(1, 2, 3, 4, 6, generator=torch.Generator().manual_seed(0)).to(device, dtype)
+    try:
+        pooled = F.avg_pool3d(volume, kernel_size=(1, 2, 2))
+        upsampled = F.interpolate(volume, scale_factor=(1.0, 2.0, 2.0), mode="nearest")
+    except (RuntimeError, NotImplementedError):
+        return False
+    return torch.equal(pooled, _per_slice(volume, lambda y: F.avg_pool2d(y, kernel_size=2))) and torch.equal(
+        upsampled, _per_slice(volume, lambda y: F.interpolate(y, scale_factor=2.0, mode="nearest"))
+    )
 
-    Pooling or upsampling over height and width only is the same in 2D, and 2D kernels exist for every
-    device and dtype (CPU half-precision and some MPS builds lack the 3D ones)."""
+
+def _per_slice(volume: torch.Tensor, op: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Apply a 2D ``op`` to every depth slice of a (N, C, D, H, W) volume, as one (N, C*D, H, W) batch: the
+    fallback where the 3D kernels are missing (pooling or upsampling over height and width only is the same)."""
     batch, channels, depth, height, width = volume.shape
     out = op(volume.reshape(batch, channels * depth, height, width))
     return out.view(batch, channels, depth, *out.shape[-2:])

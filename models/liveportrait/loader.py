@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from .appearance_feature_extractor import AppearanceFeatureExtractor
+from .blocks import DownBlock3d, UpBlock3d, native_3d_resampling
 from .motion_extractor import MotionExtractor
 from .spade_generator import SpadeGenerator
 from .stitching_retargeting import StitchingRetargeting
@@ -165,6 +166,12 @@ def load_liveportrait(
     warping.grid_sample_fallback = grid_sample_fallback_for(device, dtype)
     if warping.grid_sample_fallback != "native":
         log.info("3D grid sampling on %s runs with the %r fallback", device, warping.grid_sample_fallback)
+    native_3d = native_3d_resampling(device, dtype)
+    for block in warping.modules():
+        if isinstance(block, DownBlock3d | UpBlock3d):
+            block.native_3d = native_3d
+    if not native_3d:
+        log.info("3D pooling and upsampling on %s in %s run slice by slice", device, dtype)
 
     models = LivePortraitModels(
         appearance_feature_extractor=networks["appearance_feature_extractor"],  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ MediaPipe loop on the same frames.
   clock on one machine).
 
   1. Latency: the same frames at the video's own 24 fps (a camera: inference is idle when a frame arrives).
-  2. Throughput: the same frames re-encoded at ``--source-factor`` times the bare loop's rate, so that frames
+  2. Throughput: the same frames re-encoded at ``--source-factor`` times the bare loop's rate of the same round, so that frames
      arrive at least as fast as the bare loop takes them and the live loop runs flat out (latest-only: extra
      frames are dropped); the poses applied per second are compared with the bare loop's frames per second.
      (The daemon's capture thread decodes every frame of its source, dropped or not: a much faster source
@@ -23,7 +23,7 @@ MediaPipe loop on the same frames.
 Rounds of (bare loop, latency run, throughput run) alternate, and the medians over rounds are reported: on a
 shared machine the load changes from minute to minute. The first ``--warmup`` seconds of each live run (graph
 construction) are left out. Goals: live p95 latency at
-most bare p95 + 10 ms; live throughput at least 0.9 x the bare loop. Prints a table, then one JSON line with the
+most bare p95 + 10 ms; live throughput at least 0.95 x the bare loop in every round. Prints a table, then one JSON line with the
 numbers as its last line.
 """
 
@@ -48,7 +48,8 @@ ROOT = common.ROOT
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 MODULE = "bl_ext.user_default.vfx_motion_capture"
 GOAL_EXTRA_MS = 10.0
-GOAL_THROUGHPUT = 0.9
+GOAL_THROUGHPUT = 0.95
+"""In every round, not only the median."""
 STAGES = ("capture_to_landmarks", "landmarks_to_solved", "solved_to_applied")
 """Where the latency goes: the daemon's capture and MediaPipe; transfer to Blender and the solve on the live
 thread; waiting for the main-thread timer and posing the armature."""
@@ -164,14 +165,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         first = bare_loop(args.frames)
         camera_clip = write_clip(work / "camera.avi", args.frames, 24.0)
-        fast_fps = args.source_factor * first["loop_fps"]
-        fast_clip = write_clip(work / "fast.avi", args.frames, fast_fps)
         daemon.start()
         for index in range(args.rounds):
             bare = first if index == 0 else bare_loop(args.frames)
+            # The source runs just above this round's bare rate: the machine's load moves that rate from round
+            # to round, and a source slower than the bare loop would cap the live rate below it.
+            fast_fps = args.source_factor * bare["loop_fps"]
+            fast_clip = write_clip(work / f"fast-{index}.avi", args.frames, fast_fps)
             latency = live_run(args, daemon.connection_file, camera_clip, work, f"latency-{index}")
             throughput = live_run(args, daemon.connection_file, fast_clip, work, f"throughput-{index}")
-            rounds.append({"bare": bare, "latency": latency, "throughput": throughput})
+            rounds.append({"bare": bare, "latency": latency, "throughput": throughput, "source_fps": fast_fps})
     finally:
         daemon.cleanup()
         shutil.rmtree(work, ignore_errors=True)
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": len(rounds),
         "load_average_at_start": load_at_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "source_fps_throughput": fast_fps,
+        "source_fps_throughput": [round(r["source_fps"], 2) for r in rounds],
         "bare_process_ms_p50": median("bare", "process_ms_p50"),
         "bare_process_ms_p95": median("bare", "process_ms_p95"),
         "bare_loop_fps": median("bare", "loop_fps"),
@@ -216,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     numbers["latency_p95_minus_bare_p95_ms"] = numbers["live_latency_ms_p95"] - numbers["bare_process_ms_p95"]
     numbers["throughput_ratio"] = numbers["live_throughput_fps"] / numbers["bare_loop_fps"]
     numbers["goal_latency_met"] = numbers["latency_p95_minus_bare_p95_ms"] <= GOAL_EXTRA_MS
-    numbers["goal_throughput_met"] = numbers["throughput_ratio"] >= GOAL_THROUGHPUT
+    round_ratios = [r["live_fps"] / r["bare_fps"] for r in numbers["per_round"]]
+    numbers["throughput_ratio_per_round"] = [round(value, 3) for value in round_ratios]
+    numbers["goal_throughput_met"] = min(round_ratios) >= GOAL_THROUGHPUT
     print(
         f"{numbers['frames']} frames of {VIDEO.name}, {os.cpu_count()} CPUs, Blender {numbers['blender']}, "
         f"medians of {len(rounds)} rounds, load average {load_at_start[0]} at the start"
@@ -231,16 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"                main-thread timer + posing {apply_ms:.1f} ms")
     print(f"  bare loop                          {numbers['bare_loop_fps']:6.1f} fps")
     print(
-        f"  live, source at {fast_fps:.0f} fps           {numbers['live_throughput_fps']:6.1f} poses/s "
-        f"({numbers['throughput_ratio']:.2f}x, goal >= {GOAL_THROUGHPUT})"
+        f"  live, source at {args.source_factor}x bare  {numbers['live_throughput_fps']:6.1f} poses/s "
+        f"({numbers['throughput_ratio']:.2f}x; per round {', '.join(f'{r:.2f}' for r in round_ratios)}, "
+        f"goal >= {GOAL_THROUGHPUT} in each)"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(numbers, indent=2))
-    ratio = numbers["throughput_ratio"]
     common.result_line(
         numbers,
-        f"{ratio:.2f}x; p95 bare {numbers['latency_p95_minus_bare_p95_ms']:+.1f} ms",
+        f"{min(round_ratios):.2f}x-{max(round_ratios):.2f}x per round; p95 bare "
+        f"{numbers['latency_p95_minus_bare_p95_ms']:+.1f} ms",
         numbers["goal_latency_met"] and numbers["goal_throughput_met"],
     )
     return 0

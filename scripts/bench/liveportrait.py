@@ -34,8 +34,9 @@ from typing import Any
 
 import torch
 
+from models.liveportrait.blocks import DownBlock3d, UpBlock3d
 from models.liveportrait.keypoints import Motion, relative_keypoints
-from models.liveportrait.loader import LivePortraitModels, load_liveportrait
+from models.liveportrait.loader import NETWORK_FILES, LivePortraitModels, load_liveportrait
 from scripts.bench import common
 
 PUBLISHED_RTX4090_MS = {
@@ -45,6 +46,7 @@ PUBLISHED_RTX4090_MS = {
     "spade": 7.59,
     "stitching": 0.31,
 }
+GOAL_VS_OFFICIAL = 0.9
 PUBLISHED_NOTE = "LivePortrait paper (arXiv 2407.03168), RTX 4090, per frame"
 
 
@@ -57,6 +59,54 @@ def hardware(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+OFFICIAL_PARAMS = {  # src/config/models.yaml of the official repository
+    "appearance_feature_extractor": {
+        "image_channel": 3, "block_expansion": 64, "num_down_blocks": 2, "max_features": 512,
+        "reshape_channel": 32, "reshape_depth": 16, "num_resblocks": 6,
+    },
+    "motion_extractor": {"num_kp": 21, "backbone": "convnextv2_tiny"},
+    "warping_module": {
+        "num_kp": 21, "block_expansion": 64, "max_features": 512, "num_down_blocks": 2, "reshape_channel": 32,
+        "estimate_occlusion_map": True,
+        "dense_motion_params": {
+            "block_expansion": 32, "max_features": 1024, "num_blocks": 5, "reshape_depth": 16, "compress": 4,
+        },
+    },
+    "spade_generator": {"upscale": 2, "block_expansion": 64, "max_features": 512, "num_down_blocks": 2},
+}  # fmt: skip
+
+
+def load_official(checkout: Path, weights: Path, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    """The official networks (``checkout``: a clone of KwaiVGI/LivePortrait) with the same weight files, loaded
+    as the official ``load_model`` does; imported as the package ``liveportrait_official`` from its
+    ``src/modules`` folder (nothing of it is copied here)."""
+    import importlib
+    import importlib.util
+
+    modules = checkout / "src" / "modules"
+    spec = importlib.util.spec_from_file_location(
+        "liveportrait_official", modules / "__init__.py", submodule_search_locations=[str(modules)]
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{modules} is not the official LivePortrait source: clone KwaiVGI/LivePortrait there")
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["liveportrait_official"] = package
+    spec.loader.exec_module(package)
+    classes = {
+        "appearance_feature_extractor": ("appearance_feature_extractor", "AppearanceFeatureExtractor"),
+        "motion_extractor": ("motion_extractor", "MotionExtractor"),
+        "warping_module": ("warping_network", "WarpingNetwork"),
+        "spade_generator": ("spade_generator", "SPADEDecoder"),
+    }
+    networks: dict[str, Any] = {}
+    for name, (module, cls) in classes.items():
+        network = getattr(importlib.import_module(f"liveportrait_official.{module}"), cls)(**OFFICIAL_PARAMS[name])
+        state = torch.load(weights / NETWORK_FILES[name], map_location="cpu", weights_only=True)
+        network.load_state_dict(state, strict=name != "motion_extractor")  # as the official load_model does
+        networks[name] = network.eval().requires_grad_(False).to(device=device, dtype=dtype)
+    return networks
 
 
 def _sync(device: torch.device) -> None:
@@ -86,7 +136,16 @@ def timed_round_robin(
     return times
 
 
-def benchmark(models: LivePortraitModels, warmup: int, repeats: int) -> dict[str, list[float]]:
+def benchmark(
+    models: LivePortraitModels,
+    warmup: int,
+    repeats: int,
+    official: dict[str, Any] | None = None,
+    only: set[str] | None = None,
+) -> dict[str, list[float]]:
+    """Seconds per call of each network and of a whole frame (see :func:`timed_round_robin`); with ``official``,
+    of the official networks too, and of our warping module with 3D pooling and upsampling run slice by slice
+    (the fallback). ``only``: the names to time (``warping``, ``frame``...), each with its counterparts."""
     device, dtype = models.device, models.dtype
     generator = torch.Generator().manual_seed(0)
     source = torch.rand(1, 3, 256, 256, generator=generator).to(device, dtype)
@@ -114,14 +173,49 @@ def benchmark(models: LivePortraitModels, warmup: int, repeats: int) -> dict[str
         out = models.warping_module(feature, kp_driving=driven, kp_source=x_s_h)["out"]
         models.spade_generator(out)
 
+    resampling_blocks = [m for m in models.warping_module.modules() if isinstance(m, DownBlock3d | UpBlock3d)]
+
+    def warping_per_slice() -> None:
+        native = [block.native_3d for block in resampling_blocks]
+        for block in resampling_blocks:
+            block.native_3d = False
+        try:
+            models.warping_module(feature, kp_driving=x_d_h, kp_source=x_s_h)
+        finally:
+            for block, flag in zip(resampling_blocks, native, strict=True):
+                block.native_3d = flag
+
     runs: dict[str, Callable[[], Any]] = {
         "appearance": lambda: models.appearance_feature_extractor(source),
         "motion": lambda: models.motion_extractor(driving),
         "warping": lambda: models.warping_module(feature, kp_driving=x_d_h, kp_source=x_s_h),
+        "warping per slice": warping_per_slice,
         "spade": lambda: models.spade_generator(warped),
         "stitching": stitching,
         "frame": frame,
     }
+    if official is not None:  # the same inputs through the official networks, taking turns with ours
+        feature_o = official["appearance_feature_extractor"](source)
+        warped_o = official["warping_module"](feature_o, kp_driving=x_d_h, kp_source=x_s_h)["out"]
+        if not torch.allclose(warped_o, warped, atol=1e-4, rtol=1e-4):
+            raise SystemExit("the official warping module and ours disagree on the same weights and inputs")
+
+        def official_frame() -> None:
+            motion = Motion.from_extractor(official["motion_extractor"](driving))
+            driven = relative_keypoints(motion_s, motion_d, motion)
+            driven = models.stitching_retargeting.stitch(x_s_h, driven.to(dtype))
+            out = official["warping_module"](feature_o, kp_driving=driven, kp_source=x_s_h)["out"]
+            official["spade_generator"](out)
+
+        runs |= {
+            "official appearance": lambda: official["appearance_feature_extractor"](source),
+            "official motion": lambda: official["motion_extractor"](driving),
+            "official warping": lambda: official["warping_module"](feature_o, kp_driving=x_d_h, kp_source=x_s_h),
+            "official spade": lambda: official["spade_generator"](warped_o),
+            "official frame": official_frame,
+        }
+    if only:
+        runs = {name: run for name, run in runs.items() if name.removeprefix("official ").split(" ")[0] in only}
     with torch.inference_mode():
         return timed_round_robin(runs, device, warmup, repeats)
 
@@ -135,6 +229,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--weights", type=Path, default=None, help="folder with the official files")
     parser.add_argument("--quick", action="store_true", help="1 warm-up, 2 repeats")
+    parser.add_argument("--only", default="", help="comma-separated networks to time, e.g. warping,frame")
+    parser.add_argument(
+        "--official",
+        type=Path,
+        default=None,
+        help="a clone of KwaiVGI/LivePortrait: its networks, with the same weights, take turns with ours",
+    )
     args = parser.parse_args()
     if args.quick:
         args.warmup, args.repeats = 1, 2
@@ -151,13 +252,17 @@ def main() -> int:
         models = load_liveportrait(weights, device, dtype, compile=args.compile)
         kind = "official" if args.weights else "random"
         print(f"benchmarking on {device} ({dtype}), {kind} weights", file=sys.stderr)
-        results = benchmark(models, args.warmup, args.repeats)
+        official = load_official(args.official, weights, device, dtype) if args.official else None
+        only = {name.strip() for name in args.only.split(",") if name.strip()}
+        results = benchmark(models, args.warmup, args.repeats, official, only)
 
     medians = {name: statistics.median(times) * 1000 for name, times in results.items()}
     minima = {name: min(times) * 1000 for name, times in results.items()}
     print()
     print(f"{'module':<12} {'median ms':>10} {'min ms':>10} {'fps (min)':>10} {'RTX 4090 ms':>12} {'min / 4090':>11}")
     for name, ms in medians.items():
+        if name.startswith("official") or name not in PUBLISHED_RTX4090_MS | {"frame": 0}:
+            continue
         published = PUBLISHED_RTX4090_MS.get(name)
         if name == "frame":
             published = sum(PUBLISHED_RTX4090_MS[n] for n in ("motion", "warping", "spade", "stitching"))
@@ -178,8 +283,30 @@ def main() -> int:
         "repeats": args.repeats,
         "hardware": hardware(device),
     }
-    frame_ms = minima["frame"]
-    common.result_line(summary, f"{frame_ms / 1000:.2f} s a frame ({device})", None)
+    frame_ms = minima.get("frame", float("nan"))
+    if args.official is None:
+        common.result_line(summary, f"{frame_ms / 1000:.2f} s a frame ({device})", None)
+        return 0
+    print()
+    print(f"{'ours / official':<16} {'median':>8} {'min':>8}   (goal for the frame: <= {GOAL_VS_OFFICIAL})")
+    ratios = {}
+    for name in ("appearance", "motion", "warping", "warping per slice", "spade", "frame"):
+        official_name = f"official {name.split(' ')[0]}"
+        if name not in medians or official_name not in medians:
+            continue
+        ratios[name] = {
+            "median": round(medians[name] / medians[official_name], 3),
+            "min": round(minima[name] / minima[official_name], 3),
+        }
+        print(f"{name:<16} {ratios[name]['median']:8.3f} {ratios[name]['min']:8.3f}")
+    summary["ratio_vs_official"] = ratios
+    if "frame" not in ratios:
+        parts = ", ".join(f"{name} {ratio['median']:.2f}x" for name, ratio in ratios.items())
+        common.result_line(summary, f"{parts} the official code ({device})", None)
+        return 0
+    frame_ratio = ratios["frame"]["median"]
+    headline = f"{frame_ratio:.2f}x the official code a frame ({frame_ms / 1000:.2f} s, {device})"
+    common.result_line(summary, headline, frame_ratio <= GOAL_VS_OFFICIAL)
     return 0
 
 

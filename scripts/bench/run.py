@@ -62,6 +62,10 @@ BENCHMARKS = (
         "p99 ≤ 4 ms", "[blender.md](blender.md#tests-and-benchmark)", blender=True, quick=("--jobs", "1"),
     ),
     Benchmark(
+        "strip_insert", "scripts.bench.blender.strip_insert", "inserting a 270-frame result strip, one tick (Blender)",
+        "≤ 4 ms", "[blender.md](blender.md#tests-and-benchmark)", blender=True, quick=("--repeats", "3"),
+    ),
+    Benchmark(
         "bake", "scripts.bench.blender.bake", "bulk bake of 1,000 frames vs `keyframe_insert` (Blender)", "≥ 30x",
         "[mocap.md](mocap.md#benchmarks)", blender=True, quick=("--repeats", "1"),
     ),

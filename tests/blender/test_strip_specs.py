@@ -81,6 +81,17 @@ def test_a_result_follows_its_moved_source_and_skips_busy_channels(specs):
     assert result["job_result_strip"]
 
 
+def test_a_result_strip_is_made_without_reading_its_frames_and_looks_as_if_it_had(specs):
+    """The strip is made on a name that is no file (Blender would decode the first frame on the main thread), then
+    given the job's frames in order and the colour space and alpha that reading the first frame gives."""
+    result = specs["sequence_result"]
+    assert result["files"] == [f"{index:06d}.png" for index in range(5)]
+    assert Path(result["directory"]).name == "frames"
+    read = specs["first_frame_read_by_blender"]
+    assert (result["colorspace"], result["alpha_mode"]) == (read["colorspace"], read["alpha_mode"])
+    assert read["colorspace"], "Blender named the colour space it read"
+
+
 def test_a_one_frame_result_of_a_deleted_still_is_stretched_over_the_stills_old_place(specs):
     assert specs["still_result"] == {"channel": 4, "frame_final_start": 50, "frame_final_duration": 20}
 

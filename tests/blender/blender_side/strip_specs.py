@@ -112,7 +112,13 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "frame_final_duration": compat.timing(inserted, "duration"),
         "seed": inserted.get("vfx_seed"),
         "job_result_strip": sequence_job.result_strip,
+        "files": [element.filename for element in inserted.elements],
+        "directory": inserted.directory,
+        "colorspace": inserted.colorspace_settings.name,
+        "alpha_mode": inserted.alpha_mode,
     }
+    read = compat.new_image_strip(editor, "read", str(output / "a" / "frames" / "000000.png"), 9, 1)
+    record["first_frame_read_by_blender"] = {"colorspace": read.colorspace_settings.name, "alpha_mode": read.alpha_mode}
     still_job = fake_job(addon, scene, "b" * 32, job_folder(frames, output / "b", 1), still, 0.0)
     addon.compat.top_level_strips(editor).remove(still)  # the source was deleted: the stored place is used
     inserted = strips.insert_result_strip(scene, still_job)
