@@ -1,0 +1,210 @@
+"""Hands and face in real Blender, through the Bake operator.
+
+1. Fingers: a Rigify metarig whose fingers are posed with known curls (about each bone's X axis) and knuckle spreads
+   (about Z), its joints turned into a pose job's hand landmarks (image coordinates, as the pose mode writes them),
+   baked back and compared bone by bone.
+2. The real sample video through the daemon with hands and face: a metarig and a mesh with three ARKit-named shape
+   keys and one other, baked from the movie strip in one pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import bpy
+import harness
+import mocap_common as mc
+import numpy as np
+from mathutils import Matrix
+
+FRAMES = 16
+FRAME_START = 10
+WIDTH, HEIGHT, PIXELS_PER_METRE = 640, 480, 1000.0
+STRIP_START = 5
+FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+
+
+def finger_bones(side: str) -> list[str]:
+    names = {f: f if f == "thumb" else f"f_{f}" for f in FINGERS}
+    return [f"{names[f]}.0{k}.{side}" for f in FINGERS for k in (1, 2, 3)]
+
+
+def hand_points(obj: Any, side: str) -> np.ndarray:
+    """(21, 3) world positions of the posed hand in MediaPipe's order: wrist, then each finger knuckle to tip."""
+    world = obj.matrix_world
+    bones = finger_bones(side)
+    out = [np.array(world @ obj.pose.bones[f"hand.{side}"].head)]
+    for f in range(5):
+        chain = [obj.pose.bones[name] for name in bones[3 * f : 3 * f + 3]]
+        out += [np.array(world @ b.head) for b in chain] + [np.array(world @ chain[-1].tail)]
+    return np.array(out)
+
+
+def to_image(points: np.ndarray, frames: Any) -> np.ndarray:
+    """World points (..., 3) in metres to image landmarks of a WIDTH x HEIGHT frame seen from the front."""
+    mp = frames.blender_to_mediapipe(points) * PIXELS_PER_METRE
+    return (mp / np.array([WIDTH, HEIGHT, WIDTH]) + np.array([0.5, 0.5, 0.0])).astype(np.float32)
+
+
+def fingers_case(addon: Any, folder: Path) -> dict[str, Any]:
+    frames = addon.retarget.frames
+    scene = bpy.context.scene
+    obj = mc.add_metarig()
+    bpy.ops.object.mode_set(mode="OBJECT")
+    rig = addon.armature_io.read_rig(obj)
+    bone_map = addon.retarget.bone_maps.detect_map(rig)
+    finger_map = addon.retarget.finger_maps.detect_finger_map(rig, bone_map)
+    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    names = finger_bones("L") + finger_bones("R")
+    rng = np.random.default_rng(7)
+    world, hands, truth = [], [], []
+    for _ in range(FRAMES):
+        for pose_bone in obj.pose.bones:
+            pose_bone.rotation_mode = "QUATERNION"
+            pose_bone.rotation_quaternion = (1, 0, 0, 0)
+        for name in names:
+            curl = Matrix.Rotation(np.radians(rng.uniform(0, 60)), 3, "X")
+            spread = Matrix.Rotation(np.radians(rng.uniform(-12, 12)), 3, "Z") if ".01." in name else Matrix.Identity(3)
+            mc.set_rotation(obj, name, spread @ curl)
+        bpy.context.view_layer.update()
+        world.append(mc.landmarks(obj, bone_map, rest_points, 1.0))
+        hands.append([to_image(hand_points(obj, side), frames) for side in ("L", "R")])
+        truth.append(mc.rotations(obj, names))
+    for pose_bone in obj.pose.bones:
+        pose_bone.rotation_quaternion = (1, 0, 0, 0)
+    job_dir = mc.write_pose_job(folder, np.array(world), WIDTH, HEIGHT)
+    np.save(job_dir / "arrays" / "hand_landmarks.npy", np.array(hands, dtype=np.float32))
+    np.save(job_dir / "arrays" / "hand_present.npy", np.ones((FRAMES, 2), dtype=bool))
+    mc.add_succeeded_job(scene, "fingers", job_dir, FRAME_START)
+    scene.vfx_mocap_pose.armature = obj
+    scene.vfx_mocap_parts.use_hands = True
+    before = len(addon.mocap_tasks.finished)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="fingers")
+    assert result == {"FINISHED"}, error
+    done = mc.wait_for_bake(addon, harness, before)
+    solved = []
+    for frame in range(FRAME_START, FRAME_START + FRAMES):
+        scene.frame_set(frame)
+        solved.append(mc.rotations(obj, names))
+    angles = mc.angle_degrees(np.array(truth), np.array(solved))
+    keyed = sorted({mc.bone_of(path) for path, _ in mc.action_channels(obj)})
+    bpy.data.objects.remove(obj)
+    return {
+        "finger_map": finger_map.name,
+        "mean_deg": float(angles.mean()),
+        "max_deg": float(angles.max()),
+        "per_bone_mean_deg": dict(zip(names, angles.mean(axis=0).round(2).tolist(), strict=True)),
+        "keyed": keyed,
+        "expected_keyed": sorted({*bone_map.driven_bones(), *names}),
+        "report_bones": len(done.report.bones),
+    }
+
+
+def face_mesh() -> Any:
+    bpy.ops.mesh.primitive_cube_add()
+    mesh = bpy.context.object
+    mesh.name = "Face"
+    mesh.shape_key_add(name="Basis")
+    for name in ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "smirk"):
+        mesh.shape_key_add(name=name)
+    return mesh
+
+
+def media_case(addon: Any, args: argparse.Namespace) -> dict[str, Any]:
+    harness.configure(args.daemon_python, args.data_dir)
+    rt = addon.runtime.get()
+    bpy.ops.vfxmocap.daemon_start()
+    harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    scene = bpy.context.scene
+    scene.vfx_mocap.auto_insert = False
+    for action in list(bpy.data.actions):
+        bpy.data.actions.remove(action)
+    metarig = mc.add_metarig()
+    bpy.ops.object.mode_set(mode="OBJECT")
+    mesh = face_mesh()
+    scene.vfx_mocap_pose.armature = metarig
+    parts = scene.vfx_mocap_parts
+    parts.use_hands, parts.use_face, parts.face_mesh = True, True, mesh
+    editor = scene.sequence_editor_create()
+    strip = addon.compat.new_movie_strip(editor, "megamind", args.video, 1, STRIP_START)
+    for other in addon.compat.all_strips(editor):
+        other.select = False
+    strip.select = True
+    editor.active_strip = strip
+    before = len(addon.mocap_tasks.finished)
+    started = time.monotonic()
+    result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose)
+    assert result == {"FINISHED"}, error
+
+    def done() -> bool:
+        addon.mocap_tasks.tick()
+        return len(addon.mocap_tasks.finished) > before
+
+    harness.pump_until(addon, done, "pose with hands and face, then the bake", timeout=220)
+    finished = addon.mocap_tasks.finished[-1]
+    assert finished.report is not None, finished.error
+    job = scene.vfx_mocap.jobs[finished.job_id]
+    arrays, _summary = addon.mocap_tasks.load_pose_arrays(job.output_dir)
+    armature = mc.action_channels(metarig)
+    keys = mesh.data.shape_keys
+    shape_channels = {}
+    for fcurve in addon.compat.action_channels(keys.animation_data.action, keys).fcurves:
+        co = np.zeros(len(fcurve.keyframe_points) * 2, dtype=np.float32)
+        fcurve.keyframe_points.foreach_get("co", co)
+        shape_channels[fcurve.data_path.split('"')[1]] = co.reshape(-1, 2)
+    rig = addon.armature_io.read_rig(metarig)
+    bone_map = addon.retarget.bone_maps.detect_map(rig)
+    fingers = addon.retarget.fingers
+    curls = []
+    right_seen = np.flatnonzero(arrays["hand_present"][:, 1])
+    for index in right_seen:
+        scene.frame_set(STRIP_START + int(index))
+        curls.append(fingers.curls_deg(hand_points(metarig, "R"), "R"))
+    curls = np.array(curls)
+    jaw = shape_channels["jawOpen"][:, 1]
+    return {
+        "seconds": time.monotonic() - started,
+        "job_params": job.params,
+        "hand_frames": arrays["hand_present"].sum(axis=0).tolist(),
+        "face_frames": int(arrays["face_present"].sum()),
+        "nan": int(
+            sum(np.isnan(k).sum() for k in armature.values()) + sum(np.isnan(k).sum() for k in shape_channels.values())
+        ),
+        "keyed_bones": sorted({mc.bone_of(path) for path, _ in armature}),
+        "expected_bones": sorted({*bone_map.driven_bones(), *finger_bones("L"), *finger_bones("R")}),
+        "keyed_shapes": sorted(shape_channels),
+        "actions": sorted(a.name for a in bpy.data.actions),
+        "armature_frames": [
+            int(min(k[0, 0] for k in armature.values())),
+            int(max(k[-1, 0] for k in armature.values())),
+        ],
+        "shape_frames": [
+            int(min(k[0, 0] for k in shape_channels.values())),
+            int(max(k[-1, 0] for k in shape_channels.values())),
+        ],
+        "strip_frames": [STRIP_START, STRIP_START + int(addon.compat.timing(strip, "duration")) - 1],
+        "face_report": finished.face is not None and list(finished.face.shape_keys),
+        "error": finished.error,
+        "min_middle_end_curl_deg": float(curls[..., 1:].min()) if len(curls) else None,
+        "min_knuckle_curl_deg": float(curls[..., 1:, 0].min()) if len(curls) else None,
+        "jaw_range": [float(jaw.min()), float(jaw.max())],
+    }
+
+
+def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
+    addon = harness.install_extension(args.zip)
+    scene = bpy.context.scene
+    scene.vfx_mocap_pose.use_smoothing = False
+    scene.vfx_mocap_pose.root_motion = False
+    record["fingers"] = fingers_case(addon, Path(args.data_dir) / "fingers")
+    scene.vfx_mocap_pose.use_smoothing = True
+    record["media"] = media_case(addon, args)
+    record["panel"] = mc.draw_panels(("_handsface",))
+
+
+if __name__ == "__main__":
+    parser = harness.parse_args()
+    harness.run_scenario(parser, main)
