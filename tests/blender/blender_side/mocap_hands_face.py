@@ -189,7 +189,7 @@ def media_case(addon: Any, args: argparse.Namespace) -> dict[str, Any]:
         "face_report": finished.face is not None and list(finished.face.shape_keys),
         "error": finished.error,
         "min_middle_end_curl_deg": float(curls[..., 1:].min()) if len(curls) else None,
-        "min_knuckle_curl_deg": float(curls[..., 1:, 0].min()) if len(curls) else None,
+        "min_finger_knuckle_curl_deg": float(curls[..., 1:, 0].min()) if len(curls) else None,
         "jaw_range": [float(jaw.min()), float(jaw.max())],
     }
 
