@@ -103,3 +103,18 @@ def test_name_maps_are_parsed_or_refused_by_entry() -> None:
     }
     with pytest.raises(fs.FaceError, match="'jawOpn=X'"):
         fs.parse_name_map("jawOpn=X")
+
+
+def test_live_face_calibrates_on_its_first_frames_then_reads_the_same_shapes(take) -> None:
+    options = fs.FaceOptions(min_cutoff_hz=dict.fromkeys(fs.GROUPS, 0.0), neutral_frames=len(NEUTRAL))
+    live = fs.LiveFace(options)
+    rows = []
+    for index, (points, present) in enumerate(zip(take["face_landmarks"], take["face_present"], strict=True)):
+        rows.append(live.push(points, bool(present), (720, 528), index / 23.976).copy())
+        assert live.calibrated == (index >= len(NEUTRAL) - 1)
+    rows = np.array(rows)
+    assert not rows[: len(NEUTRAL)].any(), "zero until the neutral is complete"
+    clip = values(take)
+    blink = fs.ARKIT_SHAPES.index("eyeBlinkLeft")
+    np.testing.assert_allclose(rows[EYES_CLOSED[0], blink], clip["eyeBlinkLeft"][EYES_CLOSED[0]], atol=1e-5)
+    assert rows[MOUTH_OPEN, fs.ARKIT_SHAPES.index("jawOpen")] >= RISE

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .filters import OneEuroParams, one_euro
+from .filters import OneEuroFilter, OneEuroParams, one_euro
 
 ARKIT_SHAPES = (
     "eyeBlinkLeft",
@@ -88,6 +88,10 @@ def group_of(shape: str) -> str:
     if shape.startswith("brow"):
         return "brows"
     return "mouth"
+
+
+GROUP_COLUMNS = {group: [i for i, name in enumerate(ARKIT_SHAPES) if group_of(name) == group] for group in GROUPS}
+"""Group -> the columns of its shapes in a (..., 52) array."""
 
 
 # Face-mesh points, the person's own sides (the person's right lies on the image's left).
@@ -344,10 +348,55 @@ def solve_face(
     source = np.clip(np.searchsorted(found, np.arange(len(valid)), side="right") - 1, 0, None)
     values = measured[source]
     times = np.arange(len(valid)) / fps
-    for group in GROUPS:
-        columns = [i for i, name in enumerate(ARKIT_SHAPES) if group_of(name) == group]
+    for group, columns in GROUP_COLUMNS.items():
         values[:, columns] *= options.gains.get(group, 1.0)
         cutoff = options.min_cutoff_hz.get(group, 0.0)
         if cutoff > 0 and len(values):
             values[:, columns] = one_euro(values[:, columns], times, OneEuroParams(min_cutoff=cutoff))
     return FaceValues(np.clip(values, 0.0, 1.0).astype(np.float32), valid, neutral)
+
+
+class LiveFace:
+    """The face one frame at a time, for live pose: the first ``options.neutral_frames`` frames with a face make
+    the neutral (all values read zero until it is complete), then each frame's values, with the gains and a One
+    Euro filter per group that keeps its state; a frame without a face holds the last values. Not thread-safe."""
+
+    def __init__(self, options: FaceOptions | None = None) -> None:
+        self.options = options or FaceOptions()
+        self._samples: list[dict[str, np.ndarray]] = []
+        self._reference: dict[str, float] | None = None
+        self._filters = {
+            group: OneEuroFilter(OneEuroParams(min_cutoff=cutoff))
+            for group, cutoff in self.options.min_cutoff_hz.items()
+            if cutoff > 0
+        }
+        self.values = np.zeros(len(ARKIT_SHAPES), dtype=np.float32)
+        """The newest values (52,), under :data:`ARKIT_SHAPES`."""
+
+    @property
+    def calibrated(self) -> bool:
+        return self._reference is not None
+
+    def push(self, face_landmarks: np.ndarray, present: bool, size: tuple[float, float], time_s: float) -> np.ndarray:
+        """One frame's ``face_landmarks`` (478, 3) (image coordinates) of a ``size`` (width, height) frame taken at
+        ``time_s``: its values (52,) float32."""
+        width, height = size
+        points = np.asarray(face_landmarks, dtype=np.float64)[None] * np.array([width, height, width])
+        local, valid = face_frames(points)
+        if not (present and valid[0]):
+            return self.values
+        m = measures(local)
+        if self._reference is None:
+            self._samples.append(m)
+            if len(self._samples) >= self.options.neutral_frames:
+                names = self._samples[0]
+                self._reference = {n: float(np.median([s[n][0] for s in self._samples])) for n in names}
+            return self.values
+        shapes = shapes_from_changes(m, self._reference)
+        values = np.array([shapes[name][0] for name in ARKIT_SHAPES])
+        for group, columns in GROUP_COLUMNS.items():
+            values[columns] *= self.options.gains.get(group, 1.0)
+            if group in self._filters:
+                values[columns] = self._filters[group](values[columns], time_s)
+        self.values = np.clip(values, 0.0, 1.0).astype(np.float32)
+        return self.values

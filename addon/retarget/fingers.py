@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import rotations as rot
-from .filters import make_continuous, one_euro
+from .filters import OneEuroFilter, make_continuous, one_euro
 from .finger_maps import FINGERS, FingerMap
 from .frames import mediapipe_to_blender
 from .solver import PoseFrames, Retargeter
@@ -190,6 +190,39 @@ class HandSolver:
             mediapipe_to_blender(np.asarray(hand_landmarks, dtype=np.float64) * scale) @ self.retargeter.to_armature.T
         )
 
+    def measure(
+        self,
+        body_rotations: np.ndarray,
+        hand_landmarks: np.ndarray,
+        hand_present: np.ndarray,
+        size: tuple[float, float],
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per solved hand (in :attr:`hands` order): (seen (N,), wrist local quaternions (N, 4), finger local
+        quaternions (N, 15, 4)) of frames whose body pose is ``body_rotations`` (N, B, 4); unfiltered, and
+        meaningless where not seen."""
+        count = body_rotations.shape[0]
+        world, _heads = self.retargeter.forward_kinematics(body_rotations, np.zeros((count, 3)))
+        out = []
+        for hand in self.hands:
+            index = HAND_SIDES[hand.side]
+            points = self.to_armature(hand_landmarks[:, index], size)
+            frame, valid = hand_frame(points)
+            valid &= np.asarray(hand_present[:, index], dtype=bool) & np.all(np.isfinite(points), axis=(-1, -2))
+            frame = np.where(valid[:, None, None], frame, np.eye(3))
+            points = np.where(valid[:, None, None], points, 0.0)
+
+            # 1. The wrist: the rig's rest hand frame turned onto the person's.
+            target = frame @ hand.rest_frame.T @ hand.hand_rest
+            slot = self.retargeter.slots[hand.slot]
+            carried = world[:, slot.parent] @ slot.rest_local if slot.parent >= 0 else slot.rest_local
+            wrist = rot.quat_from_matrix(np.swapaxes(carried, -1, -2) @ target)
+
+            # 2. The fingers, in the rig's rest hand frame.
+            to_rest = hand.rest_frame @ np.swapaxes(frame, -1, -2)
+            turns = np.concatenate([self._finger(hand, finger, points, to_rest) for finger in hand.fingers], axis=1)
+            out.append((valid, wrist, rot.quat_from_matrix(turns)))
+        return out
+
     def solve_clip(
         self,
         body: PoseFrames,
@@ -206,44 +239,35 @@ class HandSolver:
         gap = self.retargeter.options.max_gap_frames
         smoothing = self.retargeter.options.smoothing
         times = np.arange(count) / fps
-        world, _heads = self.retargeter.forward_kinematics(body.rotations, np.zeros((count, 3)))
-        finger_rotations, finger_measured = [], []
-        for hand in self.hands:
-            index = HAND_SIDES[hand.side]
-            points = self.to_armature(hand_landmarks[:, index], image_size)
-            frame, valid = hand_frame(points)
-            valid &= np.asarray(hand_present[:, index], dtype=bool) & np.all(np.isfinite(points), axis=(-1, -2))
-            frame = np.where(valid[:, None, None], frame, np.eye(3))
-            points = np.where(valid[:, None, None], points, 0.0)
-
-            # 1. The wrist: the rig's rest hand frame turned onto the person's.
-            target = frame @ hand.rest_frame.T @ hand.hand_rest
-            slot = self.retargeter.slots[hand.slot]
-            carried = world[:, slot.parent] @ slot.rest_local if slot.parent >= 0 else slot.rest_local
-            turn = rot.quat_from_matrix(np.swapaxes(carried, -1, -2) @ target)
-            wrist = make_continuous(np.where(valid[:, None], turn, rotations[:, hand.slot]))
+        fingers, measured = [], []
+        for hand, (valid, wrist, quats) in zip(
+            self.hands, self.measure(body.rotations, hand_landmarks, hand_present, image_size), strict=True
+        ):
+            wrist = make_continuous(np.where(valid[:, None], wrist, rotations[:, hand.slot]))
+            quats = _fill(make_continuous(quats), valid, gap)
             if smoothing is not None and count:
                 wrist = rot.normalize(one_euro(wrist, times, smoothing))[0]
+                quats = rot.normalize(one_euro(quats, times, smoothing))[0]
             rotations[:, hand.slot] = np.where(valid[:, None], wrist, rotations[:, hand.slot])
+            fingers.append(quats)
+            measured.append(np.repeat(valid[:, None], quats.shape[1], axis=1))
+        return self._with_fingers(body, rotations, fingers, measured)
 
-            # 2. The fingers, in the rig's rest hand frame.
-            to_rest = hand.rest_frame @ np.swapaxes(frame, -1, -2)
-            for finger in hand.fingers:
-                turns = self._finger(hand, finger, points, to_rest)
-                quats = _fill(make_continuous(rot.quat_from_matrix(turns)), valid, gap)
-                if smoothing is not None and count:
-                    quats = rot.normalize(one_euro(quats, times, smoothing))[0]
-                finger_rotations.append(quats)
-                finger_measured.append(np.repeat(valid[:, None], 3, axis=1))
-        if not finger_rotations:
+    def _with_fingers(
+        self, body: PoseFrames, rotations: np.ndarray, fingers: list[np.ndarray], measured: list[np.ndarray]
+    ) -> PoseFrames:
+        if not fingers:
             return PoseFrames(body.bones, rotations, body.root_bone, body.root_location, body.measured)
         return PoseFrames(
             (*body.bones, *self.bones),
-            np.concatenate([rotations, *finger_rotations], axis=1),
+            np.concatenate([rotations, *fingers], axis=1),
             body.root_bone,
             body.root_location,
-            np.concatenate([body.measured, *finger_measured], axis=1),
+            np.concatenate([body.measured, *measured], axis=1),
         )
+
+    def live(self) -> LiveHands:
+        return LiveHands(self)
 
     def _finger(self, hand: _Hand, finger: _Finger, points: np.ndarray, to_rest: np.ndarray) -> np.ndarray:
         """(N, 3, 3, 3) local rotations of the finger's three bones."""
@@ -270,6 +294,51 @@ class HandSolver:
             turns.append(np.swapaxes(carried, -1, -2) @ aimed)
             parent_direction, posed_parent = direction, aimed
         return np.stack(turns, axis=1)
+
+
+class LiveHands:
+    """Hands one frame at a time, for live pose: a hand not seen keeps its last good wrist and fingers (rest
+    before it is first seen); the One Euro filter keeps its state between frames. Not thread-safe."""
+
+    def __init__(self, solver: HandSolver) -> None:
+        self.solver = solver
+        smoothing = solver.retargeter.options.smoothing
+        self._filters = [
+            (OneEuroFilter(smoothing), OneEuroFilter(smoothing)) if smoothing else None for _ in solver.hands
+        ]
+        self._last: list[tuple[np.ndarray | None, np.ndarray]] = [
+            (None, np.tile([1.0, 0.0, 0.0, 0.0], (len(hand.fingers) * 3, 1))) for hand in solver.hands
+        ]
+
+    def push(
+        self,
+        body: PoseFrames,
+        hand_landmarks: np.ndarray,
+        hand_present: np.ndarray,
+        size: tuple[float, float],
+        time_s: float,
+    ) -> PoseFrames:
+        """``body`` (one frame, from :meth:`LiveRetargeter.push`) with the wrists and fingers of one frame's
+        ``hand_landmarks`` (2, 21, 3) and ``hand_present`` (2,)."""
+        rotations = body.rotations.copy()
+        fingers, measured = [], []
+        measures = self.solver.measure(body.rotations, hand_landmarks[None], np.asarray(hand_present)[None], size)
+        for k, (hand, (valid, wrist, quats)) in enumerate(zip(self.solver.hands, measures, strict=True)):
+            if valid[0]:
+                last_wrist, last_fingers = self._last[k]
+                wrist = make_continuous(wrist, last_wrist)[0]
+                quats = make_continuous(quats, last_fingers)[0]
+                if self._filters[k] is not None:
+                    wrist_filter, finger_filter = self._filters[k]
+                    wrist = rot.normalize(wrist_filter(wrist, time_s))[0]
+                    quats = rot.normalize(finger_filter(quats, time_s))[0]
+                self._last[k] = (wrist, quats)
+            held_wrist, held_fingers = self._last[k]
+            if held_wrist is not None:
+                rotations[0, hand.slot] = held_wrist
+            fingers.append(held_fingers[None].copy())
+            measured.append(np.repeat(valid[:, None], held_fingers.shape[0], axis=1))
+        return self.solver._with_fingers(body, rotations, fingers, measured)
 
 
 def _fill(quats: np.ndarray, valid: np.ndarray, max_gap: int) -> np.ndarray:

@@ -52,3 +52,14 @@ def test_the_hands_and_face_panel_draws_its_settings(record):
     panel = record["panel"]
     assert len(panel["panels"]) == 2, "in the Sequencer and the 3D viewport"
     assert {"use_hands", "use_face", "face_mesh", "shape_key_names", "gain_eyes", "smooth_mouth"} <= set(panel["props"])
+
+
+def test_live_pose_drives_and_records_fingers_and_shape_keys_from_a_video_file(record):
+    whole = record["live"]["whole"]
+    assert whole["error"] == "" and whole["applied"] >= 40
+    assert {"f_index.01.R", "f_pinky.03.R", "thumb.02.R"} <= set(whole["keyed_bones"]), "the right hand's fingers"
+    assert whole["keyed_shapes"] == ["eyeBlinkLeft", "eyeBlinkRight", "jawOpen"]
+    assert whole["armature_frames"] == whole["shape_frames"] and whole["armature_frames"][0] == 20
+    assert whole["nan"] == 0
+    body = record["live"]["body"]
+    assert body["error"] == "" and body["applied"] >= 40

@@ -5,6 +5,8 @@
    baked back and compared bone by bone.
 2. The real sample video through the daemon with hands and face: a metarig and a mesh with three ARKit-named shape
    keys and one other, baked from the movie strip in one pass.
+3. Live: the same video standing in for a camera drives a fresh metarig's fingers and a fresh mesh's shape keys,
+   and a recording writes both; then the body alone, for the latency comparison.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import harness
 import mocap_common as mc
 import numpy as np
 from mathutils import Matrix
+from mocap_live import pump_live
 
 FRAMES = 16
 FRAME_START = 10
@@ -103,10 +106,10 @@ def fingers_case(addon: Any, folder: Path) -> dict[str, Any]:
     }
 
 
-def face_mesh() -> Any:
+def face_mesh(name: str = "Face") -> Any:
     bpy.ops.mesh.primitive_cube_add()
     mesh = bpy.context.object
-    mesh.name = "Face"
+    mesh.name = name
     mesh.shape_key_add(name="Basis")
     for name in ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "smirk"):
         mesh.shape_key_add(name=name)
@@ -194,6 +197,68 @@ def media_case(addon: Any, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def live_run(addon: Any, seconds: float) -> dict[str, Any]:
+    """Start live pose, let it run, record ``seconds``, stop; what it did."""
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
+    assert result == {"FINISHED"}, error
+    driver = addon.live_pose.current()
+    pump_live(addon, lambda: driver.applied >= 40, "40 live poses", timeout=120)
+    bpy.context.scene.frame_set(20)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_record)
+    assert result == {"FINISHED"}, error
+    started = time.monotonic()
+    pump_live(addon, lambda: time.monotonic() - started > seconds, "the recording", timeout=seconds + 10)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_record)
+    assert result == {"FINISHED"}, error
+    result, error = harness.operator_report(bpy.ops.vfxmocap.live_stop)
+    assert result == {"FINISHED"}, error
+    pump_live(addon, lambda: not driver.session.alive, "the live thread to end", timeout=15)
+    latencies = np.array(driver.latencies_ms)
+    return {
+        "driver": driver,
+        "applied": driver.applied,
+        "error": driver.error,
+        "latency_ms_p50": float(np.percentile(latencies, 50)),
+        "latency_ms_p95": float(np.percentile(latencies, 95)),
+        "solve_ms_p50": float(np.median(driver.solve_ms)),
+        "daemon_ms_p50": float(np.median([stage[0] for stage in driver.stages_ms])),
+        "fps": driver.session.daemon_fps,
+    }
+
+
+def live_case(addon: Any, video: str) -> dict[str, Any]:
+    scene = bpy.context.scene
+    metarig = mc.add_metarig()
+    bpy.ops.object.mode_set(mode="OBJECT")
+    mesh = face_mesh("LiveFace")
+    settings, parts = scene.vfx_mocap_pose, scene.vfx_mocap_parts
+    settings.armature, settings.live_source, settings.video_path = metarig, "FILE", video
+    parts.use_hands, parts.use_face, parts.face_mesh = True, True, mesh
+    whole = live_run(addon, 3.0)
+    driver = whole.pop("driver")
+    armature = mc.action_channels(metarig)
+    keys = mesh.data.shape_keys
+    shapes = {}
+    for fcurve in addon.compat.action_channels(keys.animation_data.action, keys).fcurves:
+        co = np.zeros(len(fcurve.keyframe_points) * 2, dtype=np.float32)
+        fcurve.keyframe_points.foreach_get("co", co)
+        shapes[fcurve.data_path.split('"')[1]] = co.reshape(-1, 2)
+    whole["keyed_bones"] = sorted({mc.bone_of(path) for path, _ in armature})
+    whole["keyed_shapes"] = sorted(shapes)
+    whole["armature_frames"] = [driver.last_bake.frame_start, driver.last_bake.frame_end]
+    whole["shape_frames"] = [driver.last_face_bake.frame_start, driver.last_face_bake.frame_end]
+    whole["nan"] = int(sum(np.isnan(k).sum() for k in [*armature.values(), *shapes.values()]))
+    whole["jaw_max"] = float(shapes["jawOpen"][:, 1].max())
+
+    body_rig = mc.add_metarig()
+    bpy.ops.object.mode_set(mode="OBJECT")
+    settings.armature = body_rig
+    parts.use_hands, parts.face_mesh = False, None
+    body = live_run(addon, 1.0)
+    body.pop("driver")
+    return {"whole": whole, "body": body}
+
+
 def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     scene = bpy.context.scene
@@ -202,6 +267,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["fingers"] = fingers_case(addon, Path(args.data_dir) / "fingers")
     scene.vfx_mocap_pose.use_smoothing = True
     record["media"] = media_case(addon, args)
+    record["live"] = live_case(addon, args.video)
     record["panel"] = mc.draw_panels(("_handsface",))
 
 
