@@ -29,6 +29,15 @@ def test_a_rigify_hand_posed_with_known_curls_and_spreads_comes_back_within_seve
     assert fingers["keyed"] == fingers["expected_keyed"], "keys on the body's driven bones and the 30 finger bones"
 
 
+def test_a_generated_rigify_rig_is_driven_through_its_finger_fk_controls(record):
+    generated = record["fingers"]["generated"]
+    assert generated["map"].startswith("Rigify generated") and generated["finger_map"] == "Rigify fingers"
+    assert len(generated["finger_bones"]) == 30 and generated["keyed_fingers"] == sorted(generated["finger_bones"])
+    assert not [bone for bone in generated["finger_bones"] if bone.startswith(("DEF-", "ORG-", "MCH-"))]
+    # The deforming bones follow the controls: they turn as the metarig's fingers were posed.
+    assert generated["def_mean_deg"] <= FINGER_LIMIT_DEG, json.dumps(generated["def_per_bone_mean_deg"])
+
+
 def test_megamind_baked_with_hands_and_face_in_one_pass(record):
     media = record["media"]
     assert media["error"] == ""

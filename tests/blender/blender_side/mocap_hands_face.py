@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import harness
 import mocap_common as mc
 import numpy as np
 from mathutils import Matrix
+from mocap_accuracy import exit_without_teardown
 from mocap_live import pump_live
 
 FRAMES = 16
@@ -94,8 +97,7 @@ def fingers_case(addon: Any, folder: Path) -> dict[str, Any]:
         solved.append(mc.rotations(obj, names))
     angles = mc.angle_degrees(np.array(truth), np.array(solved))
     keyed = sorted({mc.bone_of(path) for path, _ in mc.action_channels(obj)})
-    bpy.data.objects.remove(obj)
-    return {
+    out = {
         "finger_map": finger_map.name,
         "mean_deg": float(angles.mean()),
         "max_deg": float(angles.max()),
@@ -103,6 +105,46 @@ def fingers_case(addon: Any, folder: Path) -> dict[str, Any]:
         "keyed": keyed,
         "expected_keyed": sorted({*bone_map.driven_bones(), *names}),
         "report_bones": len(done.report.bones),
+        "generated": generated_case(addon, obj, np.array(truth), names),
+    }
+    bpy.data.objects.remove(obj)
+    return out
+
+
+def generated_case(addon: Any, metarig: Any, truth: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """The same job baked onto the rig Rigify generates from the metarig: its finger FK controls are driven; its
+    DEF bones, which deform the mesh, are compared with the metarig's posed bones."""
+    scene = bpy.context.scene
+    metarig.animation_data_clear()
+    for pose_bone in metarig.pose.bones:
+        pose_bone.rotation_quaternion = (1, 0, 0, 0)
+    bpy.context.view_layer.objects.active = metarig
+    bpy.ops.pose.rigify_generate()
+    if bpy.app.version < (5, 0, 0):
+        atexit.register(exit_without_teardown, Path(sys.argv[sys.argv.index("--result") + 1]))
+    generated = bpy.data.objects["rig"]
+    rig = addon.armature_io.read_rig(generated)
+    bone_map = addon.retarget.bone_maps.detect_map(rig)
+    finger_map = addon.retarget.finger_maps.detect_finger_map(rig, bone_map)
+    scene.vfx_mocap_pose.armature = generated
+    before = len(addon.mocap_tasks.finished)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="fingers")
+    assert result == {"FINISHED"}, error
+    mc.wait_for_bake(addon, harness, before)
+    deforming = [f"DEF-{name}" for name in names]
+    solved = []
+    for frame in range(FRAME_START, FRAME_START + FRAMES):
+        scene.frame_set(frame)
+        solved.append(mc.rotations(generated, deforming))
+    angles = mc.angle_degrees(truth, np.array(solved))
+    keyed = sorted({mc.bone_of(path) for path, _ in mc.action_channels(generated)})
+    return {
+        "map": bone_map.name,
+        "finger_map": finger_map.name,
+        "finger_bones": finger_map.driven_bones(),
+        "keyed_fingers": [bone for bone in keyed if bone in set(finger_map.driven_bones())],
+        "def_mean_deg": float(angles.mean()),
+        "def_per_bone_mean_deg": dict(zip(deforming, angles.mean(axis=0).round(2).tolist(), strict=True)),
     }
 
 
