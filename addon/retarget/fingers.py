@@ -51,8 +51,13 @@ FINGER_JOINTS = {
 FINGER_LIMITS_DEG = ((-20.0, 100.0, 30.0), (-5.0, 115.0, 20.0), (-5.0, 95.0, 20.0))
 """Index to little finger, per bone from the knuckle out: (least curl, most curl, most spread either way) in
 degrees, relative to the bone before (for the knuckle, the line from the wrist to it). Negative curl bends back."""
-THUMB_LIMITS_DEG = (None, (-10.0, 80.0, 20.0), (-15.0, 90.0, 20.0))
-"""The thumb's base moves freely; its middle and end joints curl about the thumb's own axis."""
+THUMB_LIMITS_DEG = ((-180.0, 180.0, 90.0), (-10.0, 80.0, 20.0), (-15.0, 90.0, 20.0))
+"""The thumb's base moves freely (limits that limit nothing); its middle and end joints curl about the thumb's own
+axis."""
+LIMITS_DEG = np.array([THUMB_LIMITS_DEG if finger == "thumb" else FINGER_LIMITS_DEG for finger in FINGERS])
+"""(5, 3 joints, 3) the limits of every finger's joints, in :data:`FINGERS` order."""
+JOINTS = np.array([FINGER_JOINTS[finger] for finger in FINGERS])
+"""(5, 4) each finger's landmarks, in :data:`FINGERS` order."""
 HAND_SIDES = {"L": 0, "R": 1}
 """The index of each side in the pose job's ``hand_landmarks`` (the person's left hand first)."""
 PALM_SIDE = {"L": -1.0, "R": 1.0}
@@ -77,9 +82,11 @@ def limit_joint(
     """``target`` unit directions (N, 3) with their curl and spread relative to ``parent`` (N, 3) limited.
 
     The curl turns towards ``palm`` (unit, perpendicular to ``parent``: the way the joint curls), the spread
-    sideways: target = cos(spread) (cos(curl) parent + sin(curl) palm) + sin(spread) side.
+    sideways: target = cos(spread) (cos(curl) parent + sin(curl) palm) + sin(spread) side. ``limits`` (least
+    curl, most curl, most spread) in degrees, each a number or an array that broadcasts with the directions'
+    leading axes.
     """
-    curl_min, curl_max, spread_max = np.radians(limits)
+    curl_min, curl_max, spread_max = (np.radians(np.asarray(limit, dtype=np.float64)) for limit in limits)
     side = rot.cross(parent, palm)
     spread = np.arcsin(np.clip(rot.dot(target, side), -1.0, 1.0))
     curl = np.arctan2(rot.dot(target, palm), rot.dot(target, parent))
@@ -107,10 +114,15 @@ def curls_deg(points: np.ndarray, side: str) -> np.ndarray:
     return out
 
 
+def _curl_start(finger: str, side: str, frame: np.ndarray) -> np.ndarray:
+    """Where a finger's first joint curls to, from a hand ``frame`` (..., 3, 3): the palm side; for the thumb,
+    across the palm towards the little finger."""
+    return frame[..., 1] if finger == "thumb" else PALM_SIDE[side] * frame[..., 2]
+
+
 def _curl_direction(finger: str, side: str, frame: np.ndarray, parent: np.ndarray) -> np.ndarray:
-    """The way a finger's first joint curls, perpendicular to ``parent`` (the line from the wrist to it): towards
-    the palm; for the thumb, across the palm towards the little finger."""
-    towards = frame[..., 1] if finger == "thumb" else PALM_SIDE[side] * frame[..., 2]
+    """The way a finger's first joint curls, perpendicular to ``parent`` (the line from the wrist to it)."""
+    towards = _curl_start(finger, side, frame)
     towards = towards - rot.dot(towards, parent)[..., None] * parent
     return rot.normalize(towards)[0]
 
@@ -124,16 +136,6 @@ def _carry(towards: np.ndarray, parent: np.ndarray, target: np.ndarray) -> np.nd
 
 
 @dataclass
-class _Finger:
-    name: str
-    bones: tuple[str, str, str]
-    parent_rest: np.ndarray
-    """(3, 3) rest rotation of the first bone's parent (armature space); identity for a root bone."""
-    rest_local: np.ndarray
-    """(3, 3, 3) each bone's rest rotation relative to its parent's rest rotation."""
-
-
-@dataclass
 class _Hand:
     side: str
     slot: int
@@ -142,7 +144,15 @@ class _Hand:
     """(3, 3) the hand frame of the rig at rest (armature space)."""
     hand_rest: np.ndarray
     """(3, 3) the hand bone's rest rotation."""
-    fingers: list[_Finger]
+    bones: tuple[str, ...]
+    """The 15 finger bones, in :data:`FINGERS` order, each finger from the knuckle out."""
+    parent_rest: np.ndarray
+    """(5, 3, 3) rest rotation of each finger's first bone's parent (armature space); identity for a root bone."""
+    rest_local: np.ndarray
+    """(5, 3, 3, 3) each finger bone's rest rotation relative to its parent's rest rotation."""
+    curl_start: np.ndarray
+    """(5, 3) where each finger's first joint curls to, in the rig's rest hand frame (before it is made
+    perpendicular to the finger): the palm side; for the thumb, across the palm towards the little finger."""
 
 
 class HandSolver:
@@ -163,7 +173,7 @@ class HandSolver:
                 continue
             rest_points = np.zeros((21, 3))
             rest_points[WRIST] = rig.head(hand_bone)
-            fingers = []
+            parents, locals_ = [], []
             for finger in FINGERS:
                 bones = chains[finger]
                 joints = FINGER_JOINTS[finger]
@@ -173,14 +183,19 @@ class HandSolver:
                 parent_index = rig.parents[rig.index(bones[0])]
                 parent_rest = rig.rotation(rig.bones[parent_index]) if parent_index >= 0 else np.eye(3)
                 rests = [parent_rest, *(rig.rotation(bone) for bone in bones)]
-                rest_local = np.array([rests[k].T @ rests[k + 1] for k in range(3)])
-                fingers.append(_Finger(finger, bones, parent_rest, rest_local))
+                parents.append(parent_rest)
+                locals_.append([rests[k].T @ rests[k + 1] for k in range(3)])
             frame, valid = hand_frame(rest_points)
             if not valid:
                 continue
+            starts = np.array([_curl_start(finger, side, frame) for finger in FINGERS])
+            bones = tuple(bone for finger in FINGERS for bone in chains[finger])
             slot = retargeter.bones.index(hand_bone)
-            self.hands.append(_Hand(side, slot, frame, rig.rotation(hand_bone), fingers))
-        self.bones = tuple(bone for hand in self.hands for finger in hand.fingers for bone in finger.bones)
+            hand = _Hand(
+                side, slot, frame, rig.rotation(hand_bone), bones, np.array(parents), np.array(locals_), starts
+            )
+            self.hands.append(hand)
+        self.bones = tuple(bone for hand in self.hands for bone in hand.bones)
 
     def to_armature(self, hand_landmarks: np.ndarray, image_size: tuple[float, float]) -> np.ndarray:
         """Image hand landmarks (..., 21, 3) to points in the armature's axes, in pixels."""
@@ -219,8 +234,8 @@ class HandSolver:
 
             # 2. The fingers, in the rig's rest hand frame.
             to_rest = hand.rest_frame @ np.swapaxes(frame, -1, -2)
-            turns = np.concatenate([self._finger(hand, finger, points, to_rest) for finger in hand.fingers], axis=1)
-            out.append((valid, wrist, rot.quat_from_matrix(turns)))
+            turns = self._fingers(hand, points, to_rest)
+            out.append((valid, wrist, rot.quat_from_matrix(turns.reshape(count, -1, 3, 3))))
         return out
 
     def solve_clip(
@@ -269,31 +284,29 @@ class HandSolver:
     def live(self) -> LiveHands:
         return LiveHands(self)
 
-    def _finger(self, hand: _Hand, finger: _Finger, points: np.ndarray, to_rest: np.ndarray) -> np.ndarray:
-        """(N, 3, 3, 3) local rotations of the finger's three bones."""
-        joints = FINGER_JOINTS[finger.name]
-        limits = THUMB_LIMITS_DEG if finger.name == "thumb" else FINGER_LIMITS_DEG
+    def _fingers(self, hand: _Hand, points: np.ndarray, to_rest: np.ndarray) -> np.ndarray:
+        """(N, 5, 3, 3, 3) local rotations of every finger's three bones, all fingers at once."""
+        count = points.shape[0]
 
-        def rest_direction(start: int, end: int) -> np.ndarray:
-            vector = (to_rest @ (points[:, end] - points[:, start])[..., None])[..., 0]
+        def rest_directions(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+            vector = np.einsum("nij,nfj->nfi", to_rest, points[:, end] - points[:, start])
             return rot.normalize(vector)[0]
 
-        parent_direction = rest_direction(WRIST, joints[0])
-        towards = _curl_direction(
-            finger.name, hand.side, np.broadcast_to(hand.rest_frame, (points.shape[0], 3, 3)), parent_direction
-        )
-        posed_parent = np.broadcast_to(finger.parent_rest, (points.shape[0], 3, 3))
+        parent_direction = rest_directions(np.full(len(FINGERS), WRIST), JOINTS[:, 0])
+        towards = np.broadcast_to(hand.curl_start, parent_direction.shape)
+        towards = rot.normalize(towards - rot.dot(towards, parent_direction)[..., None] * parent_direction)[0]
+        posed_parent = np.broadcast_to(hand.parent_rest, (count, len(FINGERS), 3, 3))
         turns = []
         for k in range(3):
-            direction = rest_direction(joints[k], joints[k + 1])
-            if limits[k] is not None:
-                direction = limit_joint(parent_direction, direction, towards, limits[k])
+            direction = rest_directions(JOINTS[:, k], JOINTS[:, k + 1])
+            limits = LIMITS_DEG[:, k]
+            direction = limit_joint(parent_direction, direction, towards, (limits[:, 0], limits[:, 1], limits[:, 2]))
             towards = _carry(towards, parent_direction, direction)
-            carried = posed_parent @ finger.rest_local[k]
+            carried = posed_parent @ hand.rest_local[:, k]
             aimed = rot.rotation_between(carried[..., 1], direction) @ carried
             turns.append(np.swapaxes(carried, -1, -2) @ aimed)
             parent_direction, posed_parent = direction, aimed
-        return np.stack(turns, axis=1)
+        return np.stack(turns, axis=2)
 
 
 class LiveHands:
@@ -307,7 +320,7 @@ class LiveHands:
             (OneEuroFilter(smoothing), OneEuroFilter(smoothing)) if smoothing else None for _ in solver.hands
         ]
         self._last: list[tuple[np.ndarray | None, np.ndarray]] = [
-            (None, np.tile([1.0, 0.0, 0.0, 0.0], (len(hand.fingers) * 3, 1))) for hand in solver.hands
+            (None, np.tile([1.0, 0.0, 0.0, 0.0], (len(hand.bones), 1))) for hand in solver.hands
         ]
 
     def push(
