@@ -30,6 +30,7 @@ from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_conne
 from .retarget.face_shapes import ARKIT_SHAPES, FaceValues, LiveFace
 from .retarget.finger_maps import detect_finger_map
 from .retarget.fingers import HandSolver, LiveHands
+from .retarget.head import HeadFromFace, LiveHead
 from .retarget.solver import PoseFrames, Retargeter
 
 THREAD_NAME = "vfx-mocap-live-pose"
@@ -61,11 +62,18 @@ class PoseSolver:
     """The live thread's ``prepare`` step: daemon results to solved poses. Keeps the stream's state (held bones,
     filters), so one solver serves one session, on its thread only."""
 
-    def __init__(self, retargeter: Retargeter, hands: LiveHands | None = None, face: LiveFace | None = None) -> None:
+    def __init__(
+        self,
+        retargeter: Retargeter,
+        hands: LiveHands | None = None,
+        face: LiveFace | None = None,
+        head: LiveHead | None = None,
+    ) -> None:
         self.retargeter = retargeter
         self._live = retargeter.live()
         self._hands = hands
         self._face = face
+        self._head = head
 
     def __call__(self, result: Mapping[str, Any], arrays: dict[str, np.ndarray]) -> SolvedFrame:
         data = result["data"]
@@ -84,7 +92,10 @@ class PoseSolver:
             pose = self._hands.push(pose, arrays["hand_landmarks"], arrays["hand_present"], size, captured_at)
         face = None
         if self._face is not None and "face_landmarks" in arrays:
-            face = self._face.push(arrays["face_landmarks"], bool(arrays["face_present"]), size, captured_at).copy()
+            face_present = bool(arrays["face_present"])
+            face = self._face.push(arrays["face_landmarks"], face_present, size, captured_at).copy()
+            if self._head is not None:
+                pose = self._head.push(pose, arrays["face_landmarks"], face_present, size, captured_at)
         solved = time.monotonic()
         return SolvedFrame(
             pose,
@@ -310,7 +321,7 @@ def start(scene: bpy.types.Scene) -> LiveDriver:
     retargeter = Retargeter(rig, bone_map, settings.solve_options())
     parts = scene.vfx_mocap_parts
     hands = HandSolver(retargeter, detect_finger_map(rig, bone_map)).live() if parts.use_hands else None
-    face, face_mesh, shape_keys = None, "", {}
+    face, head, face_mesh, shape_keys = None, None, "", {}
     if parts.wants_face():
         options = parts.face_options()
         shape_keys = shape_key_bake.driven_shape_keys(parts.face_mesh, options.name_map)
@@ -319,7 +330,7 @@ def start(scene: bpy.types.Scene) -> LiveDriver:
                 f"Face Mesh '{parts.face_mesh.name}' has no shape key named as ARKit's or in the Name Map: choose "
                 "another mesh, map its keys, or turn Face off"
             )
-        face, face_mesh = LiveFace(options), parts.face_mesh.name
+        face, head, face_mesh = LiveFace(options), HeadFromFace(retargeter).live(), parts.face_mesh.name
     if settings.live_source == "FILE":
         path = bpy.path.abspath(settings.video_path) if settings.video_path else ""
         if not path or not Path(path).is_file():
@@ -329,7 +340,7 @@ def start(scene: bpy.types.Scene) -> LiveDriver:
         source = {"camera": settings.camera_index}
     request = LiveRequest(daemon_connection_file(), "pose", source, live_params(scene))
     armature_io.apply_switches(obj, bone_map)
-    session = LiveSessionThread(request, PoseSolver(retargeter, hands, face), THREAD_NAME)
+    session = LiveSessionThread(request, PoseSolver(retargeter, hands, face, head), THREAD_NAME)
     _driver = LiveDriver(scene, obj, session, retargeter, face_mesh, shape_keys)
     if not bpy.app.timers.is_registered(tick):
         bpy.app.timers.register(tick, first_interval=0.0, persistent=True)

@@ -22,6 +22,7 @@ from .retarget.bone_maps import BoneMap
 from .retarget.face_shapes import FaceError, FaceOptions, FaceValues, solve_face
 from .retarget.finger_maps import FingerMap
 from .retarget.fingers import HandSolver
+from .retarget.head import HeadFromFace
 from .retarget.rig_data import RigData
 from .retarget.solver import PoseFrames, Retargeter, SolveOptions
 
@@ -138,6 +139,8 @@ def solve_job(request: BakeRequest) -> tuple[PoseFrames, float, FaceValues | Non
             raise PoseResultError(
                 f"Pose job {request.job_id[:8]} did not track the face: bake again with Face on (it runs pose again)"
             )
+        head = HeadFromFace(retargeter)
+        pose = head.solve_clip(pose, arrays["face_landmarks"], arrays["face_present"], size, request.fps)
         try:
             face = solve_face(arrays["face_landmarks"], arrays["face_present"], size, request.fps, request.face_options)
         except FaceError as exc:
