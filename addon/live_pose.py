@@ -8,6 +8,8 @@ applies.
   while recording, keeps it; when recording stops the kept poses are written as keys in bulk, at the timeline
   frames they were captured at (from the frame recording started on, at the scene's frame rate).
 - Opening another file stops live pose first (:func:`stop_before_file_load`), and so does disabling the add-on.
+- With Hands & Face on, the session tracks them too: the fingers and wrists join the armature's pose, the face's
+  values set the face mesh's shape keys, and a recording writes both (one action each).
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import armature_io, bake, runtime
+from . import armature_io, bake, runtime, shape_key_bake
 from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
+from .retarget.face_shapes import ARKIT_SHAPES, FaceValues, LiveFace
+from .retarget.finger_maps import detect_finger_map
+from .retarget.fingers import HandSolver, LiveHands
+from .retarget.head import HeadFromFace, LiveHead
 from .retarget.solver import PoseFrames, Retargeter
 
 THREAD_NAME = "vfx-mocap-live-pose"
@@ -48,27 +54,48 @@ class SolvedFrame:
     solved_at: float
     solve_ms: float
     """How long the solve took on the live thread."""
+    face: np.ndarray | None = None
+    """The face's 52 ARKit values (under ``ARKIT_SHAPES``), when the session drives a face."""
 
 
 class PoseSolver:
     """The live thread's ``prepare`` step: daemon results to solved poses. Keeps the stream's state (held bones,
     filters), so one solver serves one session, on its thread only."""
 
-    def __init__(self, retargeter: Retargeter) -> None:
+    def __init__(
+        self,
+        retargeter: Retargeter,
+        hands: LiveHands | None = None,
+        face: LiveFace | None = None,
+        head: LiveHead | None = None,
+    ) -> None:
         self.retargeter = retargeter
         self._live = retargeter.live()
+        self._hands = hands
+        self._face = face
+        self._head = head
 
     def __call__(self, result: Mapping[str, Any], arrays: dict[str, np.ndarray]) -> SolvedFrame:
         data = result["data"]
         started = time.monotonic()
+        captured_at = float(result["captured_at"])
+        size = (float(data["width"]), float(data["height"]))
         pose = self._live.push(
             arrays["world_landmarks"],
             arrays["visibility"],
             bool(data["present"]),
-            float(result["captured_at"]),
+            captured_at,
             arrays["image_landmarks"],
-            (float(data["width"]), float(data["height"])),
+            size,
         )
+        if self._hands is not None and "hand_landmarks" in arrays:
+            pose = self._hands.push(pose, arrays["hand_landmarks"], arrays["hand_present"], size, captured_at)
+        face = None
+        if self._face is not None and "face_landmarks" in arrays:
+            face_present = bool(arrays["face_present"])
+            face = self._face.push(arrays["face_landmarks"], face_present, size, captured_at).copy()
+            if self._head is not None:
+                pose = self._head.push(pose, arrays["face_landmarks"], face_present, size, captured_at)
         solved = time.monotonic()
         return SolvedFrame(
             pose,
@@ -79,6 +106,7 @@ class PoseSolver:
             float(result["processed_at"]),
             solved,
             (solved - started) * 1000.0,
+            face,
         )
 
 
@@ -99,9 +127,15 @@ class LiveDriver:
         armature: bpy.types.Object,
         session: LiveSessionThread[SolvedFrame],
         retargeter: Retargeter,
+        face_mesh: str = "",
+        shape_keys: Mapping[str, str] | None = None,
     ) -> None:
         self.scene_name = scene.name
         self.armature_name = armature.name
+        self.face_mesh = face_mesh
+        """The mesh whose shape keys the face drives ("" for none)."""
+        self.shape_keys = dict(shape_keys or {})
+        """ARKit name -> the face mesh's shape key it drives."""
         self.session = session
         self.retargeter = retargeter
         self.applied = 0
@@ -114,6 +148,7 @@ class LiveDriver:
         self.solve_ms: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
         """Per applied pose: its solve's duration on the live thread (milliseconds)."""
         self.last_bake: bake.BakeReport | None = None
+        self.last_face_bake: shape_key_bake.ShapeKeyReport | None = None
         self.error = ""
         self._recording: _Recording | None = None
         self._stopped = False
@@ -142,6 +177,8 @@ class LiveDriver:
             except Exception as exc:  # raised in the timer, it would stop the timer and leave the session running
                 self.stop(self._posing_failed(obj, frame.pose, exc))
                 return None
+            if frame.face is not None:
+                self._apply_face(frame.face)
             self.applied += 1
             self.last_seq = frame.seq
             applied_at = time.monotonic()
@@ -161,6 +198,16 @@ class LiveDriver:
             self.stop(self.session.error)
             return None
         return APPLY_INTERVAL_S
+
+    def _apply_face(self, values: np.ndarray) -> None:
+        mesh = bpy.data.objects.get(self.face_mesh)
+        keys = mesh.data.shape_keys if mesh is not None and mesh.type == "MESH" else None
+        if keys is None:
+            return
+        for shape, name in self.shape_keys.items():
+            block = keys.key_blocks.get(name)
+            if block is not None:
+                block.value = float(values[ARKIT_SHAPES.index(shape)])
 
     def _posing_failed(self, obj: bpy.types.Object, pose: PoseFrames, exc: Exception) -> str:
         missing = bake.missing_bones(obj, pose.bones)
@@ -200,6 +247,15 @@ class LiveDriver:
         self.last_bake = bake.bake_pose(
             obj, pose, np.array(timeline, dtype=np.float64), root_scale=self.retargeter.rig_leg_length or 1.0
         )
+        faces = [by_frame[f].face for f in timeline]
+        mesh = bpy.data.objects.get(self.face_mesh)
+        if mesh is not None and all(face is not None for face in faces):
+            values = np.stack(faces)  # type: ignore[arg-type]
+            face = FaceValues(values, np.ones(len(values), dtype=bool), ())
+            try:
+                self.last_face_bake = shape_key_bake.bake_face(mesh, face, np.array(timeline), self.shape_keys)
+            except shape_key_bake.ShapeKeyBakeError as exc:
+                self.error = str(exc)
         bake.push_undo_step(f"Record Live Pose on {obj.name}")
         return self.last_bake
 
@@ -245,9 +301,11 @@ def tick() -> float | None:
 
 
 def live_params(scene: bpy.types.Scene) -> dict[str, Any]:
-    """The pose mode's live options as set in the panel (those the daemon lists for live pose)."""
+    """The pose mode's live options as set in the panel, with the parts Hands & Face asks for (those the daemon
+    lists for live pose)."""
     names = {p["name"] for p in (runtime.get().modes.get("pose", {}).get("live") or ())}
-    return {param.name: param.value for param in scene.vfx_mocap.mode_params("pose") if param.name in names}
+    values = {param.name: param.value for param in scene.vfx_mocap.mode_params("pose") if param.name in names}
+    return values | {name: value for name, value in scene.vfx_mocap_parts.pose_params().items() if name in names}
 
 
 def start(scene: bpy.types.Scene) -> LiveDriver:
@@ -261,6 +319,18 @@ def start(scene: bpy.types.Scene) -> LiveDriver:
     rig = armature_io.read_rig(obj)
     bone_map = obj.vfx_mocap_map.bone_map(rig)
     retargeter = Retargeter(rig, bone_map, settings.solve_options())
+    parts = scene.vfx_mocap_parts
+    hands = HandSolver(retargeter, detect_finger_map(rig, bone_map)).live() if parts.use_hands else None
+    face, head, face_mesh, shape_keys = None, None, "", {}
+    if parts.wants_face():
+        options = parts.face_options()
+        shape_keys = shape_key_bake.driven_shape_keys(parts.face_mesh, options.name_map)
+        if not shape_keys:
+            raise LiveError(
+                f"Face Mesh '{parts.face_mesh.name}' has no shape key named as ARKit's or in the Name Map: choose "
+                "another mesh, map its keys, or turn Face off"
+            )
+        face, head, face_mesh = LiveFace(options), HeadFromFace(retargeter).live(), parts.face_mesh.name
     if settings.live_source == "FILE":
         path = bpy.path.abspath(settings.video_path) if settings.video_path else ""
         if not path or not Path(path).is_file():
@@ -270,8 +340,8 @@ def start(scene: bpy.types.Scene) -> LiveDriver:
         source = {"camera": settings.camera_index}
     request = LiveRequest(daemon_connection_file(), "pose", source, live_params(scene))
     armature_io.apply_switches(obj, bone_map)
-    session = LiveSessionThread(request, PoseSolver(retargeter), THREAD_NAME)
-    _driver = LiveDriver(scene, obj, session, retargeter)
+    session = LiveSessionThread(request, PoseSolver(retargeter, hands, face, head), THREAD_NAME)
+    _driver = LiveDriver(scene, obj, session, retargeter, face_mesh, shape_keys)
     if not bpy.app.timers.is_registered(tick):
         bpy.app.timers.register(tick, first_interval=0.0, persistent=True)
     return _driver

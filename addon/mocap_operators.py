@@ -19,6 +19,8 @@ from . import armature_io, bake, compat, live_pose, mocap_tasks, preferences, ru
 from .properties import MocapJob
 from .retarget import bone_maps
 from .retarget.bone_maps import BoneMapError
+from .retarget.face_shapes import FaceError
+from .retarget.finger_maps import detect_finger_map
 
 CONTROL_VIDEO_PARAMS = {"render_skeleton": True, "skeleton_background": "black", "face": True}
 """The pose control video of the generative modes: OpenPose-coloured body skeletons with the face's points on black,
@@ -37,6 +39,7 @@ def _fail(operator: bpy.types.Operator, message: str) -> set[str]:
 
 INPUT_ERRORS = (
     MocapInputError,
+    FaceError,
     armature_io.ArmatureError,
     BoneMapError,
     strips.BadInput,
@@ -141,6 +144,14 @@ def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
     if missing:
         raise BoneMapError(f"Bone map '{bone_map.name}' names bones '{obj.name}' lacks: {', '.join(missing)}")
     settings = scene.vfx_mocap_pose
+    parts = scene.vfx_mocap_parts
+    face_mesh = parts.face_mesh.name if parts.wants_face() else ""
+    neutral = ()
+    if face_mesh and parts.neutral == "MARKERS":
+        start = result_frame_start(scene, job)
+        neutral = tuple(sorted(m.frame - start for m in scene.timeline_markers if m.name.lower() == "neutral"))
+        if not neutral:
+            raise MocapInputError("Neutral is set to Markers but no timeline marker is named 'neutral'")
     mocap_tasks.start_bake(
         mocap_tasks.BakeRequest(
             armature=obj.name,
@@ -153,6 +164,9 @@ def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
             options=settings.solve_options(),
             interpolation=settings.interpolation,
             reduce_tolerance_deg=settings.reduce_tolerance if settings.reduce_keys else None,
+            finger_map=detect_finger_map(rig, bone_map) if parts.use_hands else None,
+            face_mesh=face_mesh,
+            face_options=parts.face_options(neutral) if face_mesh else None,
         )
     )
 
@@ -188,9 +202,10 @@ class VFXMOCAP_OT_bake_pose(bpy.types.Operator):
         scene = context.scene
         try:
             obj = target_armature(context)
-            job = find_pose_job(scene, self.job_id)
+            wanted = scene.vfx_mocap_parts.pose_params()
+            job = find_pose_job(scene, self.job_id, params=wanted)
             if job is None:
-                job = submit_pose_job(scene, {})
+                job = submit_pose_job(scene, wanted)
                 mocap_tasks.after_job(scene, job.name, "bake", _bake_follow_up(obj.name))
                 self.report({"INFO"}, f"Running pose on the strip first (job {job.name[:8]}); baking follows")
             elif job.state == "succeeded":

@@ -17,13 +17,19 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import armature_io, bake, runtime
+from . import armature_io, bake, runtime, shape_key_bake
 from .retarget.bone_maps import BoneMap
+from .retarget.face_shapes import FaceError, FaceOptions, FaceValues, solve_face
+from .retarget.finger_maps import FingerMap
+from .retarget.fingers import HandSolver
+from .retarget.head import HeadFromFace
 from .retarget.rig_data import RigData
 from .retarget.solver import PoseFrames, Retargeter, SolveOptions
 
 INTERVAL_S = 0.1
 POSE_ARRAYS = ("world_landmarks", "visibility", "present", "image_landmarks")
+PART_ARRAYS = ("hand_landmarks", "hand_present", "face_landmarks", "face_present")
+"""Arrays a pose job has when it tracked hands or face (see the pose mode)."""
 
 
 class PoseResultError(Exception):
@@ -44,6 +50,11 @@ class BakeRequest:
     options: SolveOptions
     interpolation: str
     reduce_tolerance_deg: float | None
+    finger_map: FingerMap | None = None
+    """The fingers to drive from the job's hands (None: no fingers; the job must have tracked hands)."""
+    face_mesh: str = ""
+    """The mesh whose shape keys the job's face drives ("": no face; the job must have tracked the face)."""
+    face_options: FaceOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,8 @@ class BakeDone:
     error: str = ""
     frames_measured: int = 0
     """Frames in which at least one bone was seen."""
+    face: shape_key_bake.ShapeKeyReport | None = None
+    """What the face wrote onto the face mesh's shape keys, when it was asked for."""
 
 
 class FollowUpError(Exception):
@@ -73,7 +86,7 @@ class _FollowUp:
 
 
 _executor: ThreadPoolExecutor | None = None
-_solving: list[tuple[BakeRequest, Future[tuple[PoseFrames, float]]]] = []
+_solving: list[tuple[BakeRequest, Future[tuple[PoseFrames, float, FaceValues | None]]]] = []
 _follow_ups: list[_FollowUp] = []
 finished: list[BakeDone] = []
 """Bakes done since the add-on was enabled, oldest first (the panel shows the last)."""
@@ -92,6 +105,10 @@ def load_pose_arrays(output_dir: str) -> tuple[dict[str, np.ndarray], dict]:
                 f"Cannot read {path} ({exc}): the job's folder was moved or deleted, or it is not a pose job; "
                 "run pose on the strip again"
             ) from None
+    for name in PART_ARRAYS:
+        path = folder / "arrays" / f"{name}.npy"
+        if path.is_file():
+            arrays[name] = np.load(path, allow_pickle=False)
     try:
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -99,8 +116,9 @@ def load_pose_arrays(output_dir: str) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, summary
 
 
-def solve_job(request: BakeRequest) -> tuple[PoseFrames, float]:
-    """Worker thread: read the job's landmarks and solve them for the rig; (pose, the rig's leg length)."""
+def solve_job(request: BakeRequest) -> tuple[PoseFrames, float, FaceValues | None]:
+    """Worker thread: read the job's landmarks and solve them for the rig; (pose with the fingers when asked for,
+    the rig's leg length, the face's shape values when asked for)."""
     arrays, summary = load_pose_arrays(request.output_dir)
     size = (float(summary.get("width") or 0), float(summary.get("height") or 0))
     retargeter = Retargeter(request.rig, request.bone_map, request.options)
@@ -112,7 +130,22 @@ def solve_job(request: BakeRequest) -> tuple[PoseFrames, float]:
         arrays["image_landmarks"],
         size if all(size) else None,
     )
-    return pose, retargeter.rig_leg_length
+    if request.finger_map is not None and "hand_landmarks" in arrays and all(size):
+        hands = HandSolver(retargeter, request.finger_map)
+        pose = hands.solve_clip(pose, arrays["hand_landmarks"], arrays["hand_present"], size, request.fps)
+    face = None
+    if request.face_mesh:
+        if "face_landmarks" not in arrays or not all(size):
+            raise PoseResultError(
+                f"Pose job {request.job_id[:8]} did not track the face: bake again with Face on (it runs pose again)"
+            )
+        head = HeadFromFace(retargeter)
+        pose = head.solve_clip(pose, arrays["face_landmarks"], arrays["face_present"], size, request.fps)
+        try:
+            face = solve_face(arrays["face_landmarks"], arrays["face_present"], size, request.fps, request.face_options)
+        except FaceError as exc:
+            raise PoseResultError(str(exc)) from None
+    return pose, retargeter.rig_leg_length, face
 
 
 def start_bake(request: BakeRequest) -> None:
@@ -168,9 +201,9 @@ def tick() -> float | None:
     return INTERVAL_S if busy() else None
 
 
-def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float]]) -> BakeDone:
+def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float, FaceValues | None]]) -> BakeDone:
     try:
-        pose, leg_length = future.result()
+        pose, leg_length, face = future.result()
     except PoseResultError as exc:
         return _failed(request, str(exc))
     except Exception as exc:  # a solver bug must reach the panel, not vanish in a thread
@@ -194,8 +227,21 @@ def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float]]) -> Ba
         return _failed(
             request, f"Baking job {request.job_id[:8]} onto '{obj.name}' failed: {type(exc).__name__}: {exc}"
         )
+    face_report, error = None, ""
+    if face is not None:
+        mesh = bpy.data.objects.get(request.face_mesh)
+        try:
+            if mesh is None or mesh.type != "MESH":
+                raise shape_key_bake.ShapeKeyBakeError(f"Face mesh '{request.face_mesh}' is gone: no face was baked")
+            frames = request.frame_start + np.arange(len(face.values))
+            names = request.face_options.name_map if request.face_options is not None else {}
+            face_report = shape_key_bake.bake_face(mesh, face, frames, names, request.interpolation)
+        except shape_key_bake.ShapeKeyBakeError as exc:
+            error = str(exc)
+            _report(error)
     bake.push_undo_step(f"Bake Pose to {obj.name}")
-    return BakeDone(request.job_id, request.armature, report, "", int(pose.measured.any(axis=1).sum()))
+    measured = int(pose.measured.any(axis=1).sum())
+    return BakeDone(request.job_id, request.armature, report, error, measured, face_report)
 
 
 def _failed(request: BakeRequest, message: str) -> BakeDone:

@@ -63,3 +63,17 @@ def test_pose_job_can_be_cancelled_while_tracking(client, sample_video):
     client.cancel("pose-cancel")
     job = client.wait("pose-cancel", timeout=30)
     assert job["state"] == "cancelled" and job["fraction"] < 1.0
+
+
+def test_pose_job_with_hands_and_face_publishes_their_arrays(client, sample_video):
+    spec = {"path": str(sample_video), "frame_start": 20, "frame_end": 30}
+    params = {"hands": True, "face": True, "render_skeleton": False}
+    client.submit("pose-parts", "pose", params, {"video": spec})
+    job = client.wait("pose-parts", timeout=120)
+    assert job["state"] == "succeeded", job["error"]
+    summary, arrays = client.result("pose-parts")
+    assert (summary["hands"], summary["face"]) == (True, True)
+    assert arrays["hand_landmarks"].shape == (10, 2, 21, 3) and arrays["face_landmarks"].shape == (10, 478, 3)
+    # Roxanne holds a glass in her right hand; her left is out of the picture (tests/test_pose_hands_face.py).
+    assert arrays["hand_present"][:, 1].sum() >= 8 and not arrays["hand_present"][:, 0].any()
+    assert arrays["face_present"].all()

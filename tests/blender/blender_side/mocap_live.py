@@ -95,6 +95,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
 
     scene = bpy.context.scene
+    scene.vfx_mocap_parts.use_hands = False  # the body alone here; hands and face: mocap_hands_face.py
     metarig = mc.add_metarig()
     settings = scene.vfx_mocap_pose
     settings.armature = metarig

@@ -83,6 +83,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     scene.vfx_mocap.auto_insert = False  # the control video below is inserted by its own operator
     overlay = next(p for p in scene.vfx_mocap.mode_params("pose") if p.name == "skeleton_background")
     overlay.set_value("overlay")  # so the bake's pose job is no control video, and one is made for step 4
+    scene.vfx_mocap_parts.use_hands = False  # the body alone here; hands and face: mocap_hands_face.py
     metarig = mc.add_metarig()
     settings = scene.vfx_mocap_pose
     settings.armature = metarig

@@ -1,0 +1,101 @@
+"""Finger maps and the finger solve's anatomy in plain numpy (real rigs: tests/blender/test_hands_face.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_retarget import _load_retarget
+
+_load_retarget()
+from vfx_retarget import fingers  # noqa: E402
+from vfx_retarget.bone_maps import BoneMap  # noqa: E402
+from vfx_retarget.finger_maps import detect_finger_map  # noqa: E402
+from vfx_retarget.rig_data import RigData  # noqa: E402
+
+
+def flat_hand() -> np.ndarray:
+    """A left hand lying flat, palm down (-Z), fingers along +X, the thumb towards -Y: 21 points in metres."""
+    points = np.zeros((21, 3))
+    for row, (finger, y) in enumerate(
+        (("thumb", -0.03), ("index", -0.02), ("middle", 0.0), ("ring", 0.02), ("pinky", 0.04))
+    ):
+        for k, joint in enumerate(fingers.FINGER_JOINTS[finger]):
+            points[joint] = (0.08 + 0.03 * k, y, 0.0)
+        del row
+    return points
+
+
+def test_a_flat_hand_reads_no_curl_and_a_fist_reads_curls_on_every_joint() -> None:
+    hand = flat_hand()
+    np.testing.assert_allclose(fingers.curls_deg(hand, "L"), 0.0, atol=1e-6)
+    curled = hand.copy()
+    # Curl the index: 90 degrees at the knuckle, then 90 more at the middle joint (past a right angle).
+    curled[6] = hand[5] + np.array([0.0, 0.0, -0.03])
+    curled[7] = curled[6] + np.array([-0.03, 0.0, 0.0])
+    curled[8] = curled[7] + np.array([-0.03, 0.0, 0.0])
+    index = fingers.curls_deg(curled, "L")[1]
+    np.testing.assert_allclose(index, [90.0, 90.0, 0.0], atol=1e-6)
+
+
+def test_the_palm_side_follows_the_hand() -> None:
+    right = flat_hand() * (-1.0, 1.0, 1.0)  # the mirror image: a right hand, palm still down
+    right[6:9] = right[5] + np.array([(-0.02, 0, -0.02), (-0.03, 0, -0.04), (-0.04, 0, -0.06)])
+    assert fingers.curls_deg(right, "R")[1, 0] > 30.0, "bent towards the palm reads as a curl"
+    assert fingers.curls_deg(right, "L")[1, 0] < -30.0, "read as the other hand it bends backwards"
+
+
+@pytest.mark.parametrize("angle", [-40.0, -5.0, 30.0, 110.0, 140.0])
+def test_middle_joints_never_bend_backwards_or_past_their_limit(angle: float) -> None:
+    parent = np.array([[1.0, 0.0, 0.0]])
+    palm = np.array([[0.0, 0.0, -1.0]])
+    radians = np.radians(angle)
+    target = np.array([[np.cos(radians), 0.0, -np.sin(radians)]])
+    low, high, _ = fingers.FINGER_LIMITS_DEG[1]
+    limited = fingers.limit_joint(parent, target, palm, fingers.FINGER_LIMITS_DEG[1])
+    curl = np.degrees(np.arctan2(-limited[0, 2], limited[0, 0]))
+    assert curl == pytest.approx(np.clip(angle, low, high), abs=1e-6)
+
+
+def test_knuckles_spread_within_their_limit() -> None:
+    parent, palm = np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 0.0, -1.0]])
+    wide = np.array([[np.cos(np.radians(50)), np.sin(np.radians(50)), 0.0]])
+    limited = fingers.limit_joint(parent, wide, palm, fingers.FINGER_LIMITS_DEG[0])
+    assert np.degrees(np.arcsin(abs(limited[0, 1]))) == pytest.approx(fingers.FINGER_LIMITS_DEG[0][2])
+
+
+def rig_with(names: list[tuple[str, str | None]]) -> RigData:
+    rest = np.tile(np.eye(4), (len(names), 1, 1))
+    for index in range(len(names)):
+        rest[index, 0, 3] = 0.01 * index
+    return RigData.from_bones("rig", [n for n, _ in names], [p for _, p in names], rest, np.full(len(names), 0.01))
+
+
+def fingers_under(hand: str, name_of) -> list[tuple[str, str | None]]:
+    """Five three-bone chains below ``hand``, named ``name_of(finger word, 1..3)``."""
+    out: list[tuple[str, str | None]] = []
+    for finger in ("Thumb", "Index", "Middle", "Ring", "Little"):
+        parent = hand
+        for k in (1, 2, 3):
+            out.append((name_of(finger, k), parent))
+            parent = out[-1][0]
+    return out
+
+
+def test_mixamo_and_generic_fingers_are_detected_under_the_mapped_hand() -> None:
+    bones = [
+        ("mixamorig:Hips", None),
+        ("mixamorig:LeftHand", "mixamorig:Hips"),
+        ("mixamorig:RightHand", "mixamorig:Hips"),
+    ]
+    mixamo = fingers_under("mixamorig:LeftHand", lambda f, k: f"mixamorig:LeftHand{f.replace('Little', 'Pinky')}{k}")
+    bone_map = BoneMap("m", {"hips": "mixamorig:Hips", "hand.L": "mixamorig:LeftHand", "hand.R": "mixamorig:RightHand"})
+    found = detect_finger_map(rig_with(bones + mixamo), bone_map)
+    assert found.name == "Mixamo fingers" and found.sides() == ("L",), "no right fingers in this rig"
+    assert found.bones["L"]["pinky"] == tuple(f"mixamorig:LeftHandPinky{k}" for k in (1, 2, 3))
+
+    vrm = [("Hips", None), ("LeftHand", "Hips"), *fingers_under("LeftHand", lambda f, k: f"Left{f}{k}")]
+    vrm += [("DEF-LeftIndex1", "LeftHand")]  # a deform copy: never a finger
+    found = detect_finger_map(rig_with(vrm), BoneMap("g", {"hips": "Hips", "hand.L": "LeftHand"}))
+    assert found.name == "generic fingers"
+    assert found.bones["L"]["pinky"] == ("LeftLittle1", "LeftLittle2", "LeftLittle3")
+    assert found.bones["L"]["index"] == ("LeftIndex1", "LeftIndex2", "LeftIndex3")
