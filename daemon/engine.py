@@ -22,7 +22,7 @@ from typing import Any
 from models.runner import InvalidInput, Runner
 from shared import errors as e
 from shared.errors import VfxError
-from shared.messages import FINAL_STATES, JOB_STATES
+from shared.messages import FINAL_STATES, JOB_STATES, JobView, StateEvent
 from shared.references import referenced_jobs
 
 from .blobs import BlobStore
@@ -516,37 +516,29 @@ class JobEngine:
 
     # -- views -------------------------------------------------------------------------------------------
 
-    def view(self, record: JobRecord) -> dict[str, Any]:
+    def view(self, record: JobRecord) -> JobView:
         """The job as clients see it: the stored record plus live progress and the outputs folder."""
         live = self._live.get(record.job_id)
-        return {
-            "job_id": record.job_id,
-            "mode": record.mode,
-            "state": record.state,
-            "fraction": live.fraction if live else record.fraction,
-            "stage": live.stage if live else record.stage,
-            "eta_s": live.eta_s if live else None,
-            "error": record.error,
-            "params": record.params,
-            "inputs": record.inputs,
-            "created_at": record.created_at,
-            "updated_at": record.updated_at,
-            "started_at": record.started_at,
-            "finished_at": record.finished_at,
-            "attempts": record.attempts,
-            "output_dir": str(self.folders.outputs(record.job_id)),
-            "frame_count": record.frame_count,
-            "summary": record.summary,
-            "cursor": record.seq,
-        }
+        return JobView(
+            job_id=record.job_id,
+            mode=record.mode,
+            state=record.state,
+            fraction=live.fraction if live else record.fraction,
+            stage=live.stage if live else record.stage,
+            eta_s=live.eta_s if live else None,
+            error=record.error,
+            params=record.params,
+            inputs=record.inputs,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            attempts=record.attempts,
+            output_dir=str(self.folders.outputs(record.job_id)),
+            frame_count=record.frame_count,
+            summary=record.summary,
+            cursor=record.seq,
+        )
 
     def _emit_state(self, record: JobRecord) -> None:
-        self.emit(
-            {
-                "type": "state",
-                "job_id": record.job_id,
-                "state": record.state,
-                "error": record.error,
-                "job": self.view(record),
-            }
-        )
+        self.emit(StateEvent(self.view(record)).to_wire())

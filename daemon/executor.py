@@ -22,6 +22,7 @@ import numpy as np
 from models.runner import InvalidInput, JobCancelled
 from shared import errors as e
 from shared.errors import VfxError
+from shared.messages import LogEvent, ProgressEvent
 
 from .devices import Device
 from .engine import JobEngine
@@ -77,16 +78,7 @@ class ProgressThrottle:
 def emit_progress(engine: JobEngine, job_id: str, fraction: float, stage: str, preview_jpeg: bytes | None) -> None:
     """Record a job's progress and send the progress event its subscribers get."""
     live = engine.update_progress(job_id, fraction, stage)
-    engine.emit(
-        {
-            "type": "progress",
-            "job_id": job_id,
-            "fraction": live.fraction,
-            "stage": live.stage,
-            "eta_s": live.eta_s,
-            "preview_jpeg": preview_jpeg,
-        }
-    )
+    engine.emit(ProgressEvent(job_id, live.fraction, live.stage, live.eta_s, preview_jpeg).to_wire())
 
 
 def job_error(exc: Exception) -> dict[str, Any]:
@@ -131,7 +123,7 @@ class JobContext:
 
     def log(self, message: str) -> None:
         log.info("job %s: %s", self.job_id, message)
-        self.engine.emit({"type": "log", "job_id": self.job_id, "message": message})
+        self.engine.emit(LogEvent(self.job_id, message).to_wire())
 
 
 def run_job(engine: JobEngine, record: JobRecord, cancel: threading.Event, device: Callable[[], Device]) -> str:

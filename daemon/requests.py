@@ -90,10 +90,10 @@ class RequestHandlers:
         if existing is not None and not self.trust.owns(client, existing.client):
             raise VfxError(f"job id {job_id!r} is taken; use a new job id", code=e.CONFLICT, detail={"field": "job_id"})
         record = self.engine.submit(client, content)
-        return {"job": self.engine.view(record)}, []
+        return {"job": self.engine.view(record).to_wire()}, []
 
     def job(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"job": self.engine.view(self.owned(content, client))}, []
+        return {"job": self.engine.view(self.owned(content, client)).to_wire()}, []
 
     def jobs(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         limit = content.get("limit", 50)
@@ -108,13 +108,13 @@ class RequestHandlers:
             )
         records = self.engine.store.page(limit, before, None if self.trust.is_admin(client) else client)
         next_before = records[-1].seq if len(records) == limit else None
-        return {"jobs": [self.engine.view(r) for r in records], "next_before": next_before}, []
+        return {"jobs": [self.engine.view(r).to_wire() for r in records], "next_before": next_before}, []
 
     def cancel(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"job": self.engine.view(self.engine.cancel(self.owned(content, client).job_id))}, []
+        return {"job": self.engine.view(self.engine.cancel(self.owned(content, client).job_id)).to_wire()}, []
 
     def retry(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"job": self.engine.view(self.engine.retry(self.owned(content, client).job_id))}, []
+        return {"job": self.engine.view(self.engine.retry(self.owned(content, client).job_id)).to_wire()}, []
 
     def _succeeded(self, content: dict[str, Any], client: str) -> str:
         record = self.owned(content, client)

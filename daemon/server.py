@@ -278,7 +278,7 @@ class Server:
         if kind == m.SUBSCRIBE:
             record = self.handlers.owned(content, client)
             self.subscribe(routing_id, client, record.job_id)
-            return {"job": self.engine.view(record)}, []
+            return {"job": self.engine.view(record).to_wire()}, []
         if kind == m.UNSUBSCRIBE:
             self._subscribers.get(str(content.get("job_id")), {}).pop(routing_id, None)
             return {}, []
