@@ -147,7 +147,7 @@ class JobEngine:
         try:
             params = runner.validate(raw_params)
         except InvalidInput as exc:
-            raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"params.{exc.field}"}) from None
+            raise exc.under("params") from None
         inputs = self._validate_inputs(runner.inputs, raw_inputs)
         self.registry.check_ready(mode, params)
         self._check_queue_room(client)
@@ -252,8 +252,7 @@ class JobEngine:
         try:
             runner.check_media(params, open_inputs(self.blobs, inputs))
         except InvalidInput as exc:
-            name = exc.field if exc.field.startswith("params.") else f"inputs.{exc.field}"
-            raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": name}) from None
+            raise exc.under("inputs") from None
 
     def _check_queue_room(self, client: str) -> None:
         queued = self.store.count("queued")

@@ -84,7 +84,7 @@ def emit_progress(engine: JobEngine, job_id: str, fraction: float, stage: str, p
 def job_error(exc: Exception) -> dict[str, Any]:
     """The wire error a job that raised ``exc`` fails with (a runner bug keeps its traceback in the detail)."""
     if isinstance(exc, InvalidInput):
-        return {"code": e.INVALID_INPUT, "message": str(exc), "detail": {"field": f"inputs.{exc.field}"}}
+        return exc.under("inputs").to_wire()
     if isinstance(exc, VfxError):
         return exc.to_wire()
     return {
@@ -157,7 +157,7 @@ def run_job(engine: JobEngine, record: JobRecord, cancel: threading.Event, devic
         engine.finish(job_id, "cancelled")
         return "cancelled"
     except Exception as exc:  # the job's own failure, or a runner bug or library error: the daemon lives on
-        if not isinstance(exc, InvalidInput | VfxError):
+        if not isinstance(exc, VfxError):
             log.exception("job %s failed", job_id)
         error = job_error(exc)
     engine.folders.discard_work(job_id)

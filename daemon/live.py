@@ -148,7 +148,7 @@ class LiveSessions:
         try:
             inputs = self.resolve_inputs(raw_inputs)
         except InvalidInput as exc:
-            raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"inputs.{exc.field}"}) from None
+            raise exc.under("inputs") from None
         session = LiveSession(uuid.uuid4().hex, client, runner.mode, params, source)
         session.thread = threading.Thread(
             target=self._run,
@@ -168,7 +168,7 @@ class LiveSessions:
         try:
             return runner.validate_live(values)
         except InvalidInput as exc:
-            raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"params.{exc.field}"}) from None
+            raise exc.under("params") from None
 
     def get(self, client: str, session_id: Any) -> LiveSession:
         with self._lock:
@@ -303,11 +303,8 @@ class LiveSessions:
                 session.state = "ended"
             else:
                 session.state = "stopped"
-        except VfxError as exc:
+        except VfxError as exc:  # an InvalidInput too: it says which field
             session.state, session.error = "failed", exc.to_wire()
-        except InvalidInput as exc:
-            session.state = "failed"
-            session.error = {"code": e.INVALID_INPUT, "message": str(exc), "detail": {"field": exc.field}}
         except Exception as exc:  # a processor bug ends the session, never the daemon
             log.exception("live session %s failed", session.session_id[:8])
             session.state = "failed"
