@@ -22,6 +22,7 @@ from typing import Any
 from models.runner import InvalidInput, Runner
 from shared import errors as e
 from shared.errors import VfxError
+from shared.inputs import WIRE_FORMS, parse_input
 from shared.messages import FINAL_STATES, JOB_STATES, JobView, StateEvent
 from shared.references import referenced_jobs
 
@@ -195,49 +196,30 @@ class JobEngine:
                         detail={"field": field_name},
                     )
                 continue
-            if not isinstance(spec, dict):
-                raise VfxError(
-                    f"{field_name} must be a map such as {{'path': '/abs/file.mp4'}}",
-                    code=e.INVALID_INPUT,
-                    detail={"field": field_name},
-                )
-            if "path" in spec:
-                if not isinstance(spec["path"], str) or not Path(spec["path"]).is_absolute():
-                    raise VfxError(
-                        f"{field_name}.path must be an absolute path on the daemon's machine",
-                        code=e.INVALID_INPUT,
-                        detail={"field": f"{field_name}.path"},
+            try:
+                parsed = parse_input(slot.name, spec, WIRE_FORMS)
+            except InvalidInput as exc:
+                raise exc.under("inputs") from None
+            if parsed.form == "path":
+                if not Path(parsed.value).is_absolute():
+                    raise InvalidInput(f"{field_name}.path", "must be an absolute path on the daemon's machine")
+                if not _is_file(parsed.value):
+                    raise InvalidInput(f"{field_name}.path", f"file not found: {_shortened(parsed.value)}")
+            elif parsed.form == "paths":
+                paths = parsed.value
+                if not paths or len(paths) > self.limits.max_paths_per_input:
+                    raise InvalidInput(
+                        f"{field_name}.paths",
+                        f"must be a non-empty list of at most {self.limits.max_paths_per_input} image files",
                     )
-                if not _is_file(spec["path"]):
-                    raise VfxError(
-                        f"{field_name}.path: file not found: {_shortened(spec['path'])}",
-                        code=e.INVALID_INPUT,
-                        detail={"field": f"{field_name}.path"},
-                    )
-            elif "paths" in spec:
-                paths = spec["paths"]
-                if not isinstance(paths, list) or not paths or len(paths) > self.limits.max_paths_per_input:
-                    raise VfxError(
-                        f"{field_name}.paths must be a non-empty list of image files",
-                        code=e.INVALID_INPUT,
-                        detail={"field": f"{field_name}.paths"},
-                    )
-                absent = [p for p in paths if not isinstance(p, str) or not _is_file(p)]
+                absent = [p for p in paths if not _is_file(p)]
                 if absent:
-                    raise VfxError(
-                        f"{field_name}.paths: {len(absent)} file(s) not found, first: {_shortened(str(absent[0]))}",
-                        code=e.INVALID_INPUT,
-                        detail={"field": f"{field_name}.paths"},
+                    raise InvalidInput(
+                        f"{field_name}.paths",
+                        f"{len(absent)} file(s) not found, first: {_shortened(str(absent[0]))}",
                     )
-            elif "blob" in spec:
-                if not isinstance(spec["blob"], str) or not self.blobs.has(spec["blob"]):
-                    missing_blobs.append(str(spec["blob"]))
-            else:
-                raise VfxError(
-                    f"{field_name} needs one of 'path', 'paths' or 'blob'",
-                    code=e.INVALID_INPUT,
-                    detail={"field": field_name},
-                )
+            elif not self.blobs.has(parsed.value):
+                missing_blobs.append(parsed.value)
         if missing_blobs:
             raise VfxError(
                 f"{len(missing_blobs)} input blob(s) are not stored yet; upload them first",
