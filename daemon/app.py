@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -44,6 +45,7 @@ from .connection_file import (
 )
 from .devices import Device, device_memory, probe_device, system_memory
 from .engine import EngineLimits, JobEngine
+from .events import EventPipe
 from .executor import Executor, LocalExecutor
 from .job_inputs import open_inputs
 from .live import LiveLimits, LiveSessions
@@ -294,22 +296,24 @@ class Daemon:
             idle_unload_s=cfg.idle_unload_s,
             fetch_fix=fetch_fix(models_dir, cfg.manifest),
         )
+        self.context = zmq.Context()
+        events = EventPipe(self.context)
         self.engine = JobEngine(
             self.store,
             self.registry,
             JobFolders(cfg.data_dir / "jobs"),
             BlobStore(cfg.data_dir / "blobs"),
             cfg.engine_limits,
+            emit=events.job_event,
         )
         interrupted = self.engine.recover()
         if interrupted:
             log.warning("jobs interrupted by the previous daemon's exit: %s", ", ".join(interrupted))
-        self.context = zmq.Context()
         router, self.endpoint, public_key = self._bind()
         self.live = LiveSessions(
             self.registry,
-            resolve_inputs=lambda specs: open_inputs(self.engine.blobs, specs),
-            notify=lambda session_id: self.server.notify_live(session_id),
+            resolve_inputs=partial(open_inputs, self.engine.blobs),
+            notify=events.live_changed,
             limits=cfg.live_limits,
         )
         self.executor = self._executor(models_dir)
@@ -326,6 +330,7 @@ class Daemon:
             handlers,
             housekeeping=self._housekeeping,
             live=self.live,
+            events=events,
         )
         self.executor.start()
         self.info = ConnectionInfo(

@@ -91,13 +91,15 @@ class JobEngine:
         folders: JobFolders,
         blobs: BlobStore,
         limits: EngineLimits = EngineLimits(),
+        emit: EventSink = lambda event: None,
     ) -> None:
+        """``emit`` publishes job events (wire events of :mod:`shared.messages`) from any thread."""
         self.store = store
         self.registry = registry
         self.folders = folders
         self.blobs = blobs
         self.limits = limits
-        self.emit: EventSink = lambda event: None
+        self.emit = emit
         self._queue: deque[str] = deque()
         self._cond = threading.Condition()
         self._closed = False

@@ -7,7 +7,6 @@ quick (no job runs here), which is why cancel and shutdown are answered even whi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import threading
@@ -17,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
 import zmq
 
 from shared import errors as e
@@ -26,12 +24,11 @@ from shared.errors import VfxError, WireError
 from shared.wire import DEFAULT_LIMITS, Limits, ReplayGuard, pack, unpack
 
 from .engine import JobEngine
+from .events import EventPipe
 from .live import LiveSession, LiveSessions
 from .requests import RequestHandlers
 
 log = logging.getLogger("daemon.server")
-
-EVENTS_ENDPOINT = "inproc://vfx-events"
 
 
 @dataclass(frozen=True)
@@ -75,6 +72,7 @@ class Server:
         limits: ServerLimits = ServerLimits(),
         housekeeping: Callable[[], None] = lambda: None,
         live: LiveSessions | None = None,
+        events: EventPipe,
     ) -> None:
         self.context = context
         self.router = router
@@ -90,41 +88,17 @@ class Server:
         self._subscribers: dict[str, dict[bytes, str]] = defaultdict(dict)  # job -> routing id -> client
         self._buckets: dict[str, TokenBucket] = {}
         self._stop = threading.Event()
-        self._push_lock = threading.Lock()
-        self._pull = context.socket(zmq.PULL)
-        self._pull.bind(EVENTS_ENDPOINT)
-        self._push = context.socket(zmq.PUSH)
-        self._push.setsockopt(zmq.LINGER, 0)
-        self._push.connect(EVENTS_ENDPOINT)
-        self._thread_id: int | None = None
+        self.events = events
         self.live = live
         self._waiters: list[tuple[Any, float, int, LiveSession]] = []  # parked live_next requests
         self._encrypted = bool(router.getsockopt(zmq.CURVE_SERVER))
         self.exit_when_idle = False
         """Set by a ``shutdown`` request with ``when=idle``: the loop stops once no work is left."""
-        engine.emit = self.emit
 
     # -- events --------------------------------------------------------------------------------------------
 
-    def emit(self, event: dict[str, Any]) -> None:
-        """Thread-safe: route now on the socket thread, else hand over through the inproc pipe."""
-        if threading.get_ident() == self._thread_id:
-            self._route(event)
-            return
-        # One PUSH socket shared by every other thread (the worker, live sessions), used under a lock: a
-        # socket per thread would leak one per finished live session. Never block: the pipe is only full when
-        # the socket thread has stopped, and then nobody is left to tell (clients also poll job states).
-        with self._push_lock, contextlib.suppress(zmq.Again, zmq.ZMQError):
-            self._push.send(msgpack.packb(event, use_bin_type=True), flags=zmq.NOBLOCK)
-
-    def notify_live(self, session_id: str) -> None:
-        """Thread-safe: a live session has a new result or state; answer the requests waiting for it."""
-        self.emit({"type": "_live", "session_id": session_id})
-
     def _route(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "_live":
-            self._answer_waiters(event["session_id"])
-            return
+        """Send a job event to the job's subscribers (socket thread)."""
         job_id = event.get("job_id", "")
         targets = self._subscribers.get(job_id)
         if not targets:
@@ -325,17 +299,15 @@ class Server:
 
     def serve(self) -> None:
         """Serve until :meth:`request_stop` or a shutdown request. Call from one thread only."""
-        self._thread_id = threading.get_ident()
+        self.events.attach(self._route, self._answer_waiters)
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
-        poller.register(self._pull, zmq.POLLIN)
+        poller.register(self.events.pull, zmq.POLLIN)
         next_housekeeping = time.monotonic()
         while not self._stop.is_set():
             ready = dict(poller.poll(100))
-            for _ in range(64):  # bounded drains keep events flowing while requests pour in
-                if self._pull not in ready or not self._pull.poll(0):
-                    break
-                self._route(msgpack.unpackb(self._pull.recv(), raw=False))
+            if self.events.pull in ready:
+                self.events.drain(64)  # bounded drains keep events flowing while requests pour in
             for _ in range(64):
                 if self.router not in ready or not self.router.poll(0):
                     break
@@ -355,14 +327,11 @@ class Server:
         self._flush_events()
 
     def _flush_events(self) -> None:
-        while self._pull.poll(0):
-            self._route(msgpack.unpackb(self._pull.recv(), raw=False))
+        self.events.drain()
         for request, _, after_seq, session in self._waiters:  # nobody waits on a stopping daemon
             content, arrays = self._live_payload(session, after_seq)
             self._reply(request, {"ok": True, **content}, arrays)
         self._waiters = []
 
     def close(self) -> None:
-        with self._push_lock:
-            self._push.close(linger=0)
-        self._pull.close(linger=0)
+        self.events.close()
