@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -47,7 +46,6 @@ from .devices import Device, device_memory, probe_device, system_memory
 from .engine import EngineLimits, JobEngine
 from .events import EventPipe
 from .executor import Executor, LocalExecutor
-from .job_inputs import open_inputs
 from .live import LiveLimits, LiveSessions
 from .outputs import JobFolders
 from .private import make_private
@@ -312,7 +310,7 @@ class Daemon:
         router, self.endpoint, public_key = self._bind()
         self.live = LiveSessions(
             self.registry,
-            resolve_inputs=partial(open_inputs, self.engine.blobs),
+            admission=self.engine.admission,
             notify=events.live_changed,
             limits=cfg.live_limits,
         )

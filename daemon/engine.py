@@ -19,15 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.runner import InvalidInput, Runner
 from shared import errors as e
 from shared.errors import VfxError
-from shared.inputs import WIRE_FORMS, parse_input
 from shared.messages import FINAL_STATES, JOB_STATES, JobView, StateEvent
 from shared.references import referenced_jobs
 
+from .admission import Admission
 from .blobs import BlobStore
-from .job_inputs import open_inputs
 from .outputs import JobFolders, valid_job_id
 from .registry import ModelRegistry
 from .store import JobRecord, JobStore
@@ -58,20 +56,6 @@ def fingerprint(mode: str, params: dict[str, Any], inputs: dict[str, Any]) -> st
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _is_file(path: str) -> bool:
-    """Whether ``path`` names an existing file; a name the system cannot even look up (too long, a NUL byte)
-    names none."""
-    try:
-        return Path(path).is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def _shortened(path: str, chars: int = 200) -> str:
-    """A path as quoted in an error: a 100 000-character one is cut, an error is for people to read."""
-    return path if len(path) <= chars else f"{path[: chars // 2]}...{path[-chars // 2 :]} ({len(path)} characters)"
-
-
 def _bad_record(record: JobRecord) -> str | None:
     """Why a stored record cannot be served (a job id no folder can have, an unknown state), or None."""
     if not valid_job_id(record.job_id):
@@ -100,6 +84,7 @@ class JobEngine:
         self.blobs = blobs
         self.limits = limits
         self.emit = emit
+        self.admission = Admission(registry, blobs, limits.max_paths_per_input)
         self._queue: deque[str] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -146,15 +131,12 @@ class JobEngine:
                     detail={"field": "job_id"},
                 )
             return existing
-        runner = self.registry.runner(mode)
-        try:
-            params = runner.validate(raw_params)
-        except InvalidInput as exc:
-            raise exc.under("params") from None
-        inputs = self._validate_inputs(runner.inputs, raw_inputs)
+        runner = self.admission.runner(mode)
+        params = self.admission.params(runner, raw_params)
+        inputs = self.admission.inputs(runner, raw_inputs)
         self.registry.check_ready(mode, params)
         self._check_queue_room(client)
-        self._check_media(runner, params, inputs)  # opens files: after the cheap checks
+        self.admission.check_media(runner, params, inputs)  # opens files: after the cheap checks
         now = time.time()
         record = JobRecord(
             job_id=job_id,
@@ -176,67 +158,6 @@ class JobEngine:
         self._enqueue(job_id)
         self._emit_state(record)
         return record
-
-    def _validate_inputs(self, slots: tuple[Any, ...], raw: dict[str, Any]) -> dict[str, Any]:
-        names = {s.name for s in slots}
-        for name in raw:
-            if name not in names:
-                raise VfxError(
-                    f"input {name!r} is not taken by this mode (inputs: {', '.join(sorted(names)) or 'none'})",
-                    code=e.INVALID_INPUT,
-                    detail={"field": f"inputs.{name}"},
-                )
-        missing_blobs: list[str] = []
-        for slot in slots:
-            spec = raw.get(slot.name)
-            field_name = f"inputs.{slot.name}"
-            if spec is None:
-                if slot.required:
-                    raise VfxError(
-                        f"{field_name} is required ({slot.help or slot.kind})",
-                        code=e.INVALID_INPUT,
-                        detail={"field": field_name},
-                    )
-                continue
-            try:
-                parsed = parse_input(slot.name, spec, WIRE_FORMS)
-            except InvalidInput as exc:
-                raise exc.under("inputs") from None
-            if parsed.form == "path":
-                if not Path(parsed.value).is_absolute():
-                    raise InvalidInput(f"{field_name}.path", "must be an absolute path on the daemon's machine")
-                if not _is_file(parsed.value):
-                    raise InvalidInput(f"{field_name}.path", f"file not found: {_shortened(parsed.value)}")
-            elif parsed.form == "paths":
-                paths = parsed.value
-                if not paths or len(paths) > self.limits.max_paths_per_input:
-                    raise InvalidInput(
-                        f"{field_name}.paths",
-                        f"must be a non-empty list of at most {self.limits.max_paths_per_input} image files",
-                    )
-                absent = [p for p in paths if not _is_file(p)]
-                if absent:
-                    raise InvalidInput(
-                        f"{field_name}.paths",
-                        f"{len(absent)} file(s) not found, first: {_shortened(str(absent[0]))}",
-                    )
-            elif not self.blobs.has(parsed.value):
-                missing_blobs.append(parsed.value)
-        if missing_blobs:
-            raise VfxError(
-                f"{len(missing_blobs)} input blob(s) are not stored yet; upload them first",
-                code=e.NOT_FOUND,
-                detail={"missing_blobs": missing_blobs},
-            )
-        return raw
-
-    def _check_media(self, runner: Runner, params: dict[str, Any], inputs: dict[str, Any]) -> None:
-        """Open the inputs (metadata only) so an undecodable file, an empty frame range or media that do not
-        fit the parameters are refused now, naming the input, instead of failing the job later."""
-        try:
-            runner.check_media(params, open_inputs(self.blobs, inputs))
-        except InvalidInput as exc:
-            raise exc.under("inputs") from None
 
     def _check_queue_room(self, client: str) -> None:
         queued = self.store.count("queued")
@@ -496,6 +417,33 @@ class JobEngine:
     def interrupt_running(self) -> None:
         for flag in list(self._cancel_flags.values()):
             flag.set()
+
+    # -- what request handlers read -------------------------------------------------------------------------
+
+    def find(self, job_id: Any) -> JobRecord | None:
+        """The job ``job_id`` names, or None (for an id that is not even a string too)."""
+        return self.store.get(job_id) if isinstance(job_id, str) else None
+
+    def page(self, limit: int, before: int | None, client: str | None) -> list[JobRecord]:
+        """Jobs newest first, after the cursor ``before``; ``client``: only that client's (None: everyone's)."""
+        return self.store.page(limit, before, client)
+
+    def result_arrays(self, job_id: str) -> dict[str, Any]:
+        """The arrays a succeeded job published, by name."""
+        return self.folders.read_arrays(job_id)
+
+    def frame_file(self, job_id: str, index: int) -> Path:
+        """Where frame ``index`` of a job's output lives."""
+        return self.folders.frame_file(job_id, index)
+
+    def upload(self, array: Any) -> str:
+        """Store an uploaded input array content-addressed; its sha256, which specs name as ``blob``."""
+        return self.blobs.put(array)
+
+    def has_work(self) -> bool:
+        """Whether a job is queued or running. The store, not the in-memory queue: a job the worker has just
+        taken off the queue is still ``queued`` there until it is ``running``."""
+        return self.store.count("queued") > 0 or self.store.count("running") > 0
 
     # -- views -------------------------------------------------------------------------------------------
 

@@ -78,7 +78,7 @@ class RequestHandlers:
     def owned(self, content: dict[str, Any], client: str) -> JobRecord:
         """The job ``content`` names, if ``client`` may see it; another key's job is as absent as a missing one."""
         job_id = _job_id(content)
-        record = self.engine.store.get(job_id)
+        record = self.engine.find(job_id)
         if record is None or not self.trust.owns(client, record.client):
             raise VfxError(f"no job {job_id!r}", code=e.NOT_FOUND, detail={"field": "job_id"})
         return record
@@ -86,7 +86,7 @@ class RequestHandlers:
     def submit(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         self.trust.check_inputs(client, content.get("inputs"))
         job_id = content.get("job_id")
-        existing = self.engine.store.get(job_id) if isinstance(job_id, str) else None
+        existing = self.engine.find(job_id)
         if existing is not None and not self.trust.owns(client, existing.client):
             raise VfxError(f"job id {job_id!r} is taken; use a new job id", code=e.CONFLICT, detail={"field": "job_id"})
         record = self.engine.submit(client, content)
@@ -106,7 +106,7 @@ class RequestHandlers:
                 code=e.INVALID_REQUEST,
                 detail={"field": "before"},
             )
-        records = self.engine.store.page(limit, before, None if self.trust.is_admin(client) else client)
+        records = self.engine.page(limit, before, None if self.trust.is_admin(client) else client)
         next_before = records[-1].seq if len(records) == limit else None
         return {"jobs": [self.engine.view(r).to_wire() for r in records], "next_before": next_before}, []
 
@@ -128,7 +128,7 @@ class RequestHandlers:
 
     def result(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         job_id = self._succeeded(content, client)
-        stored = self.engine.folders.read_arrays(job_id)
+        stored = self.engine.result_arrays(job_id)
         summary = self.engine.get(job_id).summary
         return {"summary": summary, "arrays": list(stored)}, list(stored.values())
 
@@ -140,7 +140,7 @@ class RequestHandlers:
         count = self.engine.get(job_id).frame_count
         if not isinstance(index, int) or not 0 <= index < count:
             raise VfxError(f"index must be 0..{count - 1}", code=e.INVALID_REQUEST, detail={"field": "index"})
-        image = cv2.imread(str(self.engine.folders.frame_file(job_id, index)), cv2.IMREAD_COLOR)
+        image = cv2.imread(str(self.engine.frame_file(job_id, index)), cv2.IMREAD_COLOR)
         if image is None:
             raise VfxError(f"frame {index} of job {job_id} is missing on disk", code=e.NOT_FOUND)
         return {"index": index, "count": count}, [np.ascontiguousarray(image[..., ::-1])]
@@ -148,7 +148,7 @@ class RequestHandlers:
     def upload(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         if len(arrays) != 1:
             raise VfxError("upload takes exactly one array", code=e.INVALID_REQUEST, detail={"field": "buffers"})
-        return {"sha256": self.engine.blobs.put(arrays[0])}, []
+        return {"sha256": self.engine.upload(arrays[0])}, []
 
     def release_memory(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         self.trust.require_admin(client, "release_memory")

@@ -286,11 +286,7 @@ class Server:
         return {"when": when}
 
     def _idle(self) -> bool:
-        # The store, not the in-memory queue: a job the worker has just taken off the queue is still
-        # ``queued`` there until it is ``running``.
-        store = self.engine.store
-        no_jobs = store.count("queued") == 0 and store.count("running") == 0
-        return no_jobs and (self.live is None or self.live.count() == 0)
+        return not self.engine.has_work() and (self.live is None or self.live.count() == 0)
 
     # -- the loop ------------------------------------------------------------------------------------------
 
