@@ -8,7 +8,6 @@ quick (no job runs here), which is why cancel and shutdown are answered even whi
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import Counter, defaultdict
@@ -26,7 +25,7 @@ from shared.wire import DEFAULT_LIMITS, Limits, ReplayGuard, pack, unpack
 from .engine import JobEngine
 from .events import EventPipe
 from .live import LiveSession, LiveSessions
-from .requests import RequestHandlers
+from .requests import Call, Reply, RequestHandlers
 
 log = logging.getLogger("daemon.server")
 
@@ -162,19 +161,10 @@ class Server:
         }
         return {"session": session.view(), "result": result}, list(latest.arrays.values())
 
-    def _live_next(self, request: Any, client: str) -> tuple[dict[str, Any], list[Any]] | None:
-        assert self.live is not None
-        content = request.content
-        session = self.live.get(client, content.get("session_id"))
-        after_seq, wait_s = content.get("after_seq", 0), content.get("wait_s", 1.0)
-        if isinstance(after_seq, bool) or not isinstance(after_seq, int):
-            raise VfxError("after_seq must be an integer", code=e.INVALID_REQUEST, detail={"field": "after_seq"})
-        if isinstance(wait_s, bool) or not isinstance(wait_s, int | float) or math.isnan(wait_s):
-            raise VfxError("wait_s must be a number of seconds", code=e.INVALID_REQUEST, detail={"field": "wait_s"})
+    def wait_live(self, request: Any, session: LiveSession, after_seq: int, wait_s: float) -> Reply | None:
         if self._live_ready(session, after_seq) or wait_s <= 0:
             return self._live_payload(session, after_seq)
-        deadline = time.monotonic() + min(float(wait_s), self.live.limits.max_wait_s)
-        self._waiters.append((request, deadline, after_seq, session))
+        self._waiters.append((request, time.monotonic() + wait_s, after_seq, session))
         return None
 
     def _answer_waiters(self, session_id: str | None = None) -> None:
@@ -245,39 +235,20 @@ class Server:
                 pass
         return session or "anonymous"
 
-    def _dispatch(self, request: Any, client: str) -> tuple[dict[str, Any], list[Any]] | None:
-        kind, content, routing_id = request.type, request.content, request.routing_ids[0]
-        if kind == m.LIVE_NEXT and self.live is not None:
-            return self._live_next(request, client)
-        if kind == m.SUBSCRIBE:
-            record = self.handlers.owned(content, client)
-            self.subscribe(routing_id, client, record.job_id)
-            return {"job": self.engine.view(record).to_wire()}, []
-        if kind == m.UNSUBSCRIBE:
-            self._subscribers.get(str(content.get("job_id")), {}).pop(routing_id, None)
-            return {}, []
-        if kind == m.SHUTDOWN:
-            self.handlers.trust.require_admin(client, "shutdown")
-            return self._shutdown(content.get("when", "now"), client), []
-        handler = self.handlers.table.get(kind)
+    def _dispatch(self, request: Any, client: str) -> Reply | None:
+        handler = self.handlers.table.get(request.type)
         if handler is None:
             raise VfxError(
-                f"unknown request type {kind!r}",
+                f"unknown request type {request.type!r}",
                 code=e.INVALID_REQUEST,
                 detail={"known": sorted(m.REQUEST_TYPES)},
             )
-        reply = handler(content, request.arrays(), client)
-        if kind == m.SUBMIT and content.get("subscribe"):
-            self.subscribe(routing_id, client, reply[0]["job"]["job_id"])
-        return reply
+        return handler(Call(request.content, request.arrays(), client, request.routing_ids[0], request, self))
 
-    def _shutdown(self, when: Any, client: str) -> dict[str, Any]:
-        if when not in m.SHUTDOWN_WHEN:
-            raise VfxError(
-                f"when must be one of {', '.join(m.SHUTDOWN_WHEN)}, got {when!r}",
-                code=e.INVALID_REQUEST,
-                detail={"field": "when"},
-            )
+    def unsubscribe(self, routing_id: bytes, job_id: str) -> None:
+        self._subscribers.get(job_id, {}).pop(routing_id, None)
+
+    def shutdown(self, when: str, client: str) -> dict[str, Any]:
         log.info("shutdown (%s) requested by client %s", when, client[:8])
         self.exit_when_idle = when == "idle"
         if when == "now" or (self.exit_when_idle and self._idle()):
