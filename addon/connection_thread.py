@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..shared.client import Client
 from ..shared.connection import CONNECTION_FILE_NAME, read_connection_file
 from ..shared.errors import NOT_FOUND, DaemonRestarted, DaemonUnavailable, RemoteError, VfxError
-from ..shared.messages import FINAL_STATES
+from ..shared.messages import JobView, ProgressEvent, StateEvent, read_event
 from ..shared.wire import new_id
 from .daemon_process import DaemonProcess
 from .preferences import DaemonSettings
@@ -56,9 +56,9 @@ class DaemonStatus:
 
 @dataclass(frozen=True)
 class JobUpdate:
-    """The daemon's record of a job (see the protocol: job_id, state, fraction, output_dir, ...)."""
+    """The daemon's view of a job, from a reply or a state event."""
 
-    job: Mapping[str, Any]
+    job: JobView
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,15 @@ class RequestFailed:
 
 
 Update = DaemonStatus | JobUpdate | JobProgress | RequestFailed
+_Read = TypeVar("_Read")
+
+
+def _well_formed(read: Callable[[Mapping[str, Any]], _Read], data: Mapping[str, Any]) -> _Read:
+    """``read(data)``; a message the daemon got wrong becomes a :class:`VfxError` the panel shows."""
+    try:
+        return read(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VfxError(f"the daemon sent a malformed message ({exc!r}): {dict(data)!r:.200}") from None
 
 
 @dataclass
@@ -400,14 +409,14 @@ class Connection:
 
     # -- jobs ---------------------------------------------------------------------------------------------
 
-    def _follow(self, job: Mapping[str, Any]) -> None:
-        """Tell the main thread about a job record; keep following it until it is final."""
-        job_id = str(job["job_id"])
-        if job["state"] in FINAL_STATES:
-            self._watch.states.pop(job_id, None)
-            self._watch.last_preview.pop(job_id, None)
+    def _follow(self, wire_job: Mapping[str, Any] | JobView) -> None:
+        """Tell the main thread about a job; keep following it until it is final."""
+        job = wire_job if isinstance(wire_job, JobView) else _well_formed(JobView.from_wire, wire_job)
+        if job.is_final:
+            self._watch.states.pop(job.job_id, None)
+            self._watch.last_preview.pop(job.job_id, None)
         else:
-            self._watch.states[job_id] = str(job["state"])
+            self._watch.states[job.job_id] = job.state
         self._updates.put(JobUpdate(job))
 
     def _submit(self, job_id: str, mode: str, params: dict[str, Any], inputs: dict[str, dict[str, Any]]) -> None:
@@ -440,7 +449,7 @@ class Connection:
         client = self._require_client()
         for job_id, known in list(self._watch.states.items()):
             job = self._fetch_followed(job_id, client.job)
-            if job is not None and job["state"] != known:
+            if job is not None and job.get("state") != known:
                 self._follow(job)
 
     def _fetch_followed(self, job_id: str, fetch: Callable[[str], dict[str, Any]]) -> dict[str, Any] | None:
@@ -456,25 +465,15 @@ class Connection:
 
     def _forward_events(self) -> None:
         client = self._require_client()
-        for event in client.poll_events(timeout=POLL_S):
-            job_id = str(event.get("job_id", ""))
-            if job_id not in self._watch.states:
+        for data in client.poll_events(timeout=POLL_S):
+            event = _well_formed(read_event, data)
+            if not isinstance(event, ProgressEvent | StateEvent) or event.job_id not in self._watch.states:
                 continue
-            if event.get("type") == "progress":
-                self._updates.put(
-                    JobProgress(
-                        job_id,
-                        float(event.get("fraction") or 0.0),
-                        str(event.get("stage") or ""),
-                        event.get("eta_s"),
-                        self._write_preview(job_id, event.get("preview_jpeg")),
-                    )
-                )
-            elif event.get("type") == "state":
-                self._guarded(_Request("job", partial(self._refresh, job_id), job_id))
-
-    def _refresh(self, job_id: str) -> None:
-        self._follow(self._require_client().job(job_id))
+            if isinstance(event, ProgressEvent):
+                preview = self._write_preview(event.job_id, event.preview_jpeg)
+                self._updates.put(JobProgress(event.job_id, event.fraction, event.stage, event.eta_s, preview))
+            else:
+                self._follow(event.job)  # the event carries the job: no request to read it again
 
     def _write_preview(self, job_id: str, jpeg: bytes | None) -> str:
         """Write a preview JPEG for the panel (atomically, throttled per job); its path, or ''."""

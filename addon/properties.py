@@ -12,7 +12,7 @@ from typing import Any
 
 import bpy
 
-from ..shared.messages import FINAL_STATES
+from ..shared.messages import FINAL_STATES, JOB_STATES, JobView
 
 STATE_TEXTS = {
     "submitting": "is being submitted",
@@ -119,19 +119,19 @@ class MocapJob(bpy.types.PropertyGroup):
     def params(self) -> dict[str, Any]:
         return json.loads(self.params_json)
 
-    def apply_record(self, record: Mapping[str, Any]) -> None:
-        """Copy the daemon's job record (``job``, ``jobs`` and event replies) into this item."""
-        self.state = str(record.get("state", self.state))
-        self.fraction = float(record.get("fraction") or 0.0)
-        self.stage = "" if self.is_final else str(record.get("stage") or "")  # a finished job has no stage
-        eta = record.get("eta_s")
-        self.eta_s = float(eta) if eta is not None and not self.is_final else -1.0
-        error = record.get("error")
-        self.error = str(error.get("message", "")) if isinstance(error, Mapping) else ""
-        self.output_dir = str(record.get("output_dir") or self.output_dir)
-        self.frame_count = int(record.get("frame_count") or 0)
-        summary = record.get("summary")
-        warnings = summary.get("warnings") if isinstance(summary, Mapping) else None
+    def apply_view(self, view: JobView) -> None:
+        """Copy the daemon's view of this job (from a reply or a state event) into this item. Raises
+        ValueError for a state this add-on does not know (a newer daemon's)."""
+        if view.state not in JOB_STATES:
+            raise ValueError(f"job {view.job_id} has an unknown state {view.state!r}; update the add-on")
+        self.state = view.state
+        self.fraction = view.fraction
+        self.stage = "" if self.is_final else view.stage  # a finished job has no stage
+        self.eta_s = view.eta_s if view.eta_s is not None else -1.0
+        self.error = view.error_message
+        self.output_dir = view.output_dir or self.output_dir
+        self.frame_count = view.frame_count
+        warnings = view.summary.get("warnings") if isinstance(view.summary, Mapping) else None
         self.warning = "; ".join(str(w) for w in warnings) if isinstance(warnings, list) else ""
 
 

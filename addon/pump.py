@@ -56,10 +56,10 @@ def _apply(update: Update, progress: dict[str, JobProgress]) -> None:
     if isinstance(update, DaemonStatus):
         _apply_status(update)
     elif isinstance(update, JobUpdate):
-        progress.pop(str(update.job["job_id"]), None)
-        for scene, job in jobs_with_id(str(update.job["job_id"])):
+        progress.pop(update.job.job_id, None)
+        for scene, job in jobs_with_id(update.job.job_id):
             was = job.state
-            job.apply_record(update.job)
+            job.apply_view(update.job)
             if job.state == "succeeded":
                 _auto_insert(scene, job)
             elif job.state == "failed" and was != "failed":

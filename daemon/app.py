@@ -45,8 +45,8 @@ from .connection_file import (
 )
 from .devices import Device, device_memory, probe_device, system_memory
 from .engine import EngineLimits, JobEngine
+from .events import EventPipe
 from .executor import Executor, LocalExecutor
-from .job_inputs import open_inputs
 from .live import LiveLimits, LiveSessions
 from .outputs import JobFolders
 from .private import make_private
@@ -304,24 +304,26 @@ class Daemon:
             idle_unload_s=cfg.idle_unload_s,
             fetch_command=fetch_command(models_dir, cfg.manifest),
         )
+        self.context = zmq.Context()
+        events = EventPipe(self.context)
         self.engine = JobEngine(
             self.store,
             self.registry,
             JobFolders(cfg.data_dir / "jobs"),
             BlobStore(cfg.data_dir / "blobs"),
             cfg.engine_limits,
+            emit=events.job_event,
         )
         interrupted = self.engine.recover()
         if interrupted:
             log.warning("jobs interrupted by the previous daemon's exit: %s", ", ".join(interrupted))
-        self.context = zmq.Context()
         router, self.endpoint, public_key = self._bind()
         connection_gate = gate.ConnectionGate(router) if self.endpoint.startswith("tcp://") else None
         gate.raise_descriptor_limit()
         self.live = LiveSessions(
             self.registry,
-            resolve_inputs=lambda specs: open_inputs(self.engine.blobs, specs),
-            notify=lambda session_id: self.server.notify_live(session_id),
+            admission=self.engine.admission,
+            notify=events.live_changed,
             limits=cfg.live_limits,
         )
         self.executor = self._executor(models_dir)
@@ -338,6 +340,7 @@ class Daemon:
             handlers,
             housekeeping=self._housekeeping,
             live=self.live,
+            events=events,
             gate=connection_gate,
         )
         self.executor.start()

@@ -81,7 +81,7 @@ def _check_still_image(path: str) -> None:
     try:
         check_pixels("source.path", *size, f"image {path}")
     except InvalidInput as exc:
-        raise VfxError(f"source.path: {exc.message}", code=e.INVALID_INPUT, detail={"field": "source.path"}) from None
+        raise InvalidInput("source.path", exc.message) from None
 
 
 def _is_file(path: str) -> bool:

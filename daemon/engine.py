@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.runner import InvalidInput, Runner
 from shared import errors as e
 from shared.errors import VfxError
-from shared.messages import FINAL_STATES, JOB_STATES
+from shared.messages import FINAL_STATES, JOB_STATES, JobView, StateEvent
 from shared.references import referenced_jobs
 
+from .admission import Admission
 from .blobs import BlobStore
-from .job_inputs import open_inputs
 from .outputs import JobFolders, valid_job_id
 from .registry import ModelRegistry
 from .store import JobRecord, JobStore
@@ -58,20 +57,6 @@ def fingerprint(mode: str, params: dict[str, Any], inputs: dict[str, Any]) -> st
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _is_file(path: str) -> bool:
-    """Whether ``path`` names an existing file; a name the system cannot even look up (too long, a NUL byte)
-    names none."""
-    try:
-        return Path(path).is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def _shortened(path: str, chars: int = 200) -> str:
-    """A path as quoted in an error: a 100 000-character one is cut, an error is for people to read."""
-    return path if len(path) <= chars else f"{path[: chars // 2]}...{path[-chars // 2 :]} ({len(path)} characters)"
-
-
 def _bad_record(record: JobRecord) -> str | None:
     """Why a stored record cannot be served (a job id no folder can have, an unknown state), or None."""
     if not valid_job_id(record.job_id):
@@ -91,13 +76,16 @@ class JobEngine:
         folders: JobFolders,
         blobs: BlobStore,
         limits: EngineLimits = EngineLimits(),
+        emit: EventSink = lambda event: None,
     ) -> None:
+        """``emit`` publishes job events (wire events of :mod:`shared.messages`) from any thread."""
         self.store = store
         self.registry = registry
         self.folders = folders
         self.blobs = blobs
         self.limits = limits
-        self.emit: EventSink = lambda event: None
+        self.emit = emit
+        self.admission = Admission(registry, blobs, limits.max_paths_per_input)
         self._queue: deque[str] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -144,15 +132,12 @@ class JobEngine:
                     detail={"field": "job_id"},
                 )
             return existing
-        runner = self.registry.runner(mode)
-        try:
-            params = runner.validate(raw_params)
-        except InvalidInput as exc:
-            raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"params.{exc.field}"}) from None
-        inputs = self._validate_inputs(runner.inputs, raw_inputs)
+        runner = self.admission.runner(mode)
+        params = self.admission.params(runner, raw_params)
+        inputs = self.admission.inputs(runner, raw_inputs)
         self.registry.check_ready(mode, params)
         self._check_queue_room(client)
-        self._check_media(runner, params, inputs)  # opens files: after the cheap checks
+        self.admission.check_media(runner, params, inputs)  # opens files: after the cheap checks
         now = time.time()
         record = JobRecord(
             job_id=job_id,
@@ -174,87 +159,6 @@ class JobEngine:
         self._enqueue(job_id)
         self._emit_state(record)
         return record
-
-    def _validate_inputs(self, slots: tuple[Any, ...], raw: dict[str, Any]) -> dict[str, Any]:
-        names = {s.name for s in slots}
-        for name in raw:
-            if name not in names:
-                raise VfxError(
-                    f"input {name!r} is not taken by this mode (inputs: {', '.join(sorted(names)) or 'none'})",
-                    code=e.INVALID_INPUT,
-                    detail={"field": f"inputs.{name}"},
-                )
-        missing_blobs: list[str] = []
-        for slot in slots:
-            spec = raw.get(slot.name)
-            field_name = f"inputs.{slot.name}"
-            if spec is None:
-                if slot.required:
-                    raise VfxError(
-                        f"{field_name} is required ({slot.help or slot.kind})",
-                        code=e.INVALID_INPUT,
-                        detail={"field": field_name},
-                    )
-                continue
-            if not isinstance(spec, dict):
-                raise VfxError(
-                    f"{field_name} must be a map such as {{'path': '/abs/file.mp4'}}",
-                    code=e.INVALID_INPUT,
-                    detail={"field": field_name},
-                )
-            if "path" in spec:
-                if not isinstance(spec["path"], str) or not Path(spec["path"]).is_absolute():
-                    raise VfxError(
-                        f"{field_name}.path must be an absolute path on the daemon's machine",
-                        code=e.INVALID_INPUT,
-                        detail={"field": f"{field_name}.path"},
-                    )
-                if not _is_file(spec["path"]):
-                    raise VfxError(
-                        f"{field_name}.path: file not found: {_shortened(spec['path'])}",
-                        code=e.INVALID_INPUT,
-                        detail={"field": f"{field_name}.path"},
-                    )
-            elif "paths" in spec:
-                paths = spec["paths"]
-                if not isinstance(paths, list) or not paths or len(paths) > self.limits.max_paths_per_input:
-                    raise VfxError(
-                        f"{field_name}.paths must be a non-empty list of image files",
-                        code=e.INVALID_INPUT,
-                        detail={"field": f"{field_name}.paths"},
-                    )
-                absent = [p for p in paths if not isinstance(p, str) or not _is_file(p)]
-                if absent:
-                    raise VfxError(
-                        f"{field_name}.paths: {len(absent)} file(s) not found, first: {_shortened(str(absent[0]))}",
-                        code=e.INVALID_INPUT,
-                        detail={"field": f"{field_name}.paths"},
-                    )
-            elif "blob" in spec:
-                if not isinstance(spec["blob"], str) or not self.blobs.has(spec["blob"]):
-                    missing_blobs.append(str(spec["blob"]))
-            else:
-                raise VfxError(
-                    f"{field_name} needs one of 'path', 'paths' or 'blob'",
-                    code=e.INVALID_INPUT,
-                    detail={"field": field_name},
-                )
-        if missing_blobs:
-            raise VfxError(
-                f"{len(missing_blobs)} input blob(s) are not stored yet; upload them first",
-                code=e.NOT_FOUND,
-                detail={"missing_blobs": missing_blobs},
-            )
-        return raw
-
-    def _check_media(self, runner: Runner, params: dict[str, Any], inputs: dict[str, Any]) -> None:
-        """Open the inputs (metadata only) so an undecodable file, an empty frame range or media that do not
-        fit the parameters are refused now, naming the input, instead of failing the job later."""
-        try:
-            runner.check_media(params, open_inputs(self.blobs, inputs))
-        except InvalidInput as exc:
-            name = exc.field if exc.field.startswith("params.") else f"inputs.{exc.field}"
-            raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": name}) from None
 
     def _check_queue_room(self, client: str) -> None:
         queued = self.store.count("queued")
@@ -515,39 +419,58 @@ class JobEngine:
         for flag in list(self._cancel_flags.values()):
             flag.set()
 
+    # -- what request handlers read -------------------------------------------------------------------------
+
+    def find(self, job_id: Any) -> JobRecord | None:
+        """The job ``job_id`` names, or None (for an id that is not even a string too)."""
+        return self.store.get(job_id) if isinstance(job_id, str) else None
+
+    def page(self, limit: int, before: int | None, client: str | None) -> list[JobRecord]:
+        """Jobs newest first, after the cursor ``before``; ``client``: only that client's (None: everyone's)."""
+        return self.store.page(limit, before, client)
+
+    def result_arrays(self, job_id: str) -> dict[str, Any]:
+        """The arrays a succeeded job published, by name."""
+        return self.folders.read_arrays(job_id)
+
+    def frame_file(self, job_id: str, index: int) -> Path:
+        """Where frame ``index`` of a job's output lives."""
+        return self.folders.frame_file(job_id, index)
+
+    def upload(self, array: Any) -> str:
+        """Store an uploaded input array content-addressed; its sha256, which specs name as ``blob``."""
+        return self.blobs.put(array)
+
+    def has_work(self) -> bool:
+        """Whether a job is queued or running. The store, not the in-memory queue: a job the worker has just
+        taken off the queue is still ``queued`` there until it is ``running``."""
+        return self.store.count("queued") > 0 or self.store.count("running") > 0
+
     # -- views -------------------------------------------------------------------------------------------
 
-    def view(self, record: JobRecord) -> dict[str, Any]:
+    def view(self, record: JobRecord) -> JobView:
         """The job as clients see it: the stored record plus live progress and the outputs folder."""
         live = self._live.get(record.job_id)
-        return {
-            "job_id": record.job_id,
-            "mode": record.mode,
-            "state": record.state,
-            "fraction": live.fraction if live else record.fraction,
-            "stage": live.stage if live else record.stage,
-            "eta_s": live.eta_s if live else None,
-            "error": record.error,
-            "params": record.params,
-            "inputs": record.inputs,
-            "created_at": record.created_at,
-            "updated_at": record.updated_at,
-            "started_at": record.started_at,
-            "finished_at": record.finished_at,
-            "attempts": record.attempts,
-            "output_dir": str(self.folders.outputs(record.job_id)),
-            "frame_count": record.frame_count,
-            "summary": record.summary,
-            "cursor": record.seq,
-        }
+        return JobView(
+            job_id=record.job_id,
+            mode=record.mode,
+            state=record.state,
+            fraction=live.fraction if live else record.fraction,
+            stage=live.stage if live else record.stage,
+            eta_s=live.eta_s if live else None,
+            error=record.error,
+            params=record.params,
+            inputs=record.inputs,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            attempts=record.attempts,
+            output_dir=str(self.folders.outputs(record.job_id)),
+            frame_count=record.frame_count,
+            summary=record.summary,
+            cursor=record.seq,
+        )
 
     def _emit_state(self, record: JobRecord) -> None:
-        self.emit(
-            {
-                "type": "state",
-                "job_id": record.job_id,
-                "state": record.state,
-                "error": record.error,
-                "job": self.view(record),
-            }
-        )
+        self.emit(StateEvent(self.view(record)).to_wire())

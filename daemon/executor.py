@@ -23,6 +23,7 @@ import numpy as np
 from models.runner import InvalidInput, JobCancelled
 from shared import errors as e
 from shared.errors import VfxError
+from shared.messages import LogEvent, ProgressEvent
 
 from .devices import Device
 from .engine import JobEngine
@@ -78,22 +79,13 @@ class ProgressThrottle:
 def emit_progress(engine: JobEngine, job_id: str, fraction: float, stage: str, preview_jpeg: bytes | None) -> None:
     """Record a job's progress and send the progress event its subscribers get."""
     live = engine.update_progress(job_id, fraction, stage)
-    engine.emit(
-        {
-            "type": "progress",
-            "job_id": job_id,
-            "fraction": live.fraction,
-            "stage": live.stage,
-            "eta_s": live.eta_s,
-            "preview_jpeg": preview_jpeg,
-        }
-    )
+    engine.emit(ProgressEvent(job_id, live.fraction, live.stage, live.eta_s, preview_jpeg).to_wire())
 
 
 def job_error(exc: Exception) -> dict[str, Any]:
     """The wire error a job that raised ``exc`` fails with (a runner bug keeps its traceback in the detail)."""
     if isinstance(exc, InvalidInput):
-        return {"code": e.INVALID_INPUT, "message": str(exc), "detail": {"field": f"inputs.{exc.field}"}}
+        return exc.under("inputs").to_wire()
     if isinstance(exc, VfxError):
         return exc.to_wire()
     return {
@@ -132,7 +124,7 @@ class JobContext:
 
     def log(self, message: str) -> None:
         log.info("job %s: %s", self.job_id, message)
-        self.engine.emit({"type": "log", "job_id": self.job_id, "message": message})
+        self.engine.emit(LogEvent(self.job_id, message).to_wire())
 
 
 def run_job(engine: JobEngine, record: JobRecord, cancel: threading.Event, device: Callable[[], Device]) -> str:
@@ -172,7 +164,7 @@ def run_job(engine: JobEngine, record: JobRecord, cancel: threading.Event, devic
         engine.finish(job_id, "cancelled")
         return "cancelled"
     except Exception as exc:  # the job's own failure, or a runner bug or library error: the daemon lives on
-        if not isinstance(exc, InvalidInput | VfxError):
+        if not isinstance(exc, VfxError):
             log.exception("job %s failed", job_id)
         error = job_error(exc)
     engine.folders.discard_work(job_id)

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from models.runner import InvalidInput, LiveProcessor, Media, Runner
+from models.runner import LiveProcessor, Media
 from shared import errors as e
 from shared.errors import VfxError
 
+from .admission import Admission
 from .capture import FrameSource, parse_source
 from .registry import ModelRegistry
 
@@ -101,12 +102,12 @@ class LiveSessions:
     def __init__(
         self,
         registry: ModelRegistry,
-        resolve_inputs: Callable[[Mapping[str, Any]], dict[str, Media]],
+        admission: Admission,
         notify: Callable[[str], None],
         limits: LiveLimits = LiveLimits(),
     ) -> None:
         self.registry = registry
-        self.resolve_inputs = resolve_inputs
+        self.admission = admission
         self.notify = notify
         self.limits = limits
         self._sessions: dict[str, LiveSession] = {}
@@ -117,12 +118,9 @@ class LiveSessions:
     # -- requests (socket thread) --------------------------------------------------------------------------
 
     def start(self, client: str, content: Mapping[str, Any]) -> LiveSession:
-        mode = content.get("mode")
-        runner = self.registry.runner(str(mode))
-        if runner.live_params is None:
-            raise VfxError(f"mode {mode} has no live variant", code=e.INVALID_INPUT, detail={"field": "mode"})
+        runner = self.admission.runner(content.get("mode"), live=True)
         self.registry.check_ready(runner.mode)
-        params = self._validate(runner, content.get("params") or {})
+        params = self.admission.params(runner, content.get("params") or {}, live=True)
         source = parse_source(content.get("source"))
         with self._lock:
             mine = [s for s in self._sessions.values() if s.client == client]
@@ -142,13 +140,7 @@ class LiveSessions:
                     "in a moment",
                     code=e.LIMIT_EXCEEDED,
                 )
-        raw_inputs = content.get("inputs") or {}
-        if not isinstance(raw_inputs, dict):
-            raise VfxError("inputs must be a map", code=e.INVALID_INPUT, detail={"field": "inputs"})
-        try:
-            inputs = self.resolve_inputs(raw_inputs)
-        except InvalidInput as exc:
-            raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"inputs.{exc.field}"}) from None
+        inputs = self.admission.media(content.get("inputs") or {})
         session = LiveSession(uuid.uuid4().hex, client, runner.mode, params, source)
         session.thread = threading.Thread(
             target=self._run,
@@ -161,14 +153,6 @@ class LiveSessions:
         session.thread.start()
         log.info("live session %s (%s) started for client %s", session.session_id[:8], session.mode, client[:8])
         return session
-
-    def _validate(self, runner: Runner, values: Any) -> dict[str, Any]:
-        if not isinstance(values, dict):
-            raise VfxError("params must be a map", code=e.INVALID_INPUT, detail={"field": "params"})
-        try:
-            return runner.validate_live(values)
-        except InvalidInput as exc:
-            raise VfxError(str(exc), code=e.INVALID_INPUT, detail={"field": f"params.{exc.field}"}) from None
 
     def get(self, client: str, session_id: Any) -> LiveSession:
         with self._lock:
@@ -191,7 +175,7 @@ class LiveSessions:
                 "params must be a map of option names to values", code=e.INVALID_INPUT, detail={"field": "params"}
             )
         merged = {**session.params, **changes}
-        validated = self._validate(runner, merged)
+        validated = self.admission.params(runner, merged, live=True)
         with session.lock:
             session.pending_params = session.params = validated
         return session
@@ -303,11 +287,8 @@ class LiveSessions:
                 session.state = "ended"
             else:
                 session.state = "stopped"
-        except VfxError as exc:
+        except VfxError as exc:  # an InvalidInput too: it says which field
             session.state, session.error = "failed", exc.to_wire()
-        except InvalidInput as exc:
-            session.state = "failed"
-            session.error = {"code": e.INVALID_INPUT, "message": str(exc), "detail": {"field": exc.field}}
         except Exception as exc:  # a processor bug ends the session, never the daemon
             log.exception("live session %s failed", session.session_id[:8])
             session.state = "failed"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -18,11 +19,51 @@ from shared import messages as m
 from shared.errors import VfxError
 
 from .engine import JobEngine
-from .live import LiveSessions
+from .live import LiveSession, LiveSessions
 from .store import JobRecord
 from .trust import Trust
 
 Reply = tuple[dict[str, Any], list[np.ndarray]]
+
+
+class Delivery(Protocol):
+    """What the server offers handlers beyond a reply: event subscriptions, parked replies, stopping."""
+
+    def subscribe(self, routing_id: bytes, client: str, job_id: str) -> None:
+        """Send the job's later events to the connection ``routing_id``."""
+
+    def unsubscribe(self, routing_id: bytes, job_id: str) -> None:
+        """Stop sending the job's events to that connection."""
+
+    def wait_live(self, request: Any, session: LiveSession, after_seq: int, wait_s: float) -> Reply | None:
+        """The session's result after ``after_seq`` now, or None: the reply is sent when one arrives or
+        ``wait_s`` runs out."""
+
+    def shutdown(self, when: str, client: str) -> dict[str, Any]:
+        """Stop now, once idle, or forget an earlier idle request (``when``)."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as a handler sees it: its content and arrays, who sent it (``client`` for ownership,
+    ``routing_id`` for its connection), the decoded message (to answer later) and the server's services."""
+
+    content: dict[str, Any]
+    arrays: list[np.ndarray]
+    client: str
+    routing_id: bytes
+    request: Any
+    delivery: Delivery
+
+
+Handler = Callable[[Call], Reply | None]
+"""None: the reply is sent later (a parked ``live_next``)."""
+
+
+def _plain(handler: Callable[[dict[str, Any], list[np.ndarray], str], Reply]) -> Handler:
+    """A handler that needs only the content, the arrays and the client."""
+    return lambda call: handler(call.content, call.arrays, call.client)
+
 
 MAX_PAGE = 500
 
@@ -50,24 +91,29 @@ class RequestHandlers:
         self.live = live
         self.health_report = health
         self.session_id = session_id
-        self.table: dict[str, Callable[[dict[str, Any], list[np.ndarray], str], Reply]] = {
-            m.PING: self.ping,
-            m.HEALTH: self.health,
-            m.SUBMIT: self.submit,
-            m.JOB: self.job,
-            m.JOBS: self.jobs,
-            m.CANCEL: self.cancel,
-            m.RETRY: self.retry,
-            m.RESULT: self.result,
-            m.FRAME: self.frame,
-            m.UPLOAD: self.upload,
-            m.RELEASE_MEMORY: self.release_memory,
-            m.PRUNE: self.prune,
-            m.LIVE_START: self.live_start,
-            m.LIVE_UPDATE: self.live_update,
-            m.LIVE_STOP: self.live_stop,
-            m.LIVE_LIST: self.live_list,
+        self.table: dict[str, Handler] = {
+            m.PING: _plain(self.ping),
+            m.HEALTH: _plain(self.health),
+            m.SUBMIT: self.submit_call,
+            m.JOB: _plain(self.job),
+            m.JOBS: _plain(self.jobs),
+            m.CANCEL: _plain(self.cancel),
+            m.RETRY: _plain(self.retry),
+            m.RESULT: _plain(self.result),
+            m.FRAME: _plain(self.frame),
+            m.UPLOAD: _plain(self.upload),
+            m.SUBSCRIBE: self.subscribe,
+            m.UNSUBSCRIBE: self.unsubscribe,
+            m.RELEASE_MEMORY: _plain(self.release_memory),
+            m.PRUNE: _plain(self.prune),
+            m.SHUTDOWN: self.shutdown,
+            m.LIVE_START: _plain(self.live_start),
+            m.LIVE_NEXT: self.live_next,
+            m.LIVE_UPDATE: _plain(self.live_update),
+            m.LIVE_STOP: _plain(self.live_stop),
+            m.LIVE_LIST: _plain(self.live_list),
         }
+        """Every request type's handler: the one dispatch table."""
 
     def ping(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         return {"session_id": self.session_id, "time": time.time()}, arrays
@@ -82,7 +128,7 @@ class RequestHandlers:
     def owned(self, content: dict[str, Any], client: str) -> JobRecord:
         """The job ``content`` names, if ``client`` may see it; another key's job is as absent as a missing one."""
         job_id = _job_id(content)
-        record = self.engine.store.get(job_id)
+        record = self.engine.find(job_id)
         if record is None or not self.trust.owns(client, record.client):
             raise VfxError(f"no job {job_id!r}", code=e.NOT_FOUND, detail={"field": "job_id"})
         return record
@@ -90,14 +136,40 @@ class RequestHandlers:
     def submit(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         self.trust.check_inputs(client, content.get("inputs"))
         job_id = content.get("job_id")
-        existing = self.engine.store.get(job_id) if isinstance(job_id, str) else None
+        existing = self.engine.find(job_id)
         if existing is not None and not self.trust.owns(client, existing.client):
             raise VfxError(f"job id {job_id!r} is taken; use a new job id", code=e.CONFLICT, detail={"field": "job_id"})
         record = self.engine.submit(client, content)
-        return {"job": self.engine.view(record)}, []
+        return {"job": self.engine.view(record).to_wire()}, []
+
+    def submit_call(self, call: Call) -> Reply:
+        reply = self.submit(call.content, call.arrays, call.client)
+        if call.content.get("subscribe"):
+            call.delivery.subscribe(call.routing_id, call.client, reply[0]["job"]["job_id"])
+        return reply
+
+    def subscribe(self, call: Call) -> Reply:
+        record = self.owned(call.content, call.client)
+        call.delivery.subscribe(call.routing_id, call.client, record.job_id)
+        return {"job": self.engine.view(record).to_wire()}, []
+
+    def unsubscribe(self, call: Call) -> Reply:
+        call.delivery.unsubscribe(call.routing_id, str(call.content.get("job_id")))
+        return {}, []
+
+    def shutdown(self, call: Call) -> Reply:
+        self.trust.require_admin(call.client, "shutdown")
+        when = call.content.get("when", "now")
+        if when not in m.SHUTDOWN_WHEN:
+            raise VfxError(
+                f"when must be one of {', '.join(m.SHUTDOWN_WHEN)}, got {when!r}",
+                code=e.INVALID_REQUEST,
+                detail={"field": "when"},
+            )
+        return call.delivery.shutdown(when, call.client), []
 
     def job(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"job": self.engine.view(self.owned(content, client))}, []
+        return {"job": self.engine.view(self.owned(content, client)).to_wire()}, []
 
     def jobs(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         limit = content.get("limit", 50)
@@ -110,15 +182,15 @@ class RequestHandlers:
                 code=e.INVALID_REQUEST,
                 detail={"field": "before"},
             )
-        records = self.engine.store.page(limit, before, None if self.trust.is_admin(client) else client)
+        records = self.engine.page(limit, before, None if self.trust.is_admin(client) else client)
         next_before = records[-1].seq if len(records) == limit else None
-        return {"jobs": [self.engine.view(r) for r in records], "next_before": next_before}, []
+        return {"jobs": [self.engine.view(r).to_wire() for r in records], "next_before": next_before}, []
 
     def cancel(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"job": self.engine.view(self.engine.cancel(self.owned(content, client).job_id))}, []
+        return {"job": self.engine.view(self.engine.cancel(self.owned(content, client).job_id)).to_wire()}, []
 
     def retry(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"job": self.engine.view(self.engine.retry(self.owned(content, client).job_id))}, []
+        return {"job": self.engine.view(self.engine.retry(self.owned(content, client).job_id)).to_wire()}, []
 
     def _succeeded(self, content: dict[str, Any], client: str) -> str:
         record = self.owned(content, client)
@@ -132,7 +204,7 @@ class RequestHandlers:
 
     def result(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         job_id = self._succeeded(content, client)
-        stored = self.engine.folders.read_arrays(job_id)
+        stored = self.engine.result_arrays(job_id)
         summary = self.engine.get(job_id).summary
         return {"summary": summary, "arrays": list(stored)}, list(stored.values())
 
@@ -144,7 +216,7 @@ class RequestHandlers:
         count = self.engine.get(job_id).frame_count
         if not isinstance(index, int) or not 0 <= index < count:
             raise VfxError(f"index must be 0..{count - 1}", code=e.INVALID_REQUEST, detail={"field": "index"})
-        image = cv2.imread(str(self.engine.folders.frame_file(job_id, index)), cv2.IMREAD_COLOR)
+        image = cv2.imread(str(self.engine.frame_file(job_id, index)), cv2.IMREAD_COLOR)
         if image is None:
             raise VfxError(f"frame {index} of job {job_id} is missing on disk", code=e.NOT_FOUND)
         return {"index": index, "count": count}, [np.ascontiguousarray(image[..., ::-1])]
@@ -152,7 +224,7 @@ class RequestHandlers:
     def upload(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         if len(arrays) != 1:
             raise VfxError("upload takes exactly one array", code=e.INVALID_REQUEST, detail={"field": "buffers"})
-        return {"sha256": self.engine.blobs.put(arrays[0])}, []
+        return {"sha256": self.engine.upload(arrays[0])}, []
 
     def release_memory(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         self.trust.require_admin(client, "release_memory")
@@ -177,6 +249,18 @@ class RequestHandlers:
         self.trust.check_source(client, content.get("source"))
         self.trust.check_inputs(client, content.get("inputs"))
         return {"session": self.live.start(client, content).view()}, []
+
+    def live_next(self, call: Call) -> Reply | None:
+        content = call.content
+        session = self.live.get(call.client, content.get("session_id"))
+        after_seq, wait_s = content.get("after_seq", 0), content.get("wait_s", 1.0)
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int):
+            raise VfxError("after_seq must be an integer", code=e.INVALID_REQUEST, detail={"field": "after_seq"})
+        if isinstance(wait_s, bool) or not isinstance(wait_s, int | float) or math.isnan(wait_s):
+            raise VfxError("wait_s must be a number of seconds", code=e.INVALID_REQUEST, detail={"field": "wait_s"})
+        return call.delivery.wait_live(
+            call.request, session, after_seq, min(float(wait_s), self.live.limits.max_wait_s)
+        )
 
     def live_update(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         return {"session": self.live.update(client, content).view()}, []

@@ -7,9 +7,7 @@ quick (no job runs here), which is why cancel and shutdown are answered even whi
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import threading
 import time
 from collections import Counter, defaultdict
@@ -17,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
 import zmq
 
 from shared import errors as e
@@ -26,13 +23,12 @@ from shared.errors import VfxError, WireError
 from shared.wire import DEFAULT_LIMITS, Limits, ReplayGuard, pack, unpack
 
 from .engine import JobEngine
+from .events import EventPipe
 from .gate import ConnectionGate
 from .live import LiveSession, LiveSessions
-from .requests import RequestHandlers
+from .requests import Call, Reply, RequestHandlers
 
 log = logging.getLogger("daemon.server")
-
-EVENTS_ENDPOINT = "inproc://vfx-events"
 
 
 @dataclass(frozen=True)
@@ -76,6 +72,7 @@ class Server:
         limits: ServerLimits = ServerLimits(),
         housekeeping: Callable[[], None] = lambda: None,
         live: LiveSessions | None = None,
+        events: EventPipe,
         gate: ConnectionGate | None = None,
     ) -> None:
         self.context = context
@@ -92,13 +89,7 @@ class Server:
         self._subscribers: dict[str, dict[bytes, str]] = defaultdict(dict)  # job -> routing id -> client
         self._buckets: dict[str, TokenBucket] = {}
         self._stop = threading.Event()
-        self._push_lock = threading.Lock()
-        self._pull = context.socket(zmq.PULL)
-        self._pull.bind(EVENTS_ENDPOINT)
-        self._push = context.socket(zmq.PUSH)
-        self._push.setsockopt(zmq.LINGER, 0)
-        self._push.connect(EVENTS_ENDPOINT)
-        self._thread_id: int | None = None
+        self.events = events
         self.live = live
         self.gate = gate
         """TCP only: follows connections that have not authenticated yet and caps them."""
@@ -106,29 +97,11 @@ class Server:
         self._encrypted = bool(router.getsockopt(zmq.CURVE_SERVER))
         self.exit_when_idle = False
         """Set by a ``shutdown`` request with ``when=idle``: the loop stops once no work is left."""
-        engine.emit = self.emit
 
     # -- events --------------------------------------------------------------------------------------------
 
-    def emit(self, event: dict[str, Any]) -> None:
-        """Thread-safe: route now on the socket thread, else hand over through the inproc pipe."""
-        if threading.get_ident() == self._thread_id:
-            self._route(event)
-            return
-        # One PUSH socket shared by every other thread (the worker, live sessions), used under a lock: a
-        # socket per thread would leak one per finished live session. Never block: the pipe is only full when
-        # the socket thread has stopped, and then nobody is left to tell (clients also poll job states).
-        with self._push_lock, contextlib.suppress(zmq.Again, zmq.ZMQError):
-            self._push.send(msgpack.packb(event, use_bin_type=True), flags=zmq.NOBLOCK)
-
-    def notify_live(self, session_id: str) -> None:
-        """Thread-safe: a live session has a new result or state; answer the requests waiting for it."""
-        self.emit({"type": "_live", "session_id": session_id})
-
     def _route(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "_live":
-            self._answer_waiters(event["session_id"])
-            return
+        """Send a job event to the job's subscribers (socket thread)."""
         job_id = event.get("job_id", "")
         targets = self._subscribers.get(job_id)
         if not targets:
@@ -192,19 +165,10 @@ class Server:
         }
         return {"session": session.view(), "result": result}, list(latest.arrays.values())
 
-    def _live_next(self, request: Any, client: str) -> tuple[dict[str, Any], list[Any]] | None:
-        assert self.live is not None
-        content = request.content
-        session = self.live.get(client, content.get("session_id"))
-        after_seq, wait_s = content.get("after_seq", 0), content.get("wait_s", 1.0)
-        if isinstance(after_seq, bool) or not isinstance(after_seq, int):
-            raise VfxError("after_seq must be an integer", code=e.INVALID_REQUEST, detail={"field": "after_seq"})
-        if isinstance(wait_s, bool) or not isinstance(wait_s, int | float) or math.isnan(wait_s):
-            raise VfxError("wait_s must be a number of seconds", code=e.INVALID_REQUEST, detail={"field": "wait_s"})
+    def wait_live(self, request: Any, session: LiveSession, after_seq: int, wait_s: float) -> Reply | None:
         if self._live_ready(session, after_seq) or wait_s <= 0:
             return self._live_payload(session, after_seq)
-        deadline = time.monotonic() + min(float(wait_s), self.live.limits.max_wait_s)
-        self._waiters.append((request, deadline, after_seq, session))
+        self._waiters.append((request, time.monotonic() + wait_s, after_seq, session))
         return None
 
     def _answer_waiters(self, session_id: str | None = None) -> None:
@@ -277,39 +241,20 @@ class Server:
                 pass
         return session or "anonymous"
 
-    def _dispatch(self, request: Any, client: str) -> tuple[dict[str, Any], list[Any]] | None:
-        kind, content, routing_id = request.type, request.content, request.routing_ids[0]
-        if kind == m.LIVE_NEXT and self.live is not None:
-            return self._live_next(request, client)
-        if kind == m.SUBSCRIBE:
-            record = self.handlers.owned(content, client)
-            self.subscribe(routing_id, client, record.job_id)
-            return {"job": self.engine.view(record)}, []
-        if kind == m.UNSUBSCRIBE:
-            self._subscribers.get(str(content.get("job_id")), {}).pop(routing_id, None)
-            return {}, []
-        if kind == m.SHUTDOWN:
-            self.handlers.trust.require_admin(client, "shutdown")
-            return self._shutdown(content.get("when", "now"), client), []
-        handler = self.handlers.table.get(kind)
+    def _dispatch(self, request: Any, client: str) -> Reply | None:
+        handler = self.handlers.table.get(request.type)
         if handler is None:
             raise VfxError(
-                f"unknown request type {kind!r}",
+                f"unknown request type {request.type!r}",
                 code=e.INVALID_REQUEST,
                 detail={"known": sorted(m.REQUEST_TYPES)},
             )
-        reply = handler(content, request.arrays(), client)
-        if kind == m.SUBMIT and content.get("subscribe"):
-            self.subscribe(routing_id, client, reply[0]["job"]["job_id"])
-        return reply
+        return handler(Call(request.content, request.arrays(), client, request.routing_ids[0], request, self))
 
-    def _shutdown(self, when: Any, client: str) -> dict[str, Any]:
-        if when not in m.SHUTDOWN_WHEN:
-            raise VfxError(
-                f"when must be one of {', '.join(m.SHUTDOWN_WHEN)}, got {when!r}",
-                code=e.INVALID_REQUEST,
-                detail={"field": "when"},
-            )
+    def unsubscribe(self, routing_id: bytes, job_id: str) -> None:
+        self._subscribers.get(job_id, {}).pop(routing_id, None)
+
+    def shutdown(self, when: str, client: str) -> dict[str, Any]:
         log.info("shutdown (%s) requested by client %s", when, client[:8])
         self.exit_when_idle = when == "idle"
         if when == "now" or (self.exit_when_idle and self._idle()):
@@ -318,11 +263,7 @@ class Server:
         return {"when": when}
 
     def _idle(self) -> bool:
-        # The store, not the in-memory queue: a job the worker has just taken off the queue is still
-        # ``queued`` there until it is ``running``.
-        store = self.engine.store
-        no_jobs = store.count("queued") == 0 and store.count("running") == 0
-        return no_jobs and (self.live is None or self.live.count() == 0)
+        return not self.engine.has_work() and (self.live is None or self.live.count() == 0)
 
     # -- the loop ------------------------------------------------------------------------------------------
 
@@ -331,10 +272,10 @@ class Server:
 
     def serve(self) -> None:
         """Serve until :meth:`request_stop` or a shutdown request. Call from one thread only."""
-        self._thread_id = threading.get_ident()
+        self.events.attach(self._route, self._answer_waiters)
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
-        poller.register(self._pull, zmq.POLLIN)
+        poller.register(self.events.pull, zmq.POLLIN)
         if self.gate is not None:
             poller.register(self.gate.monitor, zmq.POLLIN)
         next_housekeeping = time.monotonic()
@@ -344,10 +285,8 @@ class Server:
                 if self.gate.monitor in ready:
                     self.gate.drain()
                 self.counters["unauthenticated_closed"] += self.gate.enforce()
-            for _ in range(64):  # bounded drains keep events flowing while requests pour in
-                if self._pull not in ready or not self._pull.poll(0):
-                    break
-                self._route(msgpack.unpackb(self._pull.recv(), raw=False))
+            if self.events.pull in ready:
+                self.events.drain(64)  # bounded drains keep events flowing while requests pour in
             for _ in range(64):
                 if self.router not in ready or not self.router.poll(0):
                     break
@@ -367,8 +306,7 @@ class Server:
         self._flush_events()
 
     def _flush_events(self) -> None:
-        while self._pull.poll(0):
-            self._route(msgpack.unpackb(self._pull.recv(), raw=False))
+        self.events.drain()
         for request, _, after_seq, session in self._waiters:  # nobody waits on a stopping daemon
             content, arrays = self._live_payload(session, after_seq)
             self._reply(request, {"ok": True, **content}, arrays)
@@ -377,6 +315,4 @@ class Server:
     def close(self) -> None:
         if self.gate is not None:
             self.gate.close()
-        with self._push_lock:
-            self._push.close(linger=0)
-        self._pull.close(linger=0)
+        self.events.close()

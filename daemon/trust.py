@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from shared import errors as e
-from shared.errors import VfxError
+from shared.errors import InvalidInput, VfxError
+from shared.inputs import WIRE_FORMS, parse_input
 
 MAX_PATH_CHARS = 4096
 """Longer paths are refused without a look at the disk (Linux's own limit is 4096 bytes)."""
@@ -57,12 +58,13 @@ class Trust:
         if not self.remote or not isinstance(inputs, dict):
             return
         for name, spec in inputs.items():
-            if not isinstance(spec, dict):
-                continue
-            if "path" in spec:
-                self.check_path(client, f"inputs.{name}.path", spec["path"])
-            paths = spec.get("paths")
-            for path in paths if isinstance(paths, list) else ():
+            try:
+                parsed = parse_input(str(name), spec, WIRE_FORMS)
+            except InvalidInput:
+                continue  # refused with its reason when the engine reads it
+            if parsed.form == "path":
+                self.check_path(client, f"inputs.{name}.path", parsed.value)
+            for path in parsed.value if parsed.form == "paths" else ():
                 self.check_path(client, f"inputs.{name}.paths", path)
 
     def check_source(self, client: str, source: Any) -> None:

@@ -27,13 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.pose_data import FRAMES_FOLDER, frame_file_name
+
 MAX_PENDING = 8
 """Frames accepted but not yet on disk before :meth:`FrameWriter.write` waits (8 frames of 1080p: 50 MB)."""
 
 
 def frame_path(output_dir: Path, index: int) -> Path:
     """Where frame ``index`` of a job's output lives."""
-    return output_dir / "frames" / f"{index:06d}.png"
+    return output_dir / FRAMES_FOLDER / frame_file_name(index)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

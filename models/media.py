@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from shared.inputs import DEFAULT_FPS, MEDIA_FORMS, parse_input
+
 from .image_header import check_pixels, image_size
 from .runner import InvalidInput, Media
 
@@ -32,7 +34,7 @@ in memory: 8 frames of 4K RGB are about 200 MB."""
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 """File extensions read as a still image; any other path is opened as a video."""
 
-DEFAULT_IMAGE_FPS = 24.0
+DEFAULT_IMAGE_FPS = DEFAULT_FPS
 """Frame rate given to image sequences and in-memory frames when the spec names none (Blender's default)."""
 
 
@@ -251,39 +253,16 @@ class FrameArray:
 def open_media(name: str, spec: Mapping[str, Any]) -> Media:
     """Turn the wire form of media input ``name`` into a :class:`Media`, checking it on the way.
 
-    Accepted forms (the keys marked ``?`` are optional):
-
-    - ``{"path": str, "frame_start"?: int, "frame_end"?: int, "step"?: int}``: a video file, or a single
-      image (by extension, see ``IMAGE_SUFFIXES``) as one frame, which takes no range keys;
-    - ``{"paths": [str, ...], "fps"?: float}``: an image sequence;
-    - ``{"array": np.ndarray, "fps"?: float}``: frames in memory, see :class:`FrameArray`.
-
-    Raises :class:`InvalidInput` with ``field == name`` for any other form, unknown keys, values of the
-    wrong type, missing or undecodable files and empty frame ranges.
+    Accepts the ``path``, ``paths`` and ``array`` forms of :mod:`shared.inputs` (a single image path is one
+    frame and takes no range keys). Raises :class:`InvalidInput` with ``field == name`` for any other form,
+    unknown keys, values of the wrong type, missing or undecodable files and empty frame ranges.
     """
-    if not isinstance(spec, Mapping):
-        raise InvalidInput(name, f"must be a mapping with 'path', 'paths' or 'array', got {type(spec).__name__}")
-    forms = [form for form in _FORMS if form.key in spec]
-    if len(forms) != 1:
-        found = ", ".join(sorted(map(str, spec))) or "nothing"
-        raise InvalidInput(name, f"needs exactly one of 'path', 'paths' or 'array', got {found}")
-    form = forms[0]
-    unknown = sorted(str(key) for key in spec if key != form.key and key not in form.options)
-    if unknown:
-        allowed = ", ".join((form.key, *form.options))
-        raise InvalidInput(name, f"unknown keys {', '.join(unknown)} for a '{form.key}' input (allowed: {allowed})")
-    return form.build(name, spec)
-
-
-@dataclass(frozen=True)
-class _Form:
-    key: str
-    options: tuple[str, ...]
-    build: Callable[[str, Mapping[str, Any]], Media]
-
-
-def _open_path(name: str, spec: Mapping[str, Any]) -> Media:
-    path = _path_value(name, "path", spec["path"])
+    parsed = parse_input(name, spec, MEDIA_FORMS)
+    if parsed.form == "paths":
+        return ImageSequence([Path(p) for p in parsed.value], fps=parsed.fps, name=name)
+    if parsed.form == "array":
+        return FrameArray(parsed.value, fps=parsed.fps, name=name)
+    path = Path(parsed.value)
     if _is_image(str(path)):
         range_keys = [key for key in ("frame_start", "frame_end", "step") if key in spec]
         if range_keys:
@@ -291,60 +270,11 @@ def _open_path(name: str, spec: Mapping[str, Any]) -> Media:
                 name, f"{', '.join(range_keys)} apply to video files only; {path.name} is a single image"
             )
         return ImageSequence([path], name=name)
-    frame_end = spec.get("frame_end")
-    return VideoFile(
-        path,
-        frame_start=_int_value(name, "frame_start", spec.get("frame_start", 0)),
-        frame_end=None if frame_end is None else _int_value(name, "frame_end", frame_end),
-        step=_int_value(name, "step", spec.get("step", 1)),
-        name=name,
-    )
-
-
-def _open_paths(name: str, spec: Mapping[str, Any]) -> Media:
-    paths = spec["paths"]
-    if isinstance(paths, str | bytes) or not isinstance(paths, Sequence):
-        raise InvalidInput(name, f"paths must be a list of image file paths, got {type(paths).__name__}")
-    return ImageSequence(
-        [_path_value(name, f"paths[{i}]", p) for i, p in enumerate(paths)],
-        fps=_fps_value(name, spec),
-        name=name,
-    )
-
-
-def _open_array(name: str, spec: Mapping[str, Any]) -> Media:
-    return FrameArray(spec["array"], fps=_fps_value(name, spec), name=name)
-
-
-_FORMS = (
-    _Form("path", ("frame_start", "frame_end", "step"), _open_path),
-    _Form("paths", ("fps",), _open_paths),
-    _Form("array", ("fps",), _open_array),
-)
+    return VideoFile(path, frame_start=parsed.frame_start, frame_end=parsed.frame_end, step=parsed.step, name=name)
 
 
 def _is_image(path: str) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
-
-
-def _path_value(name: str, key: str, value: Any) -> Path:
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(name, f"{key} must be a non-empty file path, got {value!r}")
-    return Path(value)
-
-
-def _int_value(name: str, key: str, value: Any) -> int:
-    # bool is an int subclass; True as a frame number is always a mistake on the client side.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(name, f"{key} must be a whole number of frames, got {value!r}")
-    return value
-
-
-def _fps_value(name: str, spec: Mapping[str, Any]) -> float:
-    fps = spec.get("fps", DEFAULT_IMAGE_FPS)
-    if isinstance(fps, bool) or not isinstance(fps, int | float):
-        raise InvalidInput(name, f"fps must be a number of frames per second, got {fps!r}")
-    return float(fps)
 
 
 def _check_fps(name: str, fps: float) -> float:

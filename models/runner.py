@@ -22,16 +22,11 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from shared.errors import InvalidInput
+
 from .frame_writer import encode_png, frame_path, store_atomically
 
-
-class InvalidInput(ValueError):
-    """A job parameter or input is wrong. ``field`` names it; the message says how to fix it."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.message = message
+__all__ = ["InvalidInput"]  # defined with the other wire errors; runners import it from here
 
 
 class JobCancelled(Exception):

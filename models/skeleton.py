@@ -27,43 +27,7 @@ from shared.openpose import (
     STICK_WIDTH_PX,
     hue_colour,
 )
-
-MEDIAPIPE_POSE_LANDMARKS = (
-    "nose",
-    "left_eye_inner",
-    "left_eye",
-    "left_eye_outer",
-    "right_eye_inner",
-    "right_eye",
-    "right_eye_outer",
-    "left_ear",
-    "right_ear",
-    "mouth_left",
-    "mouth_right",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_pinky",
-    "right_pinky",
-    "left_index",
-    "right_index",
-    "left_thumb",
-    "right_thumb",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "left_heel",
-    "right_heel",
-    "left_foot_index",
-    "right_foot_index",
-)
-"""MediaPipe Pose's 33 landmarks, in the order of its output. Left and right are the person's own."""
+from shared.pose_data import LANDMARK_NAMES as MEDIAPIPE_POSE_LANDMARKS
 
 _SHOULDERS = (
     MEDIAPIPE_POSE_LANDMARKS.index("left_shoulder"),

@@ -39,6 +39,33 @@ class VfxError(Exception):
         return {"code": self.code, "message": self.message, "detail": self.detail}
 
 
+class InvalidInput(VfxError, ValueError):
+    """A job parameter, input or live source is wrong; the message says how to fix it.
+
+    ``field`` names it as its checker knows it (``steps``, ``video``); ``path`` names it on the wire
+    (``params.steps``, ``inputs.video``): :meth:`under` places an error raised by a runner in its section.
+    ``message`` is the reason alone; the wire message is ``"<field>: <reason>"``."""
+
+    code = INVALID_INPUT
+    SECTIONS = ("params.", "inputs.", "source.")
+
+    def __init__(self, field_name: str, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"{field_name}: {message}", detail={"field": path or field_name})
+        self.field = field_name
+        self.message = message
+        self.path = path or field_name
+
+    def under(self, section: str) -> InvalidInput:
+        """This error with its path in ``section`` (``params`` or ``inputs``), unless a runner already rooted it
+        in one (a media check naming ``params.frame_count``)."""
+        if self.path.startswith(self.SECTIONS):
+            return self
+        return InvalidInput(self.field, self.message, path=f"{section}.{self.path}")
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"code": self.code, "message": str(self), "detail": {"field": self.path}}
+
+
 class RemoteError(VfxError):
     """The daemon answered a request with an error."""
 

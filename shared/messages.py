@@ -7,6 +7,10 @@ Events (type ``event``) go only to clients that subscribed to the job they conce
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
 PING = "ping"  # {} + any buffers -> {session_id, time} + the same buffers (round-trip checks, benchmarks)
 HEALTH = "health"  # {} -> daemon, device, modes, queue, models, counters
 SUBMIT = "submit"  # {job_id, mode, params, inputs, subscribe?} -> {job}
@@ -72,3 +76,141 @@ FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 
 def reply_type(request_type: str) -> str:
     return f"{request_type}_reply"
+
+
+# -- the job as both sides see it ---------------------------------------------------------------------------
+
+
+def _number(data: Mapping[str, Any], key: str, default: float | None) -> float | None:
+    value = data.get(key)
+    return default if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One job as clients see it: the daemon's record plus live progress (the ``job`` of every job reply and
+    state event). Times are Unix seconds; ``fraction`` is 0..1; ``eta_s`` is seconds left or None when unknown;
+    ``error`` is the wire error ``{code, message, detail}`` of a failed job or None; ``cursor`` orders jobs
+    for paging (``jobs`` with ``before``)."""
+
+    job_id: str
+    mode: str
+    state: str
+    fraction: float = 0.0
+    stage: str = ""
+    eta_s: float | None = None
+    error: Mapping[str, Any] | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    output_dir: str = ""
+    frame_count: int = 0
+    summary: Mapping[str, Any] | None = None
+    cursor: int = 0
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def error_message(self) -> str:
+        return str(self.error.get("message", "")) if isinstance(self.error, Mapping) else ""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> JobView:
+        """Read a job as the daemon sent it. Raises ValueError (or TypeError) for a malformed one."""
+        error = data.get("error")
+        return cls(
+            job_id=str(data["job_id"]),
+            mode=str(data.get("mode", "")),
+            state=str(data.get("state", "")),
+            fraction=float(data.get("fraction") or 0.0),
+            stage=str(data.get("stage") or ""),
+            eta_s=_number(data, "eta_s", None),
+            error=error if isinstance(error, Mapping) else None,
+            params=dict(data.get("params") or {}),
+            inputs=dict(data.get("inputs") or {}),
+            created_at=float(data.get("created_at") or 0.0),
+            updated_at=float(data.get("updated_at") or 0.0),
+            started_at=_number(data, "started_at", None),
+            finished_at=_number(data, "finished_at", None),
+            attempts=int(data.get("attempts") or 0),
+            output_dir=str(data.get("output_dir") or ""),
+            frame_count=int(data.get("frame_count") or 0),
+            summary=data.get("summary"),
+            cursor=int(data.get("cursor") or 0),
+        )
+
+
+# -- events (type ``event``), one type each ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """A running job's progress: ``fraction`` 0..1, ``eta_s`` seconds left or None, ``preview_jpeg`` a small
+    JPEG of the latest frame or None (sent at most every half second)."""
+
+    job_id: str
+    fraction: float
+    stage: str
+    eta_s: float | None = None
+    preview_jpeg: bytes | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "progress", **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    """A job changed state; it carries the whole job, so a client never asks for it again."""
+
+    job: JobView
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+    def to_wire(self) -> dict[str, Any]:
+        job = self.job
+        return {"type": "state", "job_id": job.job_id, "state": job.state, "error": job.error, "job": job.to_wire()}
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """A line a runner logged for its job."""
+
+    job_id: str
+    message: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "log", "job_id": self.job_id, "message": self.message}
+
+
+Event = ProgressEvent | StateEvent | LogEvent
+
+
+def read_event(data: Mapping[str, Any]) -> Event | None:
+    """An event as the daemon sent it, typed; None for an event type this version does not know (a newer
+    daemon may send more). Raises ValueError (or TypeError, KeyError) for a malformed one."""
+    kind = data.get("type")
+    if kind == "progress":
+        jpeg = data.get("preview_jpeg")
+        return ProgressEvent(
+            str(data["job_id"]),
+            float(data.get("fraction") or 0.0),
+            str(data.get("stage") or ""),
+            _number(data, "eta_s", None),
+            bytes(jpeg) if jpeg else None,
+        )
+    if kind == "state":
+        return StateEvent(JobView.from_wire(data["job"]))
+    if kind == "log":
+        return LogEvent(str(data["job_id"]), str(data.get("message", "")))
+    return None

@@ -45,3 +45,23 @@ def test_blender_version_differences_live_in_compat_only():
         if versioned.search(line)
     ]
     assert offenders == []
+
+
+def test_the_pose_data_contract_is_written_once_and_both_sides_read_it():
+    """The 33 landmark names and the frame file layout live in ``shared.pose_data``: the daemon's skeleton, its
+    frame writer and the add-on's retargeting use that one definition, so they cannot drift apart."""
+    from pathlib import Path
+
+    from support.addon_modules import load_addon_package
+
+    from models.frame_writer import frame_path
+    from models.skeleton import MEDIAPIPE_POSE_LANDMARKS
+    from shared import pose_data
+
+    frames = load_addon_package("retarget", "vfx_retarget").frames
+    assert MEDIAPIPE_POSE_LANDMARKS is pose_data.LANDMARK_NAMES and len(pose_data.LANDMARK_NAMES) == 33
+    bundled = sys.modules["vfx_extension.shared.pose_data"]  # shared/ as the extension bundles it
+    assert frames.LANDMARK_NAMES is bundled.LANDMARK_NAMES and frames.LANDMARK is bundled.LANDMARK
+    assert bundled.__file__ == pose_data.__file__ and frames.LANDMARK["left_hip"] == 23
+    assert frame_path(Path("/out"), 7) == Path("/out/frames/000007.png")
+    assert imported_after("import shared.pose_data, shared.inputs", ("numpy", "zmq")) == []

@@ -379,3 +379,24 @@ def test_prune_dry_run_deletes_nothing_and_jobs_a_saved_blend_uses_are_kept_and_
 
     blend.unlink()
     assert client.prune(older_than_days=0)["removed"] == ["in-blend"], "once the .blend is gone, so is the claim"
+
+
+def test_every_event_reads_as_its_typed_contract_and_state_events_carry_the_whole_job(daemon):
+    """The add-on reads events with :func:`shared.messages.read_event` and never asks for the job again after a
+    state event: the job a state event carries is the one a ``job`` request returns at that moment."""
+    from shared.messages import JobView, ProgressEvent, StateEvent, read_event
+
+    with daemon.client() as client:
+        job_id = uuid.uuid4().hex
+        client.submit(job_id, "count", {"steps": 5, "step_s": 0.02}, subscribe=True)
+        events: list = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(isinstance(e, StateEvent) and e.job.is_final for e in events):
+            events += [read_event(data) for data in client.poll_events(timeout=0.5)]
+        states = [e for e in events if isinstance(e, StateEvent)]
+        assert [e.job.state for e in states] == ["running", "succeeded"]
+        assert all(isinstance(e, ProgressEvent | StateEvent) for e in events)
+        final = states[-1].job
+        assert final == JobView.from_wire(client.job(job_id))
+        assert final.frame_count == 5 and final.fraction == 1.0 and final.output_dir and final.summary is not None
+        assert JobView.from_wire(final.to_wire()) == final

@@ -268,3 +268,35 @@ def test_image_sizes_come_from_the_header_of_each_format(tmp_path, suffix):
     with pytest.raises(InvalidInput, match="PNG, JPEG, BMP, WebP or TIFF") as err:
         image_size("image", text)
     assert err.value.field == "image"
+
+
+def test_one_parser_reads_the_input_spec_format_for_the_wire_and_for_the_media_layer(
+    sample_video: Path, tmp_path: Path
+) -> None:
+    """The engine (wire forms: path, paths, blob) and the media layer (path, paths, array) read specs with
+    :func:`shared.inputs.parse_input`: the same bad spec gets the same words from both."""
+    from daemon.blobs import BlobStore
+    from daemon.job_inputs import open_inputs
+    from shared.inputs import MEDIA_FORMS, WIRE_FORMS, parse_input
+
+    spec = parse_input("video", {"path": str(sample_video), "frame_start": 2, "step": 3}, WIRE_FORMS)
+    assert (spec.form, spec.value, spec.frame_start, spec.frame_end, spec.step) == (
+        "path",
+        str(sample_video),
+        2,
+        None,
+        3,
+    )
+    assert parse_input("clip", {"blob": "ab" * 32, "fps": 30}).fps == 30.0
+    with pytest.raises(InvalidInput, match="needs exactly one of 'path', 'paths' or 'blob', got array"):
+        parse_input("clip", {"array": np.zeros((1, 2, 2, 3), np.uint8)}, WIRE_FORMS)
+    bad = {"path": str(sample_video), "fps": 30}
+    with pytest.raises(InvalidInput) as from_media:
+        parse_input("video", bad, MEDIA_FORMS)
+    with pytest.raises(InvalidInput) as from_daemon:
+        open_inputs(BlobStore(tmp_path / "blobs"), {"video": bad})
+    assert (
+        str(from_media.value)
+        == str(from_daemon.value)
+        == "video: unknown keys fps for a 'path' input " + ("(allowed: path, frame_start, frame_end, step)")
+    )

@@ -9,9 +9,7 @@ turned into MediaPipe landmarks, solved, and the solved rotations posed through 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_retarget():
-    """``addon/retarget`` imported without ``addon/__init__.py`` (which imports bpy)."""
-    name = "vfx_retarget"
-    if name not in sys.modules:
-        folder = REPO_ROOT / "addon" / "retarget"
-        spec = importlib.util.spec_from_file_location(
-            name, folder / "__init__.py", submodule_search_locations=[str(folder)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """``addon/retarget`` imported without ``addon/__init__.py`` (which imports bpy), as ``vfx_retarget``."""
+    from support.addon_modules import load_addon_package
+
+    return load_addon_package("retarget", "vfx_retarget")
 
 
 _load_retarget()

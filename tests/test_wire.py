@@ -194,3 +194,19 @@ def test_blob_id_depends_on_bytes_dtype_and_shape():
     assert blob_id(a) != blob_id(a.reshape(3, 2))
     assert blob_id(a) != blob_id(a.astype(np.int8).view(np.uint8) + 1)
     assert len(blob_id(a)) == 64
+
+
+def test_an_invalid_input_names_its_field_path_and_is_its_own_wire_error():
+    from shared.errors import InvalidInput, VfxError
+
+    error = InvalidInput("steps", "must be 1 or more")
+    assert isinstance(error, VfxError) and isinstance(error, ValueError), "caught as either"
+    placed = error.under("params")
+    assert placed.to_wire() == {
+        "code": "invalid_input",
+        "message": "steps: must be 1 or more",
+        "detail": {"field": "params.steps"},
+    }
+    assert placed.field == "steps" and placed.message == "must be 1 or more"
+    rooted = InvalidInput("params.frame_count", "the video has 5 frames")
+    assert rooted.under("inputs").path == "params.frame_count", "a runner that named the section keeps it"

@@ -10,49 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...shared.pose_data import LANDMARK, LANDMARK_NAMES
+
+__all__ = ["LANDMARK", "LANDMARK_NAMES", "blender_to_mediapipe", "mediapipe_to_blender"]
+
 MEDIAPIPE_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 """Rotation taking a MediaPipe world vector (column) to Blender: ``blender = MEDIAPIPE_TO_BLENDER @ mediapipe``."""
-
-LANDMARK_NAMES = (
-    "nose",
-    "left_eye_inner",
-    "left_eye",
-    "left_eye_outer",
-    "right_eye_inner",
-    "right_eye",
-    "right_eye_outer",
-    "left_ear",
-    "right_ear",
-    "mouth_left",
-    "mouth_right",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_pinky",
-    "right_pinky",
-    "left_index",
-    "right_index",
-    "left_thumb",
-    "right_thumb",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "left_heel",
-    "right_heel",
-    "left_foot_index",
-    "right_foot_index",
-)
-"""MediaPipe Pose's 33 landmarks in its output order (the daemon's ``models.skeleton`` holds the same list; the
-add-on cannot import the daemon's packages). Left and right are the person's own."""
-
-LANDMARK = {name: index for index, name in enumerate(LANDMARK_NAMES)}
-"""Landmark name -> its index in the (33, ...) arrays."""
 
 
 def mediapipe_to_blender(points: np.ndarray) -> np.ndarray:

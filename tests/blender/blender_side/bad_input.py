@@ -145,7 +145,8 @@ def check_reports(
 
     # A malformed update (a bug on either side) is reported in the panel; the pump goes on with the rest.
     updates = __import__(f"{harness.MODULE}.addon.connection_thread", fromlist=["JobUpdate"])
-    bad = updates.JobUpdate({"job_id": state.jobs[0].name, "fraction": "half"})
+    messages = __import__(f"{harness.MODULE}.shared.messages", fromlist=["JobView"])
+    bad = updates.JobUpdate(messages.JobView(state.jobs[0].name, "reference_overlay", "half-done"))
     rt.connection._updates.put(bad)
     rt.connection._updates.put(updates.RequestFailed("cancel", "applied after the bad update", state.jobs[1].name))
     first_interval = addon.pump.tick()
