@@ -134,7 +134,8 @@ def run_job(engine: JobEngine, record: JobRecord, cancel: threading.Event, devic
         work = engine.folders.fresh_work_dir(job_id)
         ctx = JobContext(engine, job_id, work, cancel, None)
         with engine.registry.use(record.mode, on_load=lambda: ctx.progress(0.0, "loading model")) as runner:
-            ctx.device = device()
+            ctx.device = device()  # the first job may wait here for the device probe: a cancel meanwhile counts
+            ctx.raise_if_cancelled()
             inputs = open_inputs(engine.blobs, record.inputs)
             ctx.progress(0.0, "starting")
             result = runner.run(inputs, record.params, ctx)

@@ -105,7 +105,10 @@ def test_a_job_folder_that_cannot_be_made_fails_that_job_and_the_worker_goes_on(
 
 def test_cancel_a_running_job(client):
     client.submit("long", "count", {"steps": 500, "step_s": 0.02})
-    wait_state(client, "long", {"running"})
+    deadline = time.monotonic() + 60  # running, and past the device probe a fresh daemon's first job waits for
+    while client.job("long")["stage"] != "counting" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.job("long")["stage"] == "counting"
     client.cancel("long")
     job = wait_state(client, "long", {"cancelled"}, timeout=5)
     assert job["error"] is None and job["frame_count"] == 0
