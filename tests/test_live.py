@@ -167,7 +167,10 @@ def test_a_file_that_ends_ends_the_session(client, tmp_path, sample_video):
 
 def test_a_failing_processor_ends_its_session_with_the_error(client, sample_video):
     session = client.live_start("count", {"path": str(sample_video), "loop": True}, {"gain": -1.0})
+    deadline = time.monotonic() + 60  # a fresh daemon's first session may wait for the device probe
     state, result, _ = client.live_next(session["session_id"], wait_s=5.0)
+    while state["state"] == "starting" and time.monotonic() < deadline:
+        state, result, _ = client.live_next(session["session_id"], wait_s=5.0)
     assert result is None and state["state"] == "failed"
     assert "negative gain" in state["error"]["message"]
     assert client.ping() == [], "the daemon lives on"
