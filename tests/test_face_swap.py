@@ -570,3 +570,9 @@ def test_detector_geometry_matches_the_documented_box(tmp_path):
     assert x2 - x1 == pytest.approx(128) and y2 - y1 == pytest.approx(128)
     assert (x1 + x2) / 2 == pytest.approx(304) and (y1 + y2) / 2 == pytest.approx(304), "centred on the blob"
     assert np.all((kps[0] > [x1, y1]) & (kps[0] < [x2, y2]))
+
+
+def test_health_names_insightfaces_non_commercial_licence(face_client):
+    licences = face_client.health()["modes"]["face_swap"]["licences"]
+    assert {item["model"] for item in licences} >= {"buffalo_l-det_10g", "inswapper_128"}
+    assert all("non-commercial" in item["licence"] for item in licences)

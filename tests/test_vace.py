@@ -534,3 +534,16 @@ def test_flow_is_normalised_per_frame_so_slow_passages_do_not_fade(sample_video)
     assert strength(per_frame[2]) > 0.6 * strength(per_frame[1]), "the slow frame is drawn as strongly"
     assert strength(per_clip[2]) < 0.5 * strength(per_clip[1]), "one scale for the clip: the slow frame fades"
     assert frame_scales[2] < frame_scales[1] and len(set(clip_scales)) == 1
+
+
+def test_health_lists_each_modes_licences_and_memory_plan(vclient):
+    deadline = time.monotonic() + 30
+    while (health := vclient.health())["device"] is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # the plan needs the device, which the daemon resolves after its ready line
+    modes = health["modes"]
+    assert modes["vace_pose"]["licences"] == [{"model": "Wan-AI/Wan2.1-VACE-1.3B-diffusers", "licence": "Apache-2.0"}]
+    motion = {item["model"]: item["licence"] for item in modes["vace_motion"]["licences"]}
+    assert motion["depth-anything/Depth-Anything-V2-Small-hf"] == "Apache-2.0", "option weights too"
+    assert modes["pose"]["licences"][0]["licence"] == "Apache-2.0" and "memory_plan" not in modes["pose"]
+    plan = modes["vace_pose"]["memory_plan"]
+    assert (plan["offload"], plan["fp8"]) == ("none", False) and "CPU" in plan["reason"]

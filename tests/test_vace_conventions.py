@@ -212,6 +212,9 @@ def test_fp8_is_chosen_only_on_cuda_and_refused_on_mps_naming_the_field():
     assert err.value.field == "fp8_weights" and "MPS" in err.value.message
     cpu = choose_plan("14b", "cpu", None, 1280, 720, 81)
     assert (cpu.offload, cpu.fp8, cpu.vae_tiling, cpu.peak_gb) == ("none", False, False, None)
+    with pytest.raises(InvalidInput) as err:
+        choose_plan("1.3b", "cpu", None, 832, 480, 81, offload="sequential")
+    assert err.value.field == "offload" and "needs a GPU" in err.value.message
 
 
 def test_the_job_summary_and_health_state_the_plan(runner, tmp_path):

@@ -152,10 +152,13 @@ def choose_plan(
     tiled at each step; fp8 only on CUDA. On the CPU the models stay in system memory (``none``, no fp8, no
     tiling). Parts the user fixed are kept as given and the rest chosen around them; when nothing fits, the
     least-memory plan is taken and the reason says the estimate exceeds the free memory.
-    Raises :class:`InvalidInput` naming ``fp8_weights`` when fp8 is asked for on Apple MPS (no float8 type).
+    Raises :class:`InvalidInput` naming ``fp8_weights`` when fp8 is asked for on Apple MPS (no float8 type), and
+    naming ``offload`` when ``sequential`` is asked for on the CPU.
     """
     if fp8 == "on" and kind == "mps":
         raise InvalidInput("fp8_weights", "is not available on Apple MPS (torch has no float8 there): use off or auto")
+    if offload == "sequential" and kind == "cpu":
+        raise InvalidInput("offload", "sequential needs a GPU (it offloads to the CPU): use auto, none, model or group")
     sizes = MODEL_SIZES[model_key]
     fixed = {"offload": offload != "auto", "fp8": fp8 != "auto", "tiling": vae_tiling != "auto"}
     if kind == "cpu" or free_bytes is None:

@@ -22,7 +22,17 @@ pipeline and is reported apart; the others are the warm seconds per clip (best a
         [--frames 81] [--width 832 --height 480] [--steps 30] [--repeats 2] [--offload none|model|sequential]
         [--manifest FILE]
 
-Prints a table, then one JSON line with the numbers. Tiny mode exits 1 when the overhead misses the goal.
+**Plans mode** (``--plans``): peak memory and seconds per clip of the Wan VACE 1.3B configuration at 480p
+(832x480, by default 17 frames and 2 steps) under each memory plan, on the tiny pipeline (built with the real
+model's RoPE span so 832 pixels fit), one plan after the other in one process; the peak is the process's
+largest resident memory above what it held when the plan's clip started. ``sequential`` needs an accelerator
+(accelerate refuses to offload from the CPU to the CPU) and is reported as not run. On the CPU every plan keeps
+the weights in system memory, so the peaks mostly show the activations, and the seconds what each plan's hooks
+cost; the GPU figures are the estimates of ``models/vace/memory.py`` (docs/vace.md) until a GPU run exists.
+
+    .venv/bin/python scripts/bench_vace.py --plans [--frames 17] [--steps 2]
+
+Prints a table, then one JSON line with the numbers, and exits 0 whatever they are (the verdict is printed).
 """
 
 from __future__ import annotations
@@ -42,6 +52,15 @@ from tests.support.daemon_process import DaemonProcess
 from tests.support.tiny_wan import build_tiny_wan_vace, write_tiny_manifest
 
 GOAL_OVERHEAD = 0.05
+PLANS = {
+    "none": {"offload": "none", "fp8_weights": "off"},
+    "model": {"offload": "model", "fp8_weights": "off"},
+    "group": {"offload": "group", "fp8_weights": "off"},
+    "none+fp8": {"offload": "none", "fp8_weights": "on"},
+    "sequential": {"offload": "sequential", "fp8_weights": "off"},
+}
+"""The memory plans the plans mode measures, as job parameters."""
+
 PROMPT = "a red robot waves at the camera"
 NEGATIVE = "blurry low quality"
 
@@ -132,7 +151,11 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=None, help="output height, a multiple of 16 (real: 480)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (10; real 30)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs after the first (7; real 2)")
+    parser.add_argument("--plans", action="store_true", help="peak memory and seconds per memory plan (tiny, CPU)")
     args = parser.parse_args()
+    if args.plans:
+        args.frames, args.steps = args.frames or 17, args.steps or 2
+        return memory_plans(args)
     real = args.models_dir is not None
     args.frames = args.frames or (81 if real else 33)
     args.width = args.width or (832 if real else args.size)
@@ -223,8 +246,8 @@ def tiny_overhead(args) -> int:
         write_tiny_manifest(manifest, models_dir)
         pose, reference = pose_strip(args.frames, args.width, args.height), reference_image(args.width, args.height)
 
-        vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32)
-        pipe = WanVACEPipeline.from_pretrained(folder, vae=vae, torch_dtype=torch.float32)
+        vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae", dtype=torch.float32)
+        pipe = WanVACEPipeline.from_pretrained(folder, vae=vae, dtype=torch.float32)
         pipe.set_progress_bar_config(disable=True)
         run_direct(pipe, args, pose, reference)  # warm-up: first-call allocations
 
@@ -277,6 +300,115 @@ def tiny_overhead(args) -> int:
         overhead <= GOAL_OVERHEAD,
     )
     return 0
+
+
+def memory_plans(args) -> int:
+    """Seconds per clip and peak memory of each plan, one after the other in this process (see the docstring)."""
+    import gc
+
+    from daemon.devices import resolve_device
+    from models.media import FrameArray
+    from models.vace.pose import VacePoseRunner
+
+    width, height = 832, 480
+    inputs = {
+        "reference": FrameArray(reference_image(width, height)[None]),
+        "pose": FrameArray(pose_strip(args.frames, width, height)),
+    }
+    results = []
+    with tempfile.TemporaryDirectory(prefix="vfx-bench-") as tmp:
+        models_dir = Path(tmp) / "models"
+        build_tiny_wan_vace(models_dir / WAN_VACE_1_3B.folder, rope_max_seq_len=1024)  # the real model's RoPE span
+        runner = VacePoseRunner()
+        runner.models_dir = models_dir
+        runner.load(resolve_device("cpu"))
+        for plan, choice in PLANS.items():
+            params = runner.validate(
+                {"prompt": PROMPT, "negative_prompt": NEGATIVE, "steps": args.steps, "width": width, "height": height}
+                | {"seed": 7, "window_frames": args.frames, "chunk_overlap": 1, **choice}
+            )
+            gc.collect()
+            with PeakMemory() as memory, tempfile.TemporaryDirectory(prefix="vfx-bench-plan-") as out:
+                started = time.perf_counter()
+                try:
+                    runner.run(inputs, params, _BenchContext(Path(out)))
+                except Exception as error:  # a plan this machine cannot run is a result too
+                    results.append({"plan": plan, "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"})
+                    continue
+                seconds = time.perf_counter() - started
+            results.append({"plan": plan, "seconds": round(seconds, 2), "peak_above_start_mib": memory.peak_mib})
+        runner.unload()
+    print(
+        f"workload: vace_pose, 1.3B layout (tiny weights), {args.frames} frames of {width}x{height}, "
+        f"{args.steps} steps, CPU"
+    )
+    for item in results:
+        if "error" in item:
+            print(f"{item['plan']:<11} not run here: {item['error'][:150]}")
+        else:
+            print(
+                f"{item['plan']:<11} {item['seconds']:7.2f} s per clip   peak +{item['peak_above_start_mib']:6.0f} MiB"
+            )
+    ran = [item for item in results if "error" not in item]
+    headline = ", ".join(f"{item['plan']} {item['seconds']} s +{item['peak_above_start_mib']:.0f} MiB" for item in ran)
+    common.result_line(
+        {"benchmark": "vace_memory_plans", "frames": args.frames, "steps": args.steps, "plans": results},
+        headline or "no plan ran",
+        None,
+    )
+    return 0
+
+
+class PeakMemory:
+    """The largest resident memory of this process above what it held on entry, in MiB, sampled every 2 ms
+    from /proc/self/statm (Linux) on a background thread."""
+
+    def __enter__(self) -> PeakMemory:
+        import os
+        import threading
+
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._start = self._resident()
+        self._peak = self._start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mib(self) -> float:
+        return round((self._peak - self._start) / 2**20, 1)
+
+    def _resident(self) -> int:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * self._page
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self._peak = max(self._peak, self._resident())
+
+
+class _BenchContext:
+    """A RunContext for the plans mode: writes frames into ``output_dir``, never cancels."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir, self.device = output_dir, None
+
+    def progress(self, fraction, stage, preview=None) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False
+
+    def raise_if_cancelled(self) -> None:
+        pass
+
+    def log(self, message) -> None:
+        pass
 
 
 if __name__ == "__main__":

@@ -37,10 +37,11 @@ TRANSFORMER_SHARDS = 2
 """Shard counts of the official Wan2.1-VACE-1.3B-diffusers text encoder and transformer."""
 
 
-def build_tiny_wan_vace(folder: Path, seed: int = 0) -> Path:
+def build_tiny_wan_vace(folder: Path, seed: int = 0, rope_max_seq_len: int = 32) -> Path:
     """Build the tiny pipeline and ``save_pretrained`` it into ``folder`` (replaced if present).
 
-    Returns ``folder``. Takes a few seconds on two CPU cores.
+    ``rope_max_seq_len`` bounds the positions along each axis (patches of 16 pixels); the real model's 1024
+    lets the benchmark run 832x480 frames. Returns ``folder``. Takes a few seconds on two CPU cores.
     """
     import torch
     from diffusers import (
@@ -83,7 +84,7 @@ def build_tiny_wan_vace(folder: Path, seed: int = 0) -> Path:
         num_layers=3,
         cross_attn_norm=True,
         qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
+        rope_max_seq_len=rope_max_seq_len,
         vace_layers=[0, 2],
         vace_in_channels=96,
     )
