@@ -134,7 +134,7 @@ class PartsRecorder:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The clip's arrays (see the module docstring); empty ones with the right shape when no frame came."""
-        shapes = {}
+        shapes: dict[str, tuple[tuple[int, ...], type[np.generic]]] = {}
         if self.hands:
             shapes |= {"hand_landmarks": ((2, HAND_POINTS, 3), np.float32), "hand_present": ((2,), np.bool_)}
         if self.face:

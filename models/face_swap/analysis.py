@@ -224,8 +224,10 @@ class FaceTracker:
         if self._grey is None or not self._faces:
             return None
         start = np.concatenate([f.kps for f in self._faces]).reshape(-1, 1, 2).astype(np.float32)
-        forward, ok_forward, _ = cv2.calcOpticalFlowPyrLK(self._grey, grey, start, None, winSize=(21, 21), maxLevel=3)
-        back, ok_back, _ = cv2.calcOpticalFlowPyrLK(grey, self._grey, forward, None, winSize=(21, 21), maxLevel=3)
+        # The stubs want an array where OpenCV takes None for "no initial guess".
+        track = cv2.calcOpticalFlowPyrLK
+        forward, ok_forward, _ = track(self._grey, grey, start, None, winSize=(21, 21), maxLevel=3)  # type: ignore[call-overload]
+        back, ok_back, _ = track(grey, self._grey, forward, None, winSize=(21, 21), maxLevel=3)  # type: ignore[call-overload]
         error = np.linalg.norm((back - start).reshape(-1, 2), axis=1)
         good = (ok_forward.ravel() == 1) & (ok_back.ravel() == 1)
         moved: list[Face] = []

@@ -27,14 +27,14 @@ def crop_mask(size: int, feather: float) -> np.ndarray:
 
     band = max(2, round(feather * size))
     inner = band if feather > 0 else 2
-    mask = np.zeros((size, size), np.float32)
+    mask: np.ndarray = np.zeros((size, size), np.float32)
     mask[inner : size - inner, inner : size - inner] = 1.0
     if feather > 0:
         # The blur spreads the square's edge over about the band's width; the square was shrunk by the band, so
         # the mask still reaches zero before the crop's border, where the warp would otherwise show a seam.
         sigma = band / 3.0
         mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
-        mask /= max(float(mask.max()), 1e-6)
+        mask = mask / max(float(mask.max()), 1e-6)
     mask[mask < MASK_EPSILON] = 0.0
     mask[:2, :] = mask[-2:, :] = mask[:, :2] = mask[:, -2:] = 0.0
     return mask
@@ -47,7 +47,7 @@ def mouth_mask(lip_contour: np.ndarray, size: int, grow: float = 0.03, soften: f
     import cv2
 
     mask = np.zeros((size, size), np.float32)
-    cv2.fillPoly(mask, [np.round(lip_contour).astype(np.int32)], 1.0)
+    cv2.fillPoly(mask, [np.round(lip_contour).astype(np.int32)], (1.0,))
     grow_px = max(1, round(grow * size))
     grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow_px + 1, 2 * grow_px + 1)))
     sigma = max(0.5, soften * size / 3.0)

@@ -194,8 +194,8 @@ def compiled_copy(models: LivePortraitModels) -> LivePortraitModels:
     is meant for CUDA (:func:`load_liveportrait` and the mode's runner only use it there)."""
     return dataclasses.replace(
         models,
-        warping_module=torch.compile(models.warping_module),
-        spade_generator=torch.compile(models.spade_generator),
+        warping_module=torch.compile(models.warping_module),  # type: ignore[arg-type]  # called like the module
+        spade_generator=torch.compile(models.spade_generator),  # type: ignore[arg-type]
         compiled=True,
     )
 

@@ -89,10 +89,10 @@ def dense_flow(previous: np.ndarray, current: np.ndarray, method: str = "dis") -
     first = cv2.cvtColor(previous, cv2.COLOR_RGB2GRAY)
     second = cv2.cvtColor(current, cv2.COLOR_RGB2GRAY)
     if method == "dis":
-        solver = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        solver = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
         return solver.calc(first, second, None)
     if method == "farneback":
-        return cv2.calcOpticalFlowFarneback(
+        return cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]  # the stubs want a flow array; None: new
             first, second, None, pyr_scale=0.5, levels=4, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0
         )
     raise ValueError(f"unknown flow method {method!r}; choose one of {', '.join(FLOW_METHODS)}")

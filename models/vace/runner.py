@@ -358,7 +358,7 @@ class WanVaceRunner(Runner):
     reference_slots: ClassVar[tuple[str, ...]] = ("reference",)
     python_packages = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "ftfy", "cv2", "PIL")
 
-    models_dir: Path | None = None
+    models_dir: Path | None = None  # type: ignore[assignment]  # None until the registry (or a script) sets it
     """Set by the daemon's registry; set it by hand to use a runner outside the daemon."""
 
     def __init__(self) -> None:
@@ -529,7 +529,8 @@ class WanVaceRunner(Runner):
             fps = NATIVE_FPS
             frames = params["frame_count"]
         aspect = source_width / source_height
-        width, height = params.get("width"), params.get("height")
+        width: Any = params.get("width")  # None: from the aspect and the quality's area, below
+        height: Any = params.get("height")
         if width is None and height is None:
             width, height = size_for_aspect(aspect, area)
             notes.append(f"resolution {width}x{height} from quality={params['quality']} and aspect {aspect:.2f}")
