@@ -27,9 +27,10 @@ from shared.openpose import OPENPOSE18_KEYPOINTS
 pytestmark = pytest.mark.timeout(900)
 
 FRAME_START, FRAME_COUNT = 3, 10  # as in blender_side/scene_generate.py
-TINY = {"prompt": "a dancer spins on a bright stage", "steps": 2, "width": 64, "height": 32, "seed": 3}
+TINY = {"prompt": "a dancer spins on a bright stage", "quality": "draft", "width": 64, "height": 32, "seed": 3}
 TINY_WINDOWS = {"window_frames": 9, "chunk_overlap": 5}
-"""The tiny pipeline's settings; 10 frames in windows of 9 make two windows."""
+"""The Generate panel's options for the tiny pipeline: 10 frames in windows of 9 make two windows; steps are left
+unset (0 in the panel), so the daemon takes them from the quality preset."""
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -239,6 +240,7 @@ def test_the_job_and_its_strip_record_the_scene_camera_and_pass(generated, pass_
     assert job["result"]["props"]["vfx_job_id"] == job["id"]
     assert job["result"]["props"]["vfx_scene_frames"] == f"{FRAME_START}-{FRAME_START + FRAME_COUNT - 1}"
     assert (job["params"]["width"], job["params"]["height"]) == (TINY["width"], TINY["height"])
+    assert "steps" not in job["params"], "an option the panel never set is left to the daemon"
     if pass_name == "depth":
         assert job["params"]["control"] == "as_is"
 
