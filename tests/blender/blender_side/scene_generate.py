@@ -233,9 +233,11 @@ def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
             "strip_props": json.loads(job.strip_props_json),
             "source_strip": job.source_strip,
             "pass": strip_record(addon, pass_strip(addon, pass_name)),
-            "result": strip_record(addon, addon.compat.all_strips(editor)[job.result_strip]),
+            "result": strip_record(addon, addon.compat.all_strips(editor)[job.result_strip])
+            if job.result_strip
+            else None,
         }
-    record["last_error"] = rt.last_error
+        record["jobs"][pass_name]["last_error"] = rt.last_error
 
 
 def main() -> None:
