@@ -198,7 +198,7 @@ def _pass_render_settings(scene: bpy.types.Scene, framing: Framing, layout: bool
         (render, "use_multiview", False),
         (render, "use_file_extension", True),
         (render, "film_transparent", False),
-        (render, "filepath", render.filepath),
+        (render, "filepath", render.filepath),  # set per frame; listed so that it is put back
         (scene.display, "render_aa", "OFF"),
         (view_layer, "use_pass_z", True),
     ]
@@ -214,7 +214,8 @@ def _pass_render_settings(scene: bpy.types.Scene, framing: Framing, layout: bool
             (shading, "show_object_outline", True),
         ]
     image = render.image_settings
-    image_attrs = [name for name in ("media_type", "file_format", "color_mode", "color_depth", "exr_codec")]
+    # media_type (5.0+) before file_format: setting it resets the format to one of its kind.
+    image_attrs = ("media_type", "file_format", "color_mode", "color_depth", "exr_codec")
     saved_image = [(name, getattr(image, name)) for name in image_attrs if name in image.bl_rna.properties]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in settings]
     saved_frame = scene.frame_current

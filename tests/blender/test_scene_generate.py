@@ -95,6 +95,26 @@ def test_pose_pass_joints_are_the_camera_projection_of_the_evaluated_bones_withi
     assert np.ptp(np.array(moved), axis=0).max() > 20, "the animation moves the left wrist across the frames"
 
 
+@pytest.fixture(scope="module")
+def generated_rig(blender, tmp_path_factory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp(f"scene-generated-rig-{blender.line}")
+    return blender.run("scene_generate.py", "--phase", "generated", "--data-dir", str(folder))
+
+
+def test_a_generated_rigify_rig_moved_by_ik_is_drawn_where_its_deforming_bones_are(generated_rig):
+    strip = generated_rig["pose"]
+    keypoints = json.loads((Path(strip["directory"]) / "keypoints.json").read_text())
+    moved = []
+    for drawn, reference in zip(keypoints["frames"], generated_rig["reference"]["frames"], strict=True):
+        (body,) = drawn["bodies"]  # the metarig is hidden from renders: only the generated rig is drawn
+        assert body["armature"] == generated_rig["rig"] and body["bone_map"] == "Rigify generated rig (FK controls)"
+        for joint, (x, y, _depth) in reference["joints"].items():
+            projected = body["projected"][OPENPOSE18_KEYPOINTS.index(joint)]
+            assert np.hypot(projected[0] - x, projected[1] - y) < 1.0, (drawn["frame"], joint, projected, (x, y))
+        moved.append(reference["joints"]["left_wrist"][:2])
+    assert np.ptp(np.array(moved), axis=0).max() > 20, "the IK control moves the left wrist across the frames"
+
+
 def test_joints_hidden_behind_a_box_are_not_drawn_and_the_others_are(passes):
     keypoints = json.loads((Path(passes["strips"]["pose"]["directory"]) / "keypoints.json").read_text())
     for frame in keypoints["frames"]:

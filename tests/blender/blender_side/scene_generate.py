@@ -6,6 +6,10 @@ distances; renders the pose, depth and layout passes with the add-on's operator 
 against), where the boxes are, and what the operator reports for a scene without camera, without armature, and
 with an armature no bone map recognises.
 
+``--phase generated``: the metarig generated into a Rigify rig (metarig hidden from renders), its left hand moved by
+the IK control and its torso by the torso control; records the pose pass and where ``world_to_camera_view`` puts
+the heads of the rig's deforming (DEF-) bones.
+
 ``--phase generate``: the same scene, the add-on connected to a daemon started by the test (``--connection-file``);
 Generate from Scene with the pose pass (vace_pose) and with the depth pass (vace_motion), both followed to their
 end and inserted, recording the strips and jobs.
@@ -14,8 +18,12 @@ end and inserted, recording the strips and jobs.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import math
+import os
+import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -94,9 +102,12 @@ def build_scene() -> tuple[bpy.types.Object, bpy.types.Object]:
     return rig, camera
 
 
-def reference_points(rig: bpy.types.Object, camera: bpy.types.Object, framing: Any) -> dict[str, Any]:
-    """Per frame: every joint's bone head through ``world_to_camera_view``, at the pass's render size, in pixels of
-    the generation frame; and the boxes' centres the same way."""
+def reference_points(
+    rig: bpy.types.Object, camera: bpy.types.Object, framing: Any, bone_prefix: str = ""
+) -> dict[str, Any]:
+    """Per frame: the head of every joint's bone (``bone_prefix`` + the metarig's name) through
+    ``world_to_camera_view``, at the pass's render size, in pixels of the generation frame; and the boxes' centres
+    the same way."""
     scene = bpy.context.scene
     saved = scene.render.resolution_x, scene.render.resolution_y
     scene.render.resolution_x, scene.render.resolution_y = framing.render_size
@@ -108,7 +119,7 @@ def reference_points(rig: bpy.types.Object, camera: bpy.types.Object, framing: A
             evaluated = rig.evaluated_get(depsgraph)
             points = {}
             for joint, bone in JOINT_BONES.items():
-                world = evaluated.matrix_world @ evaluated.pose.bones[bone].head
+                world = evaluated.matrix_world @ evaluated.pose.bones[bone_prefix + bone].head
                 points[joint] = to_pixels(world_to_camera_view(scene, camera, world), framing)
             frames.append({"frame": frame, "joints": points})
         boxes = {
@@ -195,6 +206,48 @@ def passes_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["panel_without_camera"] = harness.draw_panel(addon.scene_generate.draw_scene_generate)
 
 
+def generated_rig_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
+    addon = harness.install_extension(args.zip)
+    harness.configure(data_dir=args.data_dir)
+    scene = bpy.context.scene
+    metarig, camera = build_scene()
+    metarig.animation_data_clear()
+    for bone in metarig.pose.bones:  # Rigify builds a broken deform chain from a metarig that is not at rest
+        bone.location, bone.rotation_euler, bone.rotation_quaternion = (0, 0, 0), (0, 0, 0), (1, 0, 0, 0)
+    bpy.context.view_layer.objects.active = metarig
+    before = set(bpy.data.objects)
+    bpy.ops.pose.rigify_generate()
+    if bpy.app.version < (5, 0, 0):
+        atexit.register(exit_without_teardown, args.result)
+    metarig.hide_render = True  # as an artist leaves it: the generated rig is the one that renders
+    (rig,) = (obj for obj in set(bpy.data.objects) - before if obj.type == "ARMATURE")
+    record["rig"] = rig.name
+    rig.pose.bones["upper_arm_parent.L"]["IK_FK"] = 0.0  # the IK control moves the arm; the FK controls stay
+    for limb in ("upper_arm_parent.R", "thigh_parent.L", "thigh_parent.R"):
+        rig.pose.bones[limb]["IK_FK"] = 1.0  # FK: they follow the torso
+    hand, torso = rig.pose.bones["hand_ik.L"], rig.pose.bones["torso"]
+    for frame, lift, x in ((FRAME_START, 0.0, -0.4), (FRAME_END, 0.5, 0.4)):
+        hand.location = (lift, 0.0, lift)  # across the hand bone (its local Y), so the wrist follows
+        hand.keyframe_insert("location", frame=frame)
+        torso.location = (x, 0.0, 0.0)
+        torso.keyframe_insert("location", frame=frame)
+    _mode, shot = addon.scene_generate.plan(scene)
+    record["reference"] = reference_points(rig, camera, shot.framing, bone_prefix="DEF-")
+    scene.frame_set(1)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.render_scene_pass)
+    assert result == {"FINISHED"}, error
+    record["pose"] = strip_record(addon, pass_strip(addon, "pose"))
+
+
+def exit_without_teardown(result: Path) -> None:
+    """Blender 4.5 as a Python module hangs in its C++ teardown once Rigify has generated a rig (see
+    ``mocap_accuracy.py``): leave at the end of Python's own shutdown, with the scenario's exit status."""
+    failed = "traceback" in json.loads(result.read_text() or "{}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1 if failed else 0)
+
+
 def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(data_dir=args.data_dir, connection_file=args.connection_file)
@@ -240,14 +293,17 @@ def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
         record["jobs"][pass_name]["last_error"] = rt.last_error
 
 
+PHASES = {"passes": passes_phase, "generated": generated_rig_phase, "generate": generate_phase}
+
+
 def main() -> None:
     args = harness.parse_args(
-        ("--phase", {"choices": ("passes", "generate"), "required": True}),
+        ("--phase", {"choices": tuple(PHASES), "required": True}),
         ("--connection-file", {"default": ""}),
         ("--reference", {"default": ""}),
         ("--options", {"default": "{}"}),
     )
-    harness.run_scenario(args, passes_phase if args.phase == "passes" else generate_phase)
+    harness.run_scenario(args, PHASES[args.phase])
 
 
 if __name__ == "__main__":
