@@ -274,3 +274,12 @@ def test_the_control_video_the_pipeline_received_is_the_pass_on_disk(generated, 
     for path, expected in zip(received, on_disk, strict=True):
         np.testing.assert_array_equal(read_rgb(path), expected)
     assert any(image.max() > 0 for image in on_disk), "the pass shows something"
+
+
+def test_the_shot_is_generated_in_overlapping_windows_with_exactly_its_frames(generated, vace_daemon):
+    with vace_daemon.client() as client:
+        summary = client.result(generated["jobs"]["pose"]["id"])[0]
+    # 10 frames in windows of 9 overlapping by 5: the last window moved back to end on the last frame.
+    assert summary["windows"] == [{"start": 0, "frames": 9, "context": 0}, {"start": 1, "frames": 9, "context": 8}]
+    assert summary["frame_count"] == FRAME_COUNT
+    assert (summary["width"], summary["height"]) == (TINY["width"], TINY["height"])
