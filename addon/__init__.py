@@ -9,9 +9,27 @@ from __future__ import annotations
 
 import bpy
 
-from . import live_view_ui, mocap, operators, panels, preferences, properties, pump, runtime, scene_generate
+from . import (
+    daemon_setup_ui,
+    live_view_ui,
+    mocap,
+    operators,
+    panels,
+    preferences,
+    project_results,
+    properties,
+    pump,
+    runtime,
+    scene_generate,
+)
 
-CLASSES = (preferences.MocapPreferences, *properties.CLASSES, *operators.CLASSES, *panels.CLASSES)
+CLASSES = (
+    preferences.MocapPreferences,
+    *daemon_setup_ui.CLASSES,
+    *properties.CLASSES,
+    *operators.CLASSES,
+    *panels.CLASSES,
+)
 
 
 def register() -> None:
@@ -19,12 +37,14 @@ def register() -> None:
         bpy.utils.register_class(cls)
     properties.register()
     rt = runtime.start()
+    project_results.register()
     bpy.app.timers.register(pump.tick, first_interval=pump.INTERVAL_S, persistent=True)
     for name in pump.RESYNC_HANDLERS:
         getattr(bpy.app.handlers, name).append(pump.resync_jobs)
     prefs = preferences.get()
-    if prefs.auto_start and (prefs.daemon_python or prefs.connection_file):
-        rt.connection.start_daemon(preferences.daemon_settings())
+    settings = preferences.daemon_settings()
+    if prefs.auto_start and (settings.python or settings.connection_file):
+        rt.connection.start_daemon(settings)
     mocap.register()
     live_view_ui.register()
     scene_generate.register()
@@ -40,6 +60,8 @@ def unregister() -> None:
             handlers.remove(pump.resync_jobs)
     if bpy.app.timers.is_registered(pump.tick):
         bpy.app.timers.unregister(pump.tick)
+    project_results.unregister()
+    daemon_setup_ui.unregister()
     runtime.stop()
     properties.unregister()
     for cls in reversed(CLASSES):

@@ -240,12 +240,14 @@ class Connection:
         if not settings.python:
             self._status(
                 "error",
-                "No daemon to start: set 'Daemon Python' (or a connection file) in "
-                "Edit > Preferences > Add-ons > VFX Motion Capture",
+                "No daemon to start: press Set Up Daemon in Edit > Preferences > Add-ons > VFX Motion Capture "
+                "(or set 'Daemon Python' or a connection file there)",
             )
             return
         try:
-            self._process = DaemonProcess(settings.python, settings.runtime_dir, settings.data_dir, settings.device)
+            self._process = DaemonProcess(
+                settings.python, settings.runtime_dir, settings.data_dir, settings.device, settings.log_dir
+            )
         except OSError as exc:
             self._status("error", f"Cannot run the daemon with {settings.python}: {exc}")
             return

@@ -1,9 +1,9 @@
 """The daemon as a child process of Blender: start it, notice when it is ready or has died, stop it.
 
 Used by the connection thread only (never blocks the main thread). Contract with the daemon: it is started as
-``<python> -m daemon serve --runtime-dir R --data-dir D --device X``, prints ``ready <connection file>`` on
-stdout when it accepts requests, stops gracefully on a ``shutdown`` request or SIGTERM, and writes its log to
-stderr, which goes to ``<data dir>/daemon.stderr.log`` so that a failure can be shown with its real text.
+``<python> -m vfx_mocap serve --runtime-dir R --data-dir D --log-dir L --device X``, prints ``ready <connection file>``
+on stdout when it accepts requests, stops gracefully on a ``shutdown`` request or SIGTERM, and writes its log to
+stderr, which goes to ``<log dir>/daemon.stderr.log`` so that a failure can be shown with its real text.
 
 After the ready line the daemon sends its stdout to its stderr (the log), so nothing here reads the pipe
 afterwards, and a daemon left to finish its jobs when Blender quits (see :mod:`.connection_thread`) never
@@ -28,20 +28,23 @@ when the add-on comes back (and Popen never warns about a child collected while 
 class DaemonProcess:
     """One daemon child process. Methods may be called from one thread at a time."""
 
-    def __init__(self, python: str, runtime_dir: Path, data_dir: Path, device: str) -> None:
+    def __init__(self, python: str, runtime_dir: Path, data_dir: Path, device: str, log_dir: Path) -> None:
         """Spawn the daemon; return at once. Raises OSError if ``python`` cannot be executed."""
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = data_dir / STDERR_LOG_NAME
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / STDERR_LOG_NAME
         self._ready_file: Path | None = None
         command = [
             python,
             "-m",
-            "daemon",
+            "vfx_mocap",  # the installed daemon's entry point (daemon, models and shared live inside it)
             "serve",
             "--runtime-dir",
             str(runtime_dir),
             "--data-dir",
             str(data_dir),
+            "--log-dir",
+            str(log_dir),
             "--device",
             device,
         ]

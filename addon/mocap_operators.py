@@ -20,8 +20,9 @@ from .properties import MocapJob
 from .retarget import bone_maps
 from .retarget.bone_maps import BoneMapError
 
-CONTROL_VIDEO_PARAMS = {"render_skeleton": True, "skeleton_background": "black"}
-"""The pose control video of the generative modes: OpenPose-coloured skeletons on black."""
+CONTROL_VIDEO_PARAMS = {"render_skeleton": True, "skeleton_background": "black", "face": True}
+"""The pose control video of the generative modes: OpenPose-coloured body skeletons with the face's points on black,
+as VACE's default pose annotator draws them (hands stay optional: the pose mode's ``hands`` option)."""
 
 
 class MocapInputError(Exception):
@@ -112,7 +113,10 @@ def submit_pose_job(scene: bpy.types.Scene, params: dict[str, Any]) -> MocapJob:
     source = strips.strip_source(scene, strip)
     slot = next((s["name"] for s in info.get("inputs", ()) if s.get("kind") == "video"), "video")
     values = {param.name: param.value for param in scene.vfx_mocap.mode_params("pose")}
-    request = submission.JobRequest(uuid.uuid4().hex, "pose", {**values, **params}, {slot: source.spec}, source)
+    licences = submission.licences_text(info)
+    request = submission.JobRequest(
+        uuid.uuid4().hex, "pose", {**values, **params}, {slot: source.spec}, source, licences
+    )
     job = submission.record(scene, request)
     rt.connection.submit(request.job_id, request.mode, request.params, request.inputs)
     return job

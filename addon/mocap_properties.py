@@ -113,7 +113,10 @@ class MocapPoseSettings(bpy.types.PropertyGroup):
         name="Armature", type=bpy.types.Object, poll=_is_armature, description="The rig poses are applied to"
     )
     use_smoothing: bpy.props.BoolProperty(
-        name="Smooth", default=True, description="One Euro filter on each bone's rotation and on the root"
+        name="Smooth",
+        default=True,
+        description="Smooth each bone's rotation and the root: bakes without lag (forward-backward), live with the "
+        "One Euro filter",
     )
     min_cutoff: bpy.props.FloatProperty(
         name="Min Cutoff",

@@ -188,6 +188,17 @@ class VFXMOCAP_OT_clear_error(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class VFXMOCAP_OT_clear_notice(bpy.types.Operator):
+    """Dismiss the data folder message"""
+
+    bl_idname = "vfxmocap.clear_notice"
+    bl_label = "Dismiss Message"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        runtime.get().notice = ""
+        return {"FINISHED"}
+
+
 CLASSES = (
     VFXMOCAP_OT_daemon_start,
     VFXMOCAP_OT_daemon_stop,
@@ -200,4 +211,5 @@ CLASSES = (
     VFXMOCAP_OT_job_open_folder,
     VFXMOCAP_OT_job_remove,
     VFXMOCAP_OT_clear_error,
+    VFXMOCAP_OT_clear_notice,
 )

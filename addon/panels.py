@@ -80,6 +80,12 @@ def draw_daemon(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     row.operator("vfxmocap.daemon_start", text="Start", icon="PLAY")
     row.operator("vfxmocap.daemon_stop", text="Stop", icon="SNAP_FACE")
     row.operator("vfxmocap.daemon_restart", text="Restart", icon="FILE_REFRESH")
+    if rt.notice:
+        box = layout.box()
+        header = box.row()
+        header.label(text="Data folder", icon="INFO")
+        header.operator("vfxmocap.clear_notice", text="", icon="X", emboss=False)
+        _wrapped(box, rt.notice)
     if rt.last_error:
         box = layout.box()
         header = box.row()
@@ -106,6 +112,9 @@ def draw_generate(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     mode_info = modes.get(state.mode, {})
     if mode_info.get("description"):
         _wrapped(layout, mode_info["description"], icon="INFO")
+    licences = dict.fromkeys(item["licence"] for item in mode_info.get("licences") or ())
+    if licences:
+        _wrapped(layout, f"Licences: {'; '.join(licences)}")
     for param in state.mode_params(state.mode):
         layout.prop(param, param.value_attr, text=param.name.replace("_", " ").capitalize())
     _draw_inputs(layout, scene, mode_info)

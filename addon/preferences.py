@@ -1,5 +1,5 @@
-"""The add-on's preferences: how to reach the daemon, auto-start, finishing jobs after quitting, device and
-output folder.
+"""The add-on's preferences: how to reach the daemon, auto-start, finishing jobs after quitting, device, data
+folder and keeping results with the .blend.
 
 :func:`daemon_settings` turns them into plain data for the connection thread. Main thread only.
 """
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import bpy
 
-from ..shared.connection import default_runtime_dir
+from ..shared.connection import default_data_dir, default_log_dir, default_runtime_dir
+from . import daemon_setup
 
 ADDON_ID = __package__.rpartition(".")[0]
 """The extension's module name, e.g. ``bl_ext.user_default.vfx_motion_capture``."""
@@ -35,6 +36,8 @@ class DaemonSettings:
     device: str
     runtime_dir: Path
     data_dir: Path
+    log_dir: Path
+    """Where the daemon's logs go (its own ``daemon.log`` and what it printed, ``daemon.stderr.log``)."""
     keep_jobs_running: bool = True
     """When Blender quits with jobs queued or running, let a daemon it started finish them, then exit."""
 
@@ -45,10 +48,16 @@ class MocapPreferences(bpy.types.AddonPreferences):
     daemon_python: bpy.props.StringProperty(
         name="Daemon Python",
         description=(
-            "Python interpreter of the environment the daemon is installed in "
-            "(pip install 'vfx-motion-capture[pose]'); the add-on runs '<python> -m daemon serve'"
+            "Only to use an environment of your own: the Python interpreter the daemon is installed in (pip install "
+            "of this repository); empty: the environment Set Up Daemon made. The add-on runs "
+            "'<python> -m vfx_mocap serve'"
         ),
         subtype="FILE_PATH",
+    )
+    setup_pose: bpy.props.BoolProperty(name="Pose", description="Install the pose feature set", default=True)
+    setup_faceswap: bpy.props.BoolProperty(name="Face Swap", description="Install the face swap feature set")
+    setup_generative: bpy.props.BoolProperty(
+        name="Generative", description="Install torch and diffusers (LivePortrait and Wan VACE); a large download"
     )
     connection_file: bpy.props.StringProperty(
         name="Connection File",
@@ -79,20 +88,35 @@ class MocapPreferences(bpy.types.AddonPreferences):
         default=True,
     )
     output_dir: bpy.props.StringProperty(
-        name="Output Folder",
-        description="Where the daemon keeps its job database and results (empty: the extension's user folder)",
+        name="Data Folder",
+        description=(
+            "Where the daemon keeps its job database, results and weights (empty: the platform's data folder, shared "
+            "by every Blender version and the command line, and kept when the extension is removed)"
+        ),
         subtype="DIR_PATH",
+    )
+    keep_results_with_blend: bpy.props.BoolProperty(
+        name="Keep Results With the .blend",
+        description=(
+            "When a .blend is saved, copy the results its strips show into a 'vfx_results' folder beside it and "
+            "point the strips there (relative paths), so the file and its media travel together"
+        ),
+        default=True,
     )
 
     def draw(self, context: bpy.types.Context) -> None:
+        from . import daemon_setup_ui
+
         layout = self.layout
+        daemon_setup_ui.draw(layout, self)
         layout.use_property_split = True
         layout.prop(self, "daemon_python")
         layout.prop(self, "connection_file")
         layout.prop(self, "auto_start")
         layout.prop(self, "keep_jobs_running")
         layout.prop(self, "device")
-        layout.prop(self, "output_dir", placeholder=str(default_output_dir()))
+        layout.prop(self, "output_dir", placeholder=str(default_data_dir()))
+        layout.prop(self, "keep_results_with_blend")
 
 
 def get() -> MocapPreferences:
@@ -100,20 +124,42 @@ def get() -> MocapPreferences:
     return bpy.context.preferences.addons[ADDON_ID].preferences
 
 
-def default_output_dir() -> Path:
-    """The output folder used when the preference is empty: ``<extension user dir>/daemon``."""
-    return Path(bpy.utils.extension_path_user(ADDON_ID, path="daemon", create=True))
+def old_store_dir() -> Path:
+    """Where versions before 0.2 kept the daemon's data: inside the extension's user folder, which Blender deletes
+    with the extension (see :func:`.data_folder.move_old_store`)."""
+    return Path(bpy.utils.extension_path_user(ADDON_ID, path="daemon", create=False))
+
+
+def resolved_python() -> tuple[str, str]:
+    """The interpreter *Start* runs the daemon with, and where it comes from: the **Daemon Python** preference,
+    else the environment *Set Up Daemon* completed, else a checkout's ``.venv`` when the add-on runs from one;
+    ``("", "")`` when there is none."""
+    chosen = get().daemon_python
+    if chosen:
+        return bpy.path.abspath(chosen), "Daemon Python preference"
+    made = daemon_setup.ready_python(data_dir())
+    if made:
+        return made, "set up by Set Up Daemon"
+    checkout = daemon_setup.checkout_python(Path(__file__).resolve().parents[1])
+    return (checkout, "this checkout's .venv") if checkout else ("", "")
+
+
+def data_dir() -> Path:
+    """The daemon's data folder: the preference, else the platform's data folder."""
+    chosen = get().output_dir
+    return Path(bpy.path.abspath(chosen)) if chosen else default_data_dir()
 
 
 def daemon_settings() -> DaemonSettings:
     """The preferences as plain data, with Blender-relative paths (``//``) made absolute."""
     prefs = get()
-    output = bpy.path.abspath(prefs.output_dir) if prefs.output_dir else ""
+    folder = data_dir()
     return DaemonSettings(
-        python=bpy.path.abspath(prefs.daemon_python) if prefs.daemon_python else "",
+        python=resolved_python()[0],
         connection_file=bpy.path.abspath(prefs.connection_file) if prefs.connection_file else "",
         device=prefs.device,
         runtime_dir=default_runtime_dir(),
-        data_dir=Path(output) if output else default_output_dir(),
+        data_dir=folder,
+        log_dir=default_log_dir(folder if prefs.output_dir else None),
         keep_jobs_running=prefs.keep_jobs_running,
     )

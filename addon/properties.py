@@ -98,6 +98,7 @@ class MocapJob(bpy.types.PropertyGroup):
         description="Frames from the source's content start to its first visible frame"
     )
     result_strip: bpy.props.StringProperty(description="Name of the inserted result strip")
+    licences: bpy.props.StringProperty(description="Licences of the mode's models, as the daemon listed them")
     strip_props_json: bpy.props.StringProperty(
         default="{}", description="Custom properties the result strip gets besides the job's own (a JSON object)"
     )

@@ -26,6 +26,8 @@ class Runtime:
         self.connection = Connection(self.preview_dir)
         self.status = DaemonStatus("stopped")
         self.last_error = ""
+        self.notice = ""
+        """A one-time message for the Daemon panel (e.g. the job store was moved out of the extension's folder)."""
         self._previews = bpy.utils.previews.new()
 
     def close(self) -> None:

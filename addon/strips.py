@@ -28,6 +28,7 @@ JOB_ID_PROP = "vfx_job_id"
 MODE_PROP = "vfx_mode"
 PARAMS_PROP = "vfx_params"
 SEED_PROP = "vfx_seed"
+LICENCES_PROP = "vfx_licences"
 
 
 class BadInput(Exception):
@@ -200,6 +201,8 @@ def insert_result_strip(scene: bpy.types.Scene, job: bpy.types.PropertyGroup) ->
     strip[PARAMS_PROP] = json.dumps(params, sort_keys=True)
     if params.get("seed") is not None:
         strip[SEED_PROP] = int(params["seed"])
+    if job.licences:
+        strip[LICENCES_PROP] = job.licences
     for key, value in json.loads(job.strip_props_json or "{}").items():
         strip[key] = value
     job.result_strip = strip.name

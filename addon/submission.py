@@ -26,6 +26,13 @@ class JobRequest:
     params: dict[str, Any]
     inputs: dict[str, dict[str, Any]]
     source: StripSource | None
+    licences: str = ""
+    """The mode's models and their licences, ``"model: licence; ..."``, from the daemon's health."""
+
+
+def licences_text(mode_info: dict[str, Any]) -> str:
+    """``"model: licence; ..."`` of a mode, from its entry in the daemon's health."""
+    return "; ".join(f"{item['model']}: {item['licence']}" for item in mode_info.get("licences") or ())
 
 
 def prepare(scene: bpy.types.Scene, status: DaemonStatus, mode: str = "") -> JobRequest:
@@ -78,7 +85,7 @@ def prepare(scene: bpy.types.Scene, status: DaemonStatus, mode: str = "") -> Job
         # An option without a default that the panel holds at 0 or "" was never set: the daemon picks its value.
         if defaults.get(param.name) is not None or param.kind == "bool" or param.value not in (0, "")
     }
-    return JobRequest(uuid.uuid4().hex, mode, params, inputs, source)
+    return JobRequest(uuid.uuid4().hex, mode, params, inputs, source, licences_text(info))
 
 
 def record(scene: bpy.types.Scene, request: JobRequest) -> MocapJob:
@@ -88,6 +95,7 @@ def record(scene: bpy.types.Scene, request: JobRequest) -> MocapJob:
     job.name = request.job_id
     job.mode = request.mode
     job.params_json = json.dumps(request.params, sort_keys=True)
+    job.licences = request.licences
     if request.source is not None:
         job.source_strip = request.source.strip_name
         job.source_channel = request.source.channel

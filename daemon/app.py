@@ -14,6 +14,7 @@ import logging
 import logging.handlers
 import os
 import secrets
+import shlex
 import signal
 import socket
 import sys
@@ -41,16 +42,18 @@ from .connection_file import (
     remove_connection_file,
     write_connection_file,
 )
-from .devices import Device, device_memory, resolve_device, system_memory
+from .devices import Device, device_memory, probe_device, system_memory
 from .engine import EngineLimits, JobEngine
-from .executor import LocalExecutor
+from .executor import Executor, LocalExecutor
 from .job_inputs import open_inputs
 from .live import LiveLimits, LiveSessions
 from .outputs import JobFolders
+from .private import make_private
 from .registry import ModelRegistry
 from .requests import RequestHandlers
 from .server import Server
 from .store import JobStore
+from .trust import Trust
 
 log = logging.getLogger("daemon")
 
@@ -60,16 +63,30 @@ class DaemonConfig:
     runtime_dir: Path
     data_dir: Path
     models_dir: Path | None = None
+    log_dir: Path | None = None
+    """Where ``daemon.log`` goes; None: ``<data_dir>/logs``."""
     listen: str | None = None
     advertise: str | None = None
     """The host name clients on other machines reach a TCP listen address by (written to the connection
     file). Default: the listen host, or this machine's name when listening on every interface."""
     curve: bool = False
     authorized_keys: Path | None = None
+    admin_keys: Path | None = None
+    """CURVE public keys of operators (same format as ``authorized_keys``, and let in too): they may stop the
+    daemon, prune and release memory, and see every client's jobs."""
+    allowed_paths: list[Path] = field(default_factory=list)
+    """Folders whose files remote (CURVE) clients may name as inputs; they may name no other file."""
     device: str = "auto"
     idle_unload_s: float = 600.0
     plugins: list[str] = field(default_factory=list)
     manifest: Path | None = None
+    executor: str = "local"
+    """``local`` (this machine) or ``ray`` (a Ray cluster at ``ray_address``; see docs/scale-out.md)."""
+    ray_address: str | None = None
+    ray_resources: Path | None = None
+    ray_shared_dir: Path | None = None
+    ray_models_dir: Path | None = None
+    ray_connect_timeout_s: float = 30.0
     engine_limits: EngineLimits = field(default_factory=EngineLimits)
     live_limits: LiveLimits = field(default_factory=LiveLimits)
 
@@ -149,10 +166,11 @@ class Daemon:
     # -- devices -------------------------------------------------------------------------------------------
 
     def device(self) -> Device:
-        """The resolved device, resolving it now (importing torch if installed) on first use."""
+        """The resolved device, probing it now (in a child interpreter: torch is not imported here) on first
+        use."""
         with self._device_lock:
             if self._device is None:
-                self._device = resolve_device(self.config.device)
+                self._device = probe_device(self.config.device)
             return self._device
 
     def _probe_device(self) -> None:
@@ -210,7 +228,8 @@ class Daemon:
             self.authenticator = ThreadAuthenticator(self.context)
             self.authenticator.start()
             self.authenticator.configure_curve_callback(
-                domain="*", credentials_provider=_KeyList(load_authorized_keys(cfg.authorized_keys))
+                domain="*",
+                credentials_provider=_KeyList(load_authorized_keys(cfg.authorized_keys) | self._admin_keys()),
             )
             router.curve_server = True
             router.curve_secretkey = secret
@@ -221,13 +240,48 @@ class Daemon:
         endpoint = advertised_endpoint(router.getsockopt(zmq.LAST_ENDPOINT).decode(), cfg.advertise)
         return router, endpoint, public_key
 
+    def _admin_keys(self) -> set[bytes]:
+        return load_authorized_keys(self.config.admin_keys) if self.config.admin_keys else set()
+
+    def _executor(self, models_dir: Path) -> Executor:
+        cfg = self.config
+        if cfg.executor == "local":
+            return LocalExecutor(self.engine, self.device)
+        from .ray_executor import RayExecutor, RaySettings  # imports no Ray: the bridge process does
+        from .ray_resources import load_requests
+
+        settings = RaySettings(
+            address=cfg.ray_address or "",
+            requests=load_requests(cfg.ray_resources),
+            models_dir=cfg.ray_models_dir or models_dir,
+            device=cfg.device,
+            shared_dir=cfg.ray_shared_dir,
+            plugins=cfg.plugins,
+            idle_unload_s=cfg.idle_unload_s,
+            connect_timeout_s=cfg.ray_connect_timeout_s,
+        )
+        runners = {mode: type(self.registry.runner(mode)) for mode in self.registry.modes}
+        return RayExecutor(self.engine, settings, runners, self.registry.release)
+
+    def _check_executor_config(self) -> None:
+        cfg = self.config
+        if cfg.executor not in ("local", "ray"):
+            raise VfxError(f"--executor {cfg.executor}: use local or ray")
+        if cfg.executor == "ray" and not cfg.ray_address:
+            raise VfxError("--executor ray needs --ray-address HOST:PORT (the head node's GCS address) or auto")
+        if cfg.executor == "local" and (cfg.ray_address or cfg.ray_resources or cfg.ray_shared_dir):
+            raise VfxError("--ray-address, --ray-resources and --ray-shared-dir apply to --executor ray only")
+
     def start(self) -> None:
         cfg = self.config
+        self._check_executor_config()
         prepare_runtime_dir(cfg.runtime_dir)
         check_no_live_daemon(cfg.connection_file)
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(cfg.data_dir)
         self._lock_data_dir()
-        _log_to_file(cfg.data_dir / "daemon.log")
+        log_dir = cfg.log_dir or cfg.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        _log_to_file(log_dir / "daemon.log")
         if cfg.device in ("cuda", "mps"):
             self.device()  # asked for explicitly: fail now with a clear message rather than at the first job
         self.store = JobStore(cfg.data_dir / "jobs.sqlite3")
@@ -238,6 +292,7 @@ class Daemon:
             manifest=load_manifest(cfg.manifest or MANIFEST_PATH),
             models_dir=models_dir,
             idle_unload_s=cfg.idle_unload_s,
+            fetch_fix=fetch_fix(models_dir, cfg.manifest),
         )
         self.engine = JobEngine(
             self.store,
@@ -257,7 +312,11 @@ class Daemon:
             notify=lambda session_id: self.server.notify_live(session_id),
             limits=cfg.live_limits,
         )
-        handlers = RequestHandlers(self.engine, self.health, self.session_id, self.live)
+        self.executor = self._executor(models_dir)
+        trust = Trust(remote=public_key is not None, admin_keys=self._admin_keys(), allowed_paths=cfg.allowed_paths)
+        handlers = RequestHandlers(
+            self.engine, self.health, self.session_id, self.live, self.executor.release_memory, trust
+        )
         self.server = Server(
             self.context,
             router,
@@ -268,7 +327,6 @@ class Daemon:
             housekeeping=self._housekeeping,
             live=self.live,
         )
-        self.executor = LocalExecutor(self.engine, self.device)
         self.executor.start()
         self.info = ConnectionInfo(
             endpoint=self.endpoint,
@@ -322,7 +380,9 @@ class Daemon:
         total, available = system_memory()
         device = self._device.describe() if self._device else None
         if device and device["kind"] != "cpu":
-            device["total_memory"], device["free_memory"] = device_memory(device["kind"])  # now, not at start-up
+            total_now, free_now = device_memory(device["kind"])  # now, once a mode has loaded torch
+            if total_now is not None:
+                device["total_memory"], device["free_memory"] = total_now, free_now
         return {
             "version": __version__,
             "protocol": PROTOCOL_VERSION,
@@ -334,9 +394,10 @@ class Daemon:
             "data_dir": str(self.config.data_dir),
             "device": device,
             "device_status": "ready" if device else (self._device_error or "probing"),
+            "torch_loaded": "torch" in sys.modules,
             "memory": {"total": total, "available": available},
-            "modes": {mode: self.registry.readiness(mode) for mode in self.registry.modes},
-            "loaded_models": self.registry.loaded(),
+            "modes": {mode: self.registry.readiness(mode, device) for mode in self.registry.modes},
+            "loaded_models": self.executor.loaded_models(),
             "queue": {
                 "depth": self.engine.queue_depth(),
                 "running": self.engine.running_jobs(),
@@ -344,11 +405,21 @@ class Daemon:
                 "max_queued_per_client": self.engine.limits.max_queued_per_client,
                 "worker_alive": self.executor.alive,
             },
+            "executor": self.executor.health(),
             "exit_when_idle": self.server.exit_when_idle,
             "live_sessions": self.live.count(),
             "live_sessions_ending": self.live.ending(),
             "counters": dict(self.server.counters),
+            "clients_tracked": self.server.tracked_clients,
+            "database": self.store.state(),
         }
+
+
+def fetch_fix(models_dir: Path, manifest: Path | None) -> str:
+    """The ``fetch-models`` command line that fetches into this daemon's models folder, with this daemon's Python
+    (and manifest, when it was given one), to show as the fix for missing weights; ``{mode}`` stands for the mode."""
+    options = ["--models-dir", str(models_dir), *(["--manifest", str(manifest)] if manifest is not None else [])]
+    return f"{shlex.join([sys.executable, '-m', 'daemon', 'fetch-models'])} {{mode}} {shlex.join(options)}"
 
 
 def _log_to_file(path: Path) -> None:

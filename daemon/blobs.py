@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -17,8 +18,11 @@ class BlobStore:
     """Arrays stored as ``<root>/<sha256>.npy`` (no pickle), written atomically."""
 
     def __init__(self, root: Path) -> None:
+        """Opened at the daemon's start, which holds the data folder's lock: no upload is under way, so the
+        temporary files of uploads a crash or a full disk interrupted are removed."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self.remove_partial_uploads()
 
     def path(self, digest: str) -> Path:
         if not _SHA256.match(digest):
@@ -34,10 +38,24 @@ class BlobStore:
         target = self.path(digest)
         if not target.exists():
             tmp = target.with_name(f".{digest}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as out:
-                np.save(out, np.ascontiguousarray(array), allow_pickle=False)
-            tmp.replace(target)
+            try:
+                with open(tmp, "wb") as out:
+                    np.save(out, np.ascontiguousarray(array), allow_pickle=False)
+                tmp.replace(target)
+            except BaseException:  # a full disk, a file size limit: leave nothing half-written behind
+                tmp.unlink(missing_ok=True)
+                raise
         return digest
+
+    def remove_partial_uploads(self) -> int:
+        """Delete the temporary files of interrupted uploads. Call only while no upload runs (uploads and
+        pruning both run on the request thread). Returns the bytes freed."""
+        freed = 0
+        for path in self.root.glob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                freed += path.stat().st_size
+                path.unlink()
+        return freed
 
     def remove_unreferenced(self, referenced: set[str], older_than: float) -> int:
         """Delete blobs no job refers to and not written since ``older_than`` (unix seconds; a blob uploaded

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from models.image_header import MAX_FRAME_PIXELS, check_pixels, image_size
+from models.runner import InvalidInput
 from shared import errors as e
 from shared.errors import VfxError
 
@@ -59,14 +61,35 @@ def parse_source(spec: Any) -> dict[str, Any]:
         return {"camera": index}
     if "path" in spec:
         path = spec["path"]
-        if not isinstance(path, str) or not Path(path).is_absolute() or not Path(path).is_file():
+        if not isinstance(path, str) or not Path(path).is_absolute() or not _is_file(path):
+            shown = repr(path) if len(repr(path)) <= 200 else f"{repr(path)[:100]}... ({len(repr(path))} characters)"
             raise VfxError(
-                f"source.path: no video file at {path!r} (an absolute path on the daemon's machine)",
+                f"source.path: no video file at {shown} (an absolute path on the daemon's machine)",
                 code=e.INVALID_INPUT,
                 detail={"field": "source.path"},
             )
+        _check_still_image(path)
         return {"path": path, "loop": bool(spec.get("loop", True))}
     raise VfxError("source needs 'camera' or 'path'", code=e.INVALID_INPUT, detail={"field": "source"})
+
+
+def _check_still_image(path: str) -> None:
+    """OpenCV decodes a still image given as a video source when it opens it: refuse one too big to decode."""
+    try:
+        size = image_size("source.path", Path(path))
+    except InvalidInput:
+        return  # not a still image: a video, whose frame size is checked once it is open
+    try:
+        check_pixels("source.path", *size, f"image {path}")
+    except InvalidInput as exc:
+        raise VfxError(f"source.path: {exc.message}", code=e.INVALID_INPUT, detail={"field": "source.path"}) from None
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):  # too long to look up, or a NUL byte: no file has that name
+        return False
 
 
 class FrameSource:
@@ -89,6 +112,13 @@ class FrameSource:
             raise CaptureError(
                 f"could not open {what}: is it connected, not used by another program, and is the daemon "
                 "allowed to use it (camera permission)?",
+                detail={"field": "source"},
+            )
+        width, height = (int(self._capture.get(p) or 0) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > MAX_FRAME_PIXELS:
+            self._capture.release()
+            raise CaptureError(
+                f"the frames of {target} are {width}x{height} pixels, more than a frame may have (8192x8192)",
                 detail={"field": "source"},
             )
         fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)

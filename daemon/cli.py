@@ -15,8 +15,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from shared import PROTOCOL_VERSION, __version__
 from shared.client import Client, CurveKeys
-from shared.connection import CONNECTION_FILE_NAME, default_data_dir, default_runtime_dir
+from shared.connection import CONNECTION_FILE_NAME, default_data_dir, default_log_dir, default_runtime_dir
 from shared.errors import VfxError
 from shared.messages import FINAL_STATES
 
@@ -32,13 +33,20 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m daemon", description="VFX Motion Capture inference daemon")
+    parser = argparse.ArgumentParser(prog="vfx-mocap", description="VFX Motion Capture inference daemon")
+    parser.add_argument("--version", action="version", version=f"vfx-mocap {__version__} (protocol {PROTOCOL_VERSION})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
     serve.add_argument("--runtime-dir", type=Path, default=None, help="sockets and connection file (0700)")
     serve.add_argument("--data-dir", type=Path, default=None, help="job database, job folders, models")
     serve.add_argument("--models-dir", type=Path, default=None, help="weights (default: DATA_DIR/models)")
+    serve.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="daemon.log (default: the platform's log folder, or DATA_DIR/logs when --data-dir is given)",
+    )
     serve.add_argument(
         "--listen",
         default=None,
@@ -53,6 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--curve", action="store_true", help="encrypt even on loopback TCP")
     serve.add_argument("--authorized-keys", type=Path, default=None, help="allowed client CURVE public keys")
+    serve.add_argument(
+        "--admin-keys",
+        type=Path,
+        default=None,
+        help="CURVE public keys of operators: also allowed in, and may stop, prune, release memory, see all jobs",
+    )
+    serve.add_argument(
+        "--allow-path",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder whose files remote clients may use as inputs (repeatable; default: none)",
+    )
     serve.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     serve.add_argument("--idle-unload", type=float, default=600.0, help="unload models idle this many seconds")
     serve.add_argument("--max-queued", type=int, default=256, help="queued jobs at most")
@@ -64,6 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--live-ttl", type=float, default=10.0, help="stop live sessions not polled this long")
     serve.add_argument("--plugin", action="append", default=[], help="module offering extra RUNNERS")
     serve.add_argument("--manifest", type=Path, default=None, help="another weight manifest (a mirror)")
+    serve.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where jobs run: this machine (default) or a Ray cluster (--ray-address)",
+    )
+    serve.add_argument("--ray-address", default=None, metavar="HOST:PORT|auto", help="the Ray cluster's head")
+    serve.add_argument("--ray-resources", type=Path, default=None, help="TOML: what each mode's actor asks for")
+    serve.add_argument(
+        "--ray-shared-dir", type=Path, default=None, help="a folder at the same path on every machine of the cluster"
+    )
+    serve.add_argument(
+        "--ray-models-dir", type=Path, default=None, help="weights on the workers (default: the daemon's models dir)"
+    )
+    serve.add_argument(
+        "--ray-connect-timeout", type=float, default=30.0, help="seconds to wait for the cluster at each try"
+    )
     serve.add_argument("--log-level", default="INFO")
 
     for name, text in (
@@ -82,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune = sub.add_parser("prune", help="delete finished jobs older than some days, with their files")
     _client_args(prune)
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
 
     submit = sub.add_parser("submit", help="submit a job")
     _client_args(submit)
@@ -138,6 +178,17 @@ def _job_line(job: dict[str, Any]) -> str:
     if job.get("error"):
         line += f"\n    error: {job['error']['message']}"
     return line
+
+
+def _prune_text(pruned: dict[str, Any], dry_run: bool) -> str:
+    verb = "would remove" if dry_run else "removed"
+    lines = [f"{verb} {len(pruned['removed'])} job(s), {pruned['freed_bytes'] / 1e6:.1f} MB"]
+    lines += [f"  {job_id}" for job_id in pruned["removed"]] if dry_run else []
+    kept = pruned.get("kept_for_blend_files", {})
+    if kept:
+        lines.append(f"kept {len(kept)} job(s) whose results saved .blend files use (see docs/blender.md):")
+        lines += [f"  {job_id}: {', '.join(blends)}" for job_id, blends in sorted(kept.items())]
+    return "\n".join(lines)
 
 
 def _parse_value(text: str) -> Any:
@@ -199,8 +250,8 @@ def _client_command(args: argparse.Namespace) -> int:
             released = client.release_memory()
             _print(args, {"released": released}, f"released: {', '.join(released) or 'nothing was loaded'}")
         elif args.command == "prune":
-            pruned = client.prune(args.older_than)
-            _print(args, pruned, f"removed {len(pruned['removed'])} job(s), freed {pruned['freed_bytes'] / 1e6:.1f} MB")
+            pruned = client.prune(args.older_than, dry_run=args.dry_run)
+            _print(args, pruned, _prune_text(pruned, args.dry_run))
         elif args.command == "jobs":
             jobs, cursor = client.jobs_page(limit=args.limit, before=args.before)
             text = "\n".join(_job_line(j) for j in jobs) or "no jobs yet"
@@ -252,14 +303,23 @@ def _serve(args: argparse.Namespace) -> int:
         runtime_dir=(args.runtime_dir or default_runtime_dir()).resolve(),
         data_dir=(args.data_dir or default_data_dir()).resolve(),
         models_dir=args.models_dir.resolve() if args.models_dir else None,
+        log_dir=(args.log_dir or default_log_dir(args.data_dir)).resolve(),
         listen=args.listen,
         advertise=args.advertise,
         curve=args.curve,
         authorized_keys=args.authorized_keys,
+        admin_keys=args.admin_keys,
+        allowed_paths=args.allow_path,
         device=args.device,
         idle_unload_s=args.idle_unload,
         plugins=args.plugin,
         manifest=args.manifest,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        ray_resources=args.ray_resources,
+        ray_shared_dir=args.ray_shared_dir.resolve() if args.ray_shared_dir else None,
+        ray_models_dir=args.ray_models_dir,
+        ray_connect_timeout_s=args.ray_connect_timeout,
         engine_limits=EngineLimits(max_queued=args.max_queued, max_queued_per_client=args.max_queued_per_client),
         live_limits=LiveLimits(
             max_sessions_per_client=args.max_live_sessions,

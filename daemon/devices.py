@@ -1,19 +1,24 @@
 """Device policy: which accelerator runs the models, in which dtype, with which onnxruntime providers.
 
-``auto`` picks CUDA, then Apple MPS, then the CPU. Torch is imported only when a device is resolved (never
-when the daemon is imported), and only if it is installed; without torch the daemon runs on the CPU (the pose
-mode needs no torch).
+``auto`` picks CUDA, then Apple MPS, then the CPU. The daemon resolves its device with :func:`probe_device`,
+in a child interpreter (``python -m daemon.devices``) that imports torch and onnxruntime, prints the answer and
+exits: the daemon itself imports torch only when a mode that needs it loads (the pose mode never does), so a
+pose-only daemon stays small. Without torch the daemon runs on the CPU.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import platform
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from models.torch_device import accelerator_memory
 from shared.errors import VfxError
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
@@ -79,27 +84,8 @@ def system_memory() -> tuple[int | None, int | None]:
 
 
 def device_memory(kind: str) -> tuple[int | None, int | None]:
-    """(total, available) bytes of accelerator ``kind``'s memory; (None, None) for the CPU, or when unknown.
-
-    Read from torch only if it is already imported (a runner loaded models): never imported for this. CUDA:
-    the driver's free memory plus what torch's caching allocator holds unused (torch hands that out first).
-    MPS: the recommended working-set size less what torch has allocated, where this torch has both calls.
-    """
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None, None
-    if kind == "cuda" and torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info()
-        cached = torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
-        return int(total), int(free + cached)
-    if kind != "mps" or not torch.backends.mps.is_available():
-        return None, None
-    recommended = getattr(torch.mps, "recommended_max_memory", None)
-    allocated = getattr(torch.mps, "current_allocated_memory", None)
-    if recommended is None or allocated is None:
-        return None, None
-    total = int(recommended())
-    return total, max(total - int(allocated()), 0)
+    """(total, available) bytes of accelerator ``kind``'s memory: :func:`models.torch_device.accelerator_memory`."""
+    return accelerator_memory(kind)
 
 
 def pick_onnx_providers(kind: str, available: list[str]) -> list[str]:
@@ -155,3 +141,65 @@ def resolve_device(requested: str = "auto") -> Device:
         device.onnxruntime_version = onnxruntime.__version__
         device.onnx_providers = pick_onnx_providers(device.kind, onnxruntime.get_available_providers())
     return device
+
+
+PROBE_TIMEOUT_S = 300.0
+"""A first torch import on a cold disk with CUDA can take a minute; the probe is abandoned after this."""
+
+
+class DeviceProbeFailed(VfxError):
+    """The child interpreter probing the devices did not answer; the message has its last words."""
+
+    code = "device_probe_failed"
+
+
+def probe_device(requested: str = "auto", timeout: float = PROBE_TIMEOUT_S) -> Device:
+    """:func:`resolve_device` run in a child interpreter, so that this process imports neither torch nor
+    onnxruntime for it (about 250 MB and 1 to 3 s of CPU that a pose-only daemon never needs).
+
+    Raises DeviceUnavailable as :func:`resolve_device` does, and DeviceProbeFailed when the child crashes or
+    takes longer than ``timeout`` seconds.
+    """
+    if requested not in DEVICE_CHOICES:
+        raise DeviceUnavailable(f"device {requested!r} is unknown; choose one of {', '.join(DEVICE_CHOICES)}")
+    if sys.platform == "darwin":
+        # Ops MPS lacks run on the CPU instead of failing; must be set before torch is imported here, later.
+        os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+    root = Path(__file__).resolve().parents[1]  # where ``daemon`` is importable from
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "daemon.devices", requested],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DeviceProbeFailed(f"the device probe took more than {timeout:.0f} s (importing torch)") from exc
+    lines = done.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        answer = None
+    if done.returncode != 0 or not isinstance(answer, dict):
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise DeviceProbeFailed(f"the device probe exited {done.returncode}: {last}")
+    if "unavailable" in answer:
+        raise DeviceUnavailable(answer["unavailable"])
+    return Device(**answer)
+
+
+def _probe_main(argv: list[str]) -> int:
+    """The child side of :func:`probe_device`: one JSON line, the device or why it is unavailable."""
+    try:
+        answer = resolve_device(argv[0] if argv else "auto").describe()
+    except DeviceUnavailable as exc:
+        answer = {"unavailable": str(exc)}
+    print(json.dumps(answer), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_probe_main(sys.argv[1:]))

@@ -22,11 +22,12 @@ from typing import Any
 from models.runner import InvalidInput, Runner
 from shared import errors as e
 from shared.errors import VfxError
-from shared.messages import FINAL_STATES
+from shared.messages import FINAL_STATES, JOB_STATES
+from shared.references import referenced_jobs
 
 from .blobs import BlobStore
 from .job_inputs import open_inputs
-from .outputs import JOB_ID_PATTERN, JobFolders
+from .outputs import JobFolders, valid_job_id
 from .registry import ModelRegistry
 from .store import JobRecord, JobStore
 
@@ -56,6 +57,31 @@ def fingerprint(mode: str, params: dict[str, Any], inputs: dict[str, Any]) -> st
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _is_file(path: str) -> bool:
+    """Whether ``path`` names an existing file; a name the system cannot even look up (too long, a NUL byte)
+    names none."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _shortened(path: str, chars: int = 200) -> str:
+    """A path as quoted in an error: a 100 000-character one is cut, an error is for people to read."""
+    return path if len(path) <= chars else f"{path[: chars // 2]}...{path[-chars // 2 :]} ({len(path)} characters)"
+
+
+def _bad_record(record: JobRecord) -> str | None:
+    """Why a stored record cannot be served (a job id no folder can have, an unknown state), or None."""
+    if not valid_job_id(record.job_id):
+        return f"job id {record.job_id!r} is not valid"
+    if record.state not in JOB_STATES:
+        return f"unknown state {record.state!r}"
+    if not isinstance(record.params, dict) or not isinstance(record.inputs, dict):
+        return "params and inputs are not maps"
+    return None
+
+
 class JobEngine:
     def __init__(
         self,
@@ -80,7 +106,10 @@ class JobEngine:
     # -- start-up ------------------------------------------------------------------------------------------
 
     def recover(self) -> list[str]:
-        """Mark jobs a dead daemon left running as interrupted and queue the ones still waiting."""
+        """Quarantine records no job can be made of, mark jobs a dead daemon left running as interrupted and
+        queue the ones still waiting. Returns the interrupted jobs."""
+        for job_id, reason in self.store.quarantine(_bad_record):
+            log.warning("job record %r moved to the database's quarantine table: %s", job_id, reason)
         interrupted = self.store.mark_running_interrupted()
         with self._cond:
             for record in self.store.in_state("queued"):
@@ -92,9 +121,9 @@ class JobEngine:
 
     def submit(self, client: str, content: dict[str, Any]) -> JobRecord:
         job_id = content.get("job_id")
-        if not isinstance(job_id, str) or not JOB_ID_PATTERN.match(job_id):
+        if not valid_job_id(job_id):
             raise VfxError(
-                "job_id must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit",
+                "job_id must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'",
                 code=e.INVALID_INPUT,
                 detail={"field": "job_id"},
             )
@@ -179,9 +208,9 @@ class JobEngine:
                         code=e.INVALID_INPUT,
                         detail={"field": f"{field_name}.path"},
                     )
-                if not Path(spec["path"]).is_file():
+                if not _is_file(spec["path"]):
                     raise VfxError(
-                        f"{field_name}.path: file not found: {spec['path']}",
+                        f"{field_name}.path: file not found: {_shortened(spec['path'])}",
                         code=e.INVALID_INPUT,
                         detail={"field": f"{field_name}.path"},
                     )
@@ -193,10 +222,10 @@ class JobEngine:
                         code=e.INVALID_INPUT,
                         detail={"field": f"{field_name}.paths"},
                     )
-                absent = [p for p in paths if not isinstance(p, str) or not Path(p).is_file()]
+                absent = [p for p in paths if not isinstance(p, str) or not _is_file(p)]
                 if absent:
                     raise VfxError(
-                        f"{field_name}.paths: {len(absent)} file(s) not found, first: {absent[0]}",
+                        f"{field_name}.paths: {len(absent)} file(s) not found, first: {_shortened(str(absent[0]))}",
                         code=e.INVALID_INPUT,
                         detail={"field": f"{field_name}.paths"},
                     )
@@ -294,23 +323,34 @@ class JobEngine:
         self._emit_state(updated)
         return updated
 
-    def prune(self, older_than_s: float) -> tuple[list[str], int]:
+    def prune(self, older_than_s: float, dry_run: bool = False) -> tuple[list[str], int, dict[str, list[str]]]:
         """Delete jobs that finished more than ``older_than_s`` seconds ago (records and folders) and the
-        uploaded inputs no remaining job uses. Queued and running jobs are never touched."""
+        uploaded inputs no remaining job uses. Queued and running jobs are never touched, nor jobs whose folders a
+        saved .blend still uses (:mod:`shared.references`). Returns the jobs removed, the bytes freed and the jobs
+        kept for a .blend (job id -> the .blend files); with ``dry_run`` nothing is deleted, only counted."""
         cutoff = time.time() - older_than_s
-        removed, freed = [], 0
+        in_use = referenced_jobs(self.folders.root.parent)
+        removed, freed, kept = [], 0, {}
         for record in self.store.finished_before(cutoff):
+            if record.job_id in in_use:
+                kept[record.job_id] = in_use[record.job_id]
+                continue
+            removed.append(record.job_id)
+            if dry_run:
+                freed += self.folders.size(record.job_id)
+                continue
             freed += self.folders.remove(record.job_id)
             self.store.delete(record.job_id)
-            removed.append(record.job_id)
-        referenced = {
-            spec["blob"]
-            for inputs in self.store.all_inputs()
-            for spec in inputs.values()
-            if isinstance(spec, dict) and isinstance(spec.get("blob"), str)
-        }
-        freed += self.blobs.remove_unreferenced(referenced, cutoff)
-        return removed, freed
+        if not dry_run:
+            referenced = {
+                spec["blob"]
+                for inputs in self.store.all_inputs()
+                for spec in inputs.values()
+                if isinstance(spec, dict) and isinstance(spec.get("blob"), str)
+            }
+            freed += self.blobs.remove_unreferenced(referenced, cutoff)
+            freed += self.blobs.remove_partial_uploads()
+        return removed, freed, kept
 
     # -- the queue (executors call these) -------------------------------------------------------------------
 
@@ -332,24 +372,46 @@ class JobEngine:
                 if self._closed:
                     return None
                 job_id = self._queue.popleft()
-            current = self.store.get(job_id)
-            if current is None or current.state != "queued":
-                continue  # cancelled while it waited
-            flag = threading.Event()
-            self._cancel_flags[job_id] = flag
-            record = self.store.update(
-                job_id,
-                expect=("queued",),
-                state="running",
-                started_at=time.time(),
-                attempts=current.attempts + 1,
-            )
-            if record is None:  # cancelled between the check and the update
-                self._cancel_flags.pop(job_id, None)
+            try:
+                started = self._start(job_id)
+            except Exception:  # one record that cannot start must never stop the queue
+                log.exception("job %r could not be started", job_id)
+                self._fail_unstartable(job_id)
                 continue
-            self._live[job_id] = LiveProgress()
-            self._emit_state(record)
-            return record, flag
+            if started is not None:
+                return started
+
+    def _start(self, job_id: str) -> tuple[JobRecord, threading.Event] | None:
+        """Mark a queued job running; None if it was cancelled while it waited."""
+        current = self.store.get(job_id)
+        if current is None or current.state != "queued":
+            return None
+        flag = threading.Event()
+        self._cancel_flags[job_id] = flag
+        record = self.store.update(
+            job_id,
+            expect=("queued",),
+            state="running",
+            started_at=time.time(),
+            attempts=current.attempts + 1,
+        )
+        if record is None:  # cancelled between the check and the update
+            self._cancel_flags.pop(job_id, None)
+            return None
+        self._live[job_id] = LiveProgress()
+        self._emit_state(record)
+        return record, flag
+
+    def _fail_unstartable(self, job_id: str) -> None:
+        self._cancel_flags.pop(job_id, None)
+        self._live.pop(job_id, None)
+        error = {"code": e.INTERNAL, "message": "the daemon could not start this job (see daemon.log)", "detail": None}
+        try:
+            self.store.update(
+                job_id, expect=("queued", "running"), state="failed", error=error, finished_at=time.time()
+            )
+        except Exception:
+            log.exception("job %r could not be marked failed either", job_id)
 
     def update_progress(self, job_id: str, fraction: float | None = None, stage: str | None = None) -> LiveProgress:
         live = self._live.setdefault(job_id, LiveProgress())
@@ -386,6 +448,31 @@ class JobEngine:
             changes["frame_count"] = frame_count
         record = self.store.update(job_id, expect=("running",), **changes)
         if record is not None:
+            self._emit_state(record)
+        return record
+
+    def requeue(self, job_id: str) -> JobRecord | None:
+        """Put a running job whose work never started (the executor lost the machines it was waiting for)
+        back at the head of the queue, its attempt uncounted. Jobs whose work started are never requeued:
+        that could run them twice."""
+        self._live.pop(job_id, None)
+        self._cancel_flags.pop(job_id, None)
+        current = self.store.get(job_id)
+        if current is None:
+            return None
+        record = self.store.update(
+            job_id,
+            expect=("running",),
+            state="queued",
+            started_at=None,
+            attempts=max(0, current.attempts - 1),
+            fraction=0.0,
+            stage="",
+        )
+        if record is not None:
+            with self._cond:
+                self._queue.appendleft(job_id)
+                self._cond.notify()
             self._emit_state(record)
         return record
 

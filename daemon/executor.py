@@ -1,8 +1,9 @@
 """Executors run queued jobs. The local executor runs one job at a time on one worker thread (one GPU).
 
-The interface is small on purpose: an executor pulls jobs from the engine (:meth:`JobEngine.next_job`),
-runs them and reports the outcome (:meth:`JobEngine.finish`). A distributed executor for studios with many
-GPUs (Ray, say) implements the same two methods and runs :func:`run_job` on remote workers.
+The contract between the engine and an executor is two engine methods: an executor pulls jobs with
+:meth:`JobEngine.next_job` (which marks them running and hands over their cancel flag) and reports each
+outcome with :meth:`JobEngine.finish`. The daemon drives an executor only through :class:`Executor`, so a
+second executor (``daemon.ray_executor``) plugs in without touching the engine.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +51,57 @@ def encode_preview(rgb: np.ndarray, max_side: int = PREVIEW_MAX_SIDE, quality: i
     return data.tobytes()
 
 
+class ProgressThrottle:
+    """Which progress reports become events: at most ~10 a second (plus every stage change and the end), and a
+    preview JPEG at most every ``PREVIEW_INTERVAL_S``. Shared by local jobs and jobs run on a Ray worker."""
+
+    def __init__(self) -> None:
+        self._last_emit = 0.0
+        self._last_preview = 0.0
+        self._last_stage = ""
+
+    def admit(self, fraction: float, stage: str, preview: np.ndarray | None) -> tuple[bool, bytes | None]:
+        """(whether to send an event now, the preview JPEG to send with it or None)."""
+        now = time.monotonic()
+        jpeg = None
+        if preview is not None and now - self._last_preview >= PREVIEW_INTERVAL_S:
+            jpeg = encode_preview(preview)
+            self._last_preview = now
+        due = now - self._last_emit >= PROGRESS_INTERVAL_S or stage != self._last_stage or fraction >= 1.0
+        if jpeg is None and not due:
+            return False, None
+        self._last_emit, self._last_stage = now, stage
+        return True, jpeg
+
+
+def emit_progress(engine: JobEngine, job_id: str, fraction: float, stage: str, preview_jpeg: bytes | None) -> None:
+    """Record a job's progress and send the progress event its subscribers get."""
+    live = engine.update_progress(job_id, fraction, stage)
+    engine.emit(
+        {
+            "type": "progress",
+            "job_id": job_id,
+            "fraction": live.fraction,
+            "stage": live.stage,
+            "eta_s": live.eta_s,
+            "preview_jpeg": preview_jpeg,
+        }
+    )
+
+
+def job_error(exc: Exception) -> dict[str, Any]:
+    """The wire error a job that raised ``exc`` fails with (a runner bug keeps its traceback in the detail)."""
+    if isinstance(exc, InvalidInput):
+        return {"code": e.INVALID_INPUT, "message": str(exc), "detail": {"field": f"inputs.{exc.field}"}}
+    if isinstance(exc, VfxError):
+        return exc.to_wire()
+    return {
+        "code": e.RUN_FAILED,
+        "message": f"{type(exc).__name__}: {exc}",
+        "detail": {"traceback": "".join(traceback.format_exception(exc, limit=12))},
+    }
+
+
 class JobContext:
     """The :class:`models.runner.RunContext` the daemon hands to runners. Worker thread only."""
 
@@ -60,31 +113,14 @@ class JobContext:
         self.output_dir = output_dir
         self.device = device
         self._cancel = cancel
-        self._last_emit = 0.0
-        self._last_preview = 0.0
-        self._last_stage = ""
+        self._throttle = ProgressThrottle()
 
     def progress(self, fraction: float, stage: str, preview: np.ndarray | None = None) -> None:
-        live = self.engine.update_progress(self.job_id, fraction, stage)
-        now = time.monotonic()
-        jpeg = None
-        if preview is not None and now - self._last_preview >= PREVIEW_INTERVAL_S:
-            jpeg = encode_preview(preview)
-            self._last_preview = now
-        due = now - self._last_emit >= PROGRESS_INTERVAL_S or stage != self._last_stage or fraction >= 1.0
-        if jpeg is None and not due:
-            return  # throttled: clients get at most ~10 progress events a second
-        self._last_emit, self._last_stage = now, stage
-        self.engine.emit(
-            {
-                "type": "progress",
-                "job_id": self.job_id,
-                "fraction": live.fraction,
-                "stage": live.stage,
-                "eta_s": live.eta_s,
-                "preview_jpeg": jpeg,
-            }
-        )
+        send, jpeg = self._throttle.admit(fraction, stage, preview)
+        if send:
+            emit_progress(self.engine, self.job_id, fraction, stage, jpeg)
+        else:
+            self.engine.update_progress(self.job_id, fraction, stage)
 
     def cancelled(self) -> bool:
         return self._cancel.is_set()
@@ -128,23 +164,18 @@ def run_job(engine: JobEngine, record: JobRecord, cancel: threading.Event, devic
             return "interrupted"
         engine.finish(job_id, "cancelled")
         return "cancelled"
-    except InvalidInput as exc:
-        error = {"code": e.INVALID_INPUT, "message": str(exc), "detail": {"field": f"inputs.{exc.field}"}}
-    except VfxError as exc:
-        error = exc.to_wire()
-    except Exception as exc:  # a runner bug or a library error: the job fails, the daemon lives on
-        log.exception("job %s failed", job_id)
-        error = {
-            "code": e.RUN_FAILED,
-            "message": f"{type(exc).__name__}: {exc}",
-            "detail": {"traceback": traceback.format_exc(limit=12)},
-        }
+    except Exception as exc:  # the job's own failure, or a runner bug or library error: the daemon lives on
+        if not isinstance(exc, InvalidInput | VfxError):
+            log.exception("job %s failed", job_id)
+        error = job_error(exc)
     engine.folders.discard_work(job_id)
     engine.finish(job_id, "failed", error=error)
     return "failed"
 
 
 class Executor(ABC):
+    """Where jobs run. Chosen once at start-up; the daemon calls these from its main thread."""
+
     @abstractmethod
     def start(self) -> None:
         """Begin pulling jobs from the engine."""
@@ -152,6 +183,23 @@ class Executor(ABC):
     @abstractmethod
     def stop(self, timeout: float) -> bool:
         """Stop after the running jobs unwind; True when they did within ``timeout`` seconds."""
+
+    @property
+    @abstractmethod
+    def alive(self) -> bool:
+        """False if the executor stopped taking jobs before :meth:`stop` (a bug; health reports it)."""
+
+    @abstractmethod
+    def loaded_models(self) -> list[dict[str, Any]]:
+        """The models loaded for jobs right now: ``{mode, loaded_at, last_used, in_use}`` each."""
+
+    @abstractmethod
+    def release_memory(self) -> list[str]:
+        """Unload every model no job is using; the modes released."""
+
+    def health(self) -> dict[str, Any]:
+        """The executor's part of ``health``: ``kind`` and, for a cluster, its state."""
+        return {"kind": "local"}
 
 
 class LocalExecutor(Executor):
@@ -167,8 +215,13 @@ class LocalExecutor(Executor):
 
     @property
     def alive(self) -> bool:
-        """False if the worker thread has ended before :meth:`stop` (a bug; health reports it)."""
         return self._thread.is_alive() or self.engine.closing
+
+    def loaded_models(self) -> list[dict[str, Any]]:
+        return self.engine.registry.loaded()
+
+    def release_memory(self) -> list[str]:
+        return self.engine.registry.release()
 
     def _work(self) -> None:
         while (item := self.engine.next_job()) is not None:

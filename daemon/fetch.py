@@ -9,13 +9,21 @@ each file, revision and commit) is written into its folder; health reads it, and
 against it without going online.
 
 Files are downloaded to ``<target>.part`` and renamed only after they verify, so a models folder never holds a
-half-downloaded or corrupt file under its real name. Files already present and correct are skipped. Without
-network access the first request fails at once with a message saying so.
+half-downloaded or corrupt file under its real name. An interrupted download keeps its ``.part``: the next fetch
+asks only for the missing bytes (an HTTP range request) and hashes the kept part first. A file that fails
+verification is deleted, ``.part`` included. Files already present and correct are skipped, and a file already
+in the standard Hugging Face cache (``HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``) at the same
+revision is taken from there (hard-linked where the disk allows) once it verifies. Requests to the Hub carry the
+access token ``huggingface_hub`` finds in its standard places (``HF_TOKEN``, or the file ``hf auth login``
+writes); it is dropped when a download is redirected to another host. Without network access the first request
+fails at once with a message saying so. A repository or revision the Hub no longer has is named as such, with the
+way out documented in docs/models.md ("When a download no longer resolves").
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -51,6 +59,11 @@ _SHA1 = re.compile(r"[0-9a-f]{40}")
 """A commit hash or a git object id."""
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NEXT_PAGE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+_HUB_FILE_URL = re.compile(r"https?://[^/]+/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<path>[^?#]+)")
+WAY_OUT = (
+    'see docs/models.md, "When a download no longer resolves": place the file by hand (it is checked by its '
+    "sha256), point --manifest at a manifest with a revision that exists, or --hub-endpoint at a mirror"
+)
 
 
 class FetchError(VfxError):
@@ -72,41 +85,172 @@ def _bar(out: TextIO, name: str, done: int, total: int, started: float) -> None:
     out.flush()
 
 
-def download(
-    item: WeightFile,
-    models_dir: Path,
-    out: TextIO = sys.stderr,
-    opener: Callable[..., object] = urllib.request.urlopen,
-) -> Path:
+class _DropTokenOnOtherHost(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but never send the Hub token to another host (the Hub redirects large files to a CDN)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_DropTokenOnOtherHost)
+
+
+def _hub_token() -> str | None:
+    """The access token from huggingface_hub's standard places, or None."""
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def _request(url: str, extra: Mapping[str, str] | None = None) -> urllib.request.Request:
+    headers = {"User-Agent": USER_AGENT, **(extra or {})}
+    token = _hub_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return urllib.request.Request(url, headers=headers)
+
+
+def _from_hf_cache(hub_repo: str, revision: str, path: str) -> Path | None:
+    """The file ``path`` of ``hub_repo`` at ``revision`` in the standard Hugging Face cache, if it is there."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(hub_repo, path, revision=revision)
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+def _place(source: Path, target: Path) -> None:
+    """Put a verified ``source`` at ``target`` through ``<target>.part`` (a hard link where possible)."""
+    part = target.with_name(target.name + ".part")
+    part.unlink(missing_ok=True)
+    source = source.resolve()  # the cache's snapshot entries are symbolic links to its blobs
+    try:
+        os.link(source, part)
+    except OSError:
+        shutil.copyfile(source, part)
+    part.replace(target)
+
+
+def _resume(url: str, part: Path, size: int, hashers: list[Any], label: str, out: TextIO) -> int:
+    """Bring ``part`` to ``size`` bytes from ``url``, resuming after the bytes it already holds, feeding every byte
+    to ``hashers``. Returns the bytes transferred now. Raises the network errors as they come; ``part`` keeps what
+    arrived."""
+    have = part.stat().st_size if part.is_file() else 0
+    if have > size:
+        part.unlink()
+        have = 0
+    if have:
+        with open(part, "rb") as f:
+            while block := f.read(4 * CHUNK):
+                for h in hashers:
+                    h.update(block)
+    if have == size:
+        return 0
+    done, started = 0, time.monotonic()
+    with _OPENER.open(_request(url, {"Range": f"bytes={have}-"} if have else None), timeout=30) as response:
+        if have and response.status != 206:  # the server ignored the range: start again from the first byte
+            out.write(f"  {label}: the server cannot resume; downloading from the start\n")
+            raise _RestartFromZero
+        if have:
+            out.write(f"  {label}: resuming after {have / 1e6:.1f} MB already downloaded\n")
+        with open(part, "ab" if have else "wb") as f:
+            while block := response.read(CHUNK):
+                f.write(block)
+                for h in hashers:
+                    h.update(block)
+                done += len(block)
+                _bar(out, label, have + done, size, started)
+    out.write("\n")
+    return done
+
+
+class _RestartFromZero(Exception):
+    """The server answered a range request with the whole file: the kept part is dropped and the fetch repeated."""
+
+
+def _download_verified(
+    url: str,
+    target: Path,
+    size: int,
+    check: Callable[[], tuple[list[Any], Callable[[list[Any]], str | None]]],
+    label: str,
+    out: TextIO,
+) -> list[Any]:
+    """Download ``url`` into ``target`` through ``<target>.part`` (resumable); ``check()`` gives fresh hashers and
+    a function naming what is wrong with their digests (None: verified). Returns the hashers of the verified file.
+    Raises FetchError; on a verification failure nothing is left under either name."""
+    part = target.with_name(target.name + ".part")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        hashers, problem_of = check()
+        try:
+            _resume(url, part, size, hashers, label, out)
+        except _RestartFromZero:
+            part.unlink(missing_ok=True)
+            continue
+        except urllib.error.HTTPError as exc:
+            raise _http_failure(exc, label, url) from exc
+        except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
+            raise _interrupted(label, url, part, getattr(exc, "reason", exc)) from exc
+        got = part.stat().st_size
+        if got < size:  # the connection ended early without an error
+            raise _interrupted(label, url, part, f"the connection closed after {got} of {size} bytes")
+        problem = f"got {got} bytes, expected {size}" if got != size else problem_of(hashers)
+        if problem is not None:
+            part.unlink(missing_ok=True)
+            raise FetchError(
+                f"{label} failed verification ({problem}): the download was corrupted or the source changed; nothing "
+                "was kept under its name"
+            )
+        part.replace(target)
+        return hashers
+    raise FetchError(f"{label}: {url} keeps ignoring range requests")
+
+
+def _interrupted(label: str, url: str, part: Path, reason: object) -> FetchError:
+    kept = part.stat().st_size if part.is_file() else 0
+    return FetchError(
+        f"could not download {label} from {url}: {reason}. Check the network connection and run fetch-models "
+        f"again: it resumes after the {kept / 1e6:.1f} MB already downloaded"
+    )
+
+
+def _http_failure(exc: urllib.error.HTTPError, what: str, url: str) -> FetchError:
+    if exc.code == 404:
+        return FetchError(f"{what}: {url} no longer resolves (HTTP 404); {WAY_OUT}")
+    if exc.code in (401, 403):
+        return FetchError(
+            f"{what}: access refused (HTTP {exc.code}) for {url}; for a gated repository accept its terms on the Hub "
+            "and log in with `hf auth login` (or set HF_TOKEN)"
+        )
+    return FetchError(f"{what}: HTTP {exc.code} for {url}")
+
+
+def download(item: WeightFile, models_dir: Path, out: TextIO = sys.stderr) -> Path:
+    """Make ``item``'s file present and verified in ``models_dir``: kept if it already is, taken from the Hugging
+    Face cache if it is there, else downloaded (resumably) and verified."""
     target = item.location(models_dir)
     if target.is_file() and target.stat().st_size == item.size and sha256_of(target) == item.sha256:
         out.write(f"  {item.name}: present and verified\n")
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    digest = hashlib.sha256()
-    done, started = 0, time.monotonic()
-    try:
-        with opener(item.url, timeout=30) as response, open(part, "wb") as f:  # type: ignore[attr-defined]
-            while block := response.read(CHUNK):
-                f.write(block)
-                digest.update(block)
-                done += len(block)
-                _bar(out, item.name, done, item.size, started)
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        part.unlink(missing_ok=True)
-        raise FetchError(
-            f"could not download {item.name} from {item.url}: {exc}. Check the network connection, or download "
-            f"the file by hand and place it at {target}"
-        ) from exc
-    out.write("\n")
-    if done != item.size or digest.hexdigest() != item.sha256:
-        part.unlink(missing_ok=True)
-        raise FetchError(
-            f"{item.name} failed verification (got {done} bytes, sha256 {digest.hexdigest()[:16]}...; expected "
-            f"{item.size} bytes, {item.sha256[:16]}...): the download was corrupted or the source changed"
-        )
-    part.replace(target)
+    hub = _HUB_FILE_URL.fullmatch(item.url)
+    cached = _from_hf_cache(hub["repo"], hub["revision"], urllib.parse.unquote(hub["path"])) if hub else None
+    if cached is not None and cached.stat().st_size == item.size and sha256_of(cached) == item.sha256:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _place(cached, target)
+        out.write(f"  {item.name}: taken from the Hugging Face cache ({cached})\n")
+        return target
+
+    def check() -> tuple[list[Any], Callable[[list[Any]], str | None]]:
+        def problem(hashers: list[Any]) -> str | None:
+            got = hashers[0].hexdigest()
+            return None if got == item.sha256 else f"sha256 {got}; expected {item.sha256}"
+
+        return [hashlib.sha256()], problem
+
+    _download_verified(item.url, target, item.size, check, item.name, out)
     return target
 
 
@@ -129,21 +273,23 @@ def _git_blob_sha1(size: int) -> Any:
     return hashlib.sha1(b"blob %d\0" % size)
 
 
-def _request(url: str) -> urllib.request.Request:
-    return urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-
-
 def _hub_json(url: str, endpoint: str, what: str) -> tuple[Any, str | None]:
     """GET ``url`` from the Hub API: the decoded JSON and the next page's URL (``Link: <...>; rel="next"``)."""
     try:
-        with urllib.request.urlopen(_request(url), timeout=30) as response:
+        with _OPENER.open(_request(url), timeout=30) as response:
             body = response.read()
             link = response.headers.get("Link") or ""
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
-            raise FetchError(f"{what}: not found at {endpoint} (HTTP 404 for {url})") from exc
+            raise FetchError(
+                f"{what}: not found at {endpoint} (HTTP 404 for {url}): the repository or revision no longer "
+                f"resolves; {WAY_OUT}"
+            ) from exc
         if exc.code in (401, 403):
-            raise FetchError(f"{what}: {endpoint} refused access (HTTP {exc.code}); is the repository gated?") from exc
+            raise FetchError(
+                f"{what}: {endpoint} refused access (HTTP {exc.code}); for a gated repository accept its terms on the "
+                "Hub and log in with `hf auth login` (or set HF_TOKEN)"
+            ) from exc
         raise FetchError(f"{what}: {endpoint} answered HTTP {exc.code} for {url}") from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -254,46 +400,40 @@ def _has_size(path: Path, size: int) -> bool:
     return path.is_file() and path.stat().st_size == size
 
 
-def _fetch_hub_file(item: HubFile, folder: Path, url: str, label: str, out: TextIO) -> LockedFile:
-    """Make ``folder/item.path`` the verified file: keep it if it already is, else download and verify it."""
+def _fetch_hub_file(
+    item: HubFile, folder: Path, url: str, label: str, out: TextIO, hub_repo: str, commit: str
+) -> LockedFile:
+    """Make ``folder/item.path`` the verified file: keep it if it already is, take it from the Hugging Face cache if
+    it is there at ``commit``, else download it (resumably) and verify it."""
     target = folder / item.path
     if _has_size(target, item.size):
         sha256, sha1 = _hash_file(target, item)
         if _verified(item, item.size, sha256, sha1):
             out.write(f"  {label}: present and verified\n")
             return LockedFile(path=item.path, size=item.size, sha256=sha256)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    digest, sha1_digest = hashlib.sha256(), _git_blob_sha1(item.size) if item.git_sha1 else None
-    done, started = 0, time.monotonic()
-    try:
-        with urllib.request.urlopen(_request(url), timeout=30) as response, open(part, "wb") as f:
-            while block := response.read(CHUNK):
-                f.write(block)
-                digest.update(block)
-                if sha1_digest is not None:
-                    sha1_digest.update(block)
-                done += len(block)
-                _bar(out, label, done, item.size, started)
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        part.unlink(missing_ok=True)
-        raise FetchError(
-            f"could not download {item.path} from {url}: {exc}. Check the network connection and run "
-            "fetch-models again: files already verified are kept"
-        ) from exc
-    out.write("\n")
-    sha256, sha1 = digest.hexdigest(), sha1_digest.hexdigest() if sha1_digest is not None else None
-    if not _verified(item, done, sha256, sha1):
-        part.unlink(missing_ok=True)
-        expected = f"sha256 {item.sha256}" if item.sha256 else f"git blob sha1 {item.git_sha1}"
-        got = f"sha256 {sha256}" if item.sha256 else f"git blob sha1 {sha1}"
-        raise FetchError(
-            f"{item.path} failed verification (got {done} bytes, {got}; expected {item.size} bytes, {expected}"
-            f"{', pinned by the manifest' if item.pinned else ''}): the download was corrupted or the source "
-            "changed; nothing was kept under its name"
-        )
-    part.replace(target)
-    return LockedFile(path=item.path, size=item.size, sha256=sha256)
+    cached = _from_hf_cache(hub_repo, commit, item.path)
+    if cached is not None and _has_size(cached, item.size):
+        sha256, sha1 = _hash_file(cached, item)
+        if _verified(item, item.size, sha256, sha1):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _place(cached, target)
+            out.write(f"  {label}: taken from the Hugging Face cache\n")
+            return LockedFile(path=item.path, size=item.size, sha256=sha256)
+
+    def check() -> tuple[list[Any], Callable[[list[Any]], str | None]]:
+        def problem(hashers: list[Any]) -> str | None:
+            sha256 = hashers[0].hexdigest()
+            sha1 = hashers[1].hexdigest() if item.git_sha1 else None
+            if _verified(item, item.size, sha256, sha1):
+                return None
+            expected = f"sha256 {item.sha256}" if item.sha256 else f"git blob sha1 {item.git_sha1}"
+            got = f"sha256 {sha256}" if item.sha256 else f"git blob sha1 {sha1}"
+            return f"{got}; expected {expected}{', pinned by the manifest' if item.pinned else ''}"
+
+        return [hashlib.sha256(), *([_git_blob_sha1(item.size)] if item.git_sha1 else [])], problem
+
+    hashers = _download_verified(url, target, item.size, check, item.path, out)
+    return LockedFile(path=item.path, size=item.size, sha256=hashers[0].hexdigest())
 
 
 def _matches_lock(folder: Path, lock: SnapshotLock, out: TextIO) -> bool:
@@ -340,7 +480,8 @@ def fetch_snapshot(snapshot: WeightSnapshot, models_dir: Path, endpoint: str, ou
     locked = []
     for i, item in enumerate(files, 1):
         url = f"{endpoint}/{snapshot.hub_repo}/resolve/{commit}/{urllib.parse.quote(item.path)}"
-        locked.append(_fetch_hub_file(item, folder, url, f"[{i}/{len(files)}] {item.path}", out))
+        label = f"[{i}/{len(files)}] {item.path}"
+        locked.append(_fetch_hub_file(item, folder, url, label, out, snapshot.hub_repo, commit))
     SnapshotLock(
         hub_repo=snapshot.hub_repo, revision=snapshot.revision, commit=commit, endpoint=endpoint, files=tuple(locked)
     ).write(lock_path)

@@ -133,10 +133,13 @@ class LiveSessions:
                     code=e.LIMIT_EXCEEDED,
                     detail={"sessions": [s.session_id for s in mine]},
                 )
-            if len(self._sessions) >= self.limits.max_sessions:
+            # A stopped session still letting go of its camera and model holds them: it counts until it has.
+            held = len(self._sessions) + len(self._ending)
+            if held >= self.limits.max_sessions:
                 raise VfxError(
-                    f"the daemon already runs {len(self._sessions)} live sessions (limit {self.limits.max_sessions}, "
-                    "--max-live-sessions-total); stop one first",
+                    f"the daemon already holds {held} live sessions, {len(self._ending)} of them still ending "
+                    f"(limit {self.limits.max_sessions}, --max-live-sessions-total); stop one first or try again "
+                    "in a moment",
                     code=e.LIMIT_EXCEEDED,
                 )
         raw_inputs = content.get("inputs") or {}
@@ -182,7 +185,12 @@ class LiveSessions:
     def update(self, client: str, content: Mapping[str, Any]) -> LiveSession:
         session = self.get(client, content.get("session_id"))
         runner = self.registry.runner(session.mode)
-        merged = {**session.params, **(content.get("params") or {})}
+        changes = content.get("params") or {}
+        if not isinstance(changes, dict):
+            raise VfxError(
+                "params must be a map of option names to values", code=e.INVALID_INPUT, detail={"field": "params"}
+            )
+        merged = {**session.params, **changes}
         validated = self._validate(runner, merged)
         with session.lock:
             session.pending_params = session.params = validated

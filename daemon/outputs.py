@@ -15,11 +15,18 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
-JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""Matched with ``fullmatch`` (``$`` would let a trailing newline through); see :func:`valid_job_id`."""
+
+
+def valid_job_id(job_id: object) -> TypeGuard[str]:
+    """Whether ``job_id`` can name a job folder: 1-64 letters, digits, '_', '-', '.', starting with a letter or
+    digit, and no '..' (which would name the folder above)."""
+    return isinstance(job_id, str) and JOB_ID_PATTERN.fullmatch(job_id) is not None and ".." not in job_id
 
 
 class JobFolders:
@@ -28,7 +35,7 @@ class JobFolders:
         root.mkdir(parents=True, exist_ok=True)
 
     def job_dir(self, job_id: str) -> Path:
-        if not JOB_ID_PATTERN.match(job_id) or ".." in job_id:
+        if not valid_job_id(job_id):
             raise ValueError(f"{job_id!r} is not a valid job id")
         return self.root / job_id
 
@@ -63,12 +70,16 @@ class JobFolders:
             work.rename(outputs)
         return outputs
 
+    def size(self, job_id: str) -> int:
+        """Bytes in a job's folder (0 when it has none)."""
+        return sum(p.stat().st_size for p in self.job_dir(job_id).rglob("*") if p.is_file())
+
     def remove(self, job_id: str) -> int:
         """Delete a job's folder; returns the bytes freed."""
         folder = self.job_dir(job_id)
         if not folder.exists():
             return 0
-        freed = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        freed = self.size(job_id)
         shutil.rmtree(folder, ignore_errors=True)
         return freed
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from models.manifest import WeightEntry, missing_weights
 from models.runner import Runner
+from models.torch_device import empty_accelerator_cache
 from shared.errors import MODE_UNAVAILABLE, NOT_FOUND, WEIGHTS_MISSING, VfxError
 
 from .devices import Device, device_memory, installed, system_memory
@@ -62,7 +63,10 @@ class ModelRegistry:
         idle_unload_s: float = 600.0,
         min_available_fraction: float = 0.10,
         memory: MemoryReader = read_memory,
+        fetch_fix: str = "python -m daemon fetch-models {mode}",
     ) -> None:
+        """``fetch_fix``: the command health and submit errors name to fetch a mode's weights (``{mode}`` stands for
+        the mode); the daemon passes one that works for itself (its interpreter, models folder and manifest)."""
         self._slots = {mode: _Slot(cls()) for mode, cls in runners.items()}
         for slot in self._slots.values():
             slot.runner.models_dir = models_dir
@@ -72,6 +76,7 @@ class ModelRegistry:
         self.idle_unload_s = idle_unload_s
         self.min_available_fraction = min_available_fraction
         self._read_memory = memory
+        self.fetch_fix = fetch_fix
         self._lock = threading.RLock()
 
     @property
@@ -88,8 +93,9 @@ class ModelRegistry:
             )
         return slot.runner
 
-    def readiness(self, mode: str) -> dict[str, Any]:
-        """Whether ``mode`` can run now, and if not, what is missing and which command fixes it."""
+    def readiness(self, mode: str, device: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Whether ``mode`` can run now, and if not, what is missing and which command fixes it; the licences
+        of its models; given the ``device`` (its ``kind`` and ``free_memory``), the runner's memory plan."""
         runner = self.runner(mode)
         packages = [p for p in runner.python_packages if not installed(p)]
         weights = missing_weights(self.manifest, runner.weights, self.models_dir)
@@ -98,9 +104,22 @@ class ModelRegistry:
         if packages:
             fix.append(f"pip install {' '.join(packages)} (in the daemon's Python)")
         if weights:
-            fix.append(f"python -m daemon fetch-models {mode}")
+            fix.append(self.fetch_fix.replace("{mode}", mode))
         options = {option: self._option_readiness(names) for option, names in runner.option_weights.items()}
-        return {"ready": not missing, "missing": missing, "fix": fix, "options": options, **runner.describe()}
+        state = {"ready": not missing, "missing": missing, "fix": fix, "options": options, **runner.describe()}
+        state["licences"] = self.licences(runner)
+        if device is not None:
+            plan = runner.memory_plan(device["kind"], device.get("free_memory"))
+            if plan is not None:
+                state["memory_plan"] = plan
+        return state
+
+    def licences(self, runner: Runner) -> list[dict[str, str]]:
+        """``{"model", "licence"}`` of every model ``runner`` may use: the manifest's entries of its weights and
+        option weights, then the models it names itself (``bundled_licences``)."""
+        names = [*runner.weights, *(n for names in runner.option_weights.values() for n in names)]
+        listed = [{"model": n, "licence": self.manifest[n].licence} for n in dict.fromkeys(names) if n in self.manifest]
+        return listed + [{"model": m, "licence": text} for m, text in runner.bundled_licences.items()]
 
     def _option_readiness(self, names: tuple[str, ...]) -> dict[str, Any]:
         """Whether the weights an option needs are there; each missing entry is fetched under its own mode."""
@@ -114,7 +133,7 @@ class ModelRegistry:
         return {
             "ready": not missing,
             "missing": missing,
-            "fix": [f"python -m daemon fetch-models {m}" for m in fetch_modes],
+            "fix": [self.fetch_fix.replace("{mode}", m) for m in fetch_modes],
         }
 
     def check_ready(self, mode: str, params: Mapping[str, Any] | None = None) -> None:
@@ -194,7 +213,7 @@ class ModelRegistry:
                 if self._unload(mode):
                     log.info("%s is short: unloaded %s", short, mode)
                     released.append(mode)
-                    _empty_accelerator_cache()  # so the device's free memory shows what the unload gave back
+                    empty_accelerator_cache()  # so the device's free memory shows what the unload gave back
         return released
 
     def _memory_short(self, kind: str) -> str | None:
@@ -209,7 +228,7 @@ class ModelRegistry:
         with self._lock:
             released = [m for m in self._slots if self._unload(m)]
         if released:  # only then was a device resolved, so torch (if used) is fully imported
-            _empty_accelerator_cache()
+            empty_accelerator_cache()
         return released
 
     def loaded(self) -> list[dict[str, Any]]:
@@ -219,17 +238,3 @@ class ModelRegistry:
                 for m, s in sorted(self._slots.items())
                 if s.loaded
             ]
-
-
-def _empty_accelerator_cache() -> None:
-    """Give cached GPU memory back to the driver, if torch is already in use (never import it for this)."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    mps = getattr(torch, "mps", None)
-    if mps is not None and torch.backends.mps.is_available():
-        mps.empty_cache()

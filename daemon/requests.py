@@ -6,6 +6,7 @@ and reply arrays. Refusals raise :class:`VfxError`; the server turns them into `
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,8 @@ from shared.errors import VfxError
 
 from .engine import JobEngine
 from .live import LiveSessions
+from .store import JobRecord
+from .trust import Trust
 
 Reply = tuple[dict[str, Any], list[np.ndarray]]
 
@@ -33,9 +36,17 @@ def _job_id(content: dict[str, Any]) -> str:
 
 class RequestHandlers:
     def __init__(
-        self, engine: JobEngine, health: Callable[[], dict[str, Any]], session_id: str, live: LiveSessions
+        self,
+        engine: JobEngine,
+        health: Callable[[], dict[str, Any]],
+        session_id: str,
+        live: LiveSessions,
+        release_memory: Callable[[], list[str]],
+        trust: Trust | None = None,
     ) -> None:
         self.engine = engine
+        self.release_models = release_memory
+        self.trust = trust or Trust()
         self.live = live
         self.health_report = health
         self.session_id = session_id
@@ -64,36 +75,49 @@ class RequestHandlers:
     def health(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         return {"health": self.health_report()}, []
 
+    def owned(self, content: dict[str, Any], client: str) -> JobRecord:
+        """The job ``content`` names, if ``client`` may see it; another key's job is as absent as a missing one."""
+        job_id = _job_id(content)
+        record = self.engine.store.get(job_id)
+        if record is None or not self.trust.owns(client, record.client):
+            raise VfxError(f"no job {job_id!r}", code=e.NOT_FOUND, detail={"field": "job_id"})
+        return record
+
     def submit(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        self.trust.check_inputs(client, content.get("inputs"))
+        job_id = content.get("job_id")
+        existing = self.engine.store.get(job_id) if isinstance(job_id, str) else None
+        if existing is not None and not self.trust.owns(client, existing.client):
+            raise VfxError(f"job id {job_id!r} is taken; use a new job id", code=e.CONFLICT, detail={"field": "job_id"})
         record = self.engine.submit(client, content)
         return {"job": self.engine.view(record)}, []
 
     def job(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"job": self.engine.view(self.engine.get(_job_id(content)))}, []
+        return {"job": self.engine.view(self.owned(content, client))}, []
 
     def jobs(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         limit = content.get("limit", 50)
         before = content.get("before")
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise VfxError(f"limit must be 1..{MAX_PAGE}", code=e.INVALID_REQUEST, detail={"field": "limit"})
-        if before is not None and not isinstance(before, int):
+        if before is not None and (isinstance(before, bool) or not isinstance(before, int) or not 0 <= before < 2**63):
             raise VfxError(
                 "before must be the cursor of a job from the previous page",
                 code=e.INVALID_REQUEST,
                 detail={"field": "before"},
             )
-        records = self.engine.store.page(limit, before)
+        records = self.engine.store.page(limit, before, None if self.trust.is_admin(client) else client)
         next_before = records[-1].seq if len(records) == limit else None
         return {"jobs": [self.engine.view(r) for r in records], "next_before": next_before}, []
 
     def cancel(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"job": self.engine.view(self.engine.cancel(_job_id(content)))}, []
+        return {"job": self.engine.view(self.engine.cancel(self.owned(content, client).job_id))}, []
 
     def retry(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"job": self.engine.view(self.engine.retry(_job_id(content)))}, []
+        return {"job": self.engine.view(self.engine.retry(self.owned(content, client).job_id))}, []
 
-    def _succeeded(self, content: dict[str, Any]) -> str:
-        record = self.engine.get(_job_id(content))
+    def _succeeded(self, content: dict[str, Any], client: str) -> str:
+        record = self.owned(content, client)
         if record.state != "succeeded":
             raise VfxError(
                 f"job {record.job_id} is {record.state}; results exist once it has succeeded",
@@ -103,7 +127,7 @@ class RequestHandlers:
         return record.job_id
 
     def result(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        job_id = self._succeeded(content)
+        job_id = self._succeeded(content, client)
         stored = self.engine.folders.read_arrays(job_id)
         summary = self.engine.get(job_id).summary
         return {"summary": summary, "arrays": list(stored)}, list(stored.values())
@@ -111,7 +135,7 @@ class RequestHandlers:
     def frame(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
         import cv2
 
-        job_id = self._succeeded(content)
+        job_id = self._succeeded(content, client)
         index = content.get("index")
         count = self.engine.get(job_id).frame_count
         if not isinstance(index, int) or not 0 <= index < count:
@@ -127,20 +151,27 @@ class RequestHandlers:
         return {"sha256": self.engine.blobs.put(arrays[0])}, []
 
     def release_memory(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
-        return {"released": self.engine.registry.release()}, []
+        self.trust.require_admin(client, "release_memory")
+        return {"released": self.release_models()}, []
 
     def prune(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        self.trust.require_admin(client, "prune")
         days = content.get("older_than_days")
-        if isinstance(days, bool) or not isinstance(days, int | float) or days < 0:
+        if isinstance(days, bool) or not isinstance(days, int | float) or not 0 <= days < math.inf:
             raise VfxError(
-                "older_than_days must be a number of days, 0 or more",
+                "older_than_days must be a finite number of days, 0 or more",
                 code=e.INVALID_REQUEST,
                 detail={"field": "older_than_days"},
             )
-        removed, freed = self.engine.prune(float(days) * 86400.0)
-        return {"removed": removed, "freed_bytes": freed}, []
+        dry_run = content.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise VfxError("dry_run must be true or false", code=e.INVALID_REQUEST, detail={"field": "dry_run"})
+        removed, freed, kept = self.engine.prune(float(days) * 86400.0, dry_run=dry_run)
+        return {"removed": removed, "freed_bytes": freed, "kept_for_blend_files": kept}, []
 
     def live_start(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        self.trust.check_source(client, content.get("source"))
+        self.trust.check_inputs(client, content.get("inputs"))
         return {"session": self.live.start(client, content).view()}, []
 
     def live_update(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:

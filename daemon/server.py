@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections import Counter, defaultdict
@@ -45,6 +46,10 @@ class TokenBucket:
     def __init__(self, rate: float, burst: float) -> None:
         self.rate, self.burst = rate, burst
         self.tokens, self.stamp = burst, time.monotonic()
+
+    def full(self, now: float) -> bool:
+        """Whether the bucket has refilled: forgetting it then changes nothing for its client."""
+        return self.tokens + (now - self.stamp) * self.rate >= self.burst
 
     def take(self) -> bool:
         now = time.monotonic()
@@ -188,12 +193,10 @@ class Server:
         content = request.content
         session = self.live.get(client, content.get("session_id"))
         after_seq, wait_s = content.get("after_seq", 0), content.get("wait_s", 1.0)
-        if not isinstance(after_seq, int) or not isinstance(wait_s, int | float):
-            raise VfxError(
-                "after_seq must be an integer and wait_s a number of seconds",
-                code=e.INVALID_REQUEST,
-                detail={"field": "after_seq"},
-            )
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int):
+            raise VfxError("after_seq must be an integer", code=e.INVALID_REQUEST, detail={"field": "after_seq"})
+        if isinstance(wait_s, bool) or not isinstance(wait_s, int | float) or math.isnan(wait_s):
+            raise VfxError("wait_s must be a number of seconds", code=e.INVALID_REQUEST, detail={"field": "wait_s"})
         if self._live_ready(session, after_seq) or wait_s <= 0:
             return self._live_payload(session, after_seq)
         deadline = time.monotonic() + min(float(wait_s), self.live.limits.max_wait_s)
@@ -246,6 +249,17 @@ class Server:
                 },
             )
 
+    def _forget_idle_clients(self) -> None:
+        """Drop the rate-limit state of clients whose bucket has refilled, so a client sending from ever new
+        session ids cannot grow it."""
+        now = time.monotonic()
+        self._buckets = {client: b for client, b in self._buckets.items() if not b.full(now)}
+
+    @property
+    def tracked_clients(self) -> int:
+        """Clients whose rate-limit state is held (those that sent requests in the last seconds)."""
+        return len(self._buckets)
+
     def _client_of(self, first_frame: Any, session: str) -> str:
         """Who sent a message, for limits and for whose jobs and live sessions these are. Over CURVE it is the
         sender's authenticated public key (a remote client cannot pose as another by choosing a session); on
@@ -262,13 +276,14 @@ class Server:
         if kind == m.LIVE_NEXT and self.live is not None:
             return self._live_next(request, client)
         if kind == m.SUBSCRIBE:
-            record = self.engine.get(content.get("job_id"))
+            record = self.handlers.owned(content, client)
             self.subscribe(routing_id, client, record.job_id)
             return {"job": self.engine.view(record)}, []
         if kind == m.UNSUBSCRIBE:
             self._subscribers.get(str(content.get("job_id")), {}).pop(routing_id, None)
             return {}, []
         if kind == m.SHUTDOWN:
+            self.handlers.trust.require_admin(client, "shutdown")
             return self._shutdown(content.get("when", "now"), client), []
         handler = self.handlers.table.get(kind)
         if handler is None:
@@ -329,6 +344,7 @@ class Server:
                 self._answer_waiters()
             if time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + self.limits.housekeeping_interval_s
+                self._forget_idle_clients()
                 try:
                     self.housekeeping()
                 except Exception:  # e.g. a runner's unload failing: log it, keep serving requests

@@ -12,9 +12,12 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from shared.errors import VfxError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -38,6 +41,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     frame_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS quarantine (
+    job_id TEXT,
+    reason TEXT NOT NULL,
+    record TEXT NOT NULL,
+    quarantined_at REAL NOT NULL
+);
 """
 
 
@@ -76,17 +85,65 @@ def _row_to_record(row: sqlite3.Row) -> JobRecord:
     return JobRecord(**values)
 
 
+class DatabaseDamaged(VfxError):
+    """The job database cannot be read; the message says how to start afresh while keeping the file."""
+
+    code = "database_damaged"
+
+
+CHECK_INTERVAL_S = 60.0
+"""How old :meth:`JobStore.state` may let its last integrity check get (a check reads the whole file)."""
+
+
+def _quick_check(db: sqlite3.Connection) -> str | None:
+    """SQLite's quick integrity check: None when the file is sound, else the first problem it names."""
+    result = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+    return None if result == "ok" else str(result)
+
+
 class JobStore:
     """Durable job records. Thread-safe; every method is one transaction."""
 
     def __init__(self, path: Path) -> None:
+        """Open (or create) the database and check it. Raises :class:`DatabaseDamaged` for a file that is not
+        a database or fails SQLite's integrity check, naming the way out; the file is never changed then."""
         self.path = path
         self._lock = threading.Lock()
+        self._checked: tuple[float, str | None] = (time.monotonic(), None)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        try:
+            problem = _quick_check(self._db)  # before any write: a damaged file is left exactly as it was
+            if problem is None:
+                self._db.row_factory = sqlite3.Row
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(SCHEMA)
+        except sqlite3.OperationalError as exc:  # locked, read-only, an I/O error: not damage
+            self._db.close()
+            raise VfxError(f"could not open the job database {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        if problem is not None:
+            self._db.close()
+            raise DatabaseDamaged(
+                f"the job database {path} is damaged ({problem}). It was kept as it is. To start afresh beside "
+                f"it, move it away (mv {path} {path}.damaged, and its -wal and -shm files if any) and start the "
+                "daemon again: a new, empty database is created and the job folders stay; "
+                f"`sqlite3 {path}.damaged .recover` may rescue records from the kept file."
+            )
+
+    def state(self) -> dict[str, Any]:
+        """For ``health``: ``{"path", "state": "ok" | "damaged", "problem"}``, from an integrity check at most
+        ``CHECK_INTERVAL_S`` old (run now when older)."""
+        checked_at, problem = self._checked
+        if time.monotonic() - checked_at >= CHECK_INTERVAL_S:
+            with self._lock:
+                try:
+                    problem = _quick_check(self._db)
+                except sqlite3.DatabaseError as exc:
+                    problem = str(exc)
+            self._checked = (time.monotonic(), problem)
+        return {"path": str(self.path), "state": "ok" if problem is None else "damaged", "problem": problem}
 
     def close(self) -> None:
         with self._lock:
@@ -131,15 +188,16 @@ class JobStore:
             updated = cursor.rowcount == 1
         return self.get(job_id) if updated else None
 
-    def page(self, limit: int, before: int | None = None) -> list[JobRecord]:
-        """Jobs newest first; ``before`` is the ``seq`` of the last job of the previous page."""
+    def page(self, limit: int, before: int | None = None, client: str | None = None) -> list[JobRecord]:
+        """Jobs newest first; ``before`` is the ``seq`` of the last job of the previous page; ``client``: only
+        that client's jobs."""
+        query = "SELECT * FROM jobs WHERE seq < ?"
+        args: list[Any] = [2**63 - 1 if before is None else before]
+        if client is not None:
+            query += " AND client = ?"
+            args.append(client)
         with self._lock:
-            if before is None:
-                rows = self._db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
-            else:
-                rows = self._db.execute(
-                    "SELECT * FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?", (before, limit)
-                ).fetchall()
+            rows = self._db.execute(f"{query} ORDER BY seq DESC LIMIT ?", (*args, limit)).fetchall()
         return [_row_to_record(r) for r in rows]
 
     def in_state(self, *states: str) -> list[JobRecord]:
@@ -196,6 +254,30 @@ class JobStore:
         with self._lock:
             rows = self._db.execute("SELECT inputs FROM jobs").fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def quarantine(self, check: Callable[[JobRecord], str | None]) -> list[tuple[str, str]]:
+        """Move every job record that cannot be read, or that ``check`` finds bad (it returns the reason, or
+        None for a good record), out of ``jobs`` into the ``quarantine`` table, where it is kept as JSON for
+        inspection and never served. Returns (job id, reason) pairs."""
+        moved = []
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY seq").fetchall()
+            for row in rows:
+                try:
+                    reason = check(_row_to_record(row))
+                except (ValueError, TypeError) as exc:  # JSON that does not parse, columns of the wrong type
+                    reason = f"unreadable record: {exc}"
+                if reason is None:
+                    continue
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT INTO quarantine (job_id, reason, record, quarantined_at) VALUES (?, ?, ?, ?)",
+                    (str(row["job_id"]), reason, json.dumps(dict(row), default=str), time.time()),
+                )
+                self._db.execute("DELETE FROM jobs WHERE seq = ?", (row["seq"],))
+                self._db.execute("COMMIT")
+                moved.append((str(row["job_id"]), reason))
+        return moved
 
     def integrity_ok(self) -> bool:
         with self._lock:

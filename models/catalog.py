@@ -10,13 +10,13 @@ from .runner import Runner
 BUILTIN_RUNNERS: dict[str, str] = {
     "pose": "models.pose:PoseRunner",
     "liveportrait": "models.liveportrait_runner:LivePortraitRunner",
-    "face_swap": "models.face_swap:FaceSwapRunner",
-    "vace_pose": "models.vace_pose:VacePoseRunner",
-    "vace_pose_14b": "models.vace_pose:VacePose14BRunner",
-    "vace_motion": "models.vace_motion:VaceMotionRunner",
-    "vace_motion_14b": "models.vace_motion:VaceMotion14BRunner",
-    "r2v": "models.r2v:R2VRunner",
-    "r2v_14b": "models.r2v:R2V14BRunner",
+    "face_swap": "models.face_swap.runner:FaceSwapRunner",
+    "vace_pose": "models.vace.pose:VacePoseRunner",
+    "vace_pose_14b": "models.vace.pose:VacePose14BRunner",
+    "vace_motion": "models.vace.motion:VaceMotionRunner",
+    "vace_motion_14b": "models.vace.motion:VaceMotion14BRunner",
+    "r2v": "models.vace.r2v:R2VRunner",
+    "r2v_14b": "models.vace.r2v:R2V14BRunner",
 }
 
 

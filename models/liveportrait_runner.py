@@ -20,10 +20,11 @@ import importlib.util
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from .frame_writer import FrameWriter
 from .runner import (
     InvalidInput,
     LiveProcessor,
@@ -34,8 +35,8 @@ from .runner import (
     RunContext,
     Runner,
     RunResult,
-    write_frame,
 )
+from .torch_device import empty_accelerator_cache
 
 if TYPE_CHECKING:
     from .liveportrait.pipeline import LivePortraitAnimator
@@ -93,8 +94,9 @@ class LivePortraitRunner(Runner):
         Param(
             "normalize_lip",
             "bool",
-            default=True,
-            help="Close the source's mouth first if it is open, so driving lip motion starts from closed.",
+            default=False,
+            help="Close the source's mouth first if it is open, so driving lip motion starts from closed (off by "
+            "default, as in the official LivePortrait CLI).",
         ),
         Param(
             "eye_retargeting",
@@ -142,6 +144,13 @@ class LivePortraitRunner(Runner):
     )
     python_packages = ("torch", "cv2", "mediapipe")
     weights = WEIGHT_NAMES
+    bundled_licences: ClassVar[dict[str, str]] = {
+        "MediaPipe Face Mesh (in the mediapipe wheel; face_detector=mediapipe)": "Apache-2.0",
+        "insightface buffalo_l detector and landmarks (face_detector=insightface, supplied by you)": (
+            "InsightFace pretrained models: non-commercial research use only "
+            "(github.com/deepinsight/insightface#license)"
+        ),
+    }
     live_params = tuple(p for p in params if p.name != "driving_crop")
     """Live: the job's options except ``driving_crop`` (the camera's face is tracked frame by frame); the input
     ``source``; see :class:`LiveAnimation`."""
@@ -180,13 +189,9 @@ class LivePortraitRunner(Runner):
         models, self._models, self._compiled = self._models, None, None
         if models is None:
             return
-        on_cuda = models.device.type == "cuda"
         del models
         gc.collect()
-        if on_cuda:
-            import torch
-
-            torch.cuda.empty_cache()
+        empty_accelerator_cache()
 
     def start_live(self, params: Mapping[str, Any], inputs: Mapping[str, Media]) -> LiveProcessor:
         """A live animation of ``inputs["source"]`` by the camera's face (:class:`LiveAnimation`). Raises
@@ -231,6 +236,7 @@ class LivePortraitRunner(Runner):
             # 3. Animate frame by frame.
             found_rows: list[bool] = []
             pose_rows: list[np.ndarray] = []
+            writer = FrameWriter(ctx.output_dir)
             frames = driving.frames()
             try:
                 for index, frame in enumerate(frames):
@@ -244,9 +250,11 @@ class LivePortraitRunner(Runner):
                         pose_rows.append(np.full(3, np.nan, np.float32))
                     else:
                         pose_rows.append(driving_motion.pose_degrees()[0].cpu().numpy())
-                    write_frame(ctx.output_dir, index, output)
+                    writer.write(index, output)
                     ctx.progress(start + (1 - start) * min((index + 1) / expected, 1.0), "animating", preview=output)
+                writer.finish()
             finally:
+                writer.close()
                 if isinstance(frames, Generator):
                     frames.close()
         finally:

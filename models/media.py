@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .image_header import check_pixels, image_size
 from .runner import InvalidInput, Media
 
 PREFETCH_FRAMES = 8
@@ -83,6 +84,7 @@ class VideoFile:
                 int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
                 int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
             )
+            check_pixels(name, *self._size, f"each frame of {self.path.name}")
         finally:
             capture.release()
         end = total if frame_end is None else min(frame_end, total)
@@ -138,8 +140,10 @@ class VideoFile:
 class ImageSequence:
     """Still images read in the order given, one frame each; all must have the first image's size.
 
-    The first image is read here for the size. A later image that is missing, unreadable or of another size
-    raises :class:`InvalidInput` (field ``name``) when :meth:`frames` reaches it.
+    Only the first image's header is read here (its pixel count checked against ``MAX_FRAME_PIXELS``): nothing
+    is decoded where the sequence is opened, which is the daemon's request thread. A later image that is missing,
+    unreadable, too big or of another size raises :class:`InvalidInput` (field ``name``) when :meth:`frames`
+    reaches it.
     """
 
     def __init__(self, paths: Sequence[Path | str], fps: float = DEFAULT_IMAGE_FPS, *, name: str = "media"):
@@ -150,8 +154,8 @@ class ImageSequence:
         for path in self.paths:
             _require_file(name, path)
         self._fps = _check_fps(name, fps)
-        height, width = _read_image(name, self.paths[0]).shape[:2]
-        self._size = (width, height)
+        check_pixels(name, *image_size(name, self.paths[0]), f"image {self.paths[0]}")
+        self._size: tuple[int, int] | None = None
 
     @property
     def frame_count(self) -> int:
@@ -163,6 +167,10 @@ class ImageSequence:
 
     @property
     def size(self) -> tuple[int, int]:
+        """The first image's size as decoded (its orientation tag may turn the header's), decoded on first use."""
+        if self._size is None:
+            height, width = _read_image(self.name, self.paths[0]).shape[:2]
+            self._size = (width, height)
         return self._size
 
     def frames(self) -> Iterator[np.ndarray]:
@@ -172,6 +180,8 @@ class ImageSequence:
     def _decode(self) -> Generator[np.ndarray, None, None]:
         for path in self.paths:
             rgb = _read_image(self.name, path)
+            if self._size is None:
+                self._size = (rgb.shape[1], rgb.shape[0])
             if (rgb.shape[1], rgb.shape[0]) != self._size:
                 width, height = self._size
                 raise InvalidInput(
@@ -201,6 +211,7 @@ class FrameArray:
                 f"array must have shape (frames, height, width, 3) with RGB channels and at least one frame, "
                 f"got {array.shape}",
             )
+        check_pixels(name, int(array.shape[2]), int(array.shape[1]), "each frame")
         self.array = array
         self.name = name
         self._fps = _check_fps(name, fps)
@@ -327,13 +338,20 @@ def _check_fps(name: str, fps: float) -> float:
 
 
 def _require_file(name: str, path: Path) -> None:
-    if not path.is_file():
-        raise InvalidInput(name, f"file not found: {path} (check the path, or re-export the strip)")
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):  # a name too long to look up, or with a NUL byte, names no file
+        found = False
+    if not found:
+        text = str(path) if len(str(path)) <= 200 else f"{str(path)[:100]}... ({len(str(path))} characters)"
+        raise InvalidInput(name, f"file not found: {text} (check the path, or re-export the strip)")
 
 
 def _read_image(name: str, path: Path) -> np.ndarray:
+    """Decode one image, after its header has shown it is not too big to decode."""
     import cv2
 
+    check_pixels(name, *image_size(name, path), f"image {path}")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         formats = ", ".join(sorted(s.lstrip(".").upper() for s in IMAGE_SUFFIXES))

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Generator, Mapping
+from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from . import hands_face
+from .frame_writer import FrameWriter
 from .runner import (
     InvalidInput,
     LiveProcessor,
@@ -28,9 +31,8 @@ from .runner import (
     RunContext,
     Runner,
     RunResult,
-    write_frame,
 )
-from .skeleton import MEDIAPIPE_POSE_LANDMARKS, draw_openpose, mediapipe_to_openpose18
+from .skeleton import MEDIAPIPE_POSE_LANDMARKS, draw_face_points, draw_hands, draw_openpose, mediapipe_to_openpose18
 
 LANDMARK_COUNT = 33
 
@@ -88,8 +90,12 @@ class PoseRunner(Runner):
     - ``visibility`` float32 (N, 33): MediaPipe's 0..1 likelihood that the landmark is visible;
     - ``present`` bool (N,): a person was found. Where False, the three arrays above are NaN.
 
+    With ``hands`` or ``face``, MediaPipe Holistic tracks the body with those parts, which add
+    ``hand_landmarks``, ``hand_present``, ``face_landmarks`` and ``face_present`` (see :mod:`models.hands_face`).
+
     With ``render_skeleton``, frame ``i`` of the output is the OpenPose-style skeleton of input frame ``i``
-    (see :mod:`models.skeleton`), at the input's size, on black or over the input frame.
+    (see :mod:`models.skeleton`), at the input's size, on black or over the input frame, with the hands and face
+    points drawn in the DWPose whole-body convention when they were tracked.
     """
 
     mode = "pose"
@@ -128,6 +134,7 @@ class PoseRunner(Runner):
             default=True,
             help="Filter landmarks across frames to reduce jitter.",
         ),
+        *hands_face.PARAMS,
         Param(
             "render_skeleton",
             "bool",
@@ -144,11 +151,12 @@ class PoseRunner(Runner):
     )
     inputs = (MediaSlot("video", "video", help="The footage to track: a strip, a video file or images."),)
     python_packages = ("mediapipe", "cv2")
-    live_params = params[:4]
-    """Live pose takes the tracking options; it renders nothing (the add-on poses the armature instead)."""
+    bundled_licences: ClassVar[dict[str, str]] = {"MediaPipe Pose Landmarker (in the mediapipe wheel)": "Apache-2.0"}
+    live_params = params[:6]
+    """Live pose takes the tracking options and the parts; it renders nothing (the add-on poses the armature)."""
 
     def __init__(self) -> None:
-        self._pose_solution: ModuleType | None = None
+        self._solutions: ModuleType | None = None
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         values = super().validate(params)
@@ -160,15 +168,18 @@ class PoseRunner(Runner):
         the MediaPipe package and load with each run's graph."""
         import mediapipe
 
-        self._pose_solution = mediapipe.solutions.pose
+        self._solutions = mediapipe.solutions
 
     def unload(self) -> None:
-        self._pose_solution = None
+        self._solutions = None
 
     def _new_tracker(self, params: Mapping[str, Any]) -> Any:
-        if self._pose_solution is None:
+        """A Pose graph, or a Holistic one when hands or face are asked for."""
+        if self._solutions is None:
             raise RuntimeError("PoseRunner was used before load()")
-        return self._pose_solution.Pose(
+        if any(hands_face.wanted(params)):
+            return hands_face.new_holistic(self._solutions, params)
+        return self._solutions.pose.Pose(
             static_image_mode=False,
             model_complexity=params["model_complexity"],
             smooth_landmarks=params["smooth_landmarks"],
@@ -195,6 +206,8 @@ class PoseRunner(Runner):
 
         # 1. A fresh graph: video-mode tracking state belongs to one video.
         tracker = self._new_tracker(params)
+        writer = FrameWriter(ctx.output_dir) if render else None
+        parts = hands_face.PartsRecorder(*hands_face.wanted(params))
         frames = video.frames()
         image_rows: list[np.ndarray] = []
         world_rows: list[np.ndarray] = []
@@ -206,6 +219,7 @@ class PoseRunner(Runner):
                 ctx.raise_if_cancelled()
                 found = tracker.process(np.ascontiguousarray(frame))
                 image, world, visibility = _landmark_arrays(found)
+                extra = parts.add(found)
                 present_rows.append(found.pose_landmarks is not None)
                 image_rows.append(image)
                 world_rows.append(world)
@@ -213,16 +227,23 @@ class PoseRunner(Runner):
 
                 wants_preview = index % PREVIEW_EVERY_FRAMES == 0
                 skeleton = None
-                if render or wants_preview:
-                    skeleton = _draw_skeleton(frame, image, visibility, params["skeleton_background"])
-                    if render:
-                        write_frame(ctx.output_dir, index, skeleton)
+                background = params["skeleton_background"]
+                if wants_preview:
+                    skeleton = _draw_skeleton(frame, image, visibility, background, extra)
+                if writer is not None and skeleton is not None:
+                    writer.write(index, skeleton)
+                elif writer is not None:  # drawn on the writer's threads, off this one
+                    writer.write_drawn(index, partial(_draw_skeleton, frame, image, visibility, background, extra))
                 ctx.progress(
                     min((index + 1) / expected_frames, 1.0),
                     "tracking",
                     preview=skeleton if wants_preview else None,
                 )
+            if writer is not None:
+                writer.finish()
         finally:
+            if writer is not None:
+                writer.close()
             # Stop the decoding thread now rather than when the generator is garbage collected.
             if isinstance(frames, Generator):
                 frames.close()
@@ -239,12 +260,15 @@ class PoseRunner(Runner):
                 "width": width,
                 "height": height,
                 "landmark_names": list(MEDIAPIPE_POSE_LANDMARKS),
+                "hands": parts.hands,
+                "face": parts.face,
             },
             arrays={
                 "image_landmarks": _stack(image_rows, (LANDMARK_COUNT, 3)),
                 "world_landmarks": _stack(world_rows, (LANDMARK_COUNT, 3)),
                 "visibility": _stack(visibility_rows, (LANDMARK_COUNT,)),
                 "present": present,
+                **parts.arrays(),
             },
             frame_count=len(image_rows) if render else 0,
         )
@@ -256,6 +280,7 @@ class LivePose(LiveProcessor):
     def __init__(self, runner: PoseRunner, params: Mapping[str, Any]) -> None:
         self.runner = runner
         self.tracker = runner._new_tracker(params)
+        self.parts = hands_face.wanted(params)
 
     def process(self, frame: np.ndarray, timestamp_s: float) -> LiveResult:
         found = self.tracker.process(np.ascontiguousarray(frame))
@@ -263,26 +288,43 @@ class LivePose(LiveProcessor):
         height, width = frame.shape[:2]
         return LiveResult(
             data={"present": found.pose_landmarks is not None, "width": width, "height": height},
-            arrays={"image_landmarks": image, "world_landmarks": world, "visibility": visibility},
+            arrays={
+                "image_landmarks": image,
+                "world_landmarks": world,
+                "visibility": visibility,
+                **hands_face.frame_arrays(found, *self.parts),
+            },
         )
 
     def update(self, params: Mapping[str, Any]) -> None:
         """MediaPipe fixes its options when the graph is built: build a new one with the new options."""
         self.tracker.close()
         self.tracker = self.runner._new_tracker(params)
+        self.parts = hands_face.wanted(params)
 
     def close(self) -> None:
         self.tracker.close()
 
 
 def _draw_skeleton(
-    frame: np.ndarray, image_landmarks: np.ndarray, visibility: np.ndarray, background: str
+    frame: np.ndarray,
+    image_landmarks: np.ndarray,
+    visibility: np.ndarray,
+    background: str,
+    parts: Mapping[str, np.ndarray],
 ) -> np.ndarray:
-    """The skeleton of one frame at its size, on black or over ``frame`` (which is left unchanged)."""
+    """The skeleton of one frame at its size, on black or over ``frame`` (which is left unchanged): the body, then
+    the hands and face points of ``parts`` (:func:`hands_face.frame_arrays`) where they were tracked."""
     canvas = frame if background == "overlay" else np.zeros_like(frame)
     height, width = frame.shape[:2]
-    pixels = image_landmarks[:, :2] * np.array([width, height], dtype=np.float32)
-    return draw_openpose(canvas, mediapipe_to_openpose18(pixels, visibility, SKELETON_MIN_VISIBILITY))
+    scale = np.array([width, height], dtype=np.float32)
+    pixels = image_landmarks[:, :2] * scale
+    skeleton = draw_openpose(canvas, mediapipe_to_openpose18(pixels, visibility, SKELETON_MIN_VISIBILITY))
+    if "hand_landmarks" in parts:
+        skeleton = draw_hands(skeleton, parts["hand_landmarks"][..., :2] * scale)
+    if "face_landmarks" in parts:
+        skeleton = draw_face_points(skeleton, parts["face_landmarks"][..., :2] * scale)
+    return skeleton
 
 
 def _landmark_arrays(found: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from .frame_writer import encode_png, frame_path, store_atomically
+
 
 class InvalidInput(ValueError):
     """A job parameter or input is wrong. ``field`` names it; the message says how to fix it."""
@@ -211,6 +213,9 @@ class Runner(ABC):
     the mode is ready without them; that value is refused, naming them, until they are fetched."""
     models_dir: Path = Path("models")
     """The folder the manifest's ``path`` entries are relative to. Set by the daemon before ``load``."""
+    bundled_licences: ClassVar[dict[str, str]] = {}
+    """Model -> licence for models the runner uses that the manifest does not list (shipped inside a package,
+    or supplied by the user); ``health`` lists them with the manifest's licences of ``weights``."""
 
     live_params: ClassVar[tuple[Param, ...] | None] = None
     """Options of the mode's live variant (camera in, results streamed); None when it has none."""
@@ -240,10 +245,16 @@ class Runner(ABC):
 
     @abstractmethod
     def run(self, inputs: Mapping[str, Media], params: Mapping[str, Any], ctx: RunContext) -> RunResult:
-        """Compute the job. Write frames with :func:`write_frame`; poll ``ctx.cancelled()`` often."""
+        """Compute the job. Write frames with :class:`models.frame_writer.FrameWriter` (or :func:`write_frame`);
+        poll ``ctx.cancelled()`` often."""
 
     def unload(self) -> None:  # noqa: B027 - runners without resources need no unload
         """Free memory; the runner must be loadable again afterwards."""
+
+    def memory_plan(self, kind: str, free_memory: int | None) -> dict[str, Any] | None:
+        """For ``health``: how the runner places its models on a ``kind`` device with ``free_memory`` bytes
+        free (or the placement in force once loaded); None when it has no choice to make."""
+        return None
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -256,21 +267,10 @@ class Runner(ABC):
         }
 
 
-def frame_path(output_dir: Path, index: int) -> Path:
-    """Where frame ``index`` of a job's output lives."""
-    return output_dir / "frames" / f"{index:06d}.png"
-
-
 def write_frame(output_dir: Path, index: int, rgb: np.ndarray) -> Path:
-    """Write one RGB uint8 frame as PNG atomically (a temporary name, then rename)."""
-    import cv2
-
+    """Write one RGB uint8 frame as PNG atomically (a temporary name, then rename), on the calling thread. A
+    runner writing many frames uses :class:`models.frame_writer.FrameWriter`, which does this off its thread."""
     path = frame_path(output_dir, index)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise OSError(f"could not encode frame {index} as PNG")
-    tmp = path.with_suffix(".png.tmp")
-    tmp.write_bytes(data.tobytes())
-    tmp.replace(path)
+    store_atomically(path, encode_png(rgb))
     return path

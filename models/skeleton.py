@@ -4,8 +4,13 @@ The convention (keypoints, limbs, colours, stroke sizes) lives in :mod:`shared.o
 scene pose pass draws from too, so both draw the same skeleton for the same points.
 
 MediaPipe gives 33 landmarks; :func:`mediapipe_to_openpose18` picks the 17 that COCO shares with it and
-adds the neck as the midpoint of the shoulders. OpenCV is imported by :func:`draw_openpose` only, so the
-pose runner can import this module without it.
+adds the neck as the midpoint of the shoulders.
+
+Hands and face follow the DWPose whole-body convention (what VACE's pose annotator draws): each hand's 20 bones as
+2 px lines, bone ``i`` in the saturated hue ``i / 20`` of the circle, then its 21 joints as blue dots of radius 4;
+the face as the 68 iBUG points in white dots of radius 3, taken from MediaPipe's 478-point mesh
+(:data:`FACE68_FROM_MEDIAPIPE`). OpenCV is imported by the drawing functions only, so the pose runner can import
+this module without it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from shared.openpose import (
     OPENPOSE18_LIMBS,
     OPENPOSE_COLOURS,
     STICK_WIDTH_PX,
+    hue_colour,
 )
 
 MEDIAPIPE_POSE_LANDMARKS = (
@@ -131,3 +137,86 @@ def draw_openpose(canvas_rgb: np.ndarray, keypoints18: np.ndarray) -> np.ndarray
         x, y = keypoints[index]
         cv2.circle(result, (round(x), round(y)), JOINT_RADIUS_PX, OPENPOSE_COLOURS[index], thickness=-1)
     return result
+
+
+HAND_BONES = (
+    (0, 1),
+    (1, 2),
+    (2, 3),
+    (3, 4),
+    (0, 5),
+    (5, 6),
+    (6, 7),
+    (7, 8),
+    (0, 9),
+    (9, 10),
+    (10, 11),
+    (11, 12),
+    (0, 13),
+    (13, 14),
+    (14, 15),
+    (15, 16),
+    (0, 17),
+    (17, 18),
+    (18, 19),
+    (19, 20),
+)
+"""MediaPipe's (and OpenPose's) 21 hand points joined into 20 bones, in drawing (and colour) order: thumb, index,
+middle, ring, pinky, each from the wrist out."""
+
+HAND_BONE_COLOURS = tuple(hue_colour(360.0 * i / len(HAND_BONES)) for i in range(len(HAND_BONES)))
+HAND_LINE_WIDTH_PX = 2
+HAND_JOINT_RADIUS_PX = 4
+HAND_JOINT_COLOUR = (0, 0, 255)
+FACE_POINT_RADIUS_PX = 3
+FACE_POINT_COLOUR = (255, 255, 255)
+
+FACE68_FROM_MEDIAPIPE = (
+    # jaw, from the person's right ear (image left) round the chin to the left ear
+    *(127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356),
+    # right brow outer to inner, left brow inner to outer
+    *(70, 63, 105, 66, 107, 336, 296, 334, 293, 300),
+    # nose bridge top to tip, then the nostrils' base from right to left
+    *(168, 197, 5, 4, 98, 97, 2, 326, 327),
+    # right eye from its outer corner, clockwise on the image; then the left eye from its inner corner
+    *(33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380),
+    # the lips' outer line from the right corner, then their inner line
+    *(61, 40, 37, 0, 267, 270, 291, 321, 314, 17, 84, 91, 78, 81, 13, 311, 308, 402, 14, 178),
+)
+"""For each of the 68 iBUG face points (DWPose's face), the MediaPipe face-mesh point at the same place."""
+
+
+def draw_hands(canvas_rgb: np.ndarray, hands_xy: np.ndarray) -> np.ndarray:
+    """Draw hands onto a copy of ``canvas_rgb`` (H, W, 3) uint8 and return the copy.
+
+    ``hands_xy`` is (H, 21, 2) in pixels (any number of hands, MediaPipe's point order); a hand with a NaN point
+    is not drawn (MediaPipe finds a hand whole or not at all).
+    """
+    import cv2
+
+    hands = np.asarray(hands_xy, dtype=np.float64).reshape(-1, len(HAND_BONES) + 1, 2)
+    out = canvas_rgb.copy()
+    for hand in hands:
+        if np.isnan(hand).any():
+            continue
+        points = np.round(hand).astype(np.int32)
+        for colour, (start, end) in zip(HAND_BONE_COLOURS, HAND_BONES, strict=True):
+            cv2.line(out, tuple(points[start]), tuple(points[end]), colour, HAND_LINE_WIDTH_PX)
+        for x, y in points:
+            cv2.circle(out, (int(x), int(y)), HAND_JOINT_RADIUS_PX, HAND_JOINT_COLOUR, thickness=-1)
+    return out
+
+
+def draw_face_points(canvas_rgb: np.ndarray, face_xy: np.ndarray) -> np.ndarray:
+    """Draw the 68 face points of a MediaPipe face mesh ``face_xy`` (478, 2) in pixels onto a copy of
+    ``canvas_rgb`` and return the copy; a face with NaN points (not found) is not drawn."""
+    import cv2
+
+    face = np.asarray(face_xy, dtype=np.float64)
+    out = canvas_rgb.copy()
+    points = face[list(FACE68_FROM_MEDIAPIPE)]
+    if np.isnan(points).any():
+        return out
+    for x, y in np.round(points).astype(np.int32):
+        cv2.circle(out, (int(x), int(y)), FACE_POINT_RADIUS_PX, FACE_POINT_COLOUR, thickness=-1)
+    return out

@@ -1,7 +1,9 @@
 """Build the Blender extension zip: ``python scripts/build_extension.py [--output-dir dist] [--validate]``.
 
 The zip holds ``blender_manifest.toml`` and the thin ``__init__.py`` at its root, the add-on (``addon/``),
-the protocol package (``shared/``) and the wheels the manifest lists (``wheels/``). The manifest is the one
+the protocol package (``shared/``), the wheels the manifest lists (``wheels/``) and the daemon's source
+(``daemon_source/``: ``pyproject.toml``, ``setup.py``, ``README.md``, ``vfx_mocap/``, ``daemon/``, ``models/``,
+``shared/``), which *Set Up Daemon* installs into the daemon's own environment. The manifest is the one
 source of truth for the wheels: each listed file is fetched once with ``pip download`` into
 ``.cache/wheels`` (reused afterwards) and must come back with exactly the listed name.
 
@@ -24,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WHEEL_CACHE = ROOT / ".cache" / "wheels"
 PACKAGES = ("addon", "shared")
 ROOT_FILES = ("blender_manifest.toml", "__init__.py")
+DAEMON_SOURCE = "daemon_source"
+DAEMON_PACKAGES = ("vfx_mocap", "daemon", "models", "shared")
+DAEMON_FILES = ("pyproject.toml", "setup.py", "README.md")
 
 # Wheel platform tag -> the --platform pip needs to select that very wheel.
 PIP_PLATFORMS = {
@@ -44,9 +49,12 @@ def read_manifest() -> dict:
         return tomllib.load(file)
 
 
-def wheel_request(filename: str) -> tuple[str, str, str]:
-    """``(requirement, python version, platform)`` for pip, from a wheel file name (PEP 427)."""
+def wheel_request(filename: str) -> tuple[str, str | None, str | None]:
+    """``(requirement, python version, platform)`` for pip, from a wheel file name (PEP 427); a pure-Python wheel
+    (``py3-none-any``) needs neither."""
     name, version, python_tag, _abi, platform_tag = filename[: -len(".whl")].split("-")
+    if (python_tag, platform_tag) == ("py3", "any"):
+        return f"{name}=={version}", None, None
     platform = next((pip for prefix, pip in PIP_PLATFORMS.items() if platform_tag.startswith(prefix)), None)
     python = PIP_PYTHONS.get(python_tag)
     if platform is None or python is None:
@@ -71,10 +79,7 @@ def fetch_wheel(filename: str) -> Path:
         "--disable-pip-version-check",
         "--only-binary=:all:",
         "--no-deps",
-        "--python-version",
-        python,
-        "--platform",
-        platform,
+        *(["--python-version", python, "--platform", platform] if python and platform else []),
         "--dest",
         str(staging),
         requirement,
@@ -120,6 +125,11 @@ def build(output_dir: Path) -> Path:
                 archive.write(path, path.relative_to(ROOT).as_posix())
         for entry, path in fetched.items():
             archive.write(path, Path(entry).as_posix().removeprefix("./"))
+        for name in DAEMON_FILES:
+            archive.write(ROOT / name, f"{DAEMON_SOURCE}/{name}")
+        for package in DAEMON_PACKAGES:
+            for path in package_files(package):
+                archive.write(path, f"{DAEMON_SOURCE}/{path.relative_to(ROOT).as_posix()}")
     partial.replace(target)
     return target
 

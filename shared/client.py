@@ -293,9 +293,10 @@ class Client:
     def release_memory(self) -> list[str]:
         return self.request(m.RELEASE_MEMORY).content["released"]
 
-    def prune(self, older_than_days: float) -> dict[str, Any]:
-        """Delete jobs that finished more than ``older_than_days`` ago, their folders and unused inputs."""
-        return self.request(m.PRUNE, {"older_than_days": older_than_days}).content
+    def prune(self, older_than_days: float, dry_run: bool = False) -> dict[str, Any]:
+        """Delete jobs that finished more than ``older_than_days`` ago, their folders and unused inputs, except jobs
+        a saved .blend uses (``kept_for_blend_files``: job id -> .blend paths). ``dry_run``: only say what would go."""
+        return self.request(m.PRUNE, {"older_than_days": older_than_days, "dry_run": dry_run}).content
 
     def shutdown(self, when: str = "now") -> str:
         """Stop the daemon ``now``, once it is ``idle`` (its jobs done), or ``cancel`` an idle stop. Returns what

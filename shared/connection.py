@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from .errors import ConnectionFileError
 
 CONNECTION_FILE_NAME = "daemon.json"
@@ -57,15 +59,24 @@ def default_runtime_dir() -> Path:
 
 
 def default_data_dir() -> Path:
-    """Where the job database and job folders live; ``VFXMOCAP_DATA_DIR`` overrides."""
+    """Where the job database, job folders and weights live: the platform's data folder (platformdirs: on Linux
+    ``~/.local/share/vfx-mocap``, on macOS ``~/Library/Application Support/vfx-mocap``, on Windows
+    ``%LOCALAPPDATA%\\vfx-mocap``), shared by every Blender version and the CLI; ``VFXMOCAP_DATA_DIR`` overrides."""
     override = os.environ.get("VFXMOCAP_DATA_DIR")
     if override:
         return Path(override)
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / APP_NAME
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / APP_NAME
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / APP_NAME
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_log_dir(data_dir: Path | None = None) -> Path:
+    """Where the daemon's logs go: ``<data_dir>/logs`` for a data folder chosen by hand (``--data-dir`` or
+    ``VFXMOCAP_DATA_DIR``, so that separate daemons keep separate logs), else the platform's log folder (on Linux
+    ``~/.local/state/vfx-mocap/log``, on macOS ``~/Library/Logs/vfx-mocap``, on Windows
+    ``%LOCALAPPDATA%\\vfx-mocap\\Logs``)."""
+    chosen = data_dir if data_dir is not None else os.environ.get("VFXMOCAP_DATA_DIR")
+    if chosen:
+        return Path(chosen) / "logs"
+    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
 
 
 def default_connection_file() -> Path:

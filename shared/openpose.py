@@ -66,7 +66,7 @@ JOINT_RADIUS_PX = 4
 LIMB_OPACITY = 0.6
 
 
-def _hue_colour(degrees: float) -> tuple[int, int, int]:
+def hue_colour(degrees: float) -> tuple[int, int, int]:
     """The RGB colour of fully saturated, full-value hue ``degrees`` (0 red, 120 green, 240 blue)."""
     sector, offset = divmod(degrees % 360.0, 60.0)
     rising = round(255 * offset / 60.0)
@@ -81,5 +81,5 @@ def _hue_colour(degrees: float) -> tuple[int, int, int]:
     )[int(sector)]
 
 
-OPENPOSE_COLOURS = tuple(_hue_colour(20.0 * i) for i in range(len(OPENPOSE18_KEYPOINTS)))
+OPENPOSE_COLOURS = tuple(hue_colour(20.0 * i) for i in range(len(OPENPOSE18_KEYPOINTS)))
 """RGB colour of keypoint ``i`` and of limb ``i``."""

@@ -232,5 +232,8 @@ def test_fetch_models_for_pose_says_nothing_is_needed(tmp_path):
 
 def test_prune_command_reports_what_it_removed(daemon):
     cli(daemon, "submit", "count", "--param", "steps=1", "--job-id", "p1", "--wait")
+    preview = cli(daemon, "prune", "--older-than", "0", "--dry-run").stdout
+    assert "would remove 1 job(s)" in preview and "  p1" in preview
+    assert json.loads(cli(daemon, "jobs", "--json").stdout)["jobs"][0]["job_id"] == "p1", "a dry run removes nothing"
     assert "removed 1 job(s)" in cli(daemon, "prune", "--older-than", "0").stdout
     assert json.loads(cli(daemon, "jobs", "--json").stdout) == {"jobs": [], "next_before": None}

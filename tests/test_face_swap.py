@@ -31,9 +31,9 @@ from support.tiny_onnx_faces import (
 )
 
 from daemon.devices import Device
-from models import face_analysis
-from models.face_blend import crop_mask, mouth_mask, paste_back, transfer_colour
-from models.face_swap import FaceSwapRunner
+from models.face_swap import analysis as face_analysis
+from models.face_swap.blend import crop_mask, mouth_mask, paste_back, transfer_colour
+from models.face_swap.runner import FaceSwapRunner
 from models.manifest import load_manifest
 from models.media import FrameArray, ImageSequence, VideoFile
 from models.runner import InvalidInput, JobCancelled
@@ -533,7 +533,8 @@ def test_missing_weights_fail_at_submit_naming_files_and_command(sample_video, t
         with proc.client() as c:
             readiness = c.health()["modes"]["face_swap"]
             assert readiness["ready"] is False
-            assert "python -m daemon fetch-models face_swap" in readiness["fix"]
+            (fix,) = readiness["fix"]
+            assert f"python -m daemon fetch-models face_swap --models-dir {models}" in fix, "this daemon's folder"
             inputs = {"video": {"path": str(sample_video), "frame_end": 2}, "reference": {"path": str(TOM_HANKS)}}
             started = time.monotonic()
             with pytest.raises(RemoteError) as err:

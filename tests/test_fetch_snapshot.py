@@ -15,7 +15,9 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -33,7 +35,6 @@ from support.tiny_wan import build_tiny_wan_vace, manifest_text
 from daemon.fetch import FetchError, fetch_snapshot
 from daemon.registry import ModelRegistry
 from models.catalog import BUILTIN_RUNNERS, import_runner
-from models.depth import DEPTH_FETCH_MODE, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator
 from models.manifest import (
     LOCK_NAME,
     FilePin,
@@ -42,8 +43,9 @@ from models.manifest import (
     WeightSnapshot,
     load_manifest,
 )
-from models.vace import WAN_VACE_1_3B, WAN_VACE_14B
-from models.vace_motion import VaceMotionRunner
+from models.vace.depth import DEPTH_FETCH_MODE, DEPTH_FOLDER, DEPTH_REPOSITORY, DepthEstimator
+from models.vace.motion import VaceMotionRunner
+from models.vace.runner import WAN_VACE_1_3B, WAN_VACE_14B
 from shared.errors import RemoteError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +71,12 @@ class FakeHub:
         self.repo, self.commit, self.files, self.page_size = repo, commit, dict(files), page_size
         self.served: dict[str, bytes] = {}
         """Bytes served instead of ``files[path]`` (the listing still describes ``files``): a corrupt mirror."""
+        self.cut: dict[str, int] = {}
+        """Path -> byte count: its next download promises the whole file, sends that many bytes and drops the line."""
+        self.bytes_sent: dict[str, list[int]] = {}
+        """Path -> the bytes of content sent by each download of it (a range request sends fewer)."""
+        self.authorization: list[tuple[str, str | None]] = []
+        """(request path, its Authorization header) for every request."""
         self.extra_entries: list[dict] = []
         self.requests: list[str] = []
         self.sent: list[str] = []
@@ -81,6 +89,7 @@ class FakeHub:
 
             def do_GET(self):
                 hub.requests.append(self.path)
+                hub.authorization.append((self.path, self.headers.get("Authorization")))
                 hub.answer(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -121,8 +130,9 @@ class FakeHub:
         elif path.startswith(f"/{self.repo}/resolve/{self.commit}/"):
             file = path.removeprefix(f"/{self.repo}/resolve/{self.commit}/")
             if file in self.files:
-                if is_lfs(file):
-                    return self.send(request, 302, b"", {"Location": f"/cdn/{urllib.parse.quote(file)}"})
+                if is_lfs(file):  # to the "CDN", another host name as on huggingface.co
+                    cdn = self.url.replace("127.0.0.1", "localhost")
+                    return self.send(request, 302, b"", {"Location": f"{cdn}/cdn/{urllib.parse.quote(file)}"})
                 return self.send_file(request, file)
         elif path.startswith("/cdn/") and path.removeprefix("/cdn/") in self.files:
             return self.send_file(request, path.removeprefix("/cdn/"))
@@ -130,7 +140,22 @@ class FakeHub:
 
     def send_file(self, request: BaseHTTPRequestHandler, file: str) -> None:
         self.sent.append(file)
-        self.send(request, 200, self.served.get(file, self.files[file]))
+        body = self.served.get(file, self.files[file])
+        wanted = request.headers.get("Range", "")
+        start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted.startswith("bytes=") else 0
+        headers = {"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"} if start else {}
+        content = body[start:]
+        cut = self.cut.pop(file, None)
+        self.bytes_sent.setdefault(file, []).append(len(content) if cut is None else cut)
+        if cut is None:
+            return self.send(request, 206 if start else 200, content, headers)
+        request.send_response(200)
+        request.send_header("Content-Length", str(len(content)))
+        request.end_headers()
+        request.wfile.write(content[:cut])
+        request.wfile.flush()
+        request.close_connection = True
+        request.connection.shutdown(socket.SHUT_RDWR)
 
     @staticmethod
     def send(request: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict | None = None) -> None:
@@ -181,9 +206,13 @@ def write_manifest(path: Path, snapshot: WeightSnapshot) -> Path:
 
 
 def fetch_cli(manifest: Path, models: Path, endpoint: str | None, mode: str = "vace_pose", env: dict | None = None):
+    """The real CLI; the Hugging Face cache is a folder beside the manifest and no token is set, unless ``env``
+    says otherwise."""
     command = [sys.executable, "-m", "daemon", "fetch-models", mode, "--manifest", str(manifest)]
     command += ["--models-dir", str(models)] + (["--hub-endpoint", endpoint] if endpoint else [])
-    full_env = {k: v for k, v in os.environ.items() if k != "HF_ENDPOINT"} | (env or {})
+    isolated = {"HF_HUB_CACHE": str(manifest.parent / "hf-cache"), "HF_TOKEN_PATH": str(manifest.parent / "no-token")}
+    dropped = ("HF_ENDPOINT", "HF_TOKEN", "HF_HOME")
+    full_env = {k: v for k, v in os.environ.items() if k not in dropped} | isolated | (env or {})
     return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=full_env)
 
 
@@ -251,12 +280,20 @@ def test_fetch_verifies_every_file_locks_the_folder_and_a_daemon_job_runs_on_it(
 
             (folder / TRANSFORMER_SHARD).write_bytes(tiny_repo[TRANSFORMER_SHARD][:-1])
             missing = client.health()["modes"]["vace_pose"]
-            assert missing["ready"] is False and "python -m daemon fetch-models vace_pose" in missing["fix"]
+            assert missing["ready"] is False
+            (fix,) = missing["fix"]
+            command = shlex.split(fix)
+            assert command[:5] == [sys.executable, "-m", "daemon", "fetch-models", "vace_pose"]
+            assert command[5:] == ["--models-dir", str(models), "--manifest", str(manifest)], "this daemon's folders"
+            requests_before = len(hub.requests)
+            isolated = {"HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(tmp_path / "hf-cache")}
+            again = subprocess.run(  # the fix as shown, from another folder
+                command, capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, **isolated}
+            )
+            assert client.health()["modes"]["vace_pose"]["ready"] is True, "the fix, run as shown, made it ready"
     finally:
         daemon.cleanup()
 
-    requests_before = len(hub.requests)
-    again = fetch_cli(manifest, models, hub.url)
     assert again.returncode == 0, again.stderr
     assert "missing or changed since it was locked" in again.stderr
     assert hub.sent[len(expected) :] == [TRANSFORMER_SHARD], "only the damaged shard was downloaded again"
@@ -329,6 +366,85 @@ def test_an_unknown_revision_is_named(tmp_path, hub, tiny_repo, real_snapshot):
     result = fetch_cli(manifest, tmp_path / "models", hub.url)
     assert result.returncode == 1
     assert f"{real_snapshot.hub_repo} at revision no-such-branch: not found at {hub.url}" in result.stderr
+    assert "no longer resolves" in result.stderr and 'docs/models.md, "When a download no longer resolves"' in (
+        result.stderr
+    ), "the documented way out is named"
+
+
+# -- resuming, the Hugging Face cache, the token ----------------------------------------------------------
+
+
+def test_an_interrupted_download_resumes_after_the_bytes_it_kept(tmp_path, hub, tiny_repo, real_snapshot):
+    data = tiny_repo[TRANSFORMER_SHARD]
+    hub.cut[TRANSFORMER_SHARD] = len(data) // 3
+    manifest = write_manifest(tmp_path / "manifest.toml", tiny_snapshot(real_snapshot, tiny_repo))
+    folder = tmp_path / "models" / WAN_VACE_1_3B.folder
+    first = fetch_cli(manifest, tmp_path / "models", hub.url)
+    assert first.returncode == 1 and "run fetch-models again: it resumes after the" in first.stderr
+    assert "Traceback" not in first.stderr
+    part = folder / (TRANSFORMER_SHARD + ".part")
+    assert part.stat().st_size == len(data) // 3, "what arrived is kept"
+    assert not (folder / TRANSFORMER_SHARD).exists() and not (folder / LOCK_NAME).exists()
+
+    second = fetch_cli(manifest, tmp_path / "models", hub.url)
+    assert second.returncode == 0, second.stderr
+    assert "resuming after" in second.stderr
+    assert hub.bytes_sent[TRANSFORMER_SHARD] == [len(data) // 3, len(data) - len(data) // 3]
+    assert hub.bytes_sent[TRANSFORMER_SHARD][1] < len(data), "the second transfer sent only the missing bytes"
+    assert (folder / TRANSFORMER_SHARD).read_bytes() == data and not leftovers(folder)
+    assert (folder / LOCK_NAME).is_file()
+
+
+def test_a_resumed_download_that_does_not_verify_leaves_nothing(tmp_path, hub, tiny_repo, real_snapshot):
+    data = tiny_repo[TRANSFORMER_SHARD]
+    manifest = write_manifest(tmp_path / "manifest.toml", tiny_snapshot(real_snapshot, tiny_repo))
+    folder = tmp_path / "models" / WAN_VACE_1_3B.folder
+    (folder / "transformer").mkdir(parents=True)
+    (folder / (TRANSFORMER_SHARD + ".part")).write_bytes(bytes(len(data) // 2))  # kept bytes that are wrong
+    result = fetch_cli(manifest, tmp_path / "models", hub.url)
+    assert result.returncode == 1 and f"{TRANSFORMER_SHARD} failed verification" in result.stderr
+    assert not (folder / TRANSFORMER_SHARD).exists() and not leftovers(folder) and not (folder / LOCK_NAME).exists()
+
+
+def hf_cache_snapshot(cache: Path, repo: str, commit: str, files: dict[str, bytes]) -> None:
+    """Files laid out as huggingface_hub's cache holds them (blobs, and the snapshot folder of ``commit``)."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    for path, data in files.items():
+        blob = root / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = root / "snapshots" / commit / path
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    (root / "refs").mkdir(exist_ok=True)
+    (root / "refs" / "main").write_text(commit)
+
+
+def test_files_in_the_hugging_face_cache_are_used_not_downloaded(tmp_path, hub, tiny_repo, real_snapshot):
+    manifest = write_manifest(tmp_path / "manifest.toml", tiny_snapshot(real_snapshot, tiny_repo))
+    corrupt_config = "transformer/config.json"
+    cached = {VAE: tiny_repo[VAE], TRANSFORMER_SHARD: tiny_repo[TRANSFORMER_SHARD], corrupt_config: b"{}"}
+    hf_cache_snapshot(tmp_path / "hf-cache", real_snapshot.hub_repo, hub.commit, cached)
+    result = fetch_cli(manifest, tmp_path / "models", hub.url)
+    assert result.returncode == 0, result.stderr
+    assert VAE not in hub.sent and TRANSFORMER_SHARD not in hub.sent, "taken from the cache"
+    assert result.stderr.count("taken from the Hugging Face cache") == 2
+    assert corrupt_config in hub.sent, "a cached file that does not verify is downloaded instead"
+    folder = tmp_path / "models" / WAN_VACE_1_3B.folder
+    assert (folder / VAE).read_bytes() == tiny_repo[VAE] and (folder / LOCK_NAME).is_file()
+    assert (folder / corrupt_config).read_bytes() == tiny_repo[corrupt_config]
+
+
+def test_the_token_from_the_standard_place_goes_to_the_hub_and_not_to_the_cdn(tmp_path, hub, tiny_repo, real_snapshot):
+    token_file = tmp_path / "token"
+    token_file.write_text("hf_secret_for_tests")
+    manifest = write_manifest(tmp_path / "manifest.toml", tiny_snapshot(real_snapshot, tiny_repo))
+    result = fetch_cli(manifest, tmp_path / "models", hub.url, env={"HF_TOKEN_PATH": str(token_file)})
+    assert result.returncode == 0, result.stderr
+    to_hub = [auth for path, auth in hub.authorization if not path.startswith("/cdn/")]
+    to_cdn = [auth for path, auth in hub.authorization if path.startswith("/cdn/")]
+    assert to_hub and set(to_hub) == {"Bearer hf_secret_for_tests"}
+    assert to_cdn and set(to_cdn) == {None}, "the token never leaves for another host"
 
 
 def test_a_listed_path_that_leaves_the_folder_is_refused(tmp_path, hub, tiny_repo, real_snapshot):

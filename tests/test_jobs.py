@@ -16,6 +16,7 @@ import pytest
 from support.daemon_process import DaemonProcess
 
 from shared.errors import RemoteError
+from shared.references import record_references
 
 
 def wait_state(client, job_id, states, timeout=30.0):
@@ -354,3 +355,27 @@ def test_prune_removes_old_finished_jobs_their_files_and_unused_inputs(client, d
     assert client.job("busy")["state"] == "running", "running jobs are never pruned"
     assert remote_error(client.prune, -1).detail["field"] == "older_than_days"
     client.cancel("busy")
+
+
+def test_prune_dry_run_deletes_nothing_and_jobs_a_saved_blend_uses_are_kept_and_named(client, daemon, tmp_path):
+    for job_id in ("unused", "in-blend"):
+        client.submit(job_id, "count", {"steps": 1})
+        client.wait(job_id)
+    blend = tmp_path / "shot.blend"
+    blend.write_bytes(b"BLENDER")
+    record_references(daemon.data_dir, blend, ["in-blend"])
+    record_references(daemon.data_dir, tmp_path / "deleted.blend", ["unused"])  # that .blend no longer exists
+
+    preview = client.prune(older_than_days=0, dry_run=True)
+    assert preview["removed"] == ["unused"] and preview["freed_bytes"] > 0
+    assert preview["kept_for_blend_files"] == {"in-blend": [str(blend)]}
+    assert (daemon.data_dir / "jobs" / "unused").is_dir() and client.job("unused")["state"] == "succeeded"
+
+    pruned = client.prune(older_than_days=0)
+    assert pruned["removed"] == ["unused"] and pruned["kept_for_blend_files"] == {"in-blend": [str(blend)]}
+    assert not (daemon.data_dir / "jobs" / "unused").exists()
+    assert client.job("in-blend")["state"] == "succeeded" and (daemon.data_dir / "jobs" / "in-blend").is_dir()
+    assert remote_error(client.prune, 0, dry_run="yes").detail["field"] == "dry_run"
+
+    blend.unlink()
+    assert client.prune(older_than_days=0)["removed"] == ["in-blend"], "once the .blend is gone, so is the claim"

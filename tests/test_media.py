@@ -249,3 +249,22 @@ def test_bad_specs_name_the_field_and_the_fix(
 def test_a_spec_that_is_not_a_mapping_is_refused() -> None:
     with pytest.raises(InvalidInput, match="must be a mapping with 'path', 'paths' or 'array', got str"):
         open_media("video", "/tmp/a.mp4")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".webp", ".tif"])
+def test_image_sizes_come_from_the_header_of_each_format(tmp_path, suffix):
+    import cv2
+
+    from models.image_header import image_size
+
+    path = tmp_path / f"wide{suffix}"
+    assert cv2.imwrite(str(path), np.zeros((37, 53, 3), np.uint8))
+    assert image_size("image", path) == (53, 37)
+    lossless = tmp_path / "lossless.webp"
+    assert cv2.imwrite(str(lossless), np.zeros((37, 53, 3), np.uint8), [cv2.IMWRITE_WEBP_QUALITY, 101])
+    assert image_size("image", lossless) == (53, 37)
+    text = tmp_path / f"text{suffix}"
+    text.write_text("not an image")
+    with pytest.raises(InvalidInput, match="PNG, JPEG, BMP, WebP or TIFF") as err:
+        image_size("image", text)
+    assert err.value.field == "image"

@@ -98,6 +98,8 @@ def test_defaults_are_the_documented_ones() -> None:
         "smooth_landmarks": True,
         "render_skeleton": True,
         "skeleton_background": "black",
+        "hands": False,
+        "face": False,
     }
     assert [slot.name for slot in PoseRunner.inputs] == ["video"]
 
@@ -214,6 +216,8 @@ def test_summary_describes_the_run(megamind_run: tuple[RunResult, RecordingConte
         "width": 720,
         "height": 528,
         "landmark_names": mediapipe_names,
+        "hands": False,
+        "face": False,
     }
 
 

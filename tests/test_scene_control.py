@@ -15,8 +15,8 @@ import pytest
 from support.scene_control import load_scene_control
 
 from models import skeleton
-from models.vace import QUALITY_PRESETS, WAN_VACE_1_3B, size_for_aspect
-from models.vace_windows import plan_windows
+from models.vace.runner import QUALITY_PRESETS, WAN_VACE_1_3B, size_for_aspect
+from models.vace.windows import plan_windows
 from shared import openpose
 
 load_scene_control()
@@ -211,7 +211,7 @@ def test_the_motion_mode_uses_a_scene_pass_unchanged_with_control_as_is(tmp_path
 
     from daemon.devices import resolve_device
     from models.runner import InvalidInput
-    from models.vace_motion import VaceMotionRunner
+    from models.vace.motion import VaceMotionRunner
 
     runner = VaceMotionRunner()
     runner.models_dir = tmp_path  # no depth model needed

@@ -18,8 +18,8 @@ How (see ``RETARGETING.md`` in the team guide):
    frame) gets no rotation from them: in a clip it is interpolated across gaps up to ``max_gap_frames`` and held
    across longer ones (frames before the first sighting take the first one); live, it holds its last value.
    A bone never seen stays at rest.
-7. Smoothing: the One Euro filter on each bone's local quaternion (signs made continuous first) and on the
-   root location.
+7. Smoothing, on each bone's local quaternion (signs made continuous first) and on the root location: clips
+   (bakes) with the zero-phase filter of :mod:`.offline_filter` (no lag), live frames with the One Euro filter.
 8. Root: orientation is the hips bone's; location = hip movement in the image (sideways only: one camera
    cannot measure depth reliably) scaled by rig leg length / person leg length, then raised or lowered so that
    the lowest point of the feet rests on the rig's ground (its feet's height at rest): feet never go below it.
@@ -38,8 +38,9 @@ import numpy as np
 
 from . import rotations as rot
 from .bone_maps import BoneMap, BoneMapError
-from .filters import OneEuroFilter, OneEuroParams, make_continuous, one_euro
+from .filters import OneEuroFilter, OneEuroParams, make_continuous
 from .frames import LANDMARK, mediapipe_to_blender
+from .offline_filter import zero_phase
 from .rig_data import RigData
 
 SIDE_WORDS = {"L": "left", "R": "right"}
@@ -64,7 +65,7 @@ class SolveOptions:
     keep_on_ground: bool = True
     """Raise or lower the root so that the lowest foot point rests on the rig's ground."""
     smoothing: OneEuroParams | None = field(default_factory=OneEuroParams)
-    """None: no smoothing."""
+    """None: no smoothing. Clips use these settings zero-phase (:mod:`.offline_filter`), live frames causally."""
 
 
 @dataclass(frozen=True)
@@ -675,9 +676,8 @@ class Retargeter:
             points, seen, lambda _slot, turns, valid: _fill_rotations(turns, valid, gap)
         )
         local = make_continuous(rot.quat_from_matrix(local))
-        times = np.arange(count) / fps
         if self.options.smoothing is not None and count:
-            local = rot.normalize(one_euro(local, times, self.options.smoothing))[0]
+            local = rot.normalize(zero_phase(local, fps, self.options.smoothing))[0]
         hip_px, metres_per_pixel, valid = self._horizontal(points, seen, image, image_size)
         scale = self._scale(self.person_leg_lengths(points, seen))
         sideways = np.zeros((count, 3))
@@ -687,7 +687,7 @@ class Retargeter:
             moved = np.where(valid, (hip_px[:, 0] - reference[0]) * mpp * scale, np.nan)
             sideways[:, 0] = _fill_values(moved, valid, gap)
             if self.options.smoothing is not None:
-                sideways = one_euro(sideways, times, self.options.smoothing)
+                sideways = zero_phase(sideways, fps, self.options.smoothing)
         offset = sideways @ self.to_armature.T
         offset += self._ground_offsets(local)[:, None] * self.up
         return PoseFrames(self.bones, local, self.root_bone, self._root_location(offset), measured)

@@ -40,10 +40,18 @@ class Blender:
     zip_path: Path
     work_dir: Path
 
-    def run(self, script: str, *args: str, runtime_dir: Path | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        script: str,
+        *args: str,
+        runtime_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = SCENARIO_TIMEOUT_S,
+    ) -> dict[str, Any]:
         """Run ``blender_side/<script>`` in a fresh HOME and return its record; fail the test if it failed.
 
-        ``runtime_dir`` is where the daemon's connection file goes; runs that share a daemon share it.
+        ``runtime_dir`` is where the daemon's connection file goes; runs that share a daemon share it. ``env``
+        adds environment variables.
         """
         home = Path(tempfile.mkdtemp(prefix="home-", dir=self.work_dir))
         runtime_dir = runtime_dir or Path(tempfile.mkdtemp(prefix="rt-", dir=self.work_dir))
@@ -56,12 +64,11 @@ class Blender:
             "VFXMOCAP_RUNTIME_DIR": str(runtime_dir / "run"),
             "PYTHONPATH": str(BLENDER_SIDE),
             "PYTHONWARNINGS": "default::DeprecationWarning",  # shown, so the check below sees them
+            **(env or {}),
         }
         env.pop("VIRTUAL_ENV", None)
         command = [str(self.python), str(BLENDER_SIDE / script), "--result", str(result), "--zip", str(self.zip_path)]
-        done = subprocess.run(
-            [*command, *args], env=env, capture_output=True, text=True, timeout=SCENARIO_TIMEOUT_S, check=False
-        )
+        done = subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
         record = json.loads(result.read_text()) if result.stat().st_size else {}
         if done.returncode != 0:
             pytest.fail(

@@ -26,6 +26,9 @@ def test_zip_holds_the_manifest_the_thin_init_the_addon_the_protocol_and_every_l
     assert {"blender_manifest.toml", "__init__.py", "addon/__init__.py", "addon/pump.py", "shared/client.py"} <= names
     assert {wheel.removeprefix("./") for wheel in manifest["wheels"]} <= names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+    daemon_source = {"pyproject.toml", "setup.py", "vfx_mocap/__init__.py", "daemon/cli.py", "models/manifest.toml"}
+    assert {f"daemon_source/{name}" for name in daemon_source} <= names, "what Set Up Daemon installs"
+    assert "daemon_source/models/liveportrait/__init__.py" in names and "daemon_source/shared/wire.py" in names
 
 
 def test_manifest_declares_blender_42_three_platforms_and_permission_reasons(manifest):

@@ -96,13 +96,23 @@ def test_daemon_panel_shows_the_state_the_health_and_the_error_text(lifecycle):
 
 
 def test_preferences_draw_every_setting(lifecycle):
-    assert lifecycle["preferences_panel"] == [
+    drawn = lifecycle["preferences_panel"]
+    assert drawn[0] == "Daemon: Daemon Python preference", "the configured interpreter wins"
+    assert drawn[2:7] == [
+        "[Pose capture and live pose (MediaPipe) (about 250 MB)]",
+        "[Face swap (insightface, onnxruntime) (about 150 MB)]",
+        "[LivePortrait and Wan VACE (torch, diffusers) (about 1 GB, 3-4 GB with CUDA)]",
+        "<vfxmocap.setup_daemon>",
+        "<Cancel>",
+    ]
+    assert drawn[7:] == [
         "[daemon_python]",
         "[connection_file]",
         "[auto_start]",
         "[keep_jobs_running]",
         "[device]",
         "[output_dir]",
+        "[keep_results_with_blend]",
     ]
 
 

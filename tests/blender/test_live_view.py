@@ -19,7 +19,7 @@ from support.daemon_process import DaemonProcess
 from support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
 from test_face_swap import TOM_HANKS, RecordingContext, output_frames
 
-from models.face_swap import FaceSwapRunner
+from models.face_swap.runner import FaceSwapRunner
 from models.media import FrameArray, ImageSequence
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.filterwarnings("ignore::FutureWarning:insightface")]

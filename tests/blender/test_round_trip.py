@@ -80,6 +80,7 @@ def test_result_strip_is_named_after_the_mode_and_carries_the_job(round_trip):
     assert params["skeleton_background"] == "overlay"
     assert params["render_skeleton"] is True
     assert "vfx_seed" not in inserted["props"]  # pose takes no seed; seeded modes store theirs
+    assert inserted["props"]["vfx_licences"] == "MediaPipe Pose Landmarker (in the mediapipe wheel): Apache-2.0"
     assert Path(inserted["directory"]) == Path(job["output_dir"]) / "frames"
 
 
@@ -148,6 +149,7 @@ def test_the_daemon_panel_names_the_loaded_models_and_no_gpu_memory_on_the_cpu(r
 def test_panels_show_the_modes_options_source_and_the_finished_job(round_trip):
     generate = round_trip["first"]["panels"]["generate"]
     assert "<pose>" in generate
+    assert "Licences: Apache-2.0" in generate, "the chosen mode's model licences"
     assert {"[Skeleton background]", "[Render skeleton]", "[Model complexity]"} <= set(generate)
     assert "Source: source" in generate and "[auto_insert]" in generate
     jobs = round_trip["first"]["panels"]["jobs"]

@@ -21,7 +21,7 @@ from support.tiny_wan import build_tiny_wan_vace, write_tiny_manifest
 from support.vace_control_recorder import RECEIVED_FOLDER
 
 from models.skeleton import draw_openpose
-from models.vace import WAN_VACE_1_3B
+from models.vace.runner import WAN_VACE_1_3B
 from shared.openpose import OPENPOSE18_KEYPOINTS
 
 pytestmark = pytest.mark.timeout(900)

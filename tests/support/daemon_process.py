@@ -30,6 +30,8 @@ class DaemonProcess:
         if plugin:
             self.extra_args += ["--plugin", "vfx_test_runners"]
         self.proc: subprocess.Popen[str] | None = None
+        self.preexec: Any = None
+        """Run in the child before the daemon starts (resource limits, a umask)."""
         self.ready_line = ""
         self.start_seconds = 0.0
 
@@ -58,7 +60,13 @@ class DaemonProcess:
         started = time.monotonic()
         self.log = open(self.base / f"daemon-{int(time.time() * 1000)}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=self.env(), cwd=self.base
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=self.env(),
+            cwd=self.base,
+            preexec_fn=self.preexec,
         )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout

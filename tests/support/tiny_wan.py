@@ -201,9 +201,9 @@ def write_tiny_manifest(path: Path, models_dir: Path) -> None:
     sizes and sha256, as ``fetch-models`` does once it has verified a download."""
     import dataclasses
 
-    from models.depth import DEPTH_FOLDER, DEPTH_REPOSITORY
     from models.manifest import MANIFEST_PATH, WeightSnapshot, load_manifest
-    from models.vace import WAN_VACE_1_3B
+    from models.vace.depth import DEPTH_FOLDER, DEPTH_REPOSITORY
+    from models.vace.runner import WAN_VACE_1_3B
 
     tiny_names = {*WAN_VACE_1_3B.weights}
     if (Path(models_dir) / DEPTH_FOLDER).is_dir():

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from models.runner import RunContext
-from models.vace_motion import VaceMotionRunner
-from models.vace_pose import VacePoseRunner
+from models.vace.motion import VaceMotionRunner
+from models.vace.pose import VacePoseRunner
 
 RECEIVED_FOLDER = "received_control"
 

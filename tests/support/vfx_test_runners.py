@@ -85,4 +85,23 @@ class NeedsWeightsRunner(CountRunner):
     live_params = None
 
 
-RUNNERS = {"count": CountRunner, "needs_weights": NeedsWeightsRunner}
+class TorchSumRunner(Runner):
+    """Imports torch when it loads (as the generative modes do) and sums ``count`` integers on the device."""
+
+    mode = "torch_sum"
+    description = "test runner: loads torch, sums integers on the daemon's device"
+    params = (Param("count", "int", default=10, minimum=1, maximum=1_000_000),)
+
+    def load(self, device: Any) -> None:
+        from models.torch_device import torch_device
+
+        self.device = torch_device(device)
+
+    def run(self, inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) -> RunResult:
+        import torch
+
+        total = int(torch.arange(params["count"], device=self.device).sum())
+        return RunResult(summary={"sum": total, "device": str(self.device)})
+
+
+RUNNERS = {"count": CountRunner, "needs_weights": NeedsWeightsRunner, "torch_sum": TorchSumRunner}

@@ -1,9 +1,14 @@
 """Retargeting accuracy in real Blender, through the Bake operator: rigs posed with known rotations, their
 evaluated joints turned into MediaPipe landmarks (of a person 0.9 times the rig's size), baked back, compared.
 
-Rigs: Rigify's human metarig, a Mixamo-named FBX-like rig (Y-up, centimetres, object turned and scaled, bone tails
-and rolls arbitrary), and a rig Rigify generates from the metarig (its FK controls driven; its DEF bones, which
-deform the mesh, compared). Each is baked twice to check that a second bake replaces the first.
+Known motion with the default settings first: the metarig moved smoothly (every limb, the hips and the head
+swinging at 0.2-0.7 Hz for 4 s at 24 fps), its landmarks jittered by a few millimetres as a tracker's are, baked
+with the panel's defaults (zero-phase smoothing, root motion on), compared frame by frame.
+
+Then random poses without smoothing. Rigs: Rigify's human metarig, a Mixamo-named FBX-like rig (Y-up,
+centimetres, object turned and scaled, bone tails and rolls arbitrary), and a rig Rigify generates from the
+metarig (its FK controls driven; its DEF bones, which deform the mesh, compared). Each is baked twice to check
+that a second bake replaces the first.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import math
 import os
 import sys
 import time
@@ -21,10 +27,15 @@ import bpy
 import harness
 import mocap_common as mc
 import numpy as np
+from mathutils import Matrix
 
 FRAMES = 48
 FRAME_START = 10
 PERSON_SCALE = 0.9
+MOTION_FRAMES = 96
+MOTION_FPS = 24.0
+JITTER_M = 0.004
+"""Tracker-like noise on the known motion's landmarks (metres)."""
 
 
 def bake_landmarks(addon: Any, obj: Any, world: np.ndarray, folder: Path, job_id: str) -> dict[str, Any]:
@@ -70,10 +81,10 @@ def rest_y_axes(obj: Any, names: list[str]) -> np.ndarray:
     return np.array([np.array(obj.data.bones[name].matrix_local.col[1][:3]) for name in names])
 
 
-def baked_rotations(obj: Any, names: list[str]) -> np.ndarray:
+def baked_rotations(obj: Any, names: list[str], count: int = FRAMES) -> np.ndarray:
     scene = bpy.context.scene
     out = []
-    for frame in range(FRAME_START, FRAME_START + FRAMES):
+    for frame in range(FRAME_START, FRAME_START + count):
         scene.frame_set(frame)
         out.append(mc.rotations(obj, names))
     return np.array(out)
@@ -120,6 +131,51 @@ def rig_case(addon: Any, obj: Any, folder: Path, seed: int, folds: dict[str, np.
     return summary, world, truth
 
 
+def known_motion(addon: Any, obj: Any, folder: Path, folds: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Move ``obj`` smoothly for MOTION_FRAMES frames (each bone about its own axis, sinusoidally; elbows and knees
+    about their hinge), bake its jittered landmarks with the scene's current (default) settings, compare."""
+    rig = addon.armature_io.read_rig(obj)
+    bone_map = addon.retarget.bone_maps.detect_map(rig)
+    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    b = bone_map.bones
+    rng = np.random.default_rng(11)
+    times = np.arange(MOTION_FRAMES) / MOTION_FPS
+    swings = []
+    for role, amplitude in (("hips", 25), ("head", 15), ("upper_arm", 60), ("hand", 30), ("thigh", 35), ("foot", 20)):
+        for bone in [b[role]] if role in b else [b[f"{role}.{side}"] for side in mc.SIDES]:
+            axis = rng.normal(size=3)
+            phase, frequency = rng.uniform(0, 2 * math.pi), rng.uniform(0.2, 0.7)
+            angles = math.radians(amplitude) * np.sin(2 * math.pi * frequency * times + phase)
+            swings.append((bone, axis / np.linalg.norm(axis), angles))
+    for side in mc.SIDES:
+        for upper, lower, end, fold in (("upper_arm", "forearm", "hand", "elbow"), ("thigh", "shin", "foot", "knee")):
+            hinge = mc.hinge_axis(obj, b[f"{upper}.{side}"], b[f"{lower}.{side}"], b[f"{end}.{side}"], folds[fold])
+            phase, frequency = rng.uniform(0, 2 * math.pi), rng.uniform(0.2, 0.7)
+            swings.append(
+                (b[f"{lower}.{side}"], hinge, np.radians(65 + 30 * np.sin(2 * math.pi * frequency * times + phase)))
+            )
+    limbs = [b[f"{limb}.{side}"] for side in mc.SIDES for limb in mc.LIMBS]
+    world, truth = [], []
+    for frame in range(MOTION_FRAMES):
+        for bone, axis, angles in swings:
+            mc.set_rotation(obj, bone, Matrix.Rotation(float(angles[frame]), 3, axis.tolist()))
+        bpy.context.view_layer.update()
+        world.append(mc.landmarks(obj, bone_map, rest_points, PERSON_SCALE) + rng.normal(scale=JITTER_M, size=(33, 3)))
+        truth.append(mc.rotations(obj, limbs))
+    for pose_bone in obj.pose.bones:
+        pose_bone.rotation_quaternion = (1, 0, 0, 0)
+    bake_landmarks(addon, obj, np.array(world), folder, "metarig-known-motion")
+    solved = baked_rotations(obj, limbs, MOTION_FRAMES)
+    settings = bpy.context.scene.vfx_mocap_pose
+    return {
+        "frames": MOTION_FRAMES,
+        "fps": bpy.context.scene.render.fps / bpy.context.scene.render.fps_base,
+        "smoothing": settings.use_smoothing,
+        "root_motion": settings.root_motion,
+        "limb": errors(np.array(truth), solved, limbs, rest_y_axes(obj, limbs)),
+    }
+
+
 def exit_without_teardown(result: Path) -> None:
     """Blender 4.5 as a Python module hangs in its C++ teardown, after Python has finished, once Rigify has
     generated a rig. Leave at the end of Python's own shutdown instead, with the scenario's exit status (its
@@ -134,11 +190,14 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     folder = Path(args.data_dir)
     scene = bpy.context.scene
-    scene.vfx_mocap_pose.use_smoothing = False  # random poses per frame are not a motion to smooth
-    scene.vfx_mocap_pose.root_motion = False
-
+    scene.render.fps, scene.render.fps_base = int(MOTION_FPS), 1.0
     metarig = mc.add_metarig()
     folds = {"elbow": np.array([0.0, -1.0, 0.0]), "knee": np.array([0.0, 1.0, 0.0])}
+    scene.vfx_mocap_pose.armature = metarig
+    record["known_motion"] = known_motion(addon, metarig, folder / "known-motion", folds)
+
+    scene.vfx_mocap_pose.use_smoothing = False  # random poses per frame are not a motion to smooth
+    scene.vfx_mocap_pose.root_motion = False
     bpy.ops.object.mode_set(mode="OBJECT")
     started = time.monotonic()
     bpy.context.view_layer.objects.active = metarig

@@ -192,7 +192,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "timer_registered": bpy.app.timers.is_registered(addon.live_pose.tick),
         "load_pre_handler": addon.live_pose.stop_before_file_load in bpy.app.handlers.load_pre,
     }
-    log = (Path(args.data_dir) / "daemon.log").read_text(encoding="utf-8", errors="replace")
+    log = (Path(args.data_dir) / "logs" / "daemon.log").read_text(encoding="utf-8", errors="replace")
     record["daemon_log_session"] = [line for line in log.splitlines() if f"live session {session_prefix}" in line]
 
 

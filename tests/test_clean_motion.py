@@ -1,0 +1,99 @@
+"""Clean motion for bakes, in plain Python: the zero-phase filter, known smooth motion solved as a clip.
+
+Rigs and the forward-kinematics model come from ``test_retarget`` (``addon/retarget`` loaded without bpy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from test_retarget import Poser, metarig
+from vfx_retarget import bone_maps, filters, offline_filter, rotations
+from vfx_retarget import solver as solve
+
+FPS = 24.0
+
+
+def _lag_frames(reference: np.ndarray, filtered: np.ndarray) -> int:
+    """The shift (frames) of ``filtered`` against ``reference`` that matches them best."""
+    shifts = range(-6, 7)
+    errors = [np.abs(np.roll(filtered, -shift) - reference)[10:-10].mean() for shift in shifts]
+    return list(shifts)[int(np.argmin(errors))]
+
+
+def test_zero_phase_filter_smooths_without_lag_where_one_euro_lags():
+    rng = np.random.default_rng(3)
+    times = np.arange(240) / FPS
+    motion = np.sin(2 * np.pi * 0.3 * times)[:, None]
+    noisy = motion + rng.normal(scale=0.03, size=motion.shape)
+    params = filters.OneEuroParams()
+    live = filters.one_euro(noisy, times, params)
+    baked = offline_filter.zero_phase(noisy, FPS, params)
+    assert _lag_frames(motion[:, 0], live[:, 0]) >= 1, "the causal filter trails the motion"
+    assert _lag_frames(motion[:, 0], baked[:, 0]) == 0
+    assert np.abs(baked - motion).mean() < 0.7 * np.abs(noisy - motion).mean(), "jitter is removed"
+    assert np.abs(baked - motion).mean() < 0.3 * np.abs(live - motion).mean(), "and the motion is kept"
+
+
+def test_zero_phase_filter_keeps_its_one_euro_meaning():
+    rng = np.random.default_rng(4)
+    still = 1.0 + rng.normal(scale=0.01, size=(240, 1))
+    jitter = [np.std(offline_filter.zero_phase(still, FPS, filters.OneEuroParams(c))) for c in (0.5, 1.0, 4.0)]
+    assert jitter[0] < jitter[1] < jitter[2] < np.std(still), "a lower Min Cutoff smooths harder"
+    times = np.arange(240) / FPS
+    fast = np.sin(2 * np.pi * 2.0 * times)[:, None]
+    kept = [np.ptp(offline_filter.zero_phase(fast, FPS, filters.OneEuroParams(1.0, beta))) for beta in (0.0, 1.0)]
+    assert kept[0] < kept[1] <= np.ptp(fast) + 1e-9, "a higher Speed Coefficient lets fast moves through"
+
+
+def test_zero_phase_filter_never_smooths_across_a_segment_start():
+    steps = np.concatenate([np.zeros(30), np.ones(30)])[:, None]
+    whole = offline_filter.zero_phase(steps, FPS, filters.OneEuroParams())
+    split = offline_filter.zero_phase(steps, FPS, filters.OneEuroParams(), segment_starts=np.array([30]))
+    assert 0.05 < whole[29, 0] < 0.95, "one segment: the step is smoothed on both sides"
+    np.testing.assert_array_equal(split, steps)
+
+
+def smooth_motion(rig, bone_map, retargeter, count: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """Basis rotations per frame: each bone turns about its own fixed axis, sinusoidally at 0.2-0.7 Hz."""
+    rng = np.random.default_rng(seed)
+    bones = bone_map.bones
+    times = np.arange(count) / FPS
+    tracks = []
+    for role, amplitude in (("hips", 25), ("head", 15), ("upper_arm", 60), ("hand", 30), ("thigh", 35), ("foot", 20)):
+        for side in ("L", "R") if role not in ("hips", "head") else ("",):
+            name = bones[f"{role}.{side}" if side else role]
+            axis = rotations.normalize(rng.normal(size=3))[0]
+            angle = np.radians(amplitude) * np.sin(2 * np.pi * rng.uniform(0.2, 0.7) * times + rng.uniform(0, 6))
+            tracks.append((name, rotations.axis_angle_matrix(np.broadcast_to(axis, (count, 3)), angle)))
+    for side in "LR":
+        for role in (f"forearm.{side}", f"shin.{side}"):
+            step = next(s for s in retargeter.steps if retargeter.slots[s.slot].bone == bones[role])
+            bend = np.radians(65 + 30 * np.sin(2 * np.pi * rng.uniform(0.2, 0.7) * times + rng.uniform(0, 6)))
+            tracks.append((bones[role], rotations.axis_angle_matrix(np.broadcast_to(step.cue_rest, (count, 3)), bend)))
+    return [{name: turns[frame] for name, turns in tracks} for frame in range(count)]
+
+
+def test_a_smooth_known_motion_with_jitter_bakes_within_five_degrees_with_the_default_smoothing():
+    rig = metarig()
+    bone_map = bone_maps.detect_map(rig)
+    retargeter = solve.Retargeter(rig, bone_map)
+    assert retargeter.options.smoothing == filters.OneEuroParams(), "the defaults"
+    poser = Poser(rig, bone_map)
+    rng = np.random.default_rng(5)
+    motion = smooth_motion(rig, bone_map, retargeter, 120, seed=6)
+    truth = [poser.pose(basis) for basis in motion]
+    world = np.array([poser.landmarks(posed, retargeter) for posed in truth]) + rng.normal(
+        scale=0.004, size=(120, 33, 3)
+    )
+    result = retargeter.solve_clip(world, np.ones((120, 33)), np.ones(120, bool), FPS)
+    roles = [f"{limb}.{side}" for side in "LR" for limb in ("upper_arm", "forearm", "hand", "thigh", "shin", "foot")]
+    indices = [rig.index(bone_map.bones[role]) for role in roles]
+    solved = []
+    for frame in range(120):
+        basis = {bone: rotations.matrix_from_quat(result.rotations[frame, i]) for i, bone in enumerate(result.bones)}
+        solved.append(poser.pose(basis))
+    errors = np.degrees(
+        rotations.rotation_angle(np.array(truth)[:, indices, :3, :3], np.array(solved)[:, indices, :3, :3])
+    )
+    assert errors.mean() <= 5.0, errors.mean(axis=0).round(2)
+    assert errors.mean(axis=0).max() <= 10.0, errors.mean(axis=0).round(2)

@@ -1,0 +1,448 @@
+"""Hostile and clumsy input against a real daemon: bad job ids and records, image bombs, remote clients,
+resources before authentication, file permissions, and the corpus of requests that once broke something."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import pytest
+from support.daemon_process import DaemonProcess
+
+from shared.errors import RemoteError
+
+
+def remote_error(call, *args, **kwargs) -> RemoteError:
+    with pytest.raises(RemoteError) as err:
+        call(*args, **kwargs)
+    return err.value
+
+
+def wait_state(client, job_id, states, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.job(job_id)
+        if job["state"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} stayed {job['state']}, expected {states}")
+
+
+# -- 1. job ids and records ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job_id", ["a..b", "..", "ok\n", "x" * 65, "-lead", "a/b"])
+def test_a_job_id_that_cannot_name_a_folder_is_refused_before_anything_is_stored(client, daemon, job_id):
+    err = remote_error(client.submit, job_id, "count", {"steps": 1})
+    assert err.code == "invalid_input" and err.detail["field"] == "job_id"
+    assert client.jobs() == []
+    assert sorted(p.name for p in (daemon.data_dir / "jobs").iterdir()) == []
+    client.submit("after", "count", {"steps": 1})
+    assert wait_state(client, "after", {"succeeded", "failed"})["state"] == "succeeded"
+
+
+COUNT_PARAMS = json.dumps({"steps": 1, "step_s": 0.0, "fail_at": -1, "ignore_cancel": False})
+
+
+def insert_raw_job(database, job_id: str, state: str = "queued", params: str = COUNT_PARAMS) -> None:
+    now = time.time()
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "INSERT INTO jobs (job_id, mode, state, client, params, inputs, fingerprint, created_at, updated_at) "
+            "VALUES (?, 'count', ?, 'someone', ?, '{}', 'f', ?, ?)",
+            (job_id, state, params, now, now),
+        )
+
+
+def test_a_bad_record_already_in_the_database_is_quarantined_at_start(daemon):
+    with daemon.client() as c:
+        c.submit("kept", "count", {"steps": 1})
+        wait_state(c, "kept", {"succeeded"})
+    daemon.stop()
+    database = daemon.data_dir / "jobs.sqlite3"
+    insert_raw_job(database, "poison..", state="queued")  # what yesterday's daemon let in
+    insert_raw_job(database, "unreadable", state="queued", params="{not json")
+    insert_raw_job(database, "waiting", state="queued")
+    daemon.start()
+    with daemon.client() as c:
+        assert wait_state(c, "waiting", {"succeeded", "failed"})["state"] == "succeeded", "the queue runs on"
+        assert sorted(j["job_id"] for j in c.jobs()) == ["kept", "waiting"]
+        assert c.prune(0)["removed"] == ["kept", "waiting"]
+        assert c.health()["queue"]["worker_alive"] is True
+    with sqlite3.connect(database) as db:
+        quarantined = dict(db.execute("SELECT job_id, reason FROM quarantine").fetchall())
+    assert set(quarantined) == {"poison..", "unreadable"}
+    assert "not valid" in quarantined["poison.."] and "unreadable" in quarantined["unreadable"]
+    assert "quarantine" in daemon.read_log()
+
+
+def test_a_record_damaged_while_queued_fails_alone_and_the_queue_runs_on(client, daemon):
+    client.submit("ahead", "count", {"steps": 20, "step_s": 0.05})
+    wait_state(client, "ahead", {"running"})
+    client.submit("damaged", "count", {"steps": 1})
+    with sqlite3.connect(daemon.data_dir / "jobs.sqlite3") as db:  # a disk error, another program, a bug
+        db.execute("UPDATE jobs SET params = '{not json' WHERE job_id = 'damaged'")
+    client.submit("behind", "count", {"steps": 1})
+    assert wait_state(client, "behind", {"succeeded", "failed"})["state"] == "succeeded"
+    with sqlite3.connect(daemon.data_dir / "jobs.sqlite3") as db:
+        (state,) = db.execute("SELECT state FROM jobs WHERE job_id = 'damaged'").fetchone()
+    assert state == "failed"
+    assert client.health()["queue"]["worker_alive"] is True
+    assert client.job("ahead")["state"] == "succeeded"
+
+
+# -- 3 and 4. remote (CURVE) clients ------------------------------------------------------------------------------
+
+
+class RemoteDaemon:
+    """A daemon serving CURVE on loopback with two ordinary keys, one admin key and (optionally) allowed folders."""
+
+    def __init__(self, tmp_path, allowed=()):
+        import zmq
+
+        from shared.client import CurveKeys
+
+        self.keys = {name: CurveKeys(*(k.decode() for k in zmq.curve_keypair())) for name in ("a", "b", "admin")}
+        (tmp_path / "authorized").write_text(f"{self.keys['a'].public}\n{self.keys['b'].public}\n")
+        (tmp_path / "admins").write_text(f"{self.keys['admin'].public}  # the operator\n")
+        args = ["--listen", "tcp://127.0.0.1:0", "--curve", "--authorized-keys", str(tmp_path / "authorized")]
+        args += ["--admin-keys", str(tmp_path / "admins")]
+        for folder in allowed:
+            args += ["--allow-path", str(folder)]
+        self.proc = DaemonProcess(extra_args=tuple(args)).start()
+
+    def client(self, name, **kwargs):
+        from shared.client import Client
+
+        return Client(self.proc.info(), curve_keys=self.keys[name], timeout=10, **kwargs)
+
+
+@pytest.fixture
+def private_image(tmp_path, sample_image):
+    """A 0600 image in a 0700 folder: the daemon's user's own file."""
+    import os
+
+    secret = tmp_path / "secret"
+    secret.mkdir(mode=0o700)
+    path = secret / "private.jpg"
+    path.write_bytes(sample_image.read_bytes())
+    os.chmod(path, 0o600)
+    return path
+
+
+def test_remote_clients_read_only_files_inside_allowed_folders_and_errors_tell_nothing(tmp_path, private_image):
+    import os
+
+    allowed = tmp_path / "shots"
+    allowed.mkdir()
+    (allowed / "frame.jpg").write_bytes(private_image.read_bytes())
+    os.symlink(private_image, allowed / "link.jpg")
+    remote = RemoteDaemon(tmp_path, allowed=[allowed])
+    try:
+        with remote.client("a") as a:
+            messages = set()
+            for n, path in enumerate(
+                [private_image, tmp_path / "secret" / "absent.jpg", allowed / "absent.jpg", allowed / "link.jpg"]
+            ):
+                err = remote_error(a.submit, f"steal{n}", "count", {}, {"image": {"path": str(path)}})
+                assert err.code == "forbidden" and err.detail["field"] == "inputs.image.path"
+                messages.add(err.message)
+            assert len(messages) == 1, "one text whether or not the file exists"
+            err = remote_error(a.submit, "steal", "count", {}, {"image": {"paths": [str(private_image)]}})
+            assert err.code == "forbidden" and err.detail["field"] == "inputs.image.paths"
+            err = remote_error(a.live_start, "count", {"path": str(private_image), "loop": True})
+            assert err.code == "forbidden" and err.detail["field"] == "source.path"
+            err = remote_error(a.live_start, "count", {"camera": 0})
+            assert err.code == "forbidden" and err.detail["field"] == "source.camera"
+            assert a.jobs() == []
+            a.submit("allowed", "count", {"steps": 1}, {"image": {"path": str(allowed / "frame.jpg")}})
+            assert wait_state(a, "allowed", {"succeeded", "failed"})["state"] == "succeeded"
+    finally:
+        remote.proc.cleanup()
+
+
+def test_remote_keys_see_and_steer_only_their_own_jobs(tmp_path):
+    remote = RemoteDaemon(tmp_path)
+    try:
+        with remote.client("a") as a, remote.client("b") as b, remote.client("admin") as admin:
+            a.submit("done", "count", {"steps": 2})
+            wait_state(a, "done", {"succeeded"})
+            a.submit("mine", "count", {"steps": 400, "step_s": 0.05})
+            wait_state(a, "mine", {"running"})
+            for call, args in [
+                (b.job, ("mine",)),
+                (b.cancel, ("mine",)),
+                (b.retry, ("done",)),
+                (b.subscribe, ("mine",)),
+                (b.result, ("done",)),
+                (b.frame, ("done", 0)),
+            ]:
+                err = remote_error(call, *args)
+                assert (err.code, err.message) == ("not_found", f"no job {args[0]!r}"), call.__name__
+            assert b.jobs() == []
+            err = remote_error(b.submit, "mine", "count", {"steps": 400, "step_s": 0.05})
+            assert err.code == "conflict"
+            assert a.job("mine")["state"] == "running", "untouched by the other key"
+            assert sorted(j["job_id"] for j in a.jobs()) == ["done", "mine"]
+            b.submit("theirs", "count", {"steps": 1})
+            assert sorted(j["job_id"] for j in admin.jobs()) == ["done", "mine", "theirs"]
+            assert admin.cancel("mine")["state"] in ("running", "cancelled")
+    finally:
+        remote.proc.cleanup()
+
+
+def test_admin_requests_need_an_admin_key(tmp_path):
+    remote = RemoteDaemon(tmp_path)
+    try:
+        with remote.client("a", retries=0) as a, remote.client("admin", retries=0) as admin:
+            a.submit("kept", "count", {"steps": 1})
+            wait_state(a, "kept", {"succeeded"})
+            for call, args in [(a.prune, (0,)), (a.release_memory, ()), (a.shutdown, ())]:
+                err = remote_error(call, *args)
+                assert err.code == "forbidden" and "--admin-keys" in err.message, call.__name__
+            assert a.job("kept")["state"] == "succeeded" and a.ping() == []
+            assert admin.release_memory() == ["count"]
+            assert admin.prune(0)["removed"] == ["kept"]
+            admin.shutdown()
+        assert remote.proc.proc.wait(15) == 0
+    finally:
+        remote.proc.cleanup()
+
+
+# -- 6. the data folder is private ------------------------------------------------------------------------------
+
+
+def loose_entries(folder) -> list[str]:
+    """Entries of ``folder`` (itself included) that anyone but their owner could read, write or enter."""
+    import os
+    import stat
+
+    loose = []
+    for path in [folder, *folder.rglob("*")]:
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        if mode & 0o077:
+            loose.append(f"{path.relative_to(folder.parent)} {mode:o}")
+    return loose
+
+
+def test_the_data_folder_and_everything_in_it_are_private_whatever_the_umask():
+    import os
+
+    import numpy as np
+
+    proc = DaemonProcess()
+    proc.data_dir.mkdir(parents=True, mode=0o755)  # what an earlier version left: readable by everyone
+    os.chmod(proc.data_dir, 0o755)
+    (proc.data_dir / "jobs").mkdir(mode=0o755)
+    os.chmod(proc.data_dir / "jobs", 0o755)
+    (proc.data_dir / "daemon.log").write_text("old log\n")
+    os.chmod(proc.data_dir / "daemon.log", 0o644)
+    proc.preexec = lambda: os.umask(0o022)  # the usual umask: new files 0644, new folders 0755
+    proc.start()
+    try:
+        with proc.client() as c:
+            c.submit("private", "count", {"steps": 2}, {"image": np.full((8, 8, 3), 9, np.uint8)})
+            wait_state(c, "private", {"succeeded"})
+            c.submit("open", "count", {"steps": 50, "step_s": 0.05})
+            wait_state(c, "open", {"running"})  # a job folder with work in progress
+            names = {p.name for p in proc.data_dir.rglob("*")}
+            assert {"jobs.sqlite3-wal", "jobs.sqlite3-shm", "daemon.log", "000001.png", "steps.npy"} <= names
+            assert any(n.endswith(".npy") and len(n) == 68 for n in names), "the upload is there"
+            assert loose_entries(proc.data_dir) == []
+            c.cancel("open")
+    finally:
+        proc.cleanup()
+
+
+# -- 2. image bombs -------------------------------------------------------------------------------------------
+
+
+def png_bomb(path, side: int):
+    """A real, complete greyscale PNG of ``side`` x ``side`` black pixels: under 1 MB on disk for 27000 x 27000,
+    2.2 GB once decoded to colour."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    deflate = zlib.compressobj(9)
+    rows = b"\0" * (side + 1) * 1000  # filter byte + pixels, 1000 rows at a time
+    data = b"".join(deflate.compress(rows) for _ in range(side // 1000))
+    data += deflate.compress(b"\0" * (side + 1) * (side % 1000)) + deflate.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def peak_memory_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        (line,) = [row for row in f if row.startswith("VmHWM:")]
+    return int(line.split()[1]) / 1024
+
+
+def test_an_image_bomb_is_refused_from_its_header_and_the_daemon_serves_on(daemon, tmp_path):
+    bomb = png_bomb(tmp_path / "bomb.png", 27000)
+    assert bomb.stat().st_size < 2_000_000
+    with daemon.client(timeout=60) as c:
+        for attempt in range(2):  # a retry once crashed it again
+            err = remote_error(c.submit, f"bomb{attempt}", "pose", {}, {"video": {"path": str(bomb)}})
+            assert err.code == "invalid_input" and err.detail["field"] == "inputs.video"
+            assert "27000x27000" in err.message and "8192x8192" in err.message
+        live = remote_error(c.live_start, "pose", {"path": str(bomb), "loop": True})
+        assert live.code == "invalid_input"
+        assert c.ping() == [] and c.jobs() == []
+    assert daemon.proc.poll() is None
+    assert peak_memory_mib(daemon.proc.pid) < 1024, "nothing was decoded"
+
+
+# -- the corpus ----------------------------------------------------------------------------------------------
+
+
+def png_header_only(path, width: int, height: int):
+    """A PNG whose header claims ``width`` x ``height`` pixels and whose pixel data is a few bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def substitute(value, names):
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in names:
+        return names[value[1:-1]]
+    if isinstance(value, dict):
+        return {k: substitute(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, names) for v in value]
+    return value
+
+
+def test_the_hostile_corpus(client, daemon, sample_video, tmp_path):
+    from support.hostile_corpus import CASES
+
+    session = client.live_start("count", {"path": str(sample_video), "loop": True})
+    names = {
+        "session": session["session_id"],
+        "video": str(sample_video),
+        "png_100000": str(png_header_only(tmp_path / "huge.png", 100_000, 100_000)),
+    }
+    failures = []
+    for case in CASES:
+        started = time.monotonic()
+        try:
+            client.request(case.request, substitute(case.content, names), timeout=10)
+            failures.append(f"{case.name}: accepted")
+            continue
+        except RemoteError as err:
+            answer = err
+        field = answer.detail.get("field") if isinstance(answer.detail, dict) else None
+        if (answer.code, field) != (case.code, case.field):
+            failures.append(f"{case.name}: {answer.code} field={field!r}: {answer.message[:200]}")
+        if time.monotonic() - started > 5:
+            failures.append(f"{case.name}: took {time.monotonic() - started:.1f} s")
+        assert client.ping() == [], f"the daemon stopped serving after {case.name}"
+    assert failures == []
+    assert client.jobs() == [], "nothing refused was stored"
+    client.live_stop(session["session_id"])
+
+
+# -- 7. the smaller items --------------------------------------------------------------------------------------
+
+
+def test_partial_uploads_are_removed_at_start_and_by_prune(client, daemon):
+    blobs = daemon.data_dir / "blobs"
+    leftover = blobs / f".{'0' * 64}.4242.tmp"  # what a crash or a full disk mid-upload leaves
+    leftover.write_bytes(b"\0" * 1000)
+    assert client.prune(30)["freed_bytes"] >= 1000
+    assert not leftover.exists()
+    daemon.stop()
+    leftover.write_bytes(b"\0" * 1000)
+    daemon.start()
+    assert not leftover.exists()
+
+
+def test_an_upload_the_disk_refuses_leaves_no_partial_file():
+    import resource
+
+    import numpy as np
+
+    from shared.errors import DaemonUnavailable
+
+    limit = 2 * 1024 * 1024  # files of at most 2 MiB: the job database and the log fit, the upload does not
+    proc = DaemonProcess()
+    proc.preexec = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    proc.start()
+    try:
+        with proc.client() as c:
+            with pytest.raises((RemoteError, DaemonUnavailable)):
+                c.upload(np.ones((1024, 1024, 3), np.uint8))
+            assert sorted(p.name for p in (proc.data_dir / "blobs").iterdir()) == []
+            assert c.upload(np.ones((4, 4, 3), np.uint8))
+    finally:
+        proc.cleanup()
+
+
+def test_a_corrupt_database_is_a_clear_error_at_start_and_the_file_is_kept():
+    proc = DaemonProcess()
+    proc.data_dir.mkdir(parents=True)
+    database = proc.data_dir / "jobs.sqlite3"
+    garbage = bytes(range(256)) * 64
+    database.write_bytes(garbage)
+    try:
+        with pytest.raises(RuntimeError):
+            proc.start(timeout=20)
+        log = proc.read_log()
+        assert "is damaged" in log and f"mv {database} {database}.damaged" in log
+        assert "Traceback" not in log
+        assert database.read_bytes() == garbage, "the damaged file is kept as it was"
+        database.rename(database.with_name("jobs.sqlite3.damaged"))
+        proc.start()
+        with proc.client() as c:
+            assert c.health()["database"] == {"path": str(database), "state": "ok", "problem": None}
+    finally:
+        proc.cleanup()
+
+
+def test_rate_limit_state_of_past_sessions_is_forgotten(daemon):
+    from shared.client import Client
+
+    info = daemon.info()
+    for _ in range(200):  # every client names a new session: each would keep a bucket for good
+        with Client(info, timeout=5) as c:
+            c.ping()
+    with daemon.client() as c:
+        assert c.health()["clients_tracked"] >= 100
+        deadline = time.monotonic() + 15  # buckets refill in 2 s; housekeeping runs every 2 s
+        while c.health()["clients_tracked"] > 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert c.health()["clients_tracked"] <= 2
+
+
+def test_sessions_still_ending_count_against_the_live_session_cap(sample_video):
+    proc = DaemonProcess(extra_args=("--max-live-sessions-total", "1")).start()
+    try:
+        with proc.client() as c:
+            slow = c.live_start("count", {"path": str(sample_video), "loop": True}, {"process_s": 3.0})
+            deadline = time.monotonic() + 20
+            while c.live_next(slow["session_id"], wait_s=0.5)[0]["state"] != "running":
+                assert time.monotonic() < deadline
+            time.sleep(0.5)  # inside a 3-second frame
+            c.live_stop(slow["session_id"])
+            assert c.health()["live_sessions_ending"] == 1
+            err = remote_error(c.live_start, "count", {"path": str(sample_video), "loop": True})
+            assert err.code == "limit_exceeded" and "still ending" in err.message
+            deadline = time.monotonic() + 20
+            while c.health()["live_sessions_ending"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            again = c.live_start("count", {"path": str(sample_video), "loop": True})
+            c.live_stop(again["session_id"])
+    finally:
+        proc.cleanup()

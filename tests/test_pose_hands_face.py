@@ -1,0 +1,177 @@
+"""Hands and face with the body in the pose mode (MediaPipe Holistic on real footage), and their drawing.
+
+Megamind.avi frames 20..44 show Roxanne facing the camera, a glass in her right hand (on the image's left) and
+her left hand out of the picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import mediapipe
+import numpy as np
+import pytest
+from test_pose_runner import read_rgb, run_pose
+
+from models.hands_face import FACE_POINTS, HAND_LANDMARKS, HAND_POINTS, PartsRecorder
+from models.media import VideoFile
+from models.pose import PoseRunner
+from models.runner import RunResult
+from models.skeleton import (
+    FACE68_FROM_MEDIAPIPE,
+    HAND_BONE_COLOURS,
+    HAND_BONES,
+    HAND_JOINT_COLOUR,
+    MEDIAPIPE_POSE_LANDMARKS,
+    draw_face_points,
+    draw_hands,
+)
+
+FIRST, END = 20, 45
+FRAMES = END - FIRST
+LEFT, RIGHT = 0, 1
+POSE = {name: index for index, name in enumerate(MEDIAPIPE_POSE_LANDMARKS)}
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[PoseRunner]:
+    pose = PoseRunner()
+    pose.load("cpu")
+    yield pose
+    pose.unload()
+
+
+@pytest.fixture(scope="module")
+def whole(runner: PoseRunner, sample_video: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
+    folder = tmp_path_factory.mktemp("whole")
+    result, _ = run_pose(runner, VideoFile(sample_video, FIRST, END), folder, hands=True, face=True)
+    return result, folder
+
+
+def test_parts_are_off_by_default_and_the_body_keeps_its_pose_graph(runner: PoseRunner) -> None:
+    defaults = runner.validate({})
+    assert (defaults["hands"], defaults["face"]) == (False, False)
+    body = runner._new_tracker(defaults)
+    holistic = runner._new_tracker({**defaults, "face": True})
+    try:
+        assert isinstance(body, mediapipe.solutions.pose.Pose)
+        assert isinstance(holistic, mediapipe.solutions.holistic.Holistic)
+    finally:
+        body.close()
+        holistic.close()
+    assert [p.name for p in PoseRunner.live_params][-2:] == ["hands", "face"]
+
+
+def test_the_arrays_follow_the_documented_layout(whole: tuple[RunResult, Path]) -> None:
+    result, _ = whole
+    shapes = {name: (array.shape, array.dtype) for name, array in result.arrays.items()}
+    assert shapes["hand_landmarks"] == ((FRAMES, 2, HAND_POINTS, 3), np.float32)
+    assert shapes["hand_present"] == ((FRAMES, 2), np.bool_)
+    assert shapes["face_landmarks"] == ((FRAMES, FACE_POINTS, 3), np.float32)
+    assert shapes["face_present"] == ((FRAMES,), np.bool_)
+    assert (result.summary["hands"], result.summary["face"]) == (True, True)
+    assert len(HAND_LANDMARKS) == HAND_POINTS == 21 and FACE_POINTS == 478
+
+
+def test_only_the_right_hand_is_found_and_it_sits_at_the_bodys_right_wrist(whole: tuple[RunResult, Path]) -> None:
+    arrays = whole[0].arrays
+    found = arrays["hand_present"]
+    # Measured: the right hand in 22 of 25 frames, the left (out of the picture) in none.
+    assert found[:, RIGHT].mean() >= 0.8 and not found[:, LEFT].any()
+    hands = arrays["hand_landmarks"]
+    assert np.isnan(hands[~found]).all() and not np.isnan(hands[found]).any()
+    wrist = hands[found[:, RIGHT], RIGHT, 0, :2]
+    body = arrays["image_landmarks"][found[:, RIGHT]]
+    to_right = np.linalg.norm(wrist - body[:, POSE["right_wrist"], :2], axis=1)
+    to_left = np.linalg.norm(wrist - body[:, POSE["left_wrist"], :2], axis=1)
+    # Measured: 0.013..0.035 of the frame's width in the first 11 frames, up to 0.11 once the glass hides the wrist
+    # from the body model; the other wrist is 0.29..0.38 away.
+    assert np.median(to_right) < 0.05 and to_right.max() < 0.15 and (to_left > 2.5 * to_right).all()
+
+
+def test_the_face_mesh_has_irises_and_lies_on_the_bodys_face(whole: tuple[RunResult, Path]) -> None:
+    arrays = whole[0].arrays
+    assert arrays["face_present"].all()
+    face = arrays["face_landmarks"]
+    assert not np.isnan(face).any()
+    body = arrays["image_landmarks"]
+    nose_tip = face[:, 1, :2]
+    # Measured up to 0.042 of the frame's width apart (the two models place a cartoon nose differently).
+    assert np.linalg.norm(nose_tip - body[:, POSE["nose"], :2], axis=1).max() < 0.06
+    # The person's left iris (points 473..477, centre 473) is at the body's left eye, the right (468..472) at its right.
+    for centre, eye, other in ((473, "left_eye", "right_eye"), (468, "right_eye", "left_eye")):
+        near = np.linalg.norm(face[:, centre, :2] - body[:, POSE[eye], :2], axis=1)
+        far = np.linalg.norm(face[:, centre, :2] - body[:, POSE[other], :2], axis=1)
+        assert (near < far / 2).all(), eye
+
+
+def test_skeleton_renders_add_white_face_points_and_blue_hand_joints(
+    whole: tuple[RunResult, Path], runner: PoseRunner, sample_video: Path, tmp_path: Path
+) -> None:
+    result, folder = whole
+    frame = int(np.flatnonzero(result.arrays["hand_present"][:, RIGHT])[0])
+    drawn = read_rgb(folder / "frames" / f"{frame:06d}.png")
+    colours = {tuple(pixel) for pixel in drawn.reshape(-1, 3)}
+    assert {(255, 255, 255), HAND_JOINT_COLOUR, (255, 0, 0)} <= colours, "face, hand joints, the body's nose"
+    body_only, _ = run_pose(runner, VideoFile(sample_video, FIRST + frame, FIRST + frame + 1), tmp_path)
+    assert body_only.arrays.keys() == {"image_landmarks", "world_landmarks", "visibility", "present"}
+    plain = read_rgb(tmp_path / "frames" / "000000.png")
+    plain_colours = {tuple(pixel) for pixel in plain.reshape(-1, 3)}
+    assert (255, 255, 255) not in plain_colours and HAND_JOINT_COLOUR not in plain_colours
+
+
+def test_live_pose_carries_the_parts_it_was_asked_for(runner: PoseRunner, sample_video: Path) -> None:
+    params = runner.validate({"hands": True, "face": True})
+    live = runner.start_live(params, {})
+    try:
+        frames = list(VideoFile(sample_video, FIRST, FIRST + 3).frames())
+        result = live.process(frames[0], 0.0)
+        assert result.arrays["face_landmarks"].shape == (FACE_POINTS, 3)
+        assert result.arrays["hand_landmarks"].shape == (2, HAND_POINTS, 3)
+        assert bool(result.arrays["face_present"]) and result.data["present"]
+        live.update({**params, "hands": False, "face": False})
+        assert set(live.process(frames[1], 0.04).arrays) == {"image_landmarks", "world_landmarks", "visibility"}
+    finally:
+        live.close()
+
+
+# Drawing in the DWPose whole-body convention
+
+
+def test_hand_bones_take_twenty_hues_and_the_joints_are_blue() -> None:
+    assert len(HAND_BONES) == 20 and HAND_BONE_COLOURS[0] == (255, 0, 0)
+    assert HAND_BONE_COLOURS[5] == (127, 255, 0) and HAND_BONE_COLOURS[10] == (0, 255, 255)
+    hand = np.stack([np.full(21, 20.0), np.linspace(10, 390, 21)], axis=1)  # a vertical hand, 19 px between points
+    canvas = np.zeros((400, 100, 3), np.uint8)
+    drawn = draw_hands(canvas, hand[None])
+    assert not canvas.any(), "the canvas is not changed"
+    assert tuple(drawn[10, 20]) == HAND_JOINT_COLOUR
+    # On a straight hand the wrist's bones overlap the others; the last bone (pinky tip) lies on no other.
+    assert tuple(drawn[380, 20]) == HAND_BONE_COLOURS[19] == (255, 0, 77), "bone 19 joins points 19 and 20"
+    assert tuple(drawn[380, 23]) == (0, 0, 0), "bones are 2 px wide"
+    assert not draw_hands(canvas, np.full((1, 21, 2), np.nan)).any(), "a hand not found draws nothing"
+
+
+def test_the_face_is_drawn_as_68_white_points() -> None:
+    assert len(FACE68_FROM_MEDIAPIPE) == len(set(FACE68_FROM_MEDIAPIPE)) == 68
+    face = np.full((478, 2), np.nan)
+    spots = {index: (10.0 + 20 * (k % 10), 10.0 + 20 * (k // 10)) for k, index in enumerate(FACE68_FROM_MEDIAPIPE)}
+    for index, xy in spots.items():
+        face[index] = xy
+    drawn = draw_face_points(np.zeros((160, 210, 3), np.uint8), face)
+    white = np.all(drawn == 255, axis=2)
+    labels = cv2.connectedComponents(white.astype(np.uint8))[0] - 1
+    assert labels == 68
+    assert not drawn[white == 0].any(), "only white points"
+
+
+def test_the_recorder_returns_empty_arrays_of_the_right_shape_for_no_frames() -> None:
+    arrays = PartsRecorder(True, True).arrays()
+    assert {name: a.shape for name, a in arrays.items()} == {
+        "hand_landmarks": (0, 2, 21, 3),
+        "hand_present": (0, 2),
+        "face_landmarks": (0, 478, 3),
+        "face_present": (0,),
+    }
