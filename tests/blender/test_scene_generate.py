@@ -80,6 +80,60 @@ def test_rendering_puts_the_scenes_settings_back(passes):
     assert passes["resolution_after"] == [640, 360]
 
 
+CANCEL_AFTER = 3  # as in blender_side/scene_generate.py
+
+
+def check_cancelled_part_way(cancelled: dict[str, Any]) -> None:
+    """The scene while the task rendered CANCEL_AFTER frames, then after the panel's Cancel."""
+    assert cancelled["ended_early"] == [False] * CANCEL_AFTER
+    during, before = cancelled["during"], cancelled["before"]
+    assert during["engine"] == "BLENDER_WORKBENCH" != before["engine"]
+    assert during["frame"] == FRAME_START + CANCEL_AFTER - 1
+    assert cancelled["files_during"] == [f"{i:06d}.png" for i in range(CANCEL_AFTER)]
+    progress = f"progress {CANCEL_AFTER / FRAME_COUNT:.2f}"
+    assert any(
+        line.startswith(progress) and f"frame {CANCEL_AFTER}/{FRAME_COUNT}" in line
+        for line in cancelled["panel_during"]
+    ), cancelled["panel_during"]
+    assert "<Cancel (Esc)>" in cancelled["panel_during"]
+    assert "A pass is rendering" in cancelled["second_render"]
+    assert cancelled["after"] == before, "every switched setting and the current frame are put back"
+    assert cancelled["strips_after"] == cancelled["strips_before"], "no strip inserted"
+    assert cancelled["folder_after"] is False, "the partial pass folder is removed"
+    assert cancelled["state"] == "cancelled"
+    assert f"cancelled after {CANCEL_AFTER} of {FRAME_COUNT} frames" in cancelled["message"]
+    assert cancelled["step_after_cancel"] is True and cancelled["frames_after_cancel"] == CANCEL_AFTER
+    assert "<Cancel (Esc)>" not in cancelled["panel_after"]
+    assert any("cancelled after" in line for line in cancelled["panel_after"])
+
+
+def test_a_pass_render_cancelled_part_way_puts_the_scene_back_and_inserts_nothing(passes):
+    check_cancelled_part_way(passes["render_task"]["cancelled"])
+
+
+def test_a_pass_render_stepped_to_the_end_reaches_full_progress_and_inserts_its_strip(passes):
+    complete = passes["render_task"]["complete"]
+    assert complete["state"] == "finished"
+    progress = complete["progress_seen"]
+    assert progress[0] == 0.0 and progress[-1] == 1.0 and len(progress) == FRAME_COUNT + 1
+    assert progress == sorted(progress)
+    assert complete["strips_added"] == 1
+    assert complete["after"] == passes["render_task"]["cancelled"]["before"]
+
+
+def test_a_pass_render_that_fails_part_way_says_why_in_the_panel_and_leaves_nothing(passes):
+    failed = passes["render_task"]["failed"]
+    assert failed["state"] == "failed"
+    assert "sees no surface" in failed["message"] and failed["last_error"] == failed["message"]
+    assert any("sees no surface" in line for line in failed["panel"]), failed["panel"]
+    assert failed["strips_added"] == 0 and failed["folder_after"] is False
+    assert failed["after"] == passes["render_task"]["cancelled"]["before"]
+
+
+def test_the_operators_invoked_in_background_mode_render_every_frame_at_once(passes):
+    assert passes["render_task"]["invoked"] == {"result": ["FINISHED"], "strips_added": 1}
+
+
 def test_pose_pass_joints_are_the_camera_projection_of_the_evaluated_bones_within_a_pixel(passes):
     keypoints = json.loads((Path(passes["strips"]["pose"]["directory"]) / "keypoints.json").read_text())
     assert len(keypoints["frames"]) == FRAME_COUNT
@@ -235,6 +289,15 @@ def generated(blender, vace_daemon, tmp_path_factory) -> dict[str, Any]:
         "--options",
         json.dumps({**TINY, **TINY_WINDOWS}),
     )
+
+
+def test_generate_from_scene_cancelled_part_way_submits_no_job(generated, vace_daemon):
+    cancelled = generated["cancelled"]
+    check_cancelled_part_way(cancelled)
+    assert cancelled["jobs_added"] == 0
+    with vace_daemon.client() as client:
+        submitted = {job["job_id"] for job in client.jobs()}
+    assert submitted == {generated["jobs"][name]["id"] for name in ("pose", "depth")}, "only the two finished runs"
 
 
 @pytest.mark.parametrize("pass_name, mode", [("pose", "vace_pose"), ("depth", "vace_motion")])

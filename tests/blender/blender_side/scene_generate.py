@@ -194,6 +194,8 @@ def passes_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["render_engine_after"] = scene.render.engine
     record["resolution_after"] = [scene.render.resolution_x, scene.render.resolution_y]
 
+    record["render_task"] = render_task_checks(addon, scene)
+
     settings.control_pass = "pose"
     record["errors"] = {}
     rig.data.bones["upper_arm.L"].name = "arm_upper_left"  # a rig no built-in map recognises any more
@@ -204,6 +206,98 @@ def passes_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["errors"]["no_camera"] = error_of(bpy.ops.vfxmocap.render_scene_pass)
     record["errors"]["no_camera_generate"] = error_of(bpy.ops.vfxmocap.generate_from_scene)
     record["panel_without_camera"] = harness.draw_panel(addon.scene_generate.draw_scene_generate)
+
+
+CANCEL_AFTER = 3
+"""Frames the render task steps through before it is cancelled."""
+
+
+def render_settings(scene: bpy.types.Scene) -> dict[str, Any]:
+    """The scene's settings a pass render switches, as they are now."""
+    render = scene.render
+    return {
+        "engine": render.engine,
+        "resolution": [render.resolution_x, render.resolution_y],
+        "frame": scene.frame_current,
+        "use_sequencer": render.use_sequencer,
+        "use_compositing": render.use_compositing,
+        "file_format": render.image_settings.file_format,
+        "filepath": render.filepath,
+        "use_pass_z": bpy.context.view_layer.use_pass_z,
+    }
+
+
+def strip_count(addon: ModuleType, scene: bpy.types.Scene) -> int:
+    return len(addon.compat.all_strips(scene.sequence_editor)) if scene.sequence_editor else 0
+
+
+def step_then_cancel(addon: ModuleType, scene: bpy.types.Scene, generate: bool) -> dict[str, Any]:
+    """Start Render Pass (or Generate from Scene) through the task its modal operator steps, render
+    CANCEL_AFTER frames, record the scene and the panel meanwhile, press the panel's Cancel, record again."""
+    record: dict[str, Any] = {"before": render_settings(scene), "strips_before": strip_count(addon, scene)}
+    task = addon.scene_generate.start_render(scene, generate=generate)
+    folder = task.render.rendered.folder
+    record["ended_early"] = [task.step() for _ in range(CANCEL_AFTER)]
+    record["during"] = render_settings(scene)
+    record["files_during"] = sorted(path.name for path in folder.iterdir())
+    record["panel_during"] = harness.draw_panel(addon.scene_generate.draw_scene_generate)
+    record["second_render"] = error_of(bpy.ops.vfxmocap.render_scene_pass)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.cancel_scene_render)
+    assert result == {"FINISHED"}, error
+    record["after"] = render_settings(scene)
+    record["strips_after"] = strip_count(addon, scene)
+    record["folder_after"] = folder.exists()
+    record["state"], record["message"] = task.state, task.message
+    record["step_after_cancel"] = task.step()
+    record["frames_after_cancel"] = task.render.frames_rendered
+    record["panel_after"] = harness.draw_panel(addon.scene_generate.draw_scene_generate)
+    return record
+
+
+def render_task_checks(addon: ModuleType, scene: bpy.types.Scene) -> dict[str, Any]:
+    """Render Pass through its task: cancelled part way; to the end; failing part way; invoked in background."""
+    settings = scene.vfx_scene_generate
+    settings.control_pass = "pose"
+    scene.frame_set(1)
+    record: dict[str, Any] = {"cancelled": step_then_cancel(addon, scene, generate=False)}
+
+    strips_before = strip_count(addon, scene)
+    task = addon.scene_generate.start_render(scene, generate=False)
+    while not task.step():
+        pass
+    record["complete"] = {
+        "state": task.state,
+        "progress_seen": task.progress_seen,
+        "strips_added": strip_count(addon, scene) - strips_before,
+        "after": render_settings(scene),
+    }
+
+    # The depth pass of a camera looking at the empty sky fails once every frame is rendered.
+    camera = scene.camera
+    saved_rotation = tuple(camera.rotation_euler)
+    camera.rotation_euler = (math.radians(180.0), 0.0, 0.0)
+    settings.control_pass = "depth"
+    strips_before = strip_count(addon, scene)
+    task = addon.scene_generate.start_render(scene, generate=False)
+    folder = task.render.rendered.folder
+    while not task.step():
+        pass
+    record["failed"] = {
+        "state": task.state,
+        "message": task.message,
+        "strips_added": strip_count(addon, scene) - strips_before,
+        "folder_after": folder.exists(),
+        "after": render_settings(scene),
+        "panel": harness.draw_panel(addon.scene_generate.draw_scene_generate),
+        "last_error": addon.runtime.get().last_error,
+    }
+    camera.rotation_euler = saved_rotation
+
+    settings.control_pass = "layout"
+    strips_before = strip_count(addon, scene)
+    result = bpy.ops.vfxmocap.render_scene_pass("INVOKE_DEFAULT")  # background mode: renders it all at once
+    record["invoked"] = {"result": sorted(result), "strips_added": strip_count(addon, scene) - strips_before}
+    return record
 
 
 def generated_rig_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
@@ -266,6 +360,10 @@ def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
         for name, value in options.items():
             params[name].set_value(value)
     settings = scene.vfx_scene_generate
+    settings.control_pass = "pose"
+    jobs_before = len(state.jobs)
+    record["cancelled"] = step_then_cancel(addon, scene, generate=True)
+    record["cancelled"]["jobs_added"] = len(state.jobs) - jobs_before
     record["jobs"] = {}
     for pass_name in ("pose", "depth"):
         settings.control_pass = pass_name
