@@ -383,7 +383,7 @@ def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
             "params": job.params,
             "strip_props": json.loads(job.strip_props_json),
             "source_strip": job.source_strip,
-            "pass": strip_record(addon, pass_strip(addon, pass_name)),
+            "pass": strip_record(addon, addon.compat.all_strips(editor)[job.source_strip]),
             "result": strip_record(addon, addon.compat.all_strips(editor)[job.result_strip])
             if job.result_strip
             else None,
