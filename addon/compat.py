@@ -9,6 +9,9 @@
   the old names warn and go away in 6.0. :func:`timing` and :func:`set_timing` take the new names.
 - Effect strips: ``new_effect`` took ``frame_end`` until 4.5 and takes ``length`` from 5.0 on.
 - Retiming keys (``Strip.retiming_keys``) exist since 4.0; read them through :func:`is_retimed`.
+- Render output: Blender 5.0 chooses multilayer OpenEXR with ``media_type``; before, it was a ``file_format``
+  (:func:`use_multilayer_exr`). Its multilayer files are multi-part from 5.0 on (``scene_control/exr.py`` reads
+  both).
 - Slotted actions (4.4+): F-curves live in a layer/strip/channelbag per slot, reached with
   ``Action.fcurve_ensure_for_datablock``; before 4.4 they hang off ``Action.fcurves``.
 

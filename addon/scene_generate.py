@@ -7,23 +7,31 @@ from its first frame, one generated frame per scene frame. The pose pass goes to
 layout passes go to ``vace_motion`` with ``control=as_is`` (the pass is the control video, unchanged). The job
 asks for the pass's own size, so the daemon reads the control frames exactly as they are on disk.
 
+Both operators render the pass as a modal operator, one frame per timer tick (:mod:`.scene_render_task`): the
+panel and the status bar show the progress, Esc or the panel's Cancel stops it with the scene's settings put back
+and nothing inserted or submitted. In background mode their ``execute`` renders every frame at once.
+
 Main thread only. ``Scene.vfx_scene_generate`` holds the settings; the panel sits in the Motion Capture tab of
 the 3D viewport and the Sequencer.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import textwrap
+from typing import Any
 
 import bpy
 
-from . import runtime, scene_passes, strips, submission
+from . import runtime, scene_passes, scene_render_task, strips, submission
 from .scene_control.framing import frame_notes
 
 PASS_MODES = {"pose": "vace_pose", "depth": "vace_motion", "layout": "vace_motion"}
 """The VACE mode each pass drives."""
 WRAP_CHARS = 48
+TICK_S = 0.01
+"""Seconds between the modal render's frames: Blender handles events and redraws between them."""
 
 
 class SceneGenerateSettings(bpy.types.PropertyGroup):
@@ -64,67 +72,179 @@ def plan(scene: bpy.types.Scene) -> tuple[str, scene_passes.Shot]:
     return mode, scene_passes.plan_shot(scene, quality, width, height)
 
 
-def render_and_insert(scene: bpy.types.Scene) -> tuple[scene_passes.RenderedPass, bpy.types.ImageStrip]:
-    """Render the chosen pass for the planned shot and insert it as a strip. Raises strips.BadInput."""
+def start_render(scene: bpy.types.Scene, generate: bool) -> scene_render_task.SceneRenderTask:
+    """Check what Render Pass (``generate`` False) or Generate from Scene needs, switch the scene's settings for
+    the chosen pass and make its render the current task, nothing rendered yet: step it to the end (the modal
+    operator does, one frame per timer tick). Raises strips.BadInput before anything is written."""
+    if scene_render_task.busy():
+        raise strips.BadInput("A pass is already rendering: wait for it, or cancel it (Esc, or Cancel in the panel)")
     settings = scene.vfx_scene_generate
-    _mode, shot = plan(scene)
-    rendered = scene_passes.render_pass(scene, settings.control_pass, shot, settings.occlusion_margin)
-    return rendered, scene_passes.insert_pass_strip(scene, rendered)
+    mode, shot = plan(scene)
+    if generate:
+        # Everything the panel can fix is checked before rendering: the daemon, the mode, the reference.
+        _check_daemon_and_reference(scene, mode)
+    render = scene_passes.PassRender(scene, settings.control_pass, shot, settings.occlusion_margin)
+    if generate:
+        finish = functools.partial(_insert_and_submit, scene, mode)
+        what = f"Generating from the {settings.control_pass} pass"
+    else:
+        finish = functools.partial(_insert, scene)
+        what = f"Rendering the {settings.control_pass} pass"
+    return scene_render_task.start(render, finish, what)
 
 
-class VFXMOCAP_OT_render_scene_pass(bpy.types.Operator):
+def _insert(scene: bpy.types.Scene, rendered: scene_passes.RenderedPass) -> str:
+    strip = scene_passes.insert_pass_strip(scene, rendered)
+    return f"Rendered {len(rendered.files)} frames of the {rendered.name} pass as '{strip.name}'"
+
+
+def _insert_and_submit(scene: bpy.types.Scene, mode: str, rendered: scene_passes.RenderedPass) -> str:
+    """Insert the pass strip (it becomes the selected strip the job reads) and submit the job for ``mode``."""
+    scene_passes.insert_pass_strip(scene, rendered)
+    rt = runtime.get()
+    shot = rendered.shot
+    request = submission.prepare(scene, rt.status, mode)
+    request.params["width"], request.params["height"] = shot.framing.width, shot.framing.height
+    request.params.pop("frame_count", None)
+    if mode == "vace_motion":
+        request.params["control"] = "as_is"
+        request.params.pop("flow_scale_px", None)
+    job = submission.record(scene, request)
+    job.strip_props_json = json.dumps(shot.strip_props(rendered.name), sort_keys=True)
+    rt.connection.submit(request.job_id, request.mode, request.params, request.inputs)
+    notes = frame_notes(shot.frame_count, int(request.params.get("window_frames", 81)))
+    return (
+        f"Submitted {mode} job {request.job_id[:8]}: {shot.frame_count} frames from {shot.frame_start}, "
+        f"{shot.framing.describe()}" + "".join(f". {note}" for note in notes)
+    )
+
+
+def _redraw_panels(context: bpy.types.Context) -> None:
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type in ("VIEW_3D", "SEQUENCE_EDITOR"):
+                area.tag_redraw()
+
+
+class _SceneRenderOperator(bpy.types.Operator):
+    """Renders the pass as a modal operator: one frame per timer tick, progress in the panel, the status bar and
+    the cursor, Esc or the panel's Cancel to stop. In background mode, which has no event loop, and from scripts
+    (``execute``), every frame is rendered at once through the same task."""
+
+    bl_options = frozenset({"UNDO"})
+    generate = False
+    _task: scene_render_task.SceneRenderTask | None = None
+    _timer: Any = None
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if scene_render_task.busy():
+            cls.poll_message_set("A pass is rendering: wait for it, or cancel it")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            task = start_render(context.scene, self.generate)
+        except strips.BadInput as exc:
+            return self._failed_to_start(str(exc))
+        while not task.step():
+            pass
+        return self._ended(task)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            self._task = start_render(context.scene, self.generate)
+        except strips.BadInput as exc:
+            return self._failed_to_start(str(exc))
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TICK_S, window=context.window)
+        wm.modal_handler_add(self)
+        wm.progress_begin(0.0, 1.0)
+        self._show(context)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        task = self._task
+        assert task is not None
+        if event.type == "ESC" and event.value == "PRESS":
+            task.cancel()
+        elif event.type == "TIMER":
+            task.step()
+        if task.rendering:
+            self._show(context)
+            return {"PASS_THROUGH"}
+        self._stop(context)
+        return self._ended(task)
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender ends the operator itself (another file opened, the window closed): cancel the render."""
+        if self._task is not None:
+            self._task.cancel()
+        self._stop(context)
+
+    def _show(self, context: bpy.types.Context) -> None:
+        assert self._task is not None
+        context.window_manager.progress_update(self._task.progress)
+        if context.workspace is not None:
+            context.workspace.status_text_set(f"{self._task.status_text()}. Esc to cancel")
+        _redraw_panels(context)
+
+    def _stop(self, context: bpy.types.Context) -> None:
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        _redraw_panels(context)
+
+    def _failed_to_start(self, message: str) -> set[str]:
+        runtime.get().last_error = message
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
+
+    def _ended(self, task: scene_render_task.SceneRenderTask) -> set[str]:
+        if task.state == scene_render_task.FINISHED:
+            self.report({"INFO"}, task.message)
+            return {"FINISHED"}
+        self.report({"WARNING"} if task.state == scene_render_task.CANCELLED else {"ERROR"}, task.message)
+        return {"CANCELLED"}
+
+
+class VFXMOCAP_OT_render_scene_pass(_SceneRenderOperator):
     """Render the chosen control pass from the active camera over the frame range and insert it as a strip"""
 
     bl_idname = "vfxmocap.render_scene_pass"
     bl_label = "Render Pass"
-    bl_options = frozenset({"UNDO"})
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            rendered, strip = render_and_insert(context.scene)
-        except strips.BadInput as exc:
-            runtime.get().last_error = str(exc)
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Rendered {len(rendered.files)} frames of the {rendered.name} pass as '{strip.name}'")
-        return {"FINISHED"}
 
 
-class VFXMOCAP_OT_generate_from_scene(bpy.types.Operator):
+class VFXMOCAP_OT_generate_from_scene(_SceneRenderOperator):
     """Render the chosen pass from the active camera and generate video from it with the reference image and
     prompt of the Generate panel (vace_pose for the pose pass, vace_motion for depth and layout)"""
 
     bl_idname = "vfxmocap.generate_from_scene"
     bl_label = "Generate from Scene"
-    bl_options = frozenset({"UNDO"})
+    generate = True
+
+
+class VFXMOCAP_OT_cancel_scene_render(bpy.types.Operator):
+    """Stop rendering the pass: the scene's settings and frame are put back, the partial pass is removed, nothing
+    is inserted or submitted"""
+
+    bl_idname = "vfxmocap.cancel_scene_render"
+    bl_label = "Cancel Pass Render"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return scene_render_task.busy()
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        scene = context.scene
-        rt = runtime.get()
-        try:
-            mode, shot = plan(scene)
-            # Everything the panel can fix is checked before rendering: the daemon, the mode, the reference.
-            _check_daemon_and_reference(scene, mode)
-            rendered, _strip = render_and_insert(scene)
-            request = submission.prepare(scene, rt.status, mode)
-        except strips.BadInput as exc:
-            rt.last_error = str(exc)
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        request.params["width"], request.params["height"] = shot.framing.width, shot.framing.height
-        request.params.pop("frame_count", None)
-        if mode == "vace_motion":
-            request.params["control"] = "as_is"
-            request.params.pop("flow_scale_px", None)
-        job = submission.record(scene, request)
-        job.strip_props_json = json.dumps(shot.strip_props(rendered.name), sort_keys=True)
-        rt.connection.submit(request.job_id, request.mode, request.params, request.inputs)
-        notes = frame_notes(shot.frame_count, int(request.params.get("window_frames", 81)))
-        self.report(
-            {"INFO"},
-            f"Submitted {mode} job {request.job_id[:8]}: {shot.frame_count} frames from {shot.frame_start}, "
-            f"{shot.framing.describe()}" + "".join(f". {note}" for note in notes),
-        )
+        scene_render_task.cancel_current()
+        _redraw_panels(context)
         return {"FINISHED"}
 
 
@@ -156,6 +276,7 @@ def draw_scene_generate(layout: bpy.types.UILayout, context: bpy.types.Context) 
     scene = context.scene
     settings = scene.vfx_scene_generate
     layout.prop(settings, "control_pass", expand=True)
+    _draw_render_task(layout)
     try:
         mode, shot = plan(scene)
     except strips.BadInput as exc:
@@ -179,6 +300,20 @@ def draw_scene_generate(layout: bpy.types.UILayout, context: bpy.types.Context) 
     row.operator("vfxmocap.generate_from_scene", text="Generate from Scene", icon="RENDER_ANIMATION")
 
 
+def _draw_render_task(layout: bpy.types.UILayout) -> None:
+    """The running render's progress line and Cancel button, or how the last render ended if it did not finish."""
+    task = scene_render_task.current()
+    if task is None:
+        return
+    if task.rendering:
+        layout.progress(factor=task.progress, type="BAR", text=task.status_text())
+        layout.operator("vfxmocap.cancel_scene_render", text="Cancel (Esc)", icon="CANCEL")
+    elif task.state == scene_render_task.FAILED:
+        _wrapped(layout, task.message, icon="ERROR")
+    elif task.state == scene_render_task.CANCELLED:
+        _wrapped(layout, task.message, icon="CANCEL")
+
+
 def _panel_class(space: str, prefix: str) -> type:
     def draw(panel: bpy.types.Panel, context: bpy.types.Context) -> None:
         draw_scene_generate(panel.layout, context)
@@ -200,6 +335,7 @@ CLASSES = (
     SceneGenerateSettings,
     VFXMOCAP_OT_render_scene_pass,
     VFXMOCAP_OT_generate_from_scene,
+    VFXMOCAP_OT_cancel_scene_render,
     _panel_class("VIEW_3D", "view3d"),
     _panel_class("SEQUENCE_EDITOR", "sequencer"),
 )
@@ -212,6 +348,7 @@ def register() -> None:
 
 
 def unregister() -> None:
+    scene_render_task.forget()
     del bpy.types.Scene.vfx_scene_generate
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

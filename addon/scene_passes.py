@@ -15,17 +15,18 @@ shaders headless and Cycles' Z pass is the same measure, so neither is used.
 - ``layout``: Workbench's flat grey shading with object outlines: the set's shapes without its look.
 
 The render settings the passes need are set for the render and put back afterwards; the scene's sequencer and
-compositor are switched off meanwhile, so the camera's view is what gets rendered.
+compositor are switched off meanwhile, so the camera's view is what gets rendered. :class:`PassRender` renders
+one frame per step (what the operators' modal loop drives) and can be cancelled between steps.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,9 +181,11 @@ def posed_body(obj: bpy.types.Object, bone_map: BoneMap, depsgraph: bpy.types.De
     return body_joints.PosedBody(joints, axes, length)
 
 
-@contextmanager
-def _pass_render_settings(scene: bpy.types.Scene, framing: Framing, layout: bool) -> Iterator[bpy.types.ViewLayer]:
-    """Set what a pass render needs, yield the view layer that is rendered, and put every setting back."""
+def _switch_render_settings(
+    scene: bpy.types.Scene, framing: Framing, layout: bool
+) -> tuple[bpy.types.ViewLayer, Callable[[], None]]:
+    """Set what a pass render needs; return the view layer that is rendered and the function that puts every
+    setting, and the current frame, back."""
     render, shading = scene.render, scene.display.shading
     view_layer = bpy.context.view_layer if bpy.context.scene == scene else scene.view_layers[0]
     settings: list[tuple[Any, str, Any]] = [
@@ -218,19 +221,24 @@ def _pass_render_settings(scene: bpy.types.Scene, framing: Framing, layout: bool
     saved_image = [(name, getattr(image, name)) for name in image_attrs if name in image.bl_rna.properties]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in settings]
     saved_frame = scene.frame_current
+
+    def restore() -> None:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+        for name, value in saved_image:
+            setattr(image, name, value)
+        scene.frame_set(saved_frame)
+
     try:
         for owner, name, value in settings:
             setattr(owner, name, value)
         compat.use_multilayer_exr(image)
         image.color_depth = "32"
         image.exr_codec = "NONE"
-        yield view_layer
-    finally:
-        for owner, name, value in reversed(saved):
-            setattr(owner, name, value)
-        for name, value in saved_image:
-            setattr(image, name, value)
-        scene.frame_set(saved_frame)
+    except BaseException:
+        restore()
+        raise
+    return view_layer, restore
 
 
 def _render_frame(scene: bpy.types.Scene, frame: int, path: Path, view_layer: str) -> dict[str, np.ndarray]:
@@ -272,86 +280,166 @@ def pass_folder(scene: bpy.types.Scene, pass_name: str, camera: str) -> Path:
     return folder
 
 
-def render_pass(scene: bpy.types.Scene, pass_name: str, shot: Shot, occlusion_margin: float = 0.25) -> RenderedPass:
-    """Render ``pass_name`` (one of PASSES) for ``shot`` into a new :func:`pass_folder`, ``000000.png`` upward.
+class PassRender:
+    """A pass being rendered into a new :func:`pass_folder`, ``000000.png`` upward, one step at a time, so the
+    caller decides what happens between frames (a modal operator lets Blender redraw and take Esc).
 
-    The camera and, for the pose pass, the armatures are checked before anything is written (BadInput).
+    Creating it checks the pass name, the camera and, for the pose pass, the armatures before anything is written
+    (BadInput), makes the folder and switches the scene's render settings for the pass. Each :meth:`step` renders
+    one frame of the shot (the depth pass then takes as many steps again to write its pictures, on the shot's
+    scale known only once every frame is rendered). Every ending puts the settings and the current frame back:
+    the last step (the pass is complete on disk), :meth:`cancel` (the partial folder is removed), or an error
+    raised by a step (cleaned up as by :meth:`cancel`, then raised).
+
     ``occlusion_margin`` (Blender units): how far behind the Z pass a joint may be and still be drawn, so joints
     inside their own body's mesh stay visible; a negative margin turns hiding off.
     """
-    if pass_name not in PASSES:
-        raise BadInput(f"Unknown pass '{pass_name}': choose one of {', '.join(PASSES)}")
-    camera = shot_camera(scene)
-    bodies = humanoid_armatures(scene) if pass_name == "pose" else []
-    folder = pass_folder(scene, pass_name, camera.name)
-    framing = shot.framing
-    rendered = RenderedPass(pass_name, shot, folder)
-    keypoints_record: list[dict[str, Any]] = []
-    nearest, farthest = np.inf, 0.0
-    with (
-        tempfile.TemporaryDirectory(prefix="vfx-pass-") as scratch,
-        _pass_render_settings(scene, framing, layout=pass_name == "layout") as view_layer,
-    ):
-        render_width, render_height = framing.render_size
-        for index, frame in enumerate(shot.frames):
-            channels = _render_frame(scene, frame, Path(scratch) / f"{index:06d}", view_layer.name)
-            z = _crop(channels["Depth.Z"], framing)
-            path = folder / f"{index:06d}.png"
-            if pass_name == "pose":
-                depsgraph = bpy.context.evaluated_depsgraph_get()
-                view = np.array(camera.evaluated_get(depsgraph).matrix_world.inverted())
-                projection = np.array(
-                    camera.evaluated_get(depsgraph).calc_matrix_camera(depsgraph, x=render_width, y=render_height)
-                )
-                canvas = np.zeros((framing.height, framing.width, 3), np.uint8)
-                frame_record = []
-                for obj, bone_map in bodies:
-                    points = body_joints.keypoints_world(posed_body(obj, bone_map, depsgraph))
-                    pixels, point_depth = project_points(points, view, projection, framing)
-                    visible, hidden = body_joints.hide_occluded(
-                        pixels, point_depth, z if occlusion_margin >= 0 else None, occlusion_margin
-                    )
-                    keypoints = body_joints.add_neck(visible)
-                    canvas = skeleton_drawing.draw_openpose(canvas, keypoints)
-                    frame_record.append(
-                        {
-                            "armature": obj.name,
-                            "bone_map": bone_map.name,
-                            "keypoints": [[None if np.isnan(v) else float(v) for v in p] for p in keypoints],
-                            "projected": [[None if np.isnan(v) else float(v) for v in p] for p in pixels],
-                            "depth": [float(d) for d in point_depth],
-                            "hidden": [bool(h) for h in hidden],
-                        }
-                    )
-                keypoints_record.append({"frame": frame, "bodies": frame_record})
-                write_png(path, canvas)
-            elif pass_name == "layout":
-                rgb = np.stack([_crop(channels[f"Combined.{c}"], framing) for c in "RGB"], axis=2)
-                write_png(path, _linear_to_srgb(rgb))
+
+    def __init__(self, scene: bpy.types.Scene, pass_name: str, shot: Shot, occlusion_margin: float = 0.25) -> None:
+        if pass_name not in PASSES:
+            raise BadInput(f"Unknown pass '{pass_name}': choose one of {', '.join(PASSES)}")
+        self.scene = scene
+        self.camera = shot_camera(scene)
+        self.bodies = humanoid_armatures(scene) if pass_name == "pose" else []
+        self.occlusion_margin = occlusion_margin
+        self.rendered = RenderedPass(pass_name, shot, pass_folder(scene, pass_name, self.camera.name))
+        self.steps_done = 0
+        self.step_count = shot.frame_count * (2 if pass_name == "depth" else 1)
+        self.ended = False
+        self._keypoints: list[dict[str, Any]] = []
+        self._nearest, self._farthest = np.inf, 0.0
+        self._scratch = tempfile.TemporaryDirectory(prefix="vfx-pass-")
+        try:
+            self._view_layer, self._restore = _switch_render_settings(scene, shot.framing, pass_name == "layout")
+        except BaseException:
+            self._end(keep=False)
+            raise
+
+    @property
+    def progress(self) -> float:
+        """The fraction of the pass done, 0 to 1."""
+        return self.steps_done / self.step_count
+
+    @property
+    def frames_rendered(self) -> int:
+        return min(self.steps_done, self.rendered.shot.frame_count)
+
+    def step(self) -> bool:
+        """Render (or, for the depth pass's second half, write) the next frame; True once the pass is complete
+        on disk and the settings are back. BadInput (or any error) ends the render as :meth:`cancel` does."""
+        if self.ended:
+            raise RuntimeError("the pass render has ended")
+        try:
+            frame_count = self.rendered.shot.frame_count
+            if self.steps_done < frame_count:
+                self._render(self.steps_done)
             else:
-                np.save(Path(scratch) / f"{index:06d}.npy", z)
-                try:
-                    low, high = depth.shot_range([z])
-                    nearest, farthest = min(nearest, low), max(farthest, high)
-                except ValueError:
-                    pass  # a frame that sees nothing is black; the shot as a whole is checked below
-            rendered.files.append(path)
-        if pass_name == "depth":
-            if not np.isfinite(nearest):
-                raise BadInput(
-                    f"Camera '{camera.name}' sees no surface in frames {shot.frame_start}-"
-                    f"{shot.frame_start + shot.frame_count - 1}: the depth pass would be black"
-                )
-            for index, path in enumerate(rendered.files):
-                z = np.load(Path(scratch) / f"{index:06d}.npy")
-                write_png(path, depth.depth_picture(z, nearest, farthest))
-            rendered.notes.append(f"depth from {nearest:.3g} (white) to {farthest:.3g} (black) Blender units")
-    if pass_name == "pose":
-        (folder / "keypoints.json").write_text(
-            json.dumps({"width": framing.width, "height": framing.height, "frames": keypoints_record}, indent=1),
-            encoding="utf-8",
-        )
-    return rendered
+                self._write_depth(self.steps_done - frame_count)
+            self.steps_done += 1
+            if self.steps_done == self.step_count:
+                self._complete()
+                return True
+        except BaseException:
+            self.cancel()
+            raise
+        return False
+
+    def cancel(self) -> None:
+        """Stop: put the settings and the frame back and remove the partial pass folder. Does nothing once ended."""
+        if not self.ended:
+            self._end(keep=False)
+
+    def _end(self, keep: bool) -> None:
+        self.ended = True
+        try:
+            restore = getattr(self, "_restore", None)
+            if restore is not None:
+                restore()
+        except ReferenceError:
+            pass  # the scene is gone (another file was opened): nothing to put back
+        finally:
+            self._scratch.cleanup()
+            if not keep:
+                shutil.rmtree(self.rendered.folder, ignore_errors=True)
+
+    def _render(self, index: int) -> None:
+        scene, shot, framing = self.scene, self.rendered.shot, self.rendered.shot.framing
+        frame = shot.frame_start + index
+        channels = _render_frame(scene, frame, Path(self._scratch.name) / f"{index:06d}", self._view_layer.name)
+        z = _crop(channels["Depth.Z"], framing)
+        path = self.rendered.folder / f"{index:06d}.png"
+        if self.rendered.name == "pose":
+            write_png(path, self._draw_pose(frame, z))
+        elif self.rendered.name == "layout":
+            rgb = np.stack([_crop(channels[f"Combined.{c}"], framing) for c in "RGB"], axis=2)
+            write_png(path, _linear_to_srgb(rgb))
+        else:
+            np.save(Path(self._scratch.name) / f"{index:06d}.npy", z)
+            try:
+                low, high = depth.shot_range([z])
+                self._nearest, self._farthest = min(self._nearest, low), max(self._farthest, high)
+            except ValueError:
+                pass  # a frame that sees nothing is black; the shot as a whole is checked before writing
+        self.rendered.files.append(path)
+
+    def _draw_pose(self, frame: int, z: np.ndarray) -> np.ndarray:
+        framing = self.rendered.shot.framing
+        render_width, render_height = framing.render_size
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        camera = self.camera.evaluated_get(depsgraph)
+        view = np.array(camera.matrix_world.inverted())
+        projection = np.array(camera.calc_matrix_camera(depsgraph, x=render_width, y=render_height))
+        canvas = np.zeros((framing.height, framing.width, 3), np.uint8)
+        frame_record = []
+        for obj, bone_map in self.bodies:
+            points = body_joints.keypoints_world(posed_body(obj, bone_map, depsgraph))
+            pixels, point_depth = project_points(points, view, projection, framing)
+            visible, hidden = body_joints.hide_occluded(
+                pixels, point_depth, z if self.occlusion_margin >= 0 else None, self.occlusion_margin
+            )
+            keypoints = body_joints.add_neck(visible)
+            canvas = skeleton_drawing.draw_openpose(canvas, keypoints)
+            frame_record.append(
+                {
+                    "armature": obj.name,
+                    "bone_map": bone_map.name,
+                    "keypoints": [[None if np.isnan(v) else float(v) for v in p] for p in keypoints],
+                    "projected": [[None if np.isnan(v) else float(v) for v in p] for p in pixels],
+                    "depth": [float(d) for d in point_depth],
+                    "hidden": [bool(h) for h in hidden],
+                }
+            )
+        self._keypoints.append({"frame": frame, "bodies": frame_record})
+        return canvas
+
+    def _write_depth(self, index: int) -> None:
+        if not np.isfinite(self._nearest):
+            shot = self.rendered.shot
+            raise BadInput(
+                f"Camera '{self.camera.name}' sees no surface in frames {shot.frame_start}-"
+                f"{shot.frame_start + shot.frame_count - 1}: the depth pass would be black"
+            )
+        z = np.load(Path(self._scratch.name) / f"{index:06d}.npy")
+        write_png(self.rendered.files[index], depth.depth_picture(z, self._nearest, self._farthest))
+
+    def _complete(self) -> None:
+        framing = self.rendered.shot.framing
+        if self.rendered.name == "depth":
+            self.rendered.notes.append(
+                f"depth from {self._nearest:.3g} (white) to {self._farthest:.3g} (black) Blender units"
+            )
+        if self.rendered.name == "pose":
+            record = {"width": framing.width, "height": framing.height, "frames": self._keypoints}
+            (self.rendered.folder / "keypoints.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+        self._end(keep=True)
+
+
+def render_pass(scene: bpy.types.Scene, pass_name: str, shot: Shot, occlusion_margin: float = 0.25) -> RenderedPass:
+    """Render the whole pass at once (see :class:`PassRender`); BadInput as it raises."""
+    render = PassRender(scene, pass_name, shot, occlusion_margin)
+    while not render.step():
+        pass
+    return render.rendered
 
 
 def insert_pass_strip(scene: bpy.types.Scene, rendered: RenderedPass) -> bpy.types.ImageStrip:

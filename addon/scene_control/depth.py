@@ -1,6 +1,6 @@
 """A shot's Z pass as the depth control's pictures: grey, near bright and far dark, one scale for the whole shot.
 
-The daemon's depth control (``models/depth.py``) draws relative inverse depth, nearest white and farthest black;
+The daemon's depth control (``models/vace/depth.py``) draws relative inverse depth, nearest white and farthest black;
 the scene pass draws the same measure, ``1 / Z``, but stretched once over the whole shot instead of per frame,
 so a static set keeps its grey while the camera or a character moves. Pixels where nothing was hit (Blender
 writes a huge Z for the background) are black, like the farthest surface.

@@ -1,7 +1,7 @@
 """Sizes and frame counts of a shot sent to Wan 2.1 VACE, following the model's rules.
 
 Sizes: width and height are multiples of 16, chosen for the camera's aspect at the quality preset's pixel area
-exactly as the daemon chooses them for a strip (``models.vace.size_for_aspect``; a test holds the two equal). The
+exactly as the daemon chooses them for a strip (``models.vace.runner.size_for_aspect``; a test holds the two equal). The
 rounding makes the generation aspect differ slightly from the camera's, so a pass is rendered at the smallest
 size of the camera's aspect that covers the generation size and its centre is cropped to it (no borders, no
 distortion), as the daemon fits any other strip.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 SIZE_MULTIPLE = 16
 TEMPORAL_STRIDE = 4
 QUALITY_AREAS = {"draft": 480 * 272, "standard": 832 * 480, "high": 832 * 480}
-"""Pixel area of each quality preset of the 1.3B modes (``models.vace.QUALITY_PRESETS``)."""
+"""Pixel area of each quality preset of the 1.3B modes (``models.vace.runner.QUALITY_PRESETS``)."""
 
 
 def round_to_multiple(value: float, multiple: int = SIZE_MULTIPLE) -> int:

@@ -43,19 +43,28 @@ def ellipse_polygon(centre: tuple[int, int], axes: tuple[int, int], angle_degree
 def fill_convex_polygon(image: np.ndarray, polygon: np.ndarray, colour: tuple[int, int, int]) -> None:
     """Paint the convex ``polygon`` (N, 2) int pixels into ``image`` (H, W, 3) in place: its outline's pixels
     (each edge stepped one pixel at a time along its longer axis) and every pixel between them on each row."""
+    starts = np.asarray(polygon, dtype=np.int64)
+    ends = np.roll(starts, -1, axis=0)
+    steps = np.maximum(np.abs(ends - starts).max(axis=1), 1)
+    counts = steps + 1
+    edge = np.repeat(np.arange(len(starts)), counts)
+    along = (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)) / steps[edge]
+    xs = np.rint(starts[edge, 0] + along * (ends[edge, 0] - starts[edge, 0])).astype(np.int64)
+    ys = np.rint(starts[edge, 1] + along * (ends[edge, 1] - starts[edge, 1])).astype(np.int64)
+    top, x_min, x_max = int(ys.min()), int(xs.min()), int(xs.max())
+    left = np.full(int(ys.max()) - top + 1, x_max, dtype=np.int64)
+    right = np.full(len(left), x_min, dtype=np.int64)
+    np.minimum.at(left, ys - top, xs)
+    np.maximum.at(right, ys - top, xs)
     height, width = image.shape[:2]
-    rows: dict[int, list[int]] = {}
-    for start, end in zip(polygon, np.roll(polygon, -1, axis=0), strict=True):
-        steps = int(max(abs(end[0] - start[0]), abs(end[1] - start[1]), 1))
-        along = np.arange(steps + 1) / steps
-        xs = np.rint(start[0] + along * (end[0] - start[0])).astype(np.int64)
-        ys = np.rint(start[1] + along * (end[1] - start[1])).astype(np.int64)
-        for x, y in zip(xs.tolist(), ys.tolist(), strict=True):
-            span = rows.setdefault(y, [x, x])
-            span[0], span[1] = min(span[0], x), max(span[1], x)
-    for y, (left, right) in rows.items():
-        if 0 <= y < height and right >= 0 and left < width:
-            image[y, max(left, 0) : min(right, width - 1) + 1] = colour
+    row_from, row_to = max(top, 0), min(top + len(left), height)
+    col_from, col_to = max(x_min, 0), min(x_max + 1, width)
+    if row_from >= row_to or col_from >= col_to:
+        return
+    columns = np.arange(col_from, col_to)
+    rows = slice(row_from - top, row_to - top)
+    inside = (columns >= left[rows, None]) & (columns <= right[rows, None])
+    image[row_from:row_to, col_from:col_to][inside] = colour
 
 
 def _disc_offsets(radius: int) -> np.ndarray:
@@ -90,10 +99,13 @@ def draw_openpose(canvas_rgb: np.ndarray, keypoints18: np.ndarray) -> np.ndarray
             round(math.degrees(math.atan2(dy, dx))),
         )
         fill_convex_polygon(limbs, polygon, colour)
-    blended = canvas_rgb.astype(np.float32) * np.float32(1.0 - LIMB_OPACITY) + limbs.astype(np.float32) * np.float32(
-        LIMB_OPACITY
-    )
-    result = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    # Only pixels a limb changed need blending: elsewhere the blend gives the canvas back.
+    result = canvas_rgb.copy()
+    changed = np.any(limbs != canvas_rgb, axis=2)
+    blended = canvas_rgb[changed].astype(np.float32) * np.float32(1.0 - LIMB_OPACITY) + limbs[changed].astype(
+        np.float32
+    ) * np.float32(LIMB_OPACITY)
+    result[changed] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     height, width = result.shape[:2]
     for index in np.flatnonzero(present):
         x, y = keypoints[index]

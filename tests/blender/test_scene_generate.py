@@ -27,9 +27,10 @@ from shared.openpose import OPENPOSE18_KEYPOINTS
 pytestmark = pytest.mark.timeout(900)
 
 FRAME_START, FRAME_COUNT = 3, 10  # as in blender_side/scene_generate.py
-TINY = {"prompt": "a dancer spins on a bright stage", "steps": 2, "width": 64, "height": 32, "seed": 3}
+TINY = {"prompt": "a dancer spins on a bright stage", "quality": "draft", "width": 64, "height": 32, "seed": 3}
 TINY_WINDOWS = {"window_frames": 9, "chunk_overlap": 5}
-"""The tiny pipeline's settings; 10 frames in windows of 9 make two windows."""
+"""The Generate panel's options for the tiny pipeline: 10 frames in windows of 9 make two windows; steps are left
+unset (0 in the panel), so the daemon takes them from the quality preset."""
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -79,6 +80,60 @@ def test_rendering_puts_the_scenes_settings_back(passes):
     assert passes["resolution_after"] == [640, 360]
 
 
+CANCEL_AFTER = 3  # as in blender_side/scene_generate.py
+
+
+def check_cancelled_part_way(cancelled: dict[str, Any]) -> None:
+    """The scene while the task rendered CANCEL_AFTER frames, then after the panel's Cancel."""
+    assert cancelled["ended_early"] == [False] * CANCEL_AFTER
+    during, before = cancelled["during"], cancelled["before"]
+    assert during["engine"] == "BLENDER_WORKBENCH" != before["engine"]
+    assert during["frame"] == FRAME_START + CANCEL_AFTER - 1
+    assert cancelled["files_during"] == [f"{i:06d}.png" for i in range(CANCEL_AFTER)]
+    progress = f"progress {CANCEL_AFTER / FRAME_COUNT:.2f}"
+    assert any(
+        line.startswith(progress) and f"frame {CANCEL_AFTER}/{FRAME_COUNT}" in line
+        for line in cancelled["panel_during"]
+    ), cancelled["panel_during"]
+    assert "<Cancel (Esc)>" in cancelled["panel_during"]
+    assert "A pass is rendering" in cancelled["second_render"]
+    assert cancelled["after"] == before, "every switched setting and the current frame are put back"
+    assert cancelled["strips_after"] == cancelled["strips_before"], "no strip inserted"
+    assert cancelled["folder_after"] is False, "the partial pass folder is removed"
+    assert cancelled["state"] == "cancelled"
+    assert f"cancelled after {CANCEL_AFTER} of {FRAME_COUNT} frames" in cancelled["message"]
+    assert cancelled["step_after_cancel"] is True and cancelled["frames_after_cancel"] == CANCEL_AFTER
+    assert "<Cancel (Esc)>" not in cancelled["panel_after"]
+    assert any("cancelled after" in line for line in cancelled["panel_after"])
+
+
+def test_a_pass_render_cancelled_part_way_puts_the_scene_back_and_inserts_nothing(passes):
+    check_cancelled_part_way(passes["render_task"]["cancelled"])
+
+
+def test_a_pass_render_stepped_to_the_end_reaches_full_progress_and_inserts_its_strip(passes):
+    complete = passes["render_task"]["complete"]
+    assert complete["state"] == "finished"
+    progress = complete["progress_seen"]
+    assert progress[0] == 0.0 and progress[-1] == 1.0 and len(progress) == FRAME_COUNT + 1
+    assert progress == sorted(progress)
+    assert complete["strips_added"] == 1
+    assert complete["after"] == passes["render_task"]["cancelled"]["before"]
+
+
+def test_a_pass_render_that_fails_part_way_says_why_in_the_panel_and_leaves_nothing(passes):
+    failed = passes["render_task"]["failed"]
+    assert failed["state"] == "failed"
+    assert "sees no surface" in failed["message"] and failed["last_error"] == failed["message"]
+    assert any("sees no surface" in line for line in failed["panel"]), failed["panel"]
+    assert failed["strips_added"] == 0 and failed["folder_after"] is False
+    assert failed["after"] == passes["render_task"]["cancelled"]["before"]
+
+
+def test_the_operators_invoked_in_background_mode_render_every_frame_at_once(passes):
+    assert passes["render_task"]["invoked"] == {"result": ["FINISHED"], "strips_added": 1}
+
+
 def test_pose_pass_joints_are_the_camera_projection_of_the_evaluated_bones_within_a_pixel(passes):
     keypoints = json.loads((Path(passes["strips"]["pose"]["directory"]) / "keypoints.json").read_text())
     assert len(keypoints["frames"]) == FRAME_COUNT
@@ -92,6 +147,26 @@ def test_pose_pass_joints_are_the_camera_projection_of_the_evaluated_bones_withi
             assert np.hypot(projected[0] - x, projected[1] - y) < 1.0, (drawn["frame"], joint, projected, (x, y))
         moved.append(reference["joints"]["left_wrist"][:2])
     assert np.ptp(np.array(moved), axis=0).max() > 20, "the animation moves the left wrist across the frames"
+
+
+@pytest.fixture(scope="module")
+def generated_rig(blender, tmp_path_factory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp(f"scene-generated-rig-{blender.line}")
+    return blender.run("scene_generate.py", "--phase", "generated", "--data-dir", str(folder))
+
+
+def test_a_generated_rigify_rig_moved_by_ik_is_drawn_where_its_deforming_bones_are(generated_rig):
+    strip = generated_rig["pose"]
+    keypoints = json.loads((Path(strip["directory"]) / "keypoints.json").read_text())
+    moved = []
+    for drawn, reference in zip(keypoints["frames"], generated_rig["reference"]["frames"], strict=True):
+        (body,) = drawn["bodies"]  # the metarig is hidden from renders: only the generated rig is drawn
+        assert body["armature"] == generated_rig["rig"] and body["bone_map"] == "Rigify generated rig (FK controls)"
+        for joint, (x, y, _depth) in reference["joints"].items():
+            projected = body["projected"][OPENPOSE18_KEYPOINTS.index(joint)]
+            assert np.hypot(projected[0] - x, projected[1] - y) < 1.0, (drawn["frame"], joint, projected, (x, y))
+        moved.append(reference["joints"]["left_wrist"][:2])
+    assert np.ptp(np.array(moved), axis=0).max() > 20, "the IK control moves the left wrist across the frames"
 
 
 def test_joints_hidden_behind_a_box_are_not_drawn_and_the_others_are(passes):
@@ -216,10 +291,19 @@ def generated(blender, vace_daemon, tmp_path_factory) -> dict[str, Any]:
     )
 
 
+def test_generate_from_scene_cancelled_part_way_submits_no_job(generated, vace_daemon):
+    cancelled = generated["cancelled"]
+    with vace_daemon.client() as client:
+        submitted = {job["job_id"] for job in client.jobs()}
+    assert submitted == {generated["jobs"][name]["id"] for name in ("pose", "depth")}, "only the two finished runs"
+    assert cancelled["jobs_added"] == 0
+    check_cancelled_part_way(cancelled)
+
+
 @pytest.mark.parametrize("pass_name, mode", [("pose", "vace_pose"), ("depth", "vace_motion")])
 def test_generate_from_scene_inserts_a_strip_at_the_shots_frames(generated, pass_name, mode):
     job = generated["jobs"][pass_name]
-    assert job["state"] == "succeeded", job["error"]
+    assert job["state"] == "succeeded", job["error"] or job["last_error"]
     assert job["mode"] == mode
     result, source = job["result"], job["pass"]
     assert job["source_strip"] == source["name"]
@@ -239,6 +323,7 @@ def test_the_job_and_its_strip_record_the_scene_camera_and_pass(generated, pass_
     assert job["result"]["props"]["vfx_job_id"] == job["id"]
     assert job["result"]["props"]["vfx_scene_frames"] == f"{FRAME_START}-{FRAME_START + FRAME_COUNT - 1}"
     assert (job["params"]["width"], job["params"]["height"]) == (TINY["width"], TINY["height"])
+    assert "steps" not in job["params"], "an option the panel never set is left to the daemon"
     if pass_name == "depth":
         assert job["params"]["control"] == "as_is"
 
@@ -252,3 +337,12 @@ def test_the_control_video_the_pipeline_received_is_the_pass_on_disk(generated, 
     for path, expected in zip(received, on_disk, strict=True):
         np.testing.assert_array_equal(read_rgb(path), expected)
     assert any(image.max() > 0 for image in on_disk), "the pass shows something"
+
+
+def test_the_shot_is_generated_in_overlapping_windows_with_exactly_its_frames(generated, vace_daemon):
+    with vace_daemon.client() as client:
+        summary = client.result(generated["jobs"]["pose"]["id"])[0]
+    # 10 frames in windows of 9 overlapping by 5: the last window moved back to end on the last frame.
+    assert summary["windows"] == [{"start": 0, "frames": 9, "context": 0}, {"start": 1, "frames": 9, "context": 8}]
+    assert summary["frame_count"] == FRAME_COUNT
+    assert (summary["width"], summary["height"]) == (TINY["width"], TINY["height"])

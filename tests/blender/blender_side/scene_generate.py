@@ -6,6 +6,10 @@ distances; renders the pose, depth and layout passes with the add-on's operator 
 against), where the boxes are, and what the operator reports for a scene without camera, without armature, and
 with an armature no bone map recognises.
 
+``--phase generated``: the metarig generated into a Rigify rig (metarig hidden from renders), its left hand moved by
+the IK control and its torso by the torso control; records the pose pass and where ``world_to_camera_view`` puts
+the heads of the rig's deforming (DEF-) bones.
+
 ``--phase generate``: the same scene, the add-on connected to a daemon started by the test (``--connection-file``);
 Generate from Scene with the pose pass (vace_pose) and with the depth pass (vace_motion), both followed to their
 end and inserted, recording the strips and jobs.
@@ -14,8 +18,12 @@ end and inserted, recording the strips and jobs.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import math
+import os
+import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -94,9 +102,12 @@ def build_scene() -> tuple[bpy.types.Object, bpy.types.Object]:
     return rig, camera
 
 
-def reference_points(rig: bpy.types.Object, camera: bpy.types.Object, framing: Any) -> dict[str, Any]:
-    """Per frame: every joint's bone head through ``world_to_camera_view``, at the pass's render size, in pixels of
-    the generation frame; and the boxes' centres the same way."""
+def reference_points(
+    rig: bpy.types.Object, camera: bpy.types.Object, framing: Any, bone_prefix: str = ""
+) -> dict[str, Any]:
+    """Per frame: the head of every joint's bone (``bone_prefix`` + the metarig's name) through
+    ``world_to_camera_view``, at the pass's render size, in pixels of the generation frame; and the boxes' centres
+    the same way."""
     scene = bpy.context.scene
     saved = scene.render.resolution_x, scene.render.resolution_y
     scene.render.resolution_x, scene.render.resolution_y = framing.render_size
@@ -108,7 +119,7 @@ def reference_points(rig: bpy.types.Object, camera: bpy.types.Object, framing: A
             evaluated = rig.evaluated_get(depsgraph)
             points = {}
             for joint, bone in JOINT_BONES.items():
-                world = evaluated.matrix_world @ evaluated.pose.bones[bone].head
+                world = evaluated.matrix_world @ evaluated.pose.bones[bone_prefix + bone].head
                 points[joint] = to_pixels(world_to_camera_view(scene, camera, world), framing)
             frames.append({"frame": frame, "joints": points})
         boxes = {
@@ -183,6 +194,8 @@ def passes_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["render_engine_after"] = scene.render.engine
     record["resolution_after"] = [scene.render.resolution_x, scene.render.resolution_y]
 
+    record["render_task"] = render_task_checks(addon, scene)
+
     settings.control_pass = "pose"
     record["errors"] = {}
     rig.data.bones["upper_arm.L"].name = "arm_upper_left"  # a rig no built-in map recognises any more
@@ -193,6 +206,140 @@ def passes_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["errors"]["no_camera"] = error_of(bpy.ops.vfxmocap.render_scene_pass)
     record["errors"]["no_camera_generate"] = error_of(bpy.ops.vfxmocap.generate_from_scene)
     record["panel_without_camera"] = harness.draw_panel(addon.scene_generate.draw_scene_generate)
+
+
+CANCEL_AFTER = 3
+"""Frames the render task steps through before it is cancelled."""
+
+
+def render_settings(scene: bpy.types.Scene) -> dict[str, Any]:
+    """The scene's settings a pass render switches, as they are now."""
+    render = scene.render
+    return {
+        "engine": render.engine,
+        "resolution": [render.resolution_x, render.resolution_y],
+        "frame": scene.frame_current,
+        "use_sequencer": render.use_sequencer,
+        "use_compositing": render.use_compositing,
+        "file_format": render.image_settings.file_format,
+        "filepath": render.filepath,
+        "use_pass_z": bpy.context.view_layer.use_pass_z,
+    }
+
+
+def strip_count(addon: ModuleType, scene: bpy.types.Scene) -> int:
+    return len(addon.compat.all_strips(scene.sequence_editor)) if scene.sequence_editor else 0
+
+
+def step_then_cancel(addon: ModuleType, scene: bpy.types.Scene, generate: bool) -> dict[str, Any]:
+    """Start Render Pass (or Generate from Scene) through the task its modal operator steps, render
+    CANCEL_AFTER frames, record the scene and the panel meanwhile, press the panel's Cancel, record again."""
+    record: dict[str, Any] = {"before": render_settings(scene), "strips_before": strip_count(addon, scene)}
+    task = addon.scene_generate.start_render(scene, generate=generate)
+    folder = task.render.rendered.folder
+    record["ended_early"] = [task.step() for _ in range(CANCEL_AFTER)]
+    record["during"] = render_settings(scene)
+    record["files_during"] = sorted(path.name for path in folder.iterdir())
+    record["panel_during"] = harness.draw_panel(addon.scene_generate.draw_scene_generate)
+    record["second_render"] = error_of(bpy.ops.vfxmocap.render_scene_pass)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.cancel_scene_render)
+    assert result == {"FINISHED"}, error
+    record["after"] = render_settings(scene)
+    record["strips_after"] = strip_count(addon, scene)
+    record["folder_after"] = folder.exists()
+    record["state"], record["message"] = task.state, task.message
+    record["step_after_cancel"] = task.step()
+    record["frames_after_cancel"] = task.render.frames_rendered
+    record["panel_after"] = harness.draw_panel(addon.scene_generate.draw_scene_generate)
+    return record
+
+
+def render_task_checks(addon: ModuleType, scene: bpy.types.Scene) -> dict[str, Any]:
+    """Render Pass through its task: cancelled part way; to the end; failing part way; invoked in background."""
+    settings = scene.vfx_scene_generate
+    settings.control_pass = "pose"
+    scene.frame_set(1)
+    record: dict[str, Any] = {"cancelled": step_then_cancel(addon, scene, generate=False)}
+
+    strips_before = strip_count(addon, scene)
+    task = addon.scene_generate.start_render(scene, generate=False)
+    while not task.step():
+        pass
+    record["complete"] = {
+        "state": task.state,
+        "progress_seen": task.progress_seen,
+        "strips_added": strip_count(addon, scene) - strips_before,
+        "after": render_settings(scene),
+    }
+
+    # The depth pass of a camera looking at the empty sky fails once every frame is rendered.
+    camera = scene.camera
+    saved_rotation = tuple(camera.rotation_euler)
+    camera.rotation_euler = (math.radians(180.0), 0.0, 0.0)
+    settings.control_pass = "depth"
+    strips_before = strip_count(addon, scene)
+    task = addon.scene_generate.start_render(scene, generate=False)
+    folder = task.render.rendered.folder
+    while not task.step():
+        pass
+    record["failed"] = {
+        "state": task.state,
+        "message": task.message,
+        "strips_added": strip_count(addon, scene) - strips_before,
+        "folder_after": folder.exists(),
+        "after": render_settings(scene),
+        "panel": harness.draw_panel(addon.scene_generate.draw_scene_generate),
+        "last_error": addon.runtime.get().last_error,
+    }
+    camera.rotation_euler = saved_rotation
+
+    settings.control_pass = "layout"
+    strips_before = strip_count(addon, scene)
+    result = bpy.ops.vfxmocap.render_scene_pass("INVOKE_DEFAULT")  # background mode: renders it all at once
+    record["invoked"] = {"result": sorted(result), "strips_added": strip_count(addon, scene) - strips_before}
+    return record
+
+
+def generated_rig_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
+    addon = harness.install_extension(args.zip)
+    harness.configure(data_dir=args.data_dir)
+    scene = bpy.context.scene
+    metarig, camera = build_scene()
+    metarig.animation_data_clear()
+    for bone in metarig.pose.bones:  # Rigify builds a broken deform chain from a metarig that is not at rest
+        bone.location, bone.rotation_euler, bone.rotation_quaternion = (0, 0, 0), (0, 0, 0), (1, 0, 0, 0)
+    bpy.context.view_layer.objects.active = metarig
+    before = set(bpy.data.objects)
+    bpy.ops.pose.rigify_generate()
+    if bpy.app.version < (5, 0, 0):
+        atexit.register(exit_without_teardown, args.result)
+    metarig.hide_render = True  # as an artist leaves it: the generated rig is the one that renders
+    (rig,) = (obj for obj in set(bpy.data.objects) - before if obj.type == "ARMATURE")
+    record["rig"] = rig.name
+    rig.pose.bones["upper_arm_parent.L"]["IK_FK"] = 0.0  # the IK control moves the arm; the FK controls stay
+    for limb in ("upper_arm_parent.R", "thigh_parent.L", "thigh_parent.R"):
+        rig.pose.bones[limb]["IK_FK"] = 1.0  # FK: they follow the torso
+    hand, torso = rig.pose.bones["hand_ik.L"], rig.pose.bones["torso"]
+    for frame, lift, x in ((FRAME_START, 0.0, -0.4), (FRAME_END, 0.5, 0.4)):
+        hand.location = (lift, 0.0, lift)  # across the hand bone (its local Y), so the wrist follows
+        hand.keyframe_insert("location", frame=frame)
+        torso.location = (x, 0.0, 0.0)
+        torso.keyframe_insert("location", frame=frame)
+    _mode, shot = addon.scene_generate.plan(scene)
+    record["reference"] = reference_points(rig, camera, shot.framing, bone_prefix="DEF-")
+    scene.frame_set(1)
+    result, error = harness.operator_report(bpy.ops.vfxmocap.render_scene_pass)
+    assert result == {"FINISHED"}, error
+    record["pose"] = strip_record(addon, pass_strip(addon, "pose"))
+
+
+def exit_without_teardown(result: Path) -> None:
+    """Blender 4.5 as a Python module hangs in its C++ teardown once Rigify has generated a rig (see
+    ``mocap_accuracy.py``): leave at the end of Python's own shutdown, with the scenario's exit status."""
+    failed = "traceback" in json.loads(result.read_text() or "{}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1 if failed else 0)
 
 
 def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
@@ -213,6 +360,10 @@ def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
         for name, value in options.items():
             params[name].set_value(value)
     settings = scene.vfx_scene_generate
+    settings.control_pass = "pose"
+    jobs_before = len(state.jobs)
+    record["cancelled"] = step_then_cancel(addon, scene, generate=True)
+    record["cancelled"]["jobs_added"] = len(state.jobs) - jobs_before
     record["jobs"] = {}
     for pass_name in ("pose", "depth"):
         settings.control_pass = pass_name
@@ -232,20 +383,25 @@ def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
             "params": job.params,
             "strip_props": json.loads(job.strip_props_json),
             "source_strip": job.source_strip,
-            "pass": strip_record(addon, pass_strip(addon, pass_name)),
-            "result": strip_record(addon, addon.compat.all_strips(editor)[job.result_strip]),
+            "pass": strip_record(addon, addon.compat.all_strips(editor)[job.source_strip]),
+            "result": strip_record(addon, addon.compat.all_strips(editor)[job.result_strip])
+            if job.result_strip
+            else None,
         }
-    record["last_error"] = rt.last_error
+        record["jobs"][pass_name]["last_error"] = rt.last_error
+
+
+PHASES = {"passes": passes_phase, "generated": generated_rig_phase, "generate": generate_phase}
 
 
 def main() -> None:
     args = harness.parse_args(
-        ("--phase", {"choices": ("passes", "generate"), "required": True}),
+        ("--phase", {"choices": tuple(PHASES), "required": True}),
         ("--connection-file", {"default": ""}),
         ("--reference", {"default": ""}),
         ("--options", {"default": "{}"}),
     )
-    harness.run_scenario(args, passes_phase if args.phase == "passes" else generate_phase)
+    harness.run_scenario(args, PHASES[args.phase])
 
 
 if __name__ == "__main__":
