@@ -70,6 +70,9 @@ class Take:
     result_strip: str = ""
     source_strip: str = ""
     source_frame_count: int = 0
+    licences: str = ""
+    """The mode's models and their licences, ``"model: licence; ..."``, stored on the strip."""
+    strip_props_json: str = "{}"
 
     @property
     def params(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from bpy.app.handlers import persistent
 from . import preferences, runtime, strips
 from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
 from .live_record import Recorder, Take
+from .submission import licences_text
 
 IMAGE_NAME = "VFX Live"
 THREAD_NAME = "vfx-mocap-live-view"
@@ -233,7 +234,15 @@ class LiveView:
         if self.recorder is not None:
             raise LiveError("Already recording")
         take_id = folder.name
-        take = Take(take_id, self.mode, str(folder), json.dumps(self.sent_options, sort_keys=True), 0, fps)
+        take = Take(
+            take_id,
+            self.mode,
+            str(folder),
+            json.dumps(self.sent_options, sort_keys=True),
+            0,
+            fps,
+            licences=licences_text(runtime.get().modes.get(self.mode, {})),
+        )
         self.recorder = Recorder(folder, fps, take)
         return self.recorder
 
