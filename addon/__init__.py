@@ -62,6 +62,7 @@ def unregister() -> None:
             handlers.remove(pump.resync_jobs)
     if bpy.app.timers.is_registered(pump.tick):
         bpy.app.timers.unregister(pump.tick)
+    pump.forget_waiting()
     project_results.unregister()
     daemon_setup_ui.unregister()
     model_fetch_ui.unregister()

@@ -25,7 +25,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import armature_io, bake, runtime, shape_key_bake
+from . import armature_io, bake, pump, runtime, shape_key_bake
 from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
 from .retarget.face_shapes import ARKIT_SHAPES, FaceValues, LiveFace
 from .retarget.finger_maps import detect_finger_map
@@ -274,8 +274,7 @@ class LiveDriver:
         self.error = error or self.session.error
         if self.error:
             runtime.get().last_error = self.error
-        if bpy.app.timers.is_registered(tick):
-            bpy.app.timers.unregister(tick)
+        pump.stop_ticker(tick)
         _redraw_viewports()
 
 
@@ -342,8 +341,7 @@ def start(scene: bpy.types.Scene) -> LiveDriver:
     armature_io.apply_switches(obj, bone_map)
     session = LiveSessionThread(request, PoseSolver(retargeter, hands, face, head), THREAD_NAME)
     _driver = LiveDriver(scene, obj, session, retargeter, face_mesh, shape_keys)
-    if not bpy.app.timers.is_registered(tick):
-        bpy.app.timers.register(tick, first_interval=0.0, persistent=True)
+    pump.start_ticker(tick)
     return _driver
 
 
@@ -378,5 +376,4 @@ def unregister() -> None:
             _driver.stop()
         _driver.session.stop()  # the add-on is going away: wait for the thread to end
         _driver = None
-    if bpy.app.timers.is_registered(tick):
-        bpy.app.timers.unregister(tick)
+    pump.stop_ticker(tick)

@@ -28,7 +28,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import preferences, runtime, strips
+from . import preferences, pump, runtime, strips
 from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
 from .live_record import Recorder, Take
 from .submission import licences_text
@@ -393,8 +393,7 @@ def start(scene: bpy.types.Scene, request: LiveRequest, option_names: tuple[str,
     if _view is not None and (_view.running or _view.finishing):
         raise LiveError("The live view is already running: stop it first")
     _view = LiveView(scene, request, option_names)
-    if not bpy.app.timers.is_registered(tick):
-        bpy.app.timers.register(tick, first_interval=0.0, persistent=True)
+    pump.start_ticker(tick)
     return _view
 
 
@@ -439,5 +438,4 @@ def unregister() -> None:
     if _view is not None:
         _view.close()
         _view = None
-    if bpy.app.timers.is_registered(tick):
-        bpy.app.timers.unregister(tick)
+    pump.stop_ticker(tick)

@@ -1,6 +1,6 @@
 """Pose-to-armature work that outlives an operator call: clips solved on a worker thread, and follow-ups waiting
-for a pose job to finish (bake it, or insert its skeleton video). One timer, :func:`tick`, does the Blender side
-on the main thread.
+for a pose job to finish (bake it, or insert its skeleton video). The pump's ticker :func:`tick` writes finished
+solves on the main thread; a follow-up runs when the pump sees its job finish (:func:`pump.when_job_final`).
 
 The worker gets plain data only (the rig description, the map, the options and the job's folder); it reads the
 landmark arrays and solves there, so Blender's main thread never does more than write the keys.
@@ -12,12 +12,13 @@ import json
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import bpy
 import numpy as np
 
-from . import armature_io, bake, runtime, shape_key_bake
+from . import armature_io, bake, pump, runtime, shape_key_bake
 from .retarget.bone_maps import BoneMap
 from .retarget.face_shapes import FaceError, FaceOptions, FaceValues, solve_face
 from .retarget.finger_maps import FingerMap
@@ -165,8 +166,10 @@ def after_job(
 ) -> None:
     """Call ``run(scene, job)`` on the main thread once the pose job ``job_id`` has succeeded; if it ends any
     other way, show that there was nothing to ``what``."""
-    _follow_ups.append(_FollowUp(scene.name, job_id, what, run))
+    follow_up = _FollowUp(scene.name, job_id, what, run)
+    _follow_ups.append(follow_up)
     _ensure_timer()
+    pump.when_job_final(job_id, partial(_run_follow_up, follow_up))
 
 
 def busy() -> bool:
@@ -174,30 +177,41 @@ def busy() -> bool:
 
 
 def _ensure_timer() -> None:
-    if not bpy.app.timers.is_registered(tick):
-        bpy.app.timers.register(tick, first_interval=INTERVAL_S)
+    pump.start_ticker(tick)
+
+
+def _job_of(follow_up: _FollowUp) -> tuple[bpy.types.Scene | None, bpy.types.PropertyGroup | None]:
+    scene = bpy.data.scenes.get(follow_up.scene)
+    return scene, scene.vfx_mocap.jobs.get(follow_up.job_id) if scene is not None else None
+
+
+def _run_follow_up(follow_up: _FollowUp) -> None:
+    """The follow-up's job finished (pump callback, main thread): run it, or say why there is nothing to do."""
+    if follow_up not in _follow_ups:
+        return  # dropped meanwhile (the add-on was disabled and enabled again)
+    _follow_ups.remove(follow_up)
+    scene, job = _job_of(follow_up)
+    if job is None:
+        return
+    if job.state != "succeeded":
+        _report(f"Pose job {job.name[:8]} {job.state_text}: nothing to {follow_up.what}")
+        return
+    try:
+        follow_up.run(scene, job)
+    except FollowUpError as exc:
+        _report(str(exc))
+    except Exception as exc:  # reported, so the pump's other callbacks still run
+        runtime.report_internal_error(f"The follow-up '{follow_up.what}' of pose job {job.name[:8]}", exc)
 
 
 def tick() -> float | None:
-    """Timer (main thread): write finished solves, run follow-ups of finished jobs. Stops itself when idle."""
+    """Pump ticker (main thread): write finished solves; forget follow-ups whose job was removed from the scene
+    (no job, no finish to wait for). Done when idle."""
     for request, future in [item for item in _solving if item[1].done()]:
         _solving.remove((request, future))
         finished.append(_apply(request, future))
-    for follow_up in list(_follow_ups):
-        scene = bpy.data.scenes.get(follow_up.scene)
-        job = scene.vfx_mocap.jobs.get(follow_up.job_id) if scene is not None else None
-        if job is None or (job.is_final and job.state != "succeeded"):
-            _follow_ups.remove(follow_up)
-            if job is not None:
-                _report(f"Pose job {job.name[:8]} {job.state_text}: nothing to {follow_up.what}")
-        elif job.state == "succeeded":
-            _follow_ups.remove(follow_up)
-            try:
-                follow_up.run(scene, job)
-            except FollowUpError as exc:
-                _report(str(exc))
-            except Exception as exc:  # raised here it would end the timer and strand the other tasks
-                runtime.report_internal_error(f"The follow-up '{follow_up.what}' of pose job {job.name[:8]}", exc)
+    for follow_up in [f for f in _follow_ups if _job_of(f)[1] is None]:
+        _follow_ups.remove(follow_up)
     return INTERVAL_S if busy() else None
 
 
@@ -256,8 +270,7 @@ def _report(message: str) -> None:
 def unregister() -> None:
     """Drop pending work and stop the worker (a solve in progress finishes in the background, unused)."""
     global _executor
-    if bpy.app.timers.is_registered(tick):
-        bpy.app.timers.unregister(tick)
+    pump.stop_ticker(tick)
     _follow_ups.clear()
     _solving.clear()
     finished.clear()

@@ -1,14 +1,17 @@
-"""The one ``bpy.app.timers`` pump: applies what the connection thread reports, on the main thread.
+"""The one ``bpy.app.timers`` pump: applies what the connection thread reports, on the main thread, and drives
+every other main-thread ticker (live view, live pose, pose-to-armature tasks).
 
 Each tick drains the thread's updates without waiting, coalesces progress to the latest per job, writes it
-into the scenes' job lists, inserts finished results (when the scene asks for it) and redraws the panels
-only when something changed. An idle tick costs a queue check; a busy one is proportional to the jobs
+into the scenes' job lists, inserts finished results (when the scene asks for it), runs the callbacks waiting
+for a job to finish (:func:`when_job_final`) and redraws the panels only when something changed. Then it calls
+each ticker started with :func:`start_ticker` and sleeps for the shortest interval any of them asked for (a
+ticker returning None is done). An idle tick costs a queue check; a busy one is proportional to the jobs
 that changed, not to the number of events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import bpy
 from bpy.app.handlers import persistent
@@ -23,15 +26,68 @@ LOSING_ACTIONS = frozenset({"submit", "watch"})
 """Failed requests after which the daemon has no such job: the job is marked failed, with the reason."""
 
 
+Ticker = Callable[[], float | None]
+"""Main-thread work called by every tick: returns the seconds until it wants the next call, or None when done.
+Must not raise (it reports its own errors); one that does is stopped, with the error in the panel."""
+
+_tickers: list[Ticker] = []
+_when_final: dict[str, list[Callable[[], None]]] = {}
+
+
+def start_ticker(ticker: Ticker) -> None:
+    """Call ``ticker`` from the next tick on, until it returns None or :func:`stop_ticker`."""
+    if ticker not in _tickers:
+        _tickers.append(ticker)
+
+
+def stop_ticker(ticker: Ticker) -> None:
+    if ticker in _tickers:
+        _tickers.remove(ticker)
+
+
+def when_job_final(job_id: str, callback: Callable[[], None]) -> None:
+    """Call ``callback`` on the main thread once job ``job_id`` reaches a final state (succeeded, failed,
+    cancelled, interrupted, or lost by the daemon); at once if a scene already holds it final."""
+    if any(job.is_final for _scene, job in jobs_with_id(job_id)):
+        callback()
+        return
+    _when_final.setdefault(job_id, []).append(callback)
+
+
+def forget_waiting() -> None:
+    """Drop every ticker and job-finished callback (the add-on is going away)."""
+    _tickers.clear()
+    _when_final.clear()
+
+
 def tick() -> float:
-    """Timer callback: apply pending updates; returns the delay until the next tick (seconds).
+    """Timer callback: apply pending updates, run the tickers; returns the delay until the next tick (seconds).
 
     Never raises: Blender drops a timer whose callback raises, and the panel would silently stop updating."""
     updates = runtime.get().connection.take_updates()
     if updates:
         apply_updates(updates)
         redraw_panels()
-    return INTERVAL_S
+    interval = INTERVAL_S
+    for ticker in list(_tickers):
+        try:
+            wanted = ticker()
+        except Exception as exc:
+            runtime.report_internal_error(f"The main-thread task {getattr(ticker, '__module__', ticker)}", exc)
+            wanted = None
+        if wanted is None:
+            stop_ticker(ticker)
+        else:
+            interval = min(interval, wanted)
+    return interval
+
+
+def _job_final(job_id: str) -> None:
+    for callback in _when_final.pop(job_id, []):
+        try:
+            callback()
+        except Exception as exc:
+            runtime.report_internal_error(f"What waited for job {job_id[:8]} to finish", exc)
 
 
 def apply_updates(updates: list[Update]) -> None:
@@ -64,6 +120,8 @@ def _apply(update: Update, progress: dict[str, JobProgress]) -> None:
                 _auto_insert(scene, job)
             elif job.state == "failed" and was != "failed":
                 rt.last_error = f"{job.mode} job {job.name[:8]} failed: {job.error}"
+        if update.job.is_final:
+            _job_final(update.job.job_id)
     elif isinstance(update, JobProgress):
         previous = progress.get(update.job_id)
         if previous is not None and previous.preview_path and not update.preview_path:
@@ -78,6 +136,8 @@ def _apply(update: Update, progress: dict[str, JobProgress]) -> None:
                 job.state = "failed"
             if update.action == "submit":
                 job.refused_at_submit = True
+        if update.action in LOSING_ACTIONS:
+            _job_final(update.job_id)
 
 
 def jobs_with_id(job_id: str) -> Iterator[tuple[bpy.types.Scene, MocapJob]]:
