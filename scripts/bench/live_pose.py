@@ -14,16 +14,17 @@ MediaPipe loop on the same frames.
   clock on one machine).
 
   1. Latency: the same frames at the video's own 24 fps (a camera: inference is idle when a frame arrives).
-  2. Throughput: the same frames re-encoded at ``--source-factor`` times the bare loop's rate of the same round, so
-     that frames arrive at least as fast as the bare loop takes them and the live loop runs flat out (latest-only: extra
-     frames are dropped); the poses applied per second are compared with the bare loop's frames per second.
+  2. Throughput: the same frames re-encoded at ``--source-factor`` times the bare loop's rate of the same round,
+     so that frames arrive at least as fast as the bare loop takes them and the live loop runs flat out
+     (latest-only: extra frames are dropped); the poses applied per second are compared with the bare loop's
+     frames per second.
      (The daemon's capture thread decodes every frame of its source, dropped or not: a much faster source
      steals the CPU inference needs on a small machine.)
 
 Rounds of (bare loop, latency run, throughput run) alternate, and the medians over rounds are reported: on a
 shared machine the load changes from minute to minute. The first ``--warmup`` seconds of each live run (graph
-construction) are left out. Goals: live p95 latency at most bare p95 + 10 ms; live throughput at least 0.95 x the
-bare loop in every round. Prints a table, then one JSON line with the numbers as its last line.
+construction) are left out. Goals: live p95 latency at most bare p95 + 10 ms; live throughput at least 0.95 x
+the bare loop in every round. Prints a table, then one JSON line with the numbers as its last line.
 """
 
 from __future__ import annotations
