@@ -70,6 +70,8 @@ class Take:
     result_strip: str = ""
     source_strip: str = ""
     source_frame_count: int = 0
+    licences: str = ""
+    """The mode's models and their licences, ``"model: licence; ..."``, as the daemon's health lists them."""
 
     @property
     def params(self) -> dict[str, Any]:

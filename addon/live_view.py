@@ -28,7 +28,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import preferences, runtime, strips
+from . import preferences, runtime, strips, submission
 from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
 from .live_record import Recorder, Take
 
@@ -234,6 +234,7 @@ class LiveView:
             raise LiveError("Already recording")
         take_id = folder.name
         take = Take(take_id, self.mode, str(folder), json.dumps(self.sent_options, sort_keys=True), 0, fps)
+        take.licences = submission.licences_text(runtime.get().modes.get(self.mode, {}))
         self.recorder = Recorder(folder, fps, take)
         return self.recorder
 
