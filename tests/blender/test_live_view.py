@@ -147,6 +147,7 @@ def test_record_inserts_the_take_at_the_current_frame_one_image_per_timeline_fra
     assert 0.5 * take["recorded_s"] <= take["captured_span_s"] <= take["recorded_s"], "the frames captured meanwhile"
     props = strip["props"]
     assert props["vfx_mode"] == "face_swap" and props["vfx_job_id"] == Path(strip["directory"]).parent.name
+    assert "non-commercial" in props["vfx_licences"], "a take carries the mode's licences as a job's strip does"
     assert '"detect_every": 1' in props["vfx_params"] and props["vfx_live_fps"] == take["scene_fps"]
     for name in (strip["files"][0], strip["files"][-1]):
         frame = cv2.imread(str(Path(strip["directory"]) / name))
