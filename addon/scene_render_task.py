@@ -62,6 +62,9 @@ class SceneRenderTask:
         except BadInput as exc:
             self._fail(str(exc))
             return True
+        except ReferenceError:  # undo or another file replaced the scene's data between two frames
+            self._fail(f"{self.what} stopped: the scene was replaced (undo, or another file opened) while it rendered")
+            return True
         except Exception as exc:  # a bug must reach the panel, not strand the modal operator
             self._fail(runtime.report_internal_error(f"{self.what} (frame {self.render.frames_rendered + 1})", exc))
             return True

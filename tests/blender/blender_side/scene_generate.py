@@ -237,6 +237,7 @@ def step_then_cancel(addon: ModuleType, scene: bpy.types.Scene, generate: bool) 
     record: dict[str, Any] = {"before": render_settings(scene), "strips_before": strip_count(addon, scene)}
     task = addon.scene_generate.start_render(scene, generate=generate)
     folder = task.render.rendered.folder
+    record["folder"] = str(folder)
     record["ended_early"] = [task.step() for _ in range(CANCEL_AFTER)]
     record["during"] = render_settings(scene)
     record["files_during"] = sorted(path.name for path in folder.iterdir())
