@@ -15,7 +15,7 @@ from typing import Any
 
 import bpy
 
-from . import armature_io, bake, compat, live_pose, mocap_tasks, preferences, runtime, strips, submission
+from . import armature_io, bake, compat, live_pose, mocap_tasks, pose_people, preferences, runtime, strips, submission
 from .properties import MocapJob
 from .retarget import bone_maps
 from .retarget.bone_maps import BoneMapError
@@ -129,28 +129,37 @@ def result_frame_start(scene: bpy.types.Scene, job: MocapJob) -> int:
 
 
 def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
-    """Start solving the succeeded pose ``job`` for the armature; the keys are written when it is solved."""
+    """Start solving the succeeded pose ``job`` for the armature; the keys are written when it is solved. With
+    One Armature per Person, every other person the job followed gets an armature of its own, baked too."""
     obj = armature_io.require_armature(bpy.data.objects.get(armature_name))
-    rig = armature_io.read_rig(obj)
-    bone_map = obj.vfx_mocap_map.bone_map(rig)
-    missing = bone_map.missing_in(rig)
-    if missing:
-        raise BoneMapError(f"Bone map '{bone_map.name}' names bones '{obj.name}' lacks: {', '.join(missing)}")
     settings = scene.vfx_mocap_pose
-    mocap_tasks.start_bake(
-        mocap_tasks.BakeRequest(
-            armature=obj.name,
-            job_id=job.name,
-            output_dir=job.output_dir,
-            frame_start=result_frame_start(scene, job),
-            fps=scene.render.fps / scene.render.fps_base,
-            rig=rig,
-            bone_map=bone_map,
-            options=settings.solve_options(),
-            interpolation=settings.interpolation,
-            reduce_tolerance_deg=settings.reduce_tolerance if settings.reduce_keys else None,
+    targets = [(obj, settings.person)]
+    if settings.all_people:
+        summary = pose_people.read_summary(job.output_dir)
+        followed = settings.person or pose_people.default_person(summary)
+        others = [k for k in range(1, pose_people.track_count(summary) + 1) if k != followed]
+        targets = [(obj, followed)] + [(pose_people.person_armature(obj, k), k) for k in others]
+    for target, person in targets:
+        rig = armature_io.read_rig(target)
+        bone_map = target.vfx_mocap_map.bone_map(rig)
+        missing = bone_map.missing_in(rig)
+        if missing:
+            raise BoneMapError(f"Bone map '{bone_map.name}' names bones '{target.name}' lacks: {', '.join(missing)}")
+        mocap_tasks.start_bake(
+            mocap_tasks.BakeRequest(
+                armature=target.name,
+                job_id=job.name,
+                output_dir=job.output_dir,
+                frame_start=result_frame_start(scene, job),
+                fps=scene.render.fps / scene.render.fps_base,
+                rig=rig,
+                bone_map=bone_map,
+                options=settings.solve_options(),
+                interpolation=settings.interpolation,
+                reduce_tolerance_deg=settings.reduce_tolerance if settings.reduce_keys else None,
+                person=person,
+            )
         )
-    )
 
 
 def _bake_follow_up(armature_name: str):

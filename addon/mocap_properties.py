@@ -161,6 +161,20 @@ class MocapPoseSettings(bpy.types.PropertyGroup):
     keep_on_ground: bpy.props.BoolProperty(
         name="Feet on Ground", default=True, description="Keep the lowest foot on the rig's ground level"
     )
+    person: bpy.props.IntProperty(
+        name="Person",
+        default=0,
+        min=0,
+        soft_max=20,
+        description="Who to follow: 0 the largest person; 1, 2, ... the person with that number in the pose job "
+        "(the numbers its skeleton overlay shows, with the pose option people = all)",
+    )
+    all_people: bpy.props.BoolProperty(
+        name="One Armature per Person",
+        default=False,
+        description="Also bake every other person the pose job followed, each onto a copy of the armature named "
+        "'<armature> person <number>'",
+    )
     interpolation: bpy.props.EnumProperty(
         name="Interpolation",
         items=(("BEZIER", "Bezier", "Smooth curves through the keys"), ("LINEAR", "Linear", "Straight lines")),

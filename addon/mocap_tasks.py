@@ -17,7 +17,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import armature_io, bake, runtime
+from . import armature_io, bake, pose_people, runtime
 from .retarget.bone_maps import BoneMap
 from .retarget.rig_data import RigData
 from .retarget.solver import PoseFrames, Retargeter, SolveOptions
@@ -44,6 +44,8 @@ class BakeRequest:
     options: SolveOptions
     interpolation: str
     reduce_tolerance_deg: float | None
+    person: int = 0
+    """Which person of the job to follow: 0 the largest, k the track numbered k (:mod:`.pose_people`)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,12 @@ def load_pose_arrays(output_dir: str) -> tuple[dict[str, np.ndarray], dict]:
 def solve_job(request: BakeRequest) -> tuple[PoseFrames, float]:
     """Worker thread: read the job's landmarks and solve them for the rig; (pose, the rig's leg length)."""
     arrays, summary = load_pose_arrays(request.output_dir)
+    if request.person:
+        arrays |= pose_people.load_track_arrays(Path(request.output_dir))
+    try:
+        arrays = pose_people.person_arrays(arrays, summary, request.person)
+    except pose_people.PersonError as exc:
+        raise PoseResultError(str(exc)) from None
     size = (float(summary.get("width") or 0), float(summary.get("height") or 0))
     retargeter = Retargeter(request.rig, request.bone_map, request.options)
     pose = retargeter.solve_clip(
@@ -111,6 +119,7 @@ def solve_job(request: BakeRequest) -> tuple[PoseFrames, float]:
         request.fps,
         arrays["image_landmarks"],
         size if all(size) else None,
+        summary.get("shot_starts"),
     )
     return pose, retargeter.rig_leg_length
 

@@ -2,7 +2,9 @@
 
 MediaPipe 0.10.21's legacy ``solutions.pose`` tracks the most prominent person of each frame. Its video mode
 carries tracking state from frame to frame, so every run builds a fresh graph: two jobs never share state,
-and the same frames always give the same landmarks.
+and the same frames always give the same landmarks. Shot cuts are found on the decoded frames
+(:mod:`.shot_cuts`) and the graph is rebuilt at each, so no tracking or landmark smoothing crosses a cut; people
+are followed as tracks that never switch person (:mod:`.person_tracks`).
 
 Importing this module imports neither MediaPipe nor OpenCV; :meth:`PoseRunner.load` imports MediaPipe,
 which brings OpenCV with it.
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .person_tracks import PEOPLE_MODES, PeopleTracker, draw_track_number
 from .runner import (
     InvalidInput,
     LiveProcessor,
@@ -30,6 +33,7 @@ from .runner import (
     RunResult,
     write_frame,
 )
+from .shot_cuts import ShotCutDetector
 from .skeleton import MEDIAPIPE_POSE_LANDMARKS, draw_openpose, mediapipe_to_openpose18
 
 LANDMARK_COUNT = 33
@@ -88,8 +92,16 @@ class PoseRunner(Runner):
     - ``visibility`` float32 (N, 33): MediaPipe's 0..1 likelihood that the landmark is visible;
     - ``present`` bool (N,): a person was found. Where False, the three arrays above are NaN.
 
+    These four follow one person: the largest track (``summary["default_track"]``). Every track, T of them:
+    ``track_image_landmarks`` and ``track_world_landmarks`` (T, N, 33, 3), ``track_visibility`` (T, N, 33),
+    ``track_boxes`` (T, N, 4: x0, y0, x1, y1 pixels), ``track_present`` (T, N); ``summary["tracks"]`` describes
+    them (number, frames, first and last frame, median height in pixels). ``summary["shot_starts"]``: the frames
+    that begin a shot (0 and each frame after a cut); ``shot_cut_distance`` (N,) float32 the colour distance of
+    each frame to the one before (:mod:`.shot_cuts`).
+
     With ``render_skeleton``, frame ``i`` of the output is the OpenPose-style skeleton of input frame ``i``
-    (see :mod:`models.skeleton`), at the input's size, on black or over the input frame.
+    (see :mod:`models.skeleton`), at the input's size, on black or over the input frame; with ``people`` "all"
+    every track's skeleton, and over the frame its track number (to pick a person by number).
     """
 
     mode = "pose"
@@ -127,6 +139,14 @@ class PoseRunner(Runner):
             "bool",
             default=True,
             help="Filter landmarks across frames to reduce jitter.",
+        ),
+        Param(
+            "people",
+            "choice",
+            default="one",
+            choices=PEOPLE_MODES,
+            help="one: the most prominent person (MediaPipe); all: every standing or walking person, each a track "
+            "(OpenCV's HOG people detector, slower).",
         ),
         Param(
             "render_skeleton",
@@ -193,28 +213,22 @@ class PoseRunner(Runner):
         expected_frames = max(video.frame_count, 1)
         render = params["render_skeleton"]
 
-        # 1. A fresh graph: video-mode tracking state belongs to one video.
-        tracker = self._new_tracker(params)
+        # 1. Fresh graphs: video-mode tracking state belongs to one video (and to one shot of it).
         frames = video.frames()
-        image_rows: list[np.ndarray] = []
-        world_rows: list[np.ndarray] = []
-        visibility_rows: list[np.ndarray] = []
-        present_rows: list[bool] = []
+        cuts = ShotCutDetector()
+        people = PeopleTracker(params["people"], lambda: _PoseGraph(self._new_tracker(params)), video.size, video.fps)
+        count = 0
         try:
-            # 2. Track frame by frame, writing each skeleton as it is drawn.
+            # 2. Find cuts and track people frame by frame, writing each skeleton as it is drawn.
             for index, frame in enumerate(frames):
                 ctx.raise_if_cancelled()
-                found = tracker.process(np.ascontiguousarray(frame))
-                image, world, visibility = _landmark_arrays(found)
-                present_rows.append(found.pose_landmarks is not None)
-                image_rows.append(image)
-                world_rows.append(world)
-                visibility_rows.append(visibility)
-
+                rgb = np.ascontiguousarray(frame)
+                found = people.push(index, rgb, cuts.push(rgb))
+                count = index + 1
                 wants_preview = index % PREVIEW_EVERY_FRAMES == 0
                 skeleton = None
                 if render or wants_preview:
-                    skeleton = _draw_skeleton(frame, image, visibility, params["skeleton_background"])
+                    skeleton = _draw_people(frame, found, params["skeleton_background"], params["people"] == "all")
                     if render:
                         write_frame(ctx.output_dir, index, skeleton)
                 ctx.progress(
@@ -226,28 +240,67 @@ class PoseRunner(Runner):
             # Stop the decoding thread now rather than when the generator is garbage collected.
             if isinstance(frames, Generator):
                 frames.close()
-            tracker.close()
+            people.close()
 
-        # 3. Stack the per-frame rows into the result arrays.
-        present = np.array(present_rows, dtype=bool)
+        # 3. The tracks as arrays; the largest person's as the main ones.
+        tracks = people.arrays(count)
+        chosen = people.default_track()
+        if chosen >= 0:
+            main = [tracks[f"track_{name}"][chosen] for name in ("image_landmarks", "world_landmarks", "visibility")]
+            present = tracks["track_present"][chosen]
+        else:
+            main = [
+                np.full((count, LANDMARK_COUNT, 3), np.nan, dtype=np.float32),
+                np.full((count, LANDMARK_COUNT, 3), np.nan, dtype=np.float32),
+                np.full((count, LANDMARK_COUNT), np.nan, dtype=np.float32),
+            ]
+            present = np.zeros(count, dtype=bool)
         width, height = video.size
         return RunResult(
             summary={
-                "frame_count": len(image_rows),
+                "frame_count": count,
                 "frames_with_person": int(present.sum()),
                 "fps": float(video.fps),
                 "width": width,
                 "height": height,
                 "landmark_names": list(MEDIAPIPE_POSE_LANDMARKS),
+                "shot_starts": cuts.shot_starts,
+                "tracks": [
+                    {
+                        "number": track.number,
+                        "frames": len(track.frames),
+                        "first_frame": min(track.frames),
+                        "last_frame": max(track.frames),
+                        "median_height_px": round(track.median_height_px, 1),
+                    }
+                    for track in people.tracks
+                ],
+                "default_track": chosen,
             },
             arrays={
-                "image_landmarks": _stack(image_rows, (LANDMARK_COUNT, 3)),
-                "world_landmarks": _stack(world_rows, (LANDMARK_COUNT, 3)),
-                "visibility": _stack(visibility_rows, (LANDMARK_COUNT,)),
+                "image_landmarks": main[0],
+                "world_landmarks": main[1],
+                "visibility": main[2],
                 "present": present,
+                "shot_cut_distance": np.array(cuts.distances, dtype=np.float32),
+                **tracks,
             },
-            frame_count=len(image_rows) if render else 0,
+            frame_count=count if render else 0,
         )
+
+
+class _PoseGraph:
+    """One MediaPipe pose graph as :data:`models.person_tracks.PoseFn`, with ``close``."""
+
+    def __init__(self, tracker: Any) -> None:
+        self.tracker = tracker
+
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        found = self.tracker.process(rgb)
+        return None if found.pose_landmarks is None else _landmark_arrays(found)
+
+    def close(self) -> None:
+        self.tracker.close()
 
 
 class LivePose(LiveProcessor):
@@ -275,14 +328,18 @@ class LivePose(LiveProcessor):
         self.tracker.close()
 
 
-def _draw_skeleton(
-    frame: np.ndarray, image_landmarks: np.ndarray, visibility: np.ndarray, background: str
-) -> np.ndarray:
-    """The skeleton of one frame at its size, on black or over ``frame`` (which is left unchanged)."""
+def _draw_people(frame: np.ndarray, tracks: list[Any], background: str, numbered: bool) -> np.ndarray:
+    """The skeletons of the people found in one frame at its size, on black or over ``frame`` (left unchanged);
+    ``numbered``: over the frame, each track's number by its person."""
     canvas = frame if background == "overlay" else np.zeros_like(frame)
     height, width = frame.shape[:2]
-    pixels = image_landmarks[:, :2] * np.array([width, height], dtype=np.float32)
-    return draw_openpose(canvas, mediapipe_to_openpose18(pixels, visibility, SKELETON_MIN_VISIBILITY))
+    for track in tracks:
+        image, _world, visibility, box = track.frames[track.last_frame]
+        pixels = image[:, :2] * np.array([width, height], dtype=np.float32)
+        canvas = draw_openpose(canvas, mediapipe_to_openpose18(pixels, visibility, SKELETON_MIN_VISIBILITY))
+        if numbered and background == "overlay":
+            canvas = draw_track_number(canvas, track.number, box)
+    return canvas if tracks else canvas.copy()
 
 
 def _landmark_arrays(found: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -296,10 +353,3 @@ def _landmark_arrays(found: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     world = np.array([(p.x, p.y, p.z) for p in found.pose_world_landmarks.landmark], dtype=np.float32)
     visibility = np.array([p.visibility for p in image_points], dtype=np.float32)
     return image, world, visibility
-
-
-def _stack(rows: list[np.ndarray], row_shape: tuple[int, ...]) -> np.ndarray:
-    """Rows stacked on a new first axis; an empty (0, *row_shape) array when there are none."""
-    if not rows:
-        return np.empty((0, *row_shape), dtype=np.float32)
-    return np.stack(rows)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from test_retarget import Poser, metarig
-from vfx_retarget import bone_maps, filters, offline_filter, rotations
+from vfx_retarget import bone_maps, filters, frames, offline_filter, rotations
 from vfx_retarget import solver as solve
 
 FPS = 24.0
@@ -97,3 +97,32 @@ def test_a_smooth_known_motion_with_jitter_bakes_within_five_degrees_with_the_de
     )
     assert errors.mean() <= 5.0, errors.mean(axis=0).round(2)
     assert errors.mean(axis=0).max() <= 10.0, errors.mean(axis=0).round(2)
+
+
+def test_nothing_crosses_a_shot_cut_and_the_root_goes_on_from_where_it_was():
+    """Two shots of one pose each; the second's first frames do not see the elbow. Smoothed: each shot keeps its
+    own pose up to the cut (no blend), the unseen elbow takes the second shot's first sighting (not the first
+    shot's), and the root, whose hips jump across the image at the cut, does not jump."""
+    rig = metarig()
+    bone_map = bone_maps.detect_map(rig)
+    retargeter = solve.Retargeter(rig, bone_map)
+    poser = Poser(rig, bone_map)
+    arm = bone_map.bones["upper_arm.L"]
+    poses = [
+        poser.landmarks(poser.pose({arm: rotations.axis_angle_matrix(np.array([1.0, 0, 0]), np.array(a))}), retargeter)
+        for a in (0.3, 1.2)
+    ]
+    world = np.array([poses[0]] * 20 + [poses[1]] * 20)
+    visibility = np.ones((40, 33))
+    visibility[20:24, frames.LANDMARK["left_elbow"]] = 0.0
+    image = np.zeros((40, 33, 3))
+    image[:, :, 0] = np.where(np.arange(40) < 20, 0.2, 0.8)[:, None] + 0.002 * np.arange(40)[:, None]
+    image[:, 11:13, 1], image[:, 23:25, 1] = 0.3, 0.5
+    result = retargeter.solve_clip(world, visibility, np.ones(40, bool), FPS, image, (1000.0, 1000.0), [20])
+    slot = result.bones.index(arm)
+    quats = result.rotations[:, slot]
+    np.testing.assert_allclose(np.abs(quats[:20] @ quats[0]), 1.0, atol=1e-9)
+    np.testing.assert_allclose(np.abs(quats[20:] @ quats[39]), 1.0, atol=1e-9)
+    assert abs(quats[19] @ quats[20]) < 0.95, "the cut is a cut"
+    steps = np.linalg.norm(np.diff(result.root_location, axis=0), axis=-1)
+    assert steps[19] <= 1.5 * np.median(steps), "no root jump at the cut"

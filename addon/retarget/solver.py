@@ -31,6 +31,7 @@ All of it is numpy on whatever thread calls it.
 from __future__ import annotations
 
 import collections
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -663,37 +664,70 @@ class Retargeter:
         fps: float,
         image: np.ndarray | None = None,
         image_size: tuple[float, float] | None = None,
+        shot_starts: np.ndarray | list[int] | None = None,
     ) -> PoseFrames:
         """Solve a whole clip: ``world`` (N, 33, 3) MediaPipe world landmarks (metres), ``visibility`` (N, 33),
         ``present`` (N,), the clip's ``fps``, and optionally ``image`` (N, 33, 3) image landmarks (0..1) of frames
-        ``image_size`` (width, height) pixels for the root's sideways motion."""
+        ``image_size`` (width, height) pixels for the root's sideways motion.
+
+        ``shot_starts``: frames that begin a shot (after a cut). Nothing crosses a cut: gaps are filled and
+        smoothing runs within each shot, a shot's first pose is its own, and the root goes on from where it was
+        (its sideways motion is measured from the shot's own first sighting)."""
         if not fps > 0:
             raise ValueError(f"fps must be above 0, got {fps}")
         points, seen = self.observe(world, visibility, present)
         count = points.shape[0]
+        shots = _shot_bounds(shot_starts, count)
         gap = self.options.max_gap_frames
         local, _world, measured = self._solve_rotations(
-            points, seen, lambda _slot, turns, valid: _fill_rotations(turns, valid, gap)
+            points, seen, lambda _slot, turns, valid: _per_shot(shots, _fill_rotations, turns, valid, gap)
         )
         local = make_continuous(rot.quat_from_matrix(local))
         if self.options.smoothing is not None and count:
-            local = rot.normalize(zero_phase(local, fps, self.options.smoothing))[0]
+            local = rot.normalize(zero_phase(local, fps, self.options.smoothing, shots[:-1]))[0]
         hip_px, metres_per_pixel, valid = self._horizontal(points, seen, image, image_size)
         scale = self._scale(self.person_leg_lengths(points, seen))
         sideways = np.zeros((count, 3))
         if valid.any():
-            reference = hip_px[np.argmax(valid)]
             mpp = float(np.median(metres_per_pixel[valid]))
-            moved = np.where(valid, (hip_px[:, 0] - reference[0]) * mpp * scale, np.nan)
-            sideways[:, 0] = _fill_values(moved, valid, gap)
+            carried = 0.0
+            for start, end in itertools.pairwise(shots):
+                shot_valid = valid[start:end]
+                if not shot_valid.any():
+                    sideways[start:end, 0] = carried
+                    continue
+                reference = hip_px[start + int(np.argmax(shot_valid)), 0]
+                moved = np.where(shot_valid, carried + (hip_px[start:end, 0] - reference) * mpp * scale, np.nan)
+                sideways[start:end, 0] = _fill_values(moved, shot_valid, gap)
+                carried = float(sideways[end - 1, 0])
             if self.options.smoothing is not None:
-                sideways = zero_phase(sideways, fps, self.options.smoothing)
+                sideways = zero_phase(sideways, fps, self.options.smoothing, shots[:-1])
         offset = sideways @ self.to_armature.T
         offset += self._ground_offsets(local)[:, None] * self.up
         return PoseFrames(self.bones, local, self.root_bone, self._root_location(offset), measured)
 
     def live(self) -> LiveRetargeter:
         return LiveRetargeter(self)
+
+
+def _shot_bounds(shot_starts: np.ndarray | list[int] | None, count: int) -> list[int]:
+    """[0, the shot starts inside the clip..., count]: shot k spans frames bounds[k] to bounds[k + 1]."""
+    inside = {int(s) for s in (shot_starts if shot_starts is not None else ()) if 0 < int(s) < count}
+    return sorted({0, count, *inside})
+
+
+def _per_shot(
+    shots: list[int], fill: Callable[..., np.ndarray], values: np.ndarray, valid: np.ndarray, gap: int
+) -> np.ndarray:
+    """``fill(values, valid, gap)`` run on each shot's frames on their own; a shot in which the value is never
+    valid (a black frame, a shot without the person) holds what the whole clip gives there."""
+    if len(shots) <= 2:
+        return fill(values, valid, gap)
+    whole = fill(values, valid, gap)
+    parts = [
+        fill(values[a:b], valid[a:b], gap) if valid[a:b].any() else whole[a:b] for a, b in itertools.pairwise(shots)
+    ]
+    return np.concatenate(parts)
 
 
 def _gap_neighbours(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

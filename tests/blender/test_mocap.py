@@ -26,6 +26,41 @@ def accuracy(blender, tmp_path_factory) -> dict[str, Any]:
     return blender.run("mocap_accuracy.py", "--data-dir", str(folder))
 
 
+@pytest.fixture(scope="session")
+def vtest_pose_job(vtest_video: Path, tmp_path_factory) -> tuple[Path, int]:
+    """A pose job folder as the daemon publishes it: the real pose runner on vtest.avi's first 60 frames with
+    people = all; and the number of the pedestrian to follow: the one seen longest that is not the default."""
+    import json
+
+    from test_pose_runner import RecordingContext
+
+    from models.media import VideoFile
+    from models.pose import PoseRunner
+
+    folder = tmp_path_factory.mktemp("vtest-pose-job")
+    runner = PoseRunner()
+    runner.load("cpu")
+    try:
+        video = VideoFile(vtest_video, frame_end=60)
+        params = runner.validate({"people": "all", "render_skeleton": False})
+        result = runner.run({"video": video}, params, RecordingContext(folder))
+    finally:
+        runner.unload()
+    (folder / "arrays").mkdir()
+    for name, array in result.arrays.items():
+        np.save(folder / "arrays" / f"{name}.npy", array)
+    (folder / "summary.json").write_text(json.dumps(result.summary))
+    tracks = result.summary["tracks"]
+    others = [t for k, t in enumerate(tracks) if k != result.summary["default_track"]]
+    return folder, max(others, key=lambda t: t["frames"])["number"]
+
+
+@pytest.fixture(scope="module")
+def people(blender, vtest_pose_job) -> dict[str, Any]:
+    folder, person = vtest_pose_job
+    return blender.run("mocap_people.py", "--data-dir", str(folder), "--person", str(person))
+
+
 @pytest.fixture(scope="module")
 def media(blender, daemon_python: str, sample_video: Path, tmp_path_factory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp(f"mocap-media-{blender.line}")
@@ -157,6 +192,30 @@ def test_the_panels_draw_only_properties_and_operators_that_exist(accuracy, live
     assert {"vfxmocap.live_stop", "vfxmocap.live_record"} <= set(live["panels_while_live"]["operators"])
 
 
+# -- several people ----------------------------------------------------------------------------------------------
+
+
+def test_one_armature_per_person_each_following_its_own_person(people):
+    assert people["errors"] == []
+    armatures = people["armatures"]
+    assert len(armatures) == len(people["tracks"]) >= 3
+    assert sorted(a["person"] for a in armatures.values()) == [t["number"] for t in people["tracks"]]
+    assert armatures["metarig"]["person"] == people["chosen"], "the chosen armature follows the chosen person"
+    assert len({a["action"] for a in armatures.values()}) == len(armatures), "each its own animation"
+
+
+def test_a_chosen_pedestrians_root_path_is_continuous(people):
+    """vtest.avi runs at 10 fps: a walker moves about 0.14 m a frame; a jump to another pedestrian would be
+    metres. Every frame the person is seen, and every held or interpolated one between, moves less than 0.2 m."""
+    chosen = people["armatures"]["metarig"]
+    root, seen = np.array(chosen["root"]), np.array(chosen["seen"])
+    frames = np.flatnonzero(seen)
+    path = root[frames[0] : frames[-1] + 1]
+    steps = np.linalg.norm(np.diff(path, axis=0), axis=-1)
+    assert steps.max() < 0.2, steps.round(3).tolist()
+    assert np.linalg.norm(path[-1] - path[0]) > 0.3, "the pedestrian walks somewhere"
+
+
 # -- the sample video through the daemon --------------------------------------------------------------------------
 
 
@@ -182,6 +241,12 @@ def test_frames_without_a_person_take_the_first_sighting_and_unseen_legs_stay_at
     assert media["first_present"] >= 1
     assert media["lead_max_change"] < 1e-5
     assert media["ankles_ever_seen"] is False and media["legs_at_rest"] is True
+
+
+def test_shot_cuts_are_found_and_the_root_does_not_jump_at_them(media):
+    cuts = media["cuts"]
+    assert cuts["shot_starts"] == [0, 1, 98, 154, 200], "Megamind.avi's cuts, as a viewer sees them"
+    assert max(cuts["root_step_at_cuts"]) <= cuts["root_step_within_shots_max"], cuts
 
 
 def test_smoothing_rebakes_over_the_same_keys(media):

@@ -129,6 +129,17 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     bake(addon, "the smoothed bake")
     smoothed = summarize(metarig, driven)
     record["smoothed"] = {k: v for k, v in smoothed.items() if k not in ("quats", "channels")}
+    # Shot cuts: the root goes on from where it was; nothing is smoothed across a cut.
+    root = np.stack(
+        [smoothed["channels"][(f'pose.bones["{bone_map.bones["hips"]}"].location', i)][:, 1] for i in range(3)], 1
+    )
+    steps = np.linalg.norm(np.diff(root, axis=0), axis=-1)
+    cuts = [start for start in _summary["shot_starts"] if start > 0]
+    record["cuts"] = {
+        "shot_starts": _summary["shot_starts"],
+        "root_step_at_cuts": [float(steps[start - 1]) for start in cuts],
+        "root_step_within_shots_max": float(np.delete(steps, [start - 1 for start in cuts]).max()),
+    }
     record["actions"] = len(bpy.data.actions)
 
     # 3. Key reduction: fewer keys, the curve within the tolerance of every solved frame.
