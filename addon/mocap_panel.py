@@ -89,6 +89,11 @@ class PoseToArmaturePanel(_MotionCapturePanel):
         row.prop(settings, "root_motion", toggle=True)
         row.prop(settings, "keep_on_ground", toggle=True)
         row = layout.row(align=True)
+        row.prop(settings, "root_depth", toggle=True)
+        row.prop(settings, "root_vertical", toggle=True)
+        row.prop(settings, "lock_feet", toggle=True)
+        row.prop(settings, "fit_floor", toggle=True)
+        row = layout.row(align=True)
         row.prop(settings, "interpolation", text="")
         row.prop(settings, "reduce_keys", toggle=True)
         if settings.reduce_keys:

@@ -20,10 +20,12 @@ How (see ``RETARGETING.md`` in the team guide):
    A bone never seen stays at rest.
 7. Smoothing, on each bone's local quaternion (signs made continuous first) and on the root location: clips
    (bakes) with the zero-phase filter of :mod:`.offline_filter` (no lag), live frames with the One Euro filter.
-8. Root: orientation is the hips bone's; location = hip movement in the image (sideways only: one camera
-   cannot measure depth reliably) scaled by rig leg length / person leg length, then raised or lowered so that
-   the lowest point of the feet rests on the rig's ground (its feet's height at rest): feet never go below it.
-   World landmarks are hip-centred, so a jump's height cannot be recovered and is not invented.
+8. Root: orientation is the hips bone's. Location, scaled by rig leg length / person leg length: in clips,
+   where one static camera sees the hips in three axes (:mod:`.root_motion`: sideways and depth from the torso's
+   size in the image), along the floor (:mod:`.feet`: fitted to the foot contacts), plus the height of a jump;
+   then raised or lowered so that the lowest point of the feet rests on the rig's ground (its feet's height at
+   rest) except in the air; then shifted so that a planted foot stays where it landed. Live: sideways only,
+   feet on the ground.
 
 All of it is numpy on whatever thread calls it.
 """
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import feet, root_motion
 from . import rotations as rot
 from .bone_maps import BoneMap, BoneMapError
 from .filters import OneEuroFilter, OneEuroParams, make_continuous
@@ -65,6 +68,14 @@ class SolveOptions:
     """Move the root sideways with the person's hips in the image (needs image landmarks)."""
     keep_on_ground: bool = True
     """Raise or lower the root so that the lowest foot point rests on the rig's ground."""
+    root_depth: bool = True
+    """Clips: move the root towards and away from the camera too (depth from the person's size in the image)."""
+    root_vertical: bool = True
+    """Clips: lift the root when both feet leave the floor (jumps)."""
+    lock_feet: bool = True
+    """Clips: keep a planted foot in place (the root is shifted along the floor to hold it)."""
+    fit_floor: bool = True
+    """Clips: fit the floor to the foot contacts (a tilted camera, a slope); off: level with the camera."""
     smoothing: OneEuroParams | None = field(default_factory=OneEuroParams)
     """None: no smoothing. Clips use these settings zero-phase (:mod:`.offline_filter`), live frames causally."""
 
@@ -76,7 +87,8 @@ class PoseFrames:
     - ``rotations`` (N, B, 4): each driven bone's pose quaternion (``PoseBone.rotation_quaternion``, w x y z,
       relative to its rest pose and parent), signs continuous along the frames;
     - ``root_location`` (N, 3): the root bone's pose location (``PoseBone.location``: its rest axes, rig units);
-    - ``measured`` (N, B): True where the bone's rotation came from landmarks seen in that frame.
+    - ``measured`` (N, B): True where the bone's rotation came from landmarks seen in that frame;
+    - ``contacts`` (N, 2): clips, the left and right foot planted (and locked); None live.
     """
 
     bones: tuple[str, ...]
@@ -84,6 +96,7 @@ class PoseFrames:
     root_bone: str
     root_location: np.ndarray
     measured: np.ndarray
+    contacts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.rotations.shape[0])
@@ -685,26 +698,93 @@ class Retargeter:
         local = make_continuous(rot.quat_from_matrix(local))
         if self.options.smoothing is not None and count:
             local = rot.normalize(zero_phase(local, fps, self.options.smoothing, shots[:-1]))[0]
-        hip_px, metres_per_pixel, valid = self._horizontal(points, seen, image, image_size)
         scale = self._scale(self.person_leg_lengths(points, seen))
-        sideways = np.zeros((count, 3))
-        if valid.any():
-            mpp = float(np.median(metres_per_pixel[valid]))
-            carried = 0.0
+        offset, contacts = self._clip_root(world, points, seen, local, fps, image, image_size, shots, scale)
+        return PoseFrames(self.bones, local, self.root_bone, self._root_location(offset), measured, contacts)
+
+    def _clip_root(
+        self,
+        world: np.ndarray,
+        points: np.ndarray,
+        seen: np.ndarray,
+        local: np.ndarray,
+        fps: float,
+        image: np.ndarray | None,
+        image_size: tuple[float, float] | None,
+        shots: list[int],
+        scale: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(root head offsets (N, 3) armature space, rig units; foot contacts (N, 2)): where the camera sees the
+        hips (:mod:`.root_motion`), along the floor and, for jumps, above it; the feet on the rig's ground; planted
+        feet kept in place (:mod:`.feet`). Each shot on its own, the root going on from where it was."""
+        count = points.shape[0]
+        options = self.options
+        offset = np.zeros((count, 3))
+        vertical = np.zeros(count)
+        contacts = np.zeros((count, 2), dtype=bool)
+        wanted = options.root_motion or options.root_vertical or options.lock_feet
+        if image is not None and image_size is not None and wanted and count:
+            hips_camera, valid, torso_px = root_motion.hip_positions(world, image, seen, image_size)
+            foot_seen = (
+                np.stack([seen[:, feet.FOOT_LANDMARKS[side]].all(axis=1) for side in feet.SIDES], 1) & valid[:, None]
+            )
+            carried = np.zeros(3)
             for start, end in itertools.pairwise(shots):
                 shot_valid = valid[start:end]
                 if not shot_valid.any():
-                    sideways[start:end, 0] = carried
+                    offset[start:end] = carried
                     continue
-                reference = hip_px[start + int(np.argmax(shot_valid)), 0]
-                moved = np.where(shot_valid, carried + (hip_px[start:end, 0] - reference) * mpp * scale, np.nan)
-                sideways[start:end, 0] = _fill_values(moved, shot_valid, gap)
-                carried = float(sideways[end - 1, 0])
-            if self.options.smoothing is not None:
-                sideways = zero_phase(sideways, fps, self.options.smoothing, shots[:-1])
-        offset = sideways @ self.to_armature.T
-        offset += self._ground_offsets(local)[:, None] * self.up
-        return PoseFrames(self.bones, local, self.root_bone, self._root_location(offset), measured)
+                track = np.stack(
+                    [_fill_values(hips_camera[start:end, k], shot_valid, options.max_gap_frames) for k in range(3)], 1
+                )
+                track = root_motion.without_outliers(track)
+                depth_seen = np.median(torso_px[start:end][shot_valid]) >= root_motion.MIN_DEPTH_TORSO_PX
+                if not (options.root_depth and depth_seen):
+                    track = root_motion.at_steady_depth(track)
+                track = mediapipe_to_blender(track) @ self.to_armature.T
+                body_feet = feet.foot_points(track[:, None] + points[start:end])  # raw: a smoothed hip would slide
+                if options.smoothing is not None:
+                    track = zero_phase(track, fps, options.smoothing)
+                shot_contacts, floor = feet.find_contacts(
+                    body_feet, foot_seen[start:end], self.up, fps, options.fit_floor
+                )
+                moved = track - track[int(np.argmax(shot_valid))]
+                moved -= (moved @ floor.up)[:, None] * floor.up
+                offset[start:end] = carried + (moved * scale if options.root_motion else 0.0)
+                if options.root_vertical and shot_contacts.any():  # no contacts: no floor to jump from
+                    lowest = np.min(body_feet @ floor.up, axis=(1, 2)) - floor.height
+                    airborne = np.clip(lowest, 0.0, None)
+                    airborne[shot_contacts.any(axis=1) | ~foot_seen[start:end].any(axis=1)] = 0.0
+                    vertical[start:end] = airborne * scale
+                if options.lock_feet:
+                    contacts[start:end] = shot_contacts
+                carried = offset[end - 1].copy()
+        offset += (self._ground_offsets(local) + vertical)[:, None] * self.up
+        if contacts.any():
+            solved = self._solved_feet(local, offset)
+            for start, end in itertools.pairwise(shots):
+                offset[start:end] += feet.lock_shift(solved[start:end], contacts[start:end], self.up)
+        return offset, contacts
+
+    def _solved_feet(self, local: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """(N, 2, 3): the lowest of each foot's points (left, right) on the posed rig, armature space."""
+        world, heads = self.forward_kinematics(local, offset)
+        out = np.zeros((local.shape[0], 2, 3))
+        for side_index, (side, word) in enumerate(SIDE_WORDS.items()):
+            bone = self.bone_map.bones.get(f"foot.{side}")
+            if bone is None or bone not in self.bones:
+                continue
+            slot = self.bones.index(bone)
+            candidates = [
+                heads[:, slot]
+                + world[:, slot] @ (self.slots[slot].rest.T @ (self.rest_points[name] - self.slots[slot].head))
+                for name in (f"{word}_ankle", f"{word}_heel", f"{word}_foot_index")
+                if name in self.rest_points
+            ]
+            stacked = np.stack(candidates, axis=1)
+            lowest = np.argmin(stacked @ self.up, axis=1)
+            out[:, side_index] = stacked[np.arange(len(stacked)), lowest]
+        return out
 
     def live(self) -> LiveRetargeter:
         return LiveRetargeter(self)

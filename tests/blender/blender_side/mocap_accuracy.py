@@ -167,6 +167,10 @@ def known_motion(addon: Any, obj: Any, folder: Path, folds: dict[str, np.ndarray
     bake_landmarks(addon, obj, np.array(world), folder, "metarig-known-motion")
     solved = baked_rotations(obj, limbs, MOTION_FRAMES)
     settings = bpy.context.scene.vfx_mocap_pose
+    obj.animation_data_clear()  # the cases after this one start from an unanimated metarig at rest
+    for pose_bone in obj.pose.bones:
+        pose_bone.rotation_quaternion, pose_bone.location = (1, 0, 0, 0), (0, 0, 0)
+    bpy.context.scene.frame_set(1)
     return {
         "frames": MOTION_FRAMES,
         "fps": bpy.context.scene.render.fps / bpy.context.scene.render.fps_base,

@@ -99,7 +99,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     first = bake(addon, "pose on the strip, then the bake", timeout=200)
     job = scene.vfx_mocap.jobs[first.job_id]
     record["job"] = {"id": job.name, "state": job.state, "params": job.params}
-    arrays, _summary = addon.mocap_tasks.load_pose_arrays(job.output_dir)
+    arrays, job_summary = addon.mocap_tasks.load_pose_arrays(job.output_dir)
     present = arrays["present"]
     visibility = np.nan_to_num(arrays["visibility"])
     rig = addon.armature_io.read_rig(metarig)
@@ -129,14 +129,19 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     bake(addon, "the smoothed bake")
     smoothed = summarize(metarig, driven)
     record["smoothed"] = {k: v for k, v in smoothed.items() if k not in ("quats", "channels")}
+    within = np.ones(len(smoothed["quats"]) - 1, dtype=bool)  # frame pairs inside a shot (a cut is no turn)
+    within[[start - 1 for start in job_summary["shot_starts"] if start > 0]] = False
+    for name, baked in (("unsmoothed", unsmoothed), ("smoothed", smoothed)):
+        dots = np.sum(baked["quats"][1:] * baked["quats"][:-1], axis=-1)
+        record[name]["min_consecutive_dot_within_shots"] = float(dots[within].min())
     # Shot cuts: the root goes on from where it was; nothing is smoothed across a cut.
     root = np.stack(
         [smoothed["channels"][(f'pose.bones["{bone_map.bones["hips"]}"].location', i)][:, 1] for i in range(3)], 1
     )
     steps = np.linalg.norm(np.diff(root, axis=0), axis=-1)
-    cuts = [start for start in _summary["shot_starts"] if start > 0]
+    cuts = [start for start in job_summary["shot_starts"] if start > 0]
     record["cuts"] = {
-        "shot_starts": _summary["shot_starts"],
+        "shot_starts": job_summary["shot_starts"],
         "root_step_at_cuts": [float(steps[start - 1]) for start in cuts],
         "root_step_within_shots_max": float(np.delete(steps, [start - 1 for start in cuts]).max()),
     }
