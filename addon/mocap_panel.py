@@ -11,7 +11,7 @@ import textwrap
 
 import bpy
 
-from . import armature_io, live_pose, mocap_tasks
+from . import armature_io, bake_report, live_pose, mocap_tasks
 from .retarget.bone_maps import BoneMapError
 
 WRAP_CHARS = 48
@@ -110,6 +110,11 @@ class PoseToArmaturePanel(_MotionCapturePanel):
                 report = done.report
                 text = f"Baked frames {report.frame_start}-{report.frame_end} into '{report.action}'"
                 _wrapped(layout, text, icon="CHECKMARK")
+                if done.quality is not None:
+                    box = layout.box()
+                    box.label(text=f"Quality of '{done.armature}'", icon="INFO")
+                    for line in bake_report.summary_lines(done.quality):
+                        _wrapped(box, line)
             else:
                 _wrapped(layout, done.error, icon="ERROR")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import armature_io, bake, pose_people, runtime
+from . import armature_io, bake, bake_report, pose_people, runtime
 from .retarget.bone_maps import BoneMap
 from .retarget.rig_data import RigData
 from .retarget.solver import PoseFrames, Retargeter, SolveOptions
@@ -58,6 +58,10 @@ class BakeDone:
     error: str = ""
     frames_measured: int = 0
     """Frames in which at least one bone was seen."""
+    quality: dict | None = None
+    """The bake's quality report (:mod:`.bake_report`)."""
+    quality_kept: str = ""
+    """Where the report was kept in the job's folder, or why it could not be."""
 
 
 class FollowUpError(Exception):
@@ -75,7 +79,7 @@ class _FollowUp:
 
 
 _executor: ThreadPoolExecutor | None = None
-_solving: list[tuple[BakeRequest, Future[tuple[PoseFrames, float]]]] = []
+_solving: list[tuple[BakeRequest, Future[tuple[PoseFrames, float, dict]]]] = []
 _follow_ups: list[_FollowUp] = []
 finished: list[BakeDone] = []
 """Bakes done since the add-on was enabled, oldest first (the panel shows the last)."""
@@ -101,8 +105,9 @@ def load_pose_arrays(output_dir: str) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, summary
 
 
-def solve_job(request: BakeRequest) -> tuple[PoseFrames, float]:
-    """Worker thread: read the job's landmarks and solve them for the rig; (pose, the rig's leg length)."""
+def solve_job(request: BakeRequest) -> tuple[PoseFrames, float, dict]:
+    """Worker thread: read the job's landmarks and solve them for the rig; (pose, the rig's leg length, the
+    quality report)."""
     arrays, summary = load_pose_arrays(request.output_dir)
     if request.person:
         arrays |= pose_people.load_track_arrays(Path(request.output_dir))
@@ -121,7 +126,8 @@ def solve_job(request: BakeRequest) -> tuple[PoseFrames, float]:
         size if all(size) else None,
         summary.get("shot_starts"),
     )
-    return pose, retargeter.rig_leg_length
+    report = bake_report.make_report(pose, summary, request.person, request.job_id, request.armature)
+    return pose, retargeter.rig_leg_length, report
 
 
 def start_bake(request: BakeRequest) -> None:
@@ -177,9 +183,9 @@ def tick() -> float | None:
     return INTERVAL_S if busy() else None
 
 
-def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float]]) -> BakeDone:
+def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float, dict]]) -> BakeDone:
     try:
-        pose, leg_length = future.result()
+        pose, leg_length, quality = future.result()
     except PoseResultError as exc:
         return _failed(request, str(exc))
     except Exception as exc:  # a solver bug must reach the panel, not vanish in a thread
@@ -203,8 +209,11 @@ def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float]]) -> Ba
         return _failed(
             request, f"Baking job {request.job_id[:8]} onto '{obj.name}' failed: {type(exc).__name__}: {exc}"
         )
+    kept = bake_report.keep(obj, quality, request.output_dir)
+    if kept.startswith("Cannot"):
+        _report(kept)
     bake.push_undo_step(f"Bake Pose to {obj.name}")
-    return BakeDone(request.job_id, request.armature, report, "", int(pose.measured.any(axis=1).sum()))
+    return BakeDone(request.job_id, request.armature, report, "", int(pose.measured.any(axis=1).sum()), quality, kept)
 
 
 def _failed(request: BakeRequest, message: str) -> BakeDone:

@@ -249,3 +249,34 @@ def test_a_jump_lifts_the_root_and_standing_keeps_it_on_the_ground():
     flat = solve.Retargeter(rig, bone_map, solve.SolveOptions(root_vertical=False))
     still = flat.solve_clip(world, np.ones((count, 33)), np.ones(count, bool), FPS, image, IMAGE_SIZE)
     assert abs((still.root_location @ rig.rest[0, :3, :3].T)[:, 2]).max() < 0.01, "Jumps off: no vertical motion"
+
+
+def test_a_limb_unseen_for_long_settles_towards_rest_and_its_confidence_says_so():
+    """The left arm is seen raised for 1 s, then MediaPipe loses it for 6 s (visibility 0.2, its guesses garbage):
+    held for 2 s, then turning to the rig's rest pose (63 % of the way after 1 s more, nearly there at the end)."""
+    rig = metarig()
+    bone_map = bone_maps.detect_map(rig)
+    retargeter = solve.Retargeter(rig, bone_map)
+    poser = Poser(rig, bone_map)
+    arm = bone_map.bones["upper_arm.L"]
+    raised = poser.landmarks(
+        poser.pose({arm: rotations.axis_angle_matrix(np.array([1.0, 0, 0]), np.array(1.2))}), retargeter
+    )
+    count, seen_frames = 7 * 24, 24
+    world = np.repeat(raised[None], count, 0)
+    visibility = np.ones((count, 33))
+    elbow = frames.LANDMARK["left_elbow"]
+    visibility[seen_frames:, elbow] = 0.2
+    world[seen_frames:, elbow] = np.random.default_rng(12).normal(size=(count - seen_frames, 3))
+    result = retargeter.solve_clip(world, visibility, np.ones(count, bool), FPS)
+    slot = result.bones.index(arm)
+    turned = np.degrees(2 * np.arccos(np.clip(np.abs(result.rotations[:, slot, 0]), 0, 1)))
+    held = turned[seen_frames - 1]
+    assert held > 60
+    # 2 s held (the zero-phase smoothing starts the turn a few frames early)
+    np.testing.assert_allclose(turned[seen_frames : seen_frames + 42], held, atol=0.5)
+    assert abs(turned[seen_frames + 72] - 0.37 * held) < 3, "1 s into settling: 63 % of the way to rest"
+    assert turned[-1] < 0.1 * held and np.all(np.diff(turned[seen_frames + 48 :]) <= 1e-9)
+    sure = result.confidence[:, slot]
+    np.testing.assert_allclose(sure[:seen_frames], 1.0)
+    np.testing.assert_allclose(sure[seen_frames:], 0.2)

@@ -16,8 +16,8 @@ How (see ``RETARGETING.md`` in the team guide):
 5. The spine and neck chains share the chest's (head's) rotation relative to the hips (chest) in equal steps.
 6. Confidence: a bone whose landmarks were not seen (visibility below ``min_visibility``, or no person in the
    frame) gets no rotation from them: in a clip it is interpolated across gaps up to ``max_gap_frames`` and held
-   across longer ones (frames before the first sighting take the first one); live, it holds its last value.
-   A bone never seen stays at rest.
+   across longer ones (frames before the first sighting take the first one), settling towards rest once unseen
+   for 2 s (:mod:`.confidence`); live, it holds its last value. A bone never seen stays at rest.
 7. Smoothing, on each bone's local quaternion (signs made continuous first) and on the root location: clips
    (bakes) with the zero-phase filter of :mod:`.offline_filter` (no lag), live frames with the One Euro filter.
 8. Root: orientation is the hips bone's. Location, scaled by rig leg length / person leg length: in clips,
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import feet, root_motion
+from . import confidence, feet, root_motion
 from . import rotations as rot
 from .bone_maps import BoneMap, BoneMapError
 from .filters import OneEuroFilter, OneEuroParams, make_continuous
@@ -88,7 +88,8 @@ class PoseFrames:
       relative to its rest pose and parent), signs continuous along the frames;
     - ``root_location`` (N, 3): the root bone's pose location (``PoseBone.location``: its rest axes, rig units);
     - ``measured`` (N, B): True where the bone's rotation came from landmarks seen in that frame;
-    - ``contacts`` (N, 2): clips, the left and right foot planted (and locked); None live.
+    - ``contacts`` (N, 2): clips, the left and right foot planted (and locked); None live;
+    - ``confidence`` (N, B): clips, how sure the solve is of each bone in each frame; None live.
     """
 
     bones: tuple[str, ...]
@@ -97,6 +98,8 @@ class PoseFrames:
     root_location: np.ndarray
     measured: np.ndarray
     contacts: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    """(N, B) clips: each bone's confidence per frame (:mod:`.confidence`); None live."""
 
     def __len__(self) -> int:
         return int(self.rotations.shape[0])
@@ -692,15 +695,29 @@ class Retargeter:
         count = points.shape[0]
         shots = _shot_bounds(shot_starts, count)
         gap = self.options.max_gap_frames
+
+        def settled(turns: np.ndarray, valid: np.ndarray, max_gap: int) -> np.ndarray:
+            return _fill_rotations(turns, valid, max_gap, fps)
+
         local, _world, measured = self._solve_rotations(
-            points, seen, lambda _slot, turns, valid: _per_shot(shots, _fill_rotations, turns, valid, gap)
+            points, seen, lambda _slot, turns, valid: _per_shot(shots, settled, turns, valid, gap)
         )
         local = make_continuous(rot.quat_from_matrix(local))
         if self.options.smoothing is not None and count:
             local = rot.normalize(zero_phase(local, fps, self.options.smoothing, shots[:-1]))[0]
         scale = self._scale(self.person_leg_lengths(points, seen))
         offset, contacts = self._clip_root(world, points, seen, local, fps, image, image_size, shots, scale)
-        return PoseFrames(self.bones, local, self.root_bone, self._root_location(offset), measured, contacts)
+        sureness = confidence.bone_confidence(visibility, present, self._bone_landmarks())
+        return PoseFrames(self.bones, local, self.root_bone, self._root_location(offset), measured, contacts, sureness)
+
+    def _bone_landmarks(self) -> list[list[int]]:
+        """Per driven bone, the landmarks that aim it (a chain link: those of the bone at its end)."""
+        out: list[list[int]] = [[] for _ in self.slots]
+        for step in self.steps:
+            indices = [LANDMARK[name] for name in step.primary.landmarks]
+            for slot in (*step.chain, step.slot):
+                out[slot] = indices
+        return out
 
     def _clip_root(
         self,
@@ -820,9 +837,10 @@ def _gap_neighbours(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return before, after
 
 
-def _fill_rotations(turns: np.ndarray, valid: np.ndarray, max_gap: int) -> np.ndarray:
+def _fill_rotations(turns: np.ndarray, valid: np.ndarray, max_gap: int, fps: float | None = None) -> np.ndarray:
     """Unseen frames: slerp across gaps of up to ``max_gap`` frames, else hold the nearest earlier good value (the
-    first good one before any); identity if none is good."""
+    first good one before any), settling towards rest after a while (:mod:`.confidence`; at ``fps`` frames per
+    second, none without); identity if none is good."""
     if valid.all():
         return turns
     if not valid.any():
@@ -837,6 +855,8 @@ def _fill_rotations(turns: np.ndarray, valid: np.ndarray, max_gap: int) -> np.nd
     hold = missing & ~interpolate
     source = np.where(before >= 0, before, after)
     out[hold] = quats[source[hold]]
+    if fps is not None and hold.any():
+        out[hold] = confidence.settle(out[hold], np.abs(np.arange(count) - source)[hold], fps)
     if interpolate.any():
         frames = np.flatnonzero(interpolate)
         fraction = (frames - before[frames]) / (after[frames] - before[frames])

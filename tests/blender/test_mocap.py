@@ -244,6 +244,28 @@ def test_frames_without_a_person_take_the_first_sighting_and_unseen_legs_stay_at
     assert media["ankles_ever_seen"] is False and media["legs_at_rest"] is True
 
 
+def test_each_bake_keeps_a_quality_report_and_the_panel_shows_it(media):
+    quality = media["quality"]
+    report = quality["report"]
+    assert report["cuts"] == [1, 98, 154, 200] and report["frames"] == 270
+    assert report["frames_without_person"] == len(media["absent_frames"])
+    assert (report["person"], report["people"]) == (1, 1)
+    bones = report["bones"]
+    assert set(bones) == set(media["driven"])
+    legs = [bone for bone in bones if bone.startswith(("shin", "foot"))]
+    assert set(legs) <= set(report["unsure_bones"]), "legs never seen: unsure"
+    assert max(v["confidence"] for v in bones.values()) > 0.5, "the upper body is seen"
+    assert max(bones[bone]["confidence"] for bone in legs) < 0.1 and bones["shin.L"]["frames_held"] == 270
+    assert report["foot_contacts"]["left"] == {"frames": 0, "steps": 0}, "no feet in view: no contacts"
+    assert (
+        quality["kept"].endswith("bake_reports/metarig.json") and quality["file_matches"] and quality["action_matches"]
+    )
+    assert quality["bone_confidence"] == {bone: pytest.approx(v["confidence"]) for bone, v in bones.items()}
+    panel = quality["panel"]
+    assert "Quality of 'metarig'" in panel
+    assert any(line.startswith("Shot cuts at clip frames 1, 98, 154, 200") for line in panel), panel
+
+
 def test_shot_cuts_are_found_and_the_root_does_not_jump_at_them(media):
     cuts = media["cuts"]
     assert cuts["shot_starts"] == [0, 1, 98, 154, 200], "Megamind.avi's cuts, as a viewer sees them"

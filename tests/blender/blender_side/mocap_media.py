@@ -9,6 +9,7 @@ must replace, not add), then with key reduction. Then the pose control video of 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,20 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     unsmoothed = summarize(metarig, driven)
     record["unsmoothed"] = {k: v for k, v in unsmoothed.items() if k not in ("quats", "channels")}
     record["report"] = {"frames": [first.report.frame_start, first.report.frame_end], "keys": first.report.keys}
+    # The quality report: kept with the bake (Action, job folder, bone properties), shown in the panel.
+    quality = first.quality
+    record["quality"] = {
+        "report": quality,
+        "kept": first.quality_kept,
+        "file_matches": json.loads(Path(first.quality_kept).read_text()) == quality,
+        "action_matches": json.loads(metarig.animation_data.action[addon.bake_report.REPORT_PROP]) == quality,
+        "bone_confidence": {
+            b.name: b[addon.bake_report.CONFIDENCE_PROP]
+            for b in metarig.pose.bones
+            if addon.bake_report.CONFIDENCE_PROP in b
+        },
+        "panel": mc.draw_panels(("_posetoarmature",))["labels"],
+    }
     record["frames_with_person"] = int(present.sum())
     record["first_present"] = int(np.argmax(present))
     record["absent_frames"] = np.flatnonzero(~present).tolist()
