@@ -49,8 +49,8 @@ def load_track_arrays(folder: Path) -> dict[str, np.ndarray]:
 
 def person_arrays(arrays: dict[str, np.ndarray], summary: dict, person: int) -> dict[str, np.ndarray]:
     """The main arrays of person ``person`` (0: the largest, k: track k). Raises PersonError naming the range."""
-    if person == 0:
-        return arrays
+    if person in (0, default_person(summary)):
+        return arrays  # the main arrays follow the largest person (the only one, in jobs made before tracks)
     count = track_count(summary)
     if not 1 <= person <= count or not all(name in arrays for name in TRACK_ARRAYS.values()):
         raise PersonError(

@@ -88,6 +88,15 @@ def test_known_motion_baked_with_the_default_settings_follows_within_five_degree
     assert max(limb["per_bone_mean_deg"].values()) <= 2 * LIMB_LIMIT_DEG, limb["per_bone_mean_deg"]
 
 
+def test_a_known_walk_baked_with_the_default_settings_keeps_planted_feet_and_the_root_path(accuracy):
+    """Straight-legged steps towards the camera and to the side, seen by a known camera, baked through the
+    operator: each planted heel stays within 2 cm while planted, the hips within 5 % of the path's length."""
+    walk = accuracy["known_walk"]
+    assert walk["frames"] == 72 and walk["towards_camera_m"] > 2.0, "metres of depth to recover"
+    assert max(walk["planted_drift_m"]) <= 0.02, walk["planted_drift_m"]
+    assert walk["root_error_m"] <= 0.05 * walk["path_m"], walk
+
+
 def test_a_rigify_metarig_posed_with_known_rotations_comes_back_within_five_degrees(accuracy):
     case = accuracy["metarig"]
     assert case["map"] == "Rigify metarig"
