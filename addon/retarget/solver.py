@@ -100,6 +100,8 @@ class PoseFrames:
     contacts: np.ndarray | None = None
     confidence: np.ndarray | None = None
     """(N, B) clips: each bone's confidence per frame (:mod:`.confidence`); None live."""
+    shot_starts: tuple[int, ...] = ()
+    """Clips: the frames that begin a shot after a cut."""
 
     def __len__(self) -> int:
         return int(self.rotations.shape[0])
@@ -708,7 +710,16 @@ class Retargeter:
         scale = self._scale(self.person_leg_lengths(points, seen))
         offset, contacts = self._clip_root(world, points, seen, local, fps, image, image_size, shots, scale)
         sureness = confidence.bone_confidence(visibility, present, self._bone_landmarks())
-        return PoseFrames(self.bones, local, self.root_bone, self._root_location(offset), measured, contacts, sureness)
+        return PoseFrames(
+            self.bones,
+            local,
+            self.root_bone,
+            self._root_location(offset),
+            measured,
+            contacts,
+            sureness,
+            tuple(shots[1:-1]),
+        )
 
     def _bone_landmarks(self) -> list[list[int]]:
         """Per driven bone, the landmarks that aim it (a chain link: those of the bone at its end)."""

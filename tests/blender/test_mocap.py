@@ -279,6 +279,8 @@ def test_shot_cuts_are_found_and_the_root_does_not_jump_at_them(media):
     cuts = media["cuts"]
     assert cuts["shot_starts"] == [0, 1, 98, 154, 200], "Megamind.avi's cuts, as a viewer sees them"
     assert max(cuts["root_step_at_cuts"]) <= cuts["root_step_within_shots_max"], cuts
+    # Clip frame 97 is the last of its shot: its key holds until the cut (no blend between frames).
+    assert media["interpolation_at_frames"] == {"101": "BEZIER", "102": "CONSTANT", "103": "BEZIER"}
 
 
 def test_smoothing_rebakes_over_the_same_keys(media):

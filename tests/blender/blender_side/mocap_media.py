@@ -109,6 +109,12 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     unsmoothed = summarize(metarig, driven)
     record["unsmoothed"] = {k: v for k, v in unsmoothed.items() if k not in ("quats", "channels")}
     record["report"] = {"frames": [first.report.frame_start, first.report.frame_end], "keys": first.report.keys}
+    # At each cut the key before it holds (constant) instead of blending into the next shot between frames.
+    path = f'pose.bones["{bone_map.bones["upper_arm.L"]}"].rotation_quaternion'
+    fcurve = next(fc for fc in mc.fcurves(metarig) if fc.data_path == path and fc.array_index == 0)
+    record["interpolation_at_frames"] = {
+        int(k.co[0]): k.interpolation for k in fcurve.keyframe_points if int(k.co[0]) - STRIP_START in (96, 97, 98)
+    }
     # The quality report: kept with the bake (Action, job folder, bone properties), shown in the panel.
     quality = first.quality
     record["quality"] = {
