@@ -144,7 +144,9 @@ def result_frame_start(scene: bpy.types.Scene, job: MocapJob) -> int:
 
 def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
     """Start solving the succeeded pose ``job`` for the armature; the keys are written when it is solved. With
-    One Armature per Person, every other person the job followed gets an armature of its own, baked too."""
+    One Armature per Person, every other person the job followed gets an armature of its own, baked too. Fingers
+    and face go onto the job's main person only (the pose mode tracks no one else's); a Face Mesh with another
+    Person chosen is refused."""
     obj = armature_io.require_armature(bpy.data.objects.get(armature_name))
     settings = scene.vfx_mocap_pose
     parts = scene.vfx_mocap_parts
@@ -155,9 +157,15 @@ def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
         neutral = tuple(sorted(m.frame - start for m in scene.timeline_markers if m.name.lower() == "neutral"))
         if not neutral:
             raise MocapInputError("Neutral is set to Markers but no timeline marker is named 'neutral'")
+    summary = pose_people.read_summary(job.output_dir)
+    if face_mesh and not pose_people.is_main_person(summary, settings.person):
+        main = pose_people.default_person(summary)
+        raise MocapInputError(
+            f"The face is tracked for the pose job's main person only (Person {main}): set Person to 0 or {main}, "
+            f"or clear the Face Mesh to bake Person {settings.person}"
+        )
     targets = [(obj, settings.person)]
     if settings.all_people:
-        summary = pose_people.read_summary(job.output_dir)
         followed = settings.person or pose_people.default_person(summary)
         others = [k for k in range(1, pose_people.track_count(summary) + 1) if k != followed]
         targets = [(obj, followed)] + [(pose_people.person_armature(obj, k), k) for k in others]
@@ -167,7 +175,8 @@ def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
         missing = bone_map.missing_in(rig)
         if missing:
             raise BoneMapError(f"Bone map '{bone_map.name}' names bones '{target.name}' lacks: {', '.join(missing)}")
-        with_parts = index == 0  # hands and face are the followed person's only (the pose job's main person)
+        # Hands and face are tracked for the job's main person only: the other people are baked without them.
+        with_parts = index == 0 and pose_people.is_main_person(summary, person)
         mocap_tasks.start_bake(
             mocap_tasks.BakeRequest(
                 armature=target.name,

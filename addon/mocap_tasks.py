@@ -163,7 +163,14 @@ def solve_job(request: BakeRequest) -> tuple[PoseFrames, float, FaceValues | Non
         head = HeadFromFace(retargeter)
         pose = head.solve_clip(pose, arrays["face_landmarks"], arrays["face_present"], size, request.fps)
         try:
-            face = solve_face(arrays["face_landmarks"], arrays["face_present"], size, request.fps, request.face_options)
+            face = solve_face(
+                arrays["face_landmarks"],
+                arrays["face_present"],
+                size,
+                request.fps,
+                request.face_options,
+                summary.get("shot_starts") or (),
+            )
         except FaceError as exc:
             raise PoseResultError(str(exc)) from None
     report = bake_report.make_report(pose, summary, request.person, request.job_id, request.armature)

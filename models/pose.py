@@ -250,7 +250,6 @@ class PoseRunner(Runner):
         render = params["render_skeleton"]
 
         # 1. Fresh graphs: video-mode tracking state belongs to one video (and to one shot of it).
-        writer = FrameWriter(ctx.output_dir) if render else None
         # With people "one" the tracker calls its one whole-frame graph once per frame, so the recorder gets one
         # row per frame, aligned with the tracks' frames ("all" has no parts: see validate).
         parts = hands_face.PartsRecorder(*hands_face.wanted(params))
@@ -260,6 +259,7 @@ class PoseRunner(Runner):
             params["people"], lambda: _PoseGraph(self._new_tracker(params), parts.add), video.size, video.fps
         )
         numbered = params["people"] == "all"
+        writer = FrameWriter(ctx.output_dir) if render else None
         count = 0
         try:
             # 2. Find cuts and track people frame by frame, writing each skeleton as it is drawn.

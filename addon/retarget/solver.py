@@ -695,14 +695,14 @@ class Retargeter:
             raise ValueError(f"fps must be above 0, got {fps}")
         points, seen = self.observe(world, visibility, present)
         count = points.shape[0]
-        shots = _shot_bounds(shot_starts, count)
+        shots = shot_bounds(shot_starts, count)
         gap = self.options.max_gap_frames
 
         def settled(turns: np.ndarray, valid: np.ndarray, max_gap: int) -> np.ndarray:
             return _fill_rotations(turns, valid, max_gap, fps)
 
         local, _world, measured = self._solve_rotations(
-            points, seen, lambda _slot, turns, valid: _per_shot(shots, settled, turns, valid, gap)
+            points, seen, lambda _slot, turns, valid: per_shot(shots, settled, turns, valid, gap)
         )
         local = make_continuous(rot.quat_from_matrix(local))
         if self.options.smoothing is not None and count:
@@ -818,13 +818,13 @@ class Retargeter:
         return LiveRetargeter(self)
 
 
-def _shot_bounds(shot_starts: np.ndarray | list[int] | None, count: int) -> list[int]:
+def shot_bounds(shot_starts: np.ndarray | list[int] | None, count: int) -> list[int]:
     """[0, the shot starts inside the clip..., count]: shot k spans frames bounds[k] to bounds[k + 1]."""
     inside = {int(s) for s in (shot_starts if shot_starts is not None else ()) if 0 < int(s) < count}
     return sorted({0, count, *inside})
 
 
-def _per_shot(
+def per_shot(
     shots: list[int], fill: Callable[..., np.ndarray], values: np.ndarray, valid: np.ndarray, gap: int
 ) -> np.ndarray:
     """``fill(values, valid, gap)`` run on each shot's frames on their own; a shot in which the value is never

@@ -213,6 +213,15 @@ def test_one_armature_per_person_each_following_its_own_person(people):
     assert len({a["action"] for a in armatures.values()}) == len(armatures), "each its own animation"
 
 
+def test_hands_and_face_stay_with_the_main_person(people):
+    """Hands on (the default) bakes another person without fingers; a Face Mesh with another person is refused
+    with a message naming the main person and the fix."""
+    assert people["hands_on"] is True and people["errors"] == []
+    result, error = people["face_refused"]
+    assert result is None, "refused with an error report"
+    assert "main person only" in error and "set Person to 0" in error, error
+
+
 def test_a_chosen_pedestrians_root_path_is_continuous(people):
     """vtest.avi runs at 10 fps: a walker moves about 0.14 m a frame; a jump to another pedestrian would be
     metres. Every frame the person is seen, and every held or interpolated one between, moves less than 0.25 m

@@ -1,6 +1,7 @@
 """Several people in real footage, baked in real Blender through the Bake operator: a pose job of vtest.avi's
 pedestrians (made by the real pose runner, ``people`` = all, on the pytest side) baked with Person set to one
-pedestrian and One Armature per Person on: one armature per tracked person, each following its own person.
+pedestrian and One Armature per Person on: one armature per tracked person, each following its own person; with
+Hands on (the default) and, first, a Face Mesh chosen, which is refused (hands and face are the main person's).
 
 Records, per armature: the person it follows, its root location on every baked frame, and on which frames its
 person was seen.
@@ -32,6 +33,16 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     settings.person = args.person
     settings.all_people = True
     mc.add_succeeded_job(scene, "vtest-people", folder, FRAME_START)
+    # The face is tracked for the main person only: a Face Mesh with another person chosen is refused.
+    parts = scene.vfx_mocap_parts
+    bpy.ops.mesh.primitive_cube_add()
+    face = bpy.context.active_object
+    face.shape_key_add(name="Basis")
+    face.shape_key_add(name="jawOpen")
+    parts.use_face, parts.face_mesh = True, face
+    record["face_refused"] = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="vtest-people")
+    parts.use_face, parts.face_mesh = False, None
+    record["hands_on"] = parts.use_hands  # the default: the bake goes on without fingers for another person
     before = len(addon.mocap_tasks.finished)
     result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="vtest-people")
     assert result == {"FINISHED"}, error
