@@ -92,10 +92,14 @@ def reduce_keys(values: np.ndarray, tolerance: float) -> np.ndarray:
 
 
 def _write_channel(
-    fcurve: bpy.types.FCurve, span: tuple[float, float], frames: np.ndarray, values: np.ndarray, interpolation: int
+    fcurve: bpy.types.FCurve,
+    span: tuple[float, float],
+    frames: np.ndarray,
+    values: np.ndarray,
+    interpolation: int | np.ndarray,
 ) -> int:
     """Replace the keys of ``fcurve`` from ``span[0]`` to ``span[1]`` with (frames, values), none to clear them;
-    keep the others. Returns the number of keys written."""
+    keep the others. ``interpolation``: one for all keys, or one per key. Returns the number of keys written."""
     points = fcurve.keyframe_points
     old_count = len(points)
     old_co = np.zeros(old_count * 2, dtype=np.float32)
@@ -106,7 +110,7 @@ def _write_channel(
     old_co = old_co.reshape(-1, 2)
     outside = (old_co[:, 0] < span[0] - 0.5) | (old_co[:, 0] > span[1] + 0.5)
     co = np.concatenate([old_co[outside], np.stack([frames, values], axis=1).astype(np.float32)])
-    kinds = np.concatenate([old_interpolation[outside], np.full(len(frames), interpolation, dtype=np.int32)])
+    kinds = np.concatenate([old_interpolation[outside], np.broadcast_to(interpolation, len(frames)).astype(np.int32)])
     order = np.argsort(co[:, 0], kind="stable")
     points.clear()
     points.add(len(co))
@@ -160,7 +164,8 @@ def bake_pose(
 
     ``reduce_tolerance_deg``: with a value, keep only the keys needed to stay within that many degrees (bones)
     and that many degrees of arc at ``root_scale`` (the rig's leg length) for the root location; keys are then
-    linear. Sets the driven bones to quaternion rotation. Within the baked frames, clears the keys earlier bakes
+    linear. The key before each of the pose's shot cuts is constant (it holds until the cut). Sets the driven
+    bones to quaternion rotation. Within the baked frames, clears the keys earlier bakes
     wrote on bones this pose does not drive. Raises BakeError, before writing anything, when the armature lacks
     a bone of the pose.
     """
@@ -180,7 +185,9 @@ def bake_pose(
         )
     if reduce_tolerance_deg is not None:
         interpolation = "LINEAR"  # the reduction's error is measured against straight lines between keys
-    kind = _enum_value(interpolation)
+    kinds = np.full(count, _enum_value(interpolation), dtype=np.int32)
+    last_of_shot = np.array([start - 1 for start in pose.shot_starts if 0 < start < count], dtype=int)
+    kinds[last_of_shot] = _enum_value("CONSTANT")  # a cut: no blend between two shots' keys, even between frames
     animation = obj.animation_data or obj.animation_data_create()
     if animation.action is None:
         animation.action = bpy.data.actions.new(f"{obj.name} Mocap")
@@ -201,6 +208,8 @@ def bake_pose(
     written = set()
     for bone, prop, values, tolerance in channels:
         keep = reduce_keys(values, tolerance) if tolerance is not None else np.ones(count, dtype=bool)
+        keep[last_of_shot] = True
+        keep[last_of_shot + 1] = True
         data_path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{prop}'
         written.add(data_path)
         for component in range(values.shape[1]):
@@ -208,7 +217,7 @@ def bake_pose(
             if fcurve.group is None:
                 groups = groups if groups is not None else compat.action_channels(action, obj).groups
                 fcurve.group = groups.get(bone) or groups.new(bone)
-            keys += _write_channel(fcurve, span, frames[keep], values[keep, component], kind)
+            keys += _write_channel(fcurve, span, frames[keep], values[keep, component], kinds[keep])
             fcurves += 1
     slot = compat.action_slot_identifier(obj)
     _clear_stale_channels(obj, action, slot, written, span)

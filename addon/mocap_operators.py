@@ -15,7 +15,7 @@ from typing import Any
 
 import bpy
 
-from . import armature_io, bake, compat, live_pose, mocap_tasks, preferences, runtime, strips, submission
+from . import armature_io, bake, compat, live_pose, mocap_tasks, pose_people, preferences, runtime, strips, submission
 from .properties import MocapJob
 from .retarget import bone_maps
 from .retarget.bone_maps import BoneMapError
@@ -125,6 +125,13 @@ def submit_pose_job(scene: bpy.types.Scene, params: dict[str, Any]) -> MocapJob:
     return job
 
 
+def control_video_params(scene: bpy.types.Scene) -> dict[str, Any]:
+    """:data:`CONTROL_VIDEO_PARAMS` for the panel's pose options: without the face points when they track every
+    person (``people`` all), as the pose mode tracks the face of one person only."""
+    people = next((p.value for p in scene.vfx_mocap.mode_params("pose") if p.name == "people"), "one")
+    return CONTROL_VIDEO_PARAMS if people != "all" else {**CONTROL_VIDEO_PARAMS, "face": False}
+
+
 def result_frame_start(scene: bpy.types.Scene, job: MocapJob) -> int:
     """The timeline frame of the job's first result frame: where its source's first visible frame is now (where
     it was, if the source strip is gone), as :func:`strips.insert_result_strip` places result strips."""
@@ -136,13 +143,11 @@ def result_frame_start(scene: bpy.types.Scene, job: MocapJob) -> int:
 
 
 def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
-    """Start solving the succeeded pose ``job`` for the armature; the keys are written when it is solved."""
+    """Start solving the succeeded pose ``job`` for the armature; the keys are written when it is solved. With
+    One Armature per Person, every other person the job followed gets an armature of its own, baked too. Fingers
+    and face go onto the job's main person only (the pose mode tracks no one else's); a Face Mesh with another
+    Person chosen is refused."""
     obj = armature_io.require_armature(bpy.data.objects.get(armature_name))
-    rig = armature_io.read_rig(obj)
-    bone_map = obj.vfx_mocap_map.bone_map(rig)
-    missing = bone_map.missing_in(rig)
-    if missing:
-        raise BoneMapError(f"Bone map '{bone_map.name}' names bones '{obj.name}' lacks: {', '.join(missing)}")
     settings = scene.vfx_mocap_pose
     parts = scene.vfx_mocap_parts
     face_mesh = parts.face_mesh.name if parts.wants_face() else ""
@@ -152,23 +157,44 @@ def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
         neutral = tuple(sorted(m.frame - start for m in scene.timeline_markers if m.name.lower() == "neutral"))
         if not neutral:
             raise MocapInputError("Neutral is set to Markers but no timeline marker is named 'neutral'")
-    mocap_tasks.start_bake(
-        mocap_tasks.BakeRequest(
-            armature=obj.name,
-            job_id=job.name,
-            output_dir=job.output_dir,
-            frame_start=result_frame_start(scene, job),
-            fps=scene.render.fps / scene.render.fps_base,
-            rig=rig,
-            bone_map=bone_map,
-            options=settings.solve_options(),
-            interpolation=settings.interpolation,
-            reduce_tolerance_deg=settings.reduce_tolerance if settings.reduce_keys else None,
-            finger_map=detect_finger_map(rig, bone_map) if parts.use_hands else None,
-            face_mesh=face_mesh,
-            face_options=parts.face_options(neutral) if face_mesh else None,
+    summary = pose_people.read_summary(job.output_dir)
+    if face_mesh and not pose_people.is_main_person(summary, settings.person):
+        main = pose_people.default_person(summary)
+        raise MocapInputError(
+            f"The face is tracked for the pose job's main person only (Person {main}): set Person to 0 or {main}, "
+            f"or clear the Face Mesh to bake Person {settings.person}"
         )
-    )
+    targets = [(obj, settings.person)]
+    if settings.all_people:
+        followed = settings.person or pose_people.default_person(summary)
+        others = [k for k in range(1, pose_people.track_count(summary) + 1) if k != followed]
+        targets = [(obj, followed)] + [(pose_people.person_armature(obj, k), k) for k in others]
+    for index, (target, person) in enumerate(targets):
+        rig = armature_io.read_rig(target)
+        bone_map = target.vfx_mocap_map.bone_map(rig)
+        missing = bone_map.missing_in(rig)
+        if missing:
+            raise BoneMapError(f"Bone map '{bone_map.name}' names bones '{target.name}' lacks: {', '.join(missing)}")
+        # Hands and face are tracked for the job's main person only: the other people are baked without them.
+        with_parts = index == 0 and pose_people.is_main_person(summary, person)
+        mocap_tasks.start_bake(
+            mocap_tasks.BakeRequest(
+                armature=target.name,
+                job_id=job.name,
+                output_dir=job.output_dir,
+                frame_start=result_frame_start(scene, job),
+                fps=scene.render.fps / scene.render.fps_base,
+                rig=rig,
+                bone_map=bone_map,
+                options=settings.solve_options(),
+                interpolation=settings.interpolation,
+                reduce_tolerance_deg=settings.reduce_tolerance if settings.reduce_keys else None,
+                finger_map=detect_finger_map(rig, bone_map) if parts.use_hands and with_parts else None,
+                face_mesh=face_mesh if with_parts else "",
+                face_options=parts.face_options(neutral) if face_mesh and with_parts else None,
+                person=person,
+            )
+        )
 
 
 def _bake_follow_up(armature_name: str):
@@ -234,12 +260,13 @@ class VFXMOCAP_OT_pose_control_video(bpy.types.Operator):
         try:
             if _selected_strip(scene) is None:
                 raise MocapInputError("No strip selected: select the strip to make a pose control video of")
-            job = find_pose_job(scene, params=CONTROL_VIDEO_PARAMS)
+            params = control_video_params(scene)
+            job = find_pose_job(scene, params=params)
             if job is not None and job.state == "succeeded":
                 strip = strips.insert_result_strip(scene, job)
                 self.report({"INFO"}, f"Pose control video is strip '{strip.name}'")
             else:
-                job = job or submit_pose_job(scene, CONTROL_VIDEO_PARAMS)
+                job = job or submit_pose_job(scene, params)
                 mocap_tasks.after_job(scene, job.name, "insert the pose control video", _insert_follow_up)
                 self.report({"INFO"}, f"Pose job {job.name[:8]} is running; the control video is inserted after it")
         except INPUT_ERRORS as exc:

@@ -11,7 +11,7 @@ import textwrap
 
 import bpy
 
-from . import armature_io, live_pose, mocap_tasks
+from . import armature_io, bake_report, live_pose, mocap_tasks
 from .retarget.bone_maps import BoneMapError
 
 WRAP_CHARS = 48
@@ -83,8 +83,16 @@ class PoseToArmaturePanel(_MotionCapturePanel):
         column.prop(settings, "min_visibility")
         column.prop(settings, "max_gap_frames")
         row = layout.row(align=True)
+        row.prop(settings, "person")
+        row.prop(settings, "all_people", text="Each", toggle=True)
+        row = layout.row(align=True)
         row.prop(settings, "root_motion", toggle=True)
         row.prop(settings, "keep_on_ground", toggle=True)
+        row = layout.row(align=True)
+        row.prop(settings, "root_depth", toggle=True)
+        row.prop(settings, "root_vertical", toggle=True)
+        row.prop(settings, "lock_feet", toggle=True)
+        row.prop(settings, "fit_floor", toggle=True)
         row = layout.row(align=True)
         row.prop(settings, "interpolation", text="")
         row.prop(settings, "reduce_keys", toggle=True)
@@ -102,6 +110,11 @@ class PoseToArmaturePanel(_MotionCapturePanel):
                 report = done.report
                 text = f"Baked frames {report.frame_start}-{report.frame_end} into '{report.action}'"
                 _wrapped(layout, text, icon="CHECKMARK")
+                if done.quality is not None:
+                    box = layout.box()
+                    box.label(text=f"Quality of '{done.armature}'", icon="INFO")
+                    for line in bake_report.summary_lines(done.quality):
+                        _wrapped(box, line)
             else:
                 _wrapped(layout, done.error, icon="ERROR")
 

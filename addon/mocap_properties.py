@@ -161,6 +161,40 @@ class MocapPoseSettings(bpy.types.PropertyGroup):
     keep_on_ground: bpy.props.BoolProperty(
         name="Feet on Ground", default=True, description="Keep the lowest foot on the rig's ground level"
     )
+    root_depth: bpy.props.BoolProperty(
+        name="Depth",
+        default=SolveOptions.root_depth,
+        description="Bakes: move the rig towards and away from the camera too, from how large the person looks",
+    )
+    root_vertical: bpy.props.BoolProperty(
+        name="Jumps",
+        default=SolveOptions.root_vertical,
+        description="Bakes: lift the rig when both feet leave the floor",
+    )
+    lock_feet: bpy.props.BoolProperty(
+        name="Lock Feet",
+        default=SolveOptions.lock_feet,
+        description="Bakes: keep a planted foot in place while it touches the floor (no sliding)",
+    )
+    fit_floor: bpy.props.BoolProperty(
+        name="Fit Floor",
+        default=SolveOptions.fit_floor,
+        description="Bakes: fit the floor to where the feet touch it (a tilted camera, a slope); off: level",
+    )
+    person: bpy.props.IntProperty(
+        name="Person",
+        default=0,
+        min=0,
+        soft_max=20,
+        description="Who to follow: 0 the largest person; 1, 2, ... the person with that number in the pose job "
+        "(the numbers its skeleton overlay shows, with the pose option people = all)",
+    )
+    all_people: bpy.props.BoolProperty(
+        name="One Armature per Person",
+        default=False,
+        description="Also bake every other person the pose job followed, each onto a copy of the armature named "
+        "'<armature> person <number>'",
+    )
     interpolation: bpy.props.EnumProperty(
         name="Interpolation",
         items=(("BEZIER", "Bezier", "Smooth curves through the keys"), ("LINEAR", "Linear", "Straight lines")),
@@ -196,6 +230,10 @@ class MocapPoseSettings(bpy.types.PropertyGroup):
             max_gap_frames=self.max_gap_frames,
             root_motion=self.root_motion,
             keep_on_ground=self.keep_on_ground,
+            root_depth=self.root_depth,
+            root_vertical=self.root_vertical,
+            lock_feet=self.lock_feet,
+            fit_floor=self.fit_floor,
             smoothing=smoothing,
         )
 

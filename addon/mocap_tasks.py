@@ -18,7 +18,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import armature_io, bake, pump, runtime, shape_key_bake
+from . import armature_io, bake, bake_report, pose_people, pump, runtime, shape_key_bake
 from .retarget.bone_maps import BoneMap
 from .retarget.face_shapes import FaceError, FaceOptions, FaceValues, solve_face
 from .retarget.finger_maps import FingerMap
@@ -56,6 +56,9 @@ class BakeRequest:
     face_mesh: str = ""
     """The mesh whose shape keys the job's face drives ("": no face; the job must have tracked the face)."""
     face_options: FaceOptions | None = None
+    person: int = 0
+    """Which person of the job to follow: 0 the largest, k the track numbered k (:mod:`.pose_people`). Fingers and
+    face need the job's main person (0 or its number): the pose mode tracks hands and face for that one only."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class BakeDone:
     """Frames in which at least one bone was seen."""
     face: shape_key_bake.ShapeKeyReport | None = None
     """What the face wrote onto the face mesh's shape keys, when it was asked for."""
+    quality: dict | None = None
+    """The bake's quality report (:mod:`.bake_report`)."""
+    quality_kept: str = ""
+    """Where the report was kept in the job's folder, or why it could not be."""
 
 
 class FollowUpError(Exception):
@@ -87,7 +94,7 @@ class _FollowUp:
 
 
 _executor: ThreadPoolExecutor | None = None
-_solving: list[tuple[BakeRequest, Future[tuple[PoseFrames, float, FaceValues | None]]]] = []
+_solving: list[tuple[BakeRequest, Future[tuple[PoseFrames, float, FaceValues | None, dict]]]] = []
 _follow_ups: list[_FollowUp] = []
 finished: list[BakeDone] = []
 """Bakes done since the add-on was enabled, oldest first (the panel shows the last)."""
@@ -117,10 +124,23 @@ def load_pose_arrays(output_dir: str) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, summary
 
 
-def solve_job(request: BakeRequest) -> tuple[PoseFrames, float, FaceValues | None]:
+def solve_job(request: BakeRequest) -> tuple[PoseFrames, float, FaceValues | None, dict]:
     """Worker thread: read the job's landmarks and solve them for the rig; (pose with the fingers when asked for,
-    the rig's leg length, the face's shape values when asked for)."""
+    the rig's leg length, the face's shape values when asked for, the quality report)."""
     arrays, summary = load_pose_arrays(request.output_dir)
+    wants_parts = request.finger_map is not None or bool(request.face_mesh)
+    if wants_parts and not pose_people.is_main_person(summary, request.person):
+        main = pose_people.default_person(summary)
+        raise PoseResultError(
+            f"Hands and face are tracked for the pose job's main person only (Person {main}): set Person to 0 or "
+            f"{main}, or turn Hands and Face off to bake Person {request.person}"
+        )
+    if request.person:
+        arrays |= pose_people.load_track_arrays(Path(request.output_dir))
+    try:
+        arrays = pose_people.person_arrays(arrays, summary, request.person)
+    except pose_people.PersonError as exc:
+        raise PoseResultError(str(exc)) from None
     size = (float(summary.get("width") or 0), float(summary.get("height") or 0))
     retargeter = Retargeter(request.rig, request.bone_map, request.options)
     pose = retargeter.solve_clip(
@@ -130,6 +150,7 @@ def solve_job(request: BakeRequest) -> tuple[PoseFrames, float, FaceValues | Non
         request.fps,
         arrays["image_landmarks"],
         size if all(size) else None,
+        summary.get("shot_starts"),
     )
     if request.finger_map is not None and "hand_landmarks" in arrays and all(size):
         hands = HandSolver(retargeter, request.finger_map)
@@ -143,10 +164,18 @@ def solve_job(request: BakeRequest) -> tuple[PoseFrames, float, FaceValues | Non
         head = HeadFromFace(retargeter)
         pose = head.solve_clip(pose, arrays["face_landmarks"], arrays["face_present"], size, request.fps)
         try:
-            face = solve_face(arrays["face_landmarks"], arrays["face_present"], size, request.fps, request.face_options)
+            face = solve_face(
+                arrays["face_landmarks"],
+                arrays["face_present"],
+                size,
+                request.fps,
+                request.face_options,
+                summary.get("shot_starts") or (),
+            )
         except FaceError as exc:
             raise PoseResultError(str(exc)) from None
-    return pose, retargeter.rig_leg_length, face
+    report = bake_report.make_report(pose, summary, request.person, request.job_id, request.armature)
+    return pose, retargeter.rig_leg_length, face, report
 
 
 def start_bake(request: BakeRequest) -> None:
@@ -215,9 +244,9 @@ def tick() -> float | None:
     return INTERVAL_S if busy() else None
 
 
-def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float, FaceValues | None]]) -> BakeDone:
+def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float, FaceValues | None, dict]]) -> BakeDone:
     try:
-        pose, leg_length, face = future.result()
+        pose, leg_length, face, quality = future.result()
     except PoseResultError as exc:
         return _failed(request, str(exc))
     except Exception as exc:  # a solver bug must reach the panel, not vanish in a thread
@@ -253,9 +282,14 @@ def _apply(request: BakeRequest, future: Future[tuple[PoseFrames, float, FaceVal
         except shape_key_bake.ShapeKeyBakeError as exc:
             error = str(exc)
             _report(error)
+    kept = bake_report.keep(obj, quality, request.output_dir)
+    if kept.startswith("Cannot"):
+        _report(kept)
     bake.push_undo_step(f"Bake Pose to {obj.name}")
     measured = int(pose.measured.any(axis=1).sum())
-    return BakeDone(request.job_id, request.armature, report, error, measured, face_report)
+    return BakeDone(
+        request.job_id, request.armature, report, error, measured, face=face_report, quality=quality, quality_kept=kept
+    )
 
 
 def _failed(request: BakeRequest, message: str) -> BakeDone:

@@ -124,16 +124,22 @@ class PartsRecorder:
     def __init__(self, hands: bool, face: bool) -> None:
         self.hands, self.face = hands, face
         self._rows: dict[str, list[np.ndarray]] = {}
+        self.last: dict[str, np.ndarray] = {}
+        """The arrays of the frame recorded last (empty before the first, or with no part asked for)."""
 
     def add(self, found: Any) -> dict[str, np.ndarray]:
         """Record one Holistic result; returns its frame's arrays."""
         arrays = frame_arrays(found, self.hands, self.face)
         for name, value in arrays.items():
             self._rows.setdefault(name, []).append(value)
+        self.last = arrays
         return arrays
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The clip's arrays (see the module docstring); empty ones with the right shape when no frame came."""
+    def arrays(self, only: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The clip's arrays (see the module docstring); empty ones with the right shape when no frame came.
+
+        ``only`` bool (N,), one per recorded frame: keep the parts of these frames; the others' points are NaN and
+        not present (the frames where the person the parts belong to was someone else, or nobody)."""
         shapes: dict[str, tuple[tuple[int, ...], type[np.generic]]] = {}
         if self.hands:
             shapes |= {"hand_landmarks": ((2, HAND_POINTS, 3), np.float32), "hand_present": ((2,), np.bool_)}
@@ -143,4 +149,10 @@ class PartsRecorder:
         for name, (shape, dtype) in shapes.items():
             rows = self._rows.get(name)
             out[name] = np.stack(rows) if rows else np.empty((0, *shape), dtype=dtype)
+        if only is not None:
+            for name, value in out.items():
+                if len(value) != len(only):
+                    raise ValueError(f"{name} has {len(value)} frames, only has {len(only)}")
+                drop = ~np.asarray(only, dtype=bool)
+                value[drop] = False if value.dtype == np.bool_ else np.nan
         return out

@@ -2,7 +2,9 @@
 
 MediaPipe 0.10.21's legacy ``solutions.pose`` tracks the most prominent person of each frame. Its video mode
 carries tracking state from frame to frame, so every run builds a fresh graph: two jobs never share state,
-and the same frames always give the same landmarks.
+and the same frames always give the same landmarks. Shot cuts are found on the decoded frames
+(:mod:`.shot_cuts`) and the graph is rebuilt at each, so no tracking or landmark smoothing crosses a cut; people
+are followed as tracks that never switch person (:mod:`.person_tracks`).
 
 Importing this module imports neither MediaPipe nor OpenCV; :meth:`PoseRunner.load` imports MediaPipe,
 which brings OpenCV with it.
@@ -11,7 +13,7 @@ which brings OpenCV with it.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from functools import partial
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +23,7 @@ import numpy as np
 
 from . import hands_face
 from .frame_writer import FrameWriter
+from .person_tracks import PEOPLE_MODES, PeopleTracker, draw_track_number
 from .runner import (
     InvalidInput,
     LiveProcessor,
@@ -32,6 +35,7 @@ from .runner import (
     Runner,
     RunResult,
 )
+from .shot_cuts import ShotCutDetector
 from .skeleton import MEDIAPIPE_POSE_LANDMARKS, draw_face_points, draw_hands, draw_openpose, mediapipe_to_openpose18
 
 LANDMARK_COUNT = 33
@@ -90,12 +94,26 @@ class PoseRunner(Runner):
     - ``visibility`` float32 (N, 33): MediaPipe's 0..1 likelihood that the landmark is visible;
     - ``present`` bool (N,): a person was found. Where False, the three arrays above are NaN.
 
+    These four follow one person: the largest track (``summary["default_track"]``). Every track, T of them:
+    ``track_image_landmarks`` and ``track_world_landmarks`` (T, N, 33, 3), ``track_visibility`` (T, N, 33),
+    ``track_boxes`` (T, N, 4: x0, y0, x1, y1 pixels), ``track_present`` (T, N); ``summary["tracks"]`` describes
+    them (number, frames, first and last frame, median height in pixels). ``summary["shot_starts"]``: the frames
+    that begin a shot (0 and each frame after a cut); ``shot_cut_distance`` (N,) float32 the colour distance of
+    each frame to the one before (:mod:`.shot_cuts`).
+
     With ``hands`` or ``face``, MediaPipe Holistic tracks the body with those parts, which add
-    ``hand_landmarks``, ``hand_present``, ``face_landmarks`` and ``face_present`` (see :mod:`models.hands_face`).
+    ``hand_landmarks``, ``hand_present``, ``face_landmarks`` and ``face_present`` (see :mod:`models.hands_face`)
+    for the main person only, aligned with ``image_landmarks``: in a frame where the main track has the person,
+    that frame's hands and face (where Holistic found them); in every other frame (nobody, or someone the main
+    track does not follow) NaN points and not present. ``summary["hands"]`` and ``summary["face"]`` say which
+    parts were tracked. Parts need ``people`` "one": with "all" they are refused (:meth:`validate`), since each
+    person's crop would need its own Holistic graph and its parts mapped back out of the crop.
 
     With ``render_skeleton``, frame ``i`` of the output is the OpenPose-style skeleton of input frame ``i``
     (see :mod:`models.skeleton`), at the input's size, on black or over the input frame, with the hands and face
-    points drawn in the DWPose whole-body convention when they were tracked.
+    points drawn in the DWPose whole-body convention when they were tracked (for the person MediaPipe follows in
+    that frame); with ``people`` "all" every track's skeleton, and over the frame its track number (to pick a
+    person by number).
     """
 
     mode = "pose"
@@ -136,6 +154,14 @@ class PoseRunner(Runner):
         ),
         *hands_face.PARAMS,
         Param(
+            "people",
+            "choice",
+            default="one",
+            choices=PEOPLE_MODES,
+            help="one: the most prominent person (MediaPipe); all: every standing or walking person, each a track "
+            "(OpenCV's HOG people detector, slower).",
+        ),
+        Param(
             "render_skeleton",
             "bool",
             default=True,
@@ -172,6 +198,14 @@ class PoseRunner(Runner):
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         values = super().validate(params)
         require_landmark_model(values["model_complexity"])
+        asked = [name for name, on in zip(("hands", "face"), hands_face.wanted(values), strict=True) if on]
+        if values["people"] == "all" and asked:
+            named = " and ".join(asked)
+            raise InvalidInput(
+                "people",
+                f"people=all tracks bodies only, but {named} {'is' if len(asked) == 1 else 'are'} on: use people=one "
+                f"for the main person's {named}, or turn {named} off to track everyone",
+            )
         return values
 
     def load(self, device: Any) -> None:
@@ -215,36 +249,35 @@ class PoseRunner(Runner):
         expected_frames = max(video.frame_count, 1)
         render = params["render_skeleton"]
 
-        # 1. A fresh graph: video-mode tracking state belongs to one video.
-        tracker = self._new_tracker(params)
-        writer = FrameWriter(ctx.output_dir) if render else None
+        # 1. Fresh graphs: video-mode tracking state belongs to one video (and to one shot of it).
+        # With people "one" the tracker calls its one whole-frame graph once per frame, so the recorder gets one
+        # row per frame, aligned with the tracks' frames ("all" has no parts: see validate).
         parts = hands_face.PartsRecorder(*hands_face.wanted(params))
         frames = video.frames()
-        image_rows: list[np.ndarray] = []
-        world_rows: list[np.ndarray] = []
-        visibility_rows: list[np.ndarray] = []
-        present_rows: list[bool] = []
+        cuts = ShotCutDetector()
+        people = PeopleTracker(
+            params["people"], lambda: _PoseGraph(self._new_tracker(params), parts.add), video.size, video.fps
+        )
+        numbered = params["people"] == "all"
+        writer = FrameWriter(ctx.output_dir) if render else None
+        count = 0
         try:
-            # 2. Track frame by frame, writing each skeleton as it is drawn.
+            # 2. Find cuts and track people frame by frame, writing each skeleton as it is drawn.
             for index, frame in enumerate(frames):
                 ctx.raise_if_cancelled()
-                found = tracker.process(np.ascontiguousarray(frame))
-                image, world, visibility = _landmark_arrays(found)
-                extra = parts.add(found)
-                present_rows.append(found.pose_landmarks is not None)
-                image_rows.append(image)
-                world_rows.append(world)
-                visibility_rows.append(visibility)
-
+                rgb = np.ascontiguousarray(frame)
+                found = people.push(index, rgb, cuts.push(rgb))
+                count = index + 1
+                # What to draw, taken now: the tracks move on while the writer's threads draw.
+                bodies = [(t.frames[index][0], t.frames[index][2], t.frames[index][3], t.number) for t in found]
+                extra = parts.last if found else {}
+                draw = partial(_draw_people, frame, bodies, params["skeleton_background"], numbered, extra)
                 wants_preview = index % PREVIEW_EVERY_FRAMES == 0
-                skeleton = None
-                background = params["skeleton_background"]
-                if wants_preview:
-                    skeleton = _draw_skeleton(frame, image, visibility, background, extra)
+                skeleton = draw() if wants_preview else None
                 if writer is not None and skeleton is not None:
                     writer.write(index, skeleton)
                 elif writer is not None:  # drawn on the writer's threads, off this one
-                    writer.write_drawn(index, partial(_draw_skeleton, frame, image, visibility, background, extra))
+                    writer.write_drawn(index, draw)
                 ctx.progress(
                     min((index + 1) / expected_frames, 1.0),
                     "tracking",
@@ -258,31 +291,73 @@ class PoseRunner(Runner):
             # Stop the decoding thread now rather than when the generator is garbage collected.
             if isinstance(frames, Generator):
                 frames.close()
-            tracker.close()
+            people.close()
 
-        # 3. Stack the per-frame rows into the result arrays.
-        present = np.array(present_rows, dtype=bool)
+        # 3. The tracks as arrays; the largest person's as the main ones.
+        tracks = people.arrays(count)
+        chosen = people.default_track()
+        if chosen >= 0:
+            main = [tracks[f"track_{name}"][chosen] for name in ("image_landmarks", "world_landmarks", "visibility")]
+            present = tracks["track_present"][chosen]
+        else:
+            main = [
+                np.full((count, LANDMARK_COUNT, 3), np.nan, dtype=np.float32),
+                np.full((count, LANDMARK_COUNT, 3), np.nan, dtype=np.float32),
+                np.full((count, LANDMARK_COUNT), np.nan, dtype=np.float32),
+            ]
+            present = np.zeros(count, dtype=bool)
         width, height = video.size
         return RunResult(
             summary={
-                "frame_count": len(image_rows),
+                "frame_count": count,
                 "frames_with_person": int(present.sum()),
                 "fps": float(video.fps),
                 "width": width,
                 "height": height,
                 "landmark_names": list(MEDIAPIPE_POSE_LANDMARKS),
+                "shot_starts": cuts.shot_starts,
+                "tracks": [
+                    {
+                        "number": track.number,
+                        "frames": len(track.frames),
+                        "first_frame": min(track.frames),
+                        "last_frame": max(track.frames),
+                        "median_height_px": round(track.median_height_px, 1),
+                    }
+                    for track in people.tracks
+                ],
+                "default_track": chosen,
                 "hands": parts.hands,
                 "face": parts.face,
             },
             arrays={
-                "image_landmarks": _stack(image_rows, (LANDMARK_COUNT, 3)),
-                "world_landmarks": _stack(world_rows, (LANDMARK_COUNT, 3)),
-                "visibility": _stack(visibility_rows, (LANDMARK_COUNT,)),
+                "image_landmarks": main[0],
+                "world_landmarks": main[1],
+                "visibility": main[2],
                 "present": present,
-                **parts.arrays(),
+                "shot_cut_distance": np.array(cuts.distances, dtype=np.float32),
+                **tracks,
+                **parts.arrays(only=present),
             },
-            frame_count=len(image_rows) if render else 0,
+            frame_count=count if render else 0,
         )
+
+
+class _PoseGraph:
+    """One MediaPipe pose graph as :data:`models.person_tracks.PoseFn`, with ``close``; each result (Pose or
+    Holistic) also goes to ``on_result``, which records its hands and face."""
+
+    def __init__(self, tracker: Any, on_result: Callable[[Any], object]) -> None:
+        self.tracker = tracker
+        self.on_result = on_result
+
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        found = self.tracker.process(rgb)
+        self.on_result(found)
+        return None if found.pose_landmarks is None else _landmark_arrays(found)
+
+    def close(self) -> None:
+        self.tracker.close()
 
 
 class LivePose(LiveProcessor):
@@ -317,25 +392,31 @@ class LivePose(LiveProcessor):
         self.tracker.close()
 
 
-def _draw_skeleton(
+def _draw_people(
     frame: np.ndarray,
-    image_landmarks: np.ndarray,
-    visibility: np.ndarray,
+    bodies: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]],
     background: str,
+    numbered: bool,
     parts: Mapping[str, np.ndarray],
 ) -> np.ndarray:
-    """The skeleton of one frame at its size, on black or over ``frame`` (which is left unchanged): the body, then
-    the hands and face points of ``parts`` (:func:`hands_face.frame_arrays`) where they were tracked."""
+    """The skeletons of the people found in one frame at its size, on black or over ``frame`` (left unchanged).
+
+    ``bodies``: per person (image landmarks (33, 3), visibility (33,), box (4,) pixels, track number);
+    ``numbered``: over the frame, each track's number by its person; ``parts``: the hands and face points
+    (:func:`hands_face.frame_arrays`) drawn after the bodies where they were tracked."""
     canvas = frame if background == "overlay" else np.zeros_like(frame)
     height, width = frame.shape[:2]
     scale = np.array([width, height], dtype=np.float32)
-    pixels = image_landmarks[:, :2] * scale
-    skeleton = draw_openpose(canvas, mediapipe_to_openpose18(pixels, visibility, SKELETON_MIN_VISIBILITY))
+    for image, visibility, box, number in bodies:
+        pixels = image[:, :2] * scale
+        canvas = draw_openpose(canvas, mediapipe_to_openpose18(pixels, visibility, SKELETON_MIN_VISIBILITY))
+        if numbered and background == "overlay":
+            canvas = draw_track_number(canvas, number, box)
     if "hand_landmarks" in parts:
-        skeleton = draw_hands(skeleton, parts["hand_landmarks"][..., :2] * scale)
+        canvas = draw_hands(canvas, parts["hand_landmarks"][..., :2] * scale)
     if "face_landmarks" in parts:
-        skeleton = draw_face_points(skeleton, parts["face_landmarks"][..., :2] * scale)
-    return skeleton
+        canvas = draw_face_points(canvas, parts["face_landmarks"][..., :2] * scale)
+    return canvas if canvas is not frame else canvas.copy()
 
 
 def _landmark_arrays(found: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -349,10 +430,3 @@ def _landmark_arrays(found: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     world = np.array([(p.x, p.y, p.z) for p in found.pose_world_landmarks.landmark], dtype=np.float32)
     visibility = np.array([p.visibility for p in image_points], dtype=np.float32)
     return image, world, visibility
-
-
-def _stack(rows: list[np.ndarray], row_shape: tuple[int, ...]) -> np.ndarray:
-    """Rows stacked on a new first axis; an empty (0, *row_shape) array when there are none."""
-    if not rows:
-        return np.empty((0, *row_shape), dtype=np.float32)
-    return np.stack(rows)

@@ -27,6 +27,12 @@ def sample_video() -> Path:
 
 
 @pytest.fixture(scope="session")
+def vtest_video() -> Path:
+    """vtest.avi: 795 frames of 768x576 at 10 fps, a fixed camera above a yard, several pedestrians at once."""
+    return _opencv_doc_file("vtest.avi")
+
+
+@pytest.fixture(scope="session")
 def sample_image() -> Path:
     """messi5.jpg: a 548x342 photo of a footballer running, full body."""
     return _opencv_doc_file("messi5.jpg")

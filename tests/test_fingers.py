@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_retarget import _load_retarget
+from test_retarget import METARIG_BONES, _frame, _load_retarget, metarig
 
 _load_retarget()
 from vfx_retarget import fingers  # noqa: E402
-from vfx_retarget.bone_maps import BoneMap  # noqa: E402
+from vfx_retarget.bone_maps import BoneMap, detect_map  # noqa: E402
 from vfx_retarget.finger_maps import detect_finger_map  # noqa: E402
 from vfx_retarget.rig_data import RigData  # noqa: E402
+from vfx_retarget.solver import PoseFrames, Retargeter  # noqa: E402
 
 
 def flat_hand() -> np.ndarray:
@@ -99,3 +100,44 @@ def test_mixamo_and_generic_fingers_are_detected_under_the_mapped_hand() -> None
     assert found.name == "generic fingers"
     assert found.bones["L"]["pinky"] == ("LeftLittle1", "LeftLittle2", "LeftLittle3")
     assert found.bones["L"]["index"] == ("LeftIndex1", "LeftIndex2", "LeftIndex3")
+
+
+def test_fingers_keep_the_bodys_cuts_and_contacts_and_add_their_confidence() -> None:
+    """The bake's pose with fingers keeps the body's cuts, foot contacts and confidence (the keys at a cut and
+    the quality report need them); a finger's confidence is 0 where its hand was not seen."""
+    bones = [bone for bone in METARIG_BONES if not bone[0].startswith("f_")]
+    for k, (name, parent) in enumerate(fingers_under("hand.L", lambda f, j: f"Left{f}{j}")):
+        head = (0.73 + 0.01 * (k % 3), 0.01 * (k // 3), 1.25)
+        bones.append((name, parent, head, (head[0] + 0.01, head[1], head[2] - 0.01)))
+    rig = RigData.from_bones(
+        "fingered",
+        [b[0] for b in bones],
+        [b[1] for b in bones],
+        [_frame(h, t, 0.0) for _, _, h, t in bones],
+        [np.linalg.norm(np.subtract(t, h)) for _, _, h, t in bones],
+    )
+    bone_map = BoneMap("body", {r: b for r, b in detect_map(metarig()).bones.items() if not b.startswith("f_")})
+    retargeter = Retargeter(rig, bone_map)
+    count = 6
+    rest = np.zeros((count, len(retargeter.bones), 4))
+    rest[..., 0] = 1.0
+    contacts = np.ones((count, 2), dtype=bool)
+    confidence = np.full(rest.shape[:2], 0.75)
+    body = PoseFrames(
+        retargeter.bones,
+        rest,
+        retargeter.root_bone,
+        np.zeros((count, 3)),
+        np.ones(rest.shape[:2], bool),
+        contacts,
+        confidence,
+        (3,),
+    )
+    hands = fingers.HandSolver(retargeter, detect_finger_map(rig, bone_map))
+    unseen = np.full((count, 2, 21, 3), np.nan)
+    solved = hands.solve_clip(body, unseen, np.zeros((count, 2), bool), (640.0, 480.0), 24.0)
+    assert len(solved.bones) > len(body.bones), "the metarig's fingers were added"
+    assert solved.shot_starts == (3,) and solved.contacts is contacts
+    assert solved.confidence is not None and solved.confidence.shape == solved.measured.shape
+    np.testing.assert_array_equal(solved.confidence[:, : len(body.bones)], confidence)
+    assert not solved.confidence[:, len(body.bones) :].any(), "hands never seen: no confidence in the fingers"

@@ -78,3 +78,35 @@ def test_turning_the_face_to_its_left_turns_the_head_to_the_rigs_left(degrees: f
     world, _ = retargeter.forward_kinematics(solved.rotations, np.zeros((1, 3)))
     forward = (world[0, head.slot] @ rig.rotation(retargeter.bone_map.bones["head"]).T) @ np.array([0.0, -1.0, 0.0])
     assert forward[0] == pytest.approx(np.sin(np.radians(degrees))), "a turn about +Z takes the front (-Y) to +X"
+
+
+def test_the_head_keeps_the_bodys_cuts_contacts_and_confidence_and_is_not_smoothed_across_a_cut() -> None:
+    """A bake's pose carries its cuts, foot contacts and per-bone confidence to the keys and the quality report;
+    the head from the face keeps them, and its smoothing starts afresh at the cut: the first frame of the new shot
+    is that shot's own head, not blended with the last shot's."""
+    rig = metarig()
+    retargeter = Retargeter(rig, bone_maps.detect_map(rig))  # the default smoothing
+    count, cut = 10, 5
+    rest = np.zeros((count, len(retargeter.bones), 4))
+    rest[..., 0] = 1.0
+    contacts = np.zeros((count, 2), dtype=bool)
+    contacts[:, 0] = True
+    confidence = np.full(rest.shape[:2], 0.5)
+    body = PoseFrames(
+        retargeter.bones,
+        rest,
+        retargeter.root_bone,
+        np.zeros((count, 3)),
+        np.ones(rest.shape[:2], bool),
+        contacts,
+        confidence,
+        (cut,),
+    )
+    yaw = rot.axis_angle_matrix(np.array([0.0, 0.0, 1.0]), np.radians(40.0))
+    turns = np.array([np.eye(3)] * cut + [yaw] * (count - cut))
+    head = HeadFromFace(retargeter)
+    solved = head.solve_clip(body, np.array([face_points(t) for t in turns]), np.ones(count, bool), SIZE, 24.0)
+    assert solved.shot_starts == (cut,) and solved.contacts is contacts and solved.confidence is confidence
+    world, _ = retargeter.forward_kinematics(solved.rotations, np.zeros((count, 3)))
+    turned = world[:, head.slot] @ rig.rotation(retargeter.bone_map.bones["head"]).T
+    assert np.degrees(rot.rotation_angle(turned[cut], yaw)) < 0.01, "the new shot's first head is its own"

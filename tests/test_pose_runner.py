@@ -96,6 +96,7 @@ def test_defaults_are_the_documented_ones() -> None:
         "min_detection_confidence": 0.5,
         "min_tracking_confidence": 0.5,
         "smooth_landmarks": True,
+        "people": "one",
         "render_skeleton": True,
         "skeleton_background": "black",
         "hands": False,
@@ -113,6 +114,10 @@ def test_defaults_are_the_documented_ones() -> None:
         ({"min_tracking_confidence": -0.1}, "min_tracking_confidence", "must be at least 0.0"),
         ({"smooth_landmarks": "yes"}, "smooth_landmarks", "must be true or false"),
         ({"skeleton_background": "white"}, "skeleton_background", "must be one of black, overlay"),
+        ({"people": "two"}, "people", "must be one of one, all"),
+        ({"people": "all", "hands": True}, "people", "but hands is on: use people=one"),
+        ({"people": "all", "face": True}, "people", "but face is on: use people=one"),
+        ({"people": "all", "hands": True, "face": True}, "people", "or turn hands and face off"),
         ({"threshold": 0.5}, "threshold", "is not a parameter of this mode"),
     ],
 )
@@ -173,6 +178,12 @@ def test_result_arrays_have_the_documented_shapes_and_dtypes(
         "world_landmarks": ((TRACKED_FRAMES, 33, 3), np.float32),
         "visibility": ((TRACKED_FRAMES, 33), np.float32),
         "present": ((TRACKED_FRAMES,), np.bool_),
+        "shot_cut_distance": ((TRACKED_FRAMES,), np.float32),
+        "track_image_landmarks": ((1, TRACKED_FRAMES, 33, 3), np.float32),
+        "track_world_landmarks": ((1, TRACKED_FRAMES, 33, 3), np.float32),
+        "track_visibility": ((1, TRACKED_FRAMES, 33), np.float32),
+        "track_boxes": ((1, TRACKED_FRAMES, 4), np.float32),
+        "track_present": ((1, TRACKED_FRAMES), np.bool_),
     }
 
 
@@ -216,9 +227,21 @@ def test_summary_describes_the_run(megamind_run: tuple[RunResult, RecordingConte
         "width": 720,
         "height": 528,
         "landmark_names": mediapipe_names,
+        "shot_starts": [0, 1],
+        "tracks": [
+            {
+                "number": 1,
+                "frames": TRACKED_FRAMES - 1,
+                "first_frame": 1,
+                "last_frame": TRACKED_FRAMES - 1,
+                "median_height_px": result.summary["tracks"][0]["median_height_px"],
+            }
+        ],
+        "default_track": 0,
         "hands": False,
         "face": False,
     }
+    assert 200 < result.summary["tracks"][0]["median_height_px"] < 528, "the upper body fills most of the frame"
 
 
 def test_the_same_frames_give_the_same_landmarks_run_after_run(

@@ -575,7 +575,8 @@ def test_root_moves_sideways_with_the_hips_in_the_image_scaled_to_the_rig():
     count, size = 10, (1000.0, 1000.0)
     image = np.zeros((count, 33, 3))
     torso_px = 200.0  # shoulders 200 px above the hips
-    torso_m = np.linalg.norm(world[11:13].mean(0) - world[23:25].mean(0))
+    # the torso as the camera sees it: its length at right angles to the view (world x and y)
+    torso_m = np.linalg.norm(world[11:13, :2].mean(0) - world[23:25, :2].mean(0))
     for frame in range(count):
         image[frame, :, 0] = (400.0 + 20.0 * frame) / size[0]  # 20 px to the right per frame
         image[frame, 11:13, 1] = 300.0 / size[1]

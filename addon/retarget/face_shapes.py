@@ -14,7 +14,7 @@ All of it is numpy on whatever thread calls it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -320,9 +320,11 @@ def solve_face(
     image_size: tuple[float, float],
     fps: float,
     options: FaceOptions | None = None,
+    shot_starts: Sequence[int] = (),
 ) -> FaceValues:
     """ARKit values for a take: ``face_landmarks`` (N, 478, 3) and ``face_present`` (N,) as the pose mode writes
-    them, of frames ``image_size`` (width, height) pixels, at ``fps``. Raises FaceError when no frame has a face."""
+    them, of frames ``image_size`` (width, height) pixels, at ``fps``; smoothing starts afresh at each of
+    ``shot_starts`` (the frames after a cut). Raises FaceError when no frame has a face."""
     options = options or FaceOptions()
     width, height = image_size
     points = np.asarray(face_landmarks, dtype=np.float64) * np.array([width, height, width])
@@ -352,7 +354,7 @@ def solve_face(
         values[:, columns] *= options.gains.get(group, 1.0)
         cutoff = options.min_cutoff_hz.get(group, 0.0)
         if cutoff > 0 and len(values):
-            values[:, columns] = one_euro(values[:, columns], times, OneEuroParams(min_cutoff=cutoff))
+            values[:, columns] = one_euro(values[:, columns], times, OneEuroParams(min_cutoff=cutoff), shot_starts)
     return FaceValues(np.clip(values, 0.0, 1.0).astype(np.float32), valid, neutral)
 
 

@@ -12,6 +12,7 @@ way round. :func:`make_continuous` flips each quaternion to the sign nearer its 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,12 +78,18 @@ class OneEuroFilter:
         return self._previous.copy()
 
 
-def one_euro(samples: np.ndarray, times_s: np.ndarray, params: OneEuroParams) -> np.ndarray:
-    """Filter a whole sequence shaped (N, ..., D) sampled at ``times_s`` (N,) seconds."""
+def one_euro(
+    samples: np.ndarray, times_s: np.ndarray, params: OneEuroParams, segment_starts: Sequence[int] = ()
+) -> np.ndarray:
+    """Filter a whole sequence shaped (N, ..., D) sampled at ``times_s`` (N,) seconds; the filter starts afresh at
+    each of ``segment_starts`` (frame indices where a shot begins), so nothing is smoothed across a cut."""
     samples = np.asarray(samples, dtype=np.float64)
     out = np.empty_like(samples)
+    starts = {int(s) for s in segment_starts}
     smoother = OneEuroFilter(params)
     for index in range(samples.shape[0]):
+        if index in starts:
+            smoother = OneEuroFilter(params)
         out[index] = smoother(samples[index], float(times_s[index]))
     return out
 

@@ -29,7 +29,7 @@ on whatever thread calls it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from . import rotations as rot
 from .filters import OneEuroFilter, make_continuous, one_euro
 from .finger_maps import FINGERS, FingerMap
 from .frames import mediapipe_to_blender
-from .solver import PoseFrames, Retargeter
+from .solver import PoseFrames, Retargeter, per_shot, shot_bounds
 
 WRIST = 0
 FINGER_JOINTS = {
@@ -248,8 +248,10 @@ class HandSolver:
     ) -> PoseFrames:
         """``body`` (from the retargeter's :meth:`~Retargeter.solve_clip`) with the hands' wrists from the hand
         landmarks and the finger bones added: ``hand_landmarks`` (N, 2, 21, 3) and ``hand_present`` (N, 2) as
-        the pose mode writes them, of frames ``image_size`` (width, height) pixels, at ``fps``."""
+        the pose mode writes them, of frames ``image_size`` (width, height) pixels, at ``fps``. As for the body,
+        nothing crosses a cut (``body.shot_starts``): gaps are filled and smoothing runs within each shot."""
         count = len(body)
+        shots = shot_bounds(list(body.shot_starts), count)
         rotations = body.rotations.copy()
         gap = self.retargeter.options.max_gap_frames
         smoothing = self.retargeter.options.smoothing
@@ -259,10 +261,10 @@ class HandSolver:
             self.hands, self.measure(body.rotations, hand_landmarks, hand_present, image_size), strict=True
         ):
             wrist = make_continuous(np.where(valid[:, None], wrist, rotations[:, hand.slot]))
-            quats = _fill(make_continuous(quats), valid, gap)
+            quats = per_shot(shots, _fill, make_continuous(quats), valid, gap)
             if smoothing is not None and count:
-                wrist = rot.normalize(one_euro(wrist, times, smoothing))[0]
-                quats = rot.normalize(one_euro(quats, times, smoothing))[0]
+                wrist = rot.normalize(one_euro(wrist, times, smoothing, body.shot_starts))[0]
+                quats = rot.normalize(one_euro(quats, times, smoothing, body.shot_starts))[0]
             rotations[:, hand.slot] = np.where(valid[:, None], wrist, rotations[:, hand.slot])
             fingers.append(quats)
             measured.append(np.repeat(valid[:, None], quats.shape[1], axis=1))
@@ -271,14 +273,19 @@ class HandSolver:
     def _with_fingers(
         self, body: PoseFrames, rotations: np.ndarray, fingers: list[np.ndarray], measured: list[np.ndarray]
     ) -> PoseFrames:
+        """``body`` (its root, contacts and cuts kept) with ``rotations`` and the finger bones; a finger's
+        confidence is 1 where its hand was seen, 0 where it was held."""
         if not fingers:
-            return PoseFrames(body.bones, rotations, body.root_bone, body.root_location, body.measured)
-        return PoseFrames(
-            (*body.bones, *self.bones),
-            np.concatenate([rotations, *fingers], axis=1),
-            body.root_bone,
-            body.root_location,
-            np.concatenate([body.measured, *measured], axis=1),
+            return replace(body, rotations=rotations)
+        confidence = body.confidence
+        if confidence is not None:
+            confidence = np.concatenate([confidence, *(seen.astype(confidence.dtype) for seen in measured)], axis=1)
+        return replace(
+            body,
+            bones=(*body.bones, *self.bones),
+            rotations=np.concatenate([rotations, *fingers], axis=1),
+            measured=np.concatenate([body.measured, *measured], axis=1),
+            confidence=confidence,
         )
 
     def live(self) -> LiveHands:

@@ -10,6 +10,8 @@ are. All of it is numpy on whatever thread calls it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from . import rotations as rot
@@ -78,12 +80,12 @@ class HeadFromFace:
         rotations = body.rotations.copy()
         head = make_continuous(np.where(valid[:, None], quats, rotations[:, self.slot]))
         smoothing = self.retargeter.options.smoothing
-        if smoothing is not None:
-            head = rot.normalize(one_euro(head, np.arange(len(body)) / fps, smoothing))[0]
+        if smoothing is not None:  # within each shot (``body.shot_starts``), as the body's
+            head = rot.normalize(one_euro(head, np.arange(len(body)) / fps, smoothing, body.shot_starts))[0]
         rotations[:, self.slot] = head
         measured = body.measured.copy()
         measured[:, self.slot] |= valid
-        return PoseFrames(body.bones, rotations, body.root_bone, body.root_location, measured)
+        return replace(body, rotations=rotations, measured=measured)
 
     def live(self) -> LiveHead:
         return LiveHead(self)
@@ -115,4 +117,4 @@ class LiveHead:
         self._last = head
         rotations = body.rotations.copy()
         rotations[0, solver.slot] = head
-        return PoseFrames(body.bones, rotations, body.root_bone, body.root_location, body.measured)
+        return replace(body, rotations=rotations)

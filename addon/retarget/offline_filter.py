@@ -64,8 +64,18 @@ def _running_max(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def _filter_segment(samples: np.ndarray, fps: float, params: OneEuroParams) -> np.ndarray:
-    if samples.shape[0] < 3:
+    """One segment, extended at both ends by its own motion mirrored about its end values (so a filter pass
+    starting there sees the motion go on, and the ends are not pulled back), filtered, trimmed back."""
+    count = samples.shape[0]
+    if count < 3:
         return samples.copy()
+    pad = min(count - 1, round(fps))
+    head = 2.0 * samples[0] - samples[pad:0:-1]
+    tail = 2.0 * samples[-1] - samples[-2 : -pad - 2 : -1]
+    return _filter_padded(np.concatenate([head, samples, tail]), fps, params)[pad : pad + count]
+
+
+def _filter_padded(samples: np.ndarray, fps: float, params: OneEuroParams) -> np.ndarray:
     velocity = np.gradient(samples, axis=0) * fps
     speed = _running_max(np.linalg.norm(velocity, axis=-1), round(fps / params.d_cutoff))
     speed_alpha = np.full(speed.shape, _alpha(params.d_cutoff * PASS_CUTOFF_FACTOR, fps))

@@ -16,14 +16,16 @@ How (see ``RETARGETING.md`` in the team guide):
 5. The spine and neck chains share the chest's (head's) rotation relative to the hips (chest) in equal steps.
 6. Confidence: a bone whose landmarks were not seen (visibility below ``min_visibility``, or no person in the
    frame) gets no rotation from them: in a clip it is interpolated across gaps up to ``max_gap_frames`` and held
-   across longer ones (frames before the first sighting take the first one); live, it holds its last value.
-   A bone never seen stays at rest.
+   across longer ones (frames before the first sighting take the first one), settling towards rest once unseen
+   for 2 s (:mod:`.confidence`); live, it holds its last value. A bone never seen stays at rest.
 7. Smoothing, on each bone's local quaternion (signs made continuous first) and on the root location: clips
    (bakes) with the zero-phase filter of :mod:`.offline_filter` (no lag), live frames with the One Euro filter.
-8. Root: orientation is the hips bone's; location = hip movement in the image (sideways only: one camera
-   cannot measure depth reliably) scaled by rig leg length / person leg length, then raised or lowered so that
-   the lowest point of the feet rests on the rig's ground (its feet's height at rest): feet never go below it.
-   World landmarks are hip-centred, so a jump's height cannot be recovered and is not invented.
+8. Root: orientation is the hips bone's. Location, scaled by rig leg length / person leg length: in clips,
+   where one static camera sees the hips in three axes (:mod:`.root_motion`: sideways and depth from the torso's
+   size in the image), along the floor (:mod:`.feet`: fitted to the foot contacts), plus the height of a jump;
+   then raised or lowered so that the lowest point of the feet rests on the rig's ground (its feet's height at
+   rest) except in the air; then shifted so that a planted foot stays where it landed. Live: sideways only,
+   feet on the ground.
 
 All of it is numpy on whatever thread calls it.
 """
@@ -31,11 +33,13 @@ All of it is numpy on whatever thread calls it.
 from __future__ import annotations
 
 import collections
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import confidence, feet, root_motion
 from . import rotations as rot
 from .bone_maps import BoneMap, BoneMapError
 from .filters import OneEuroFilter, OneEuroParams, make_continuous
@@ -64,6 +68,14 @@ class SolveOptions:
     """Move the root sideways with the person's hips in the image (needs image landmarks)."""
     keep_on_ground: bool = True
     """Raise or lower the root so that the lowest foot point rests on the rig's ground."""
+    root_depth: bool = True
+    """Clips: move the root towards and away from the camera too (depth from the person's size in the image)."""
+    root_vertical: bool = True
+    """Clips: lift the root when both feet leave the floor (jumps)."""
+    lock_feet: bool = True
+    """Clips: keep a planted foot in place (the root is shifted along the floor to hold it)."""
+    fit_floor: bool = True
+    """Clips: fit the floor to the foot contacts (a tilted camera, a slope); off: level with the camera."""
     smoothing: OneEuroParams | None = field(default_factory=OneEuroParams)
     """None: no smoothing. Clips use these settings zero-phase (:mod:`.offline_filter`), live frames causally."""
 
@@ -75,7 +87,9 @@ class PoseFrames:
     - ``rotations`` (N, B, 4): each driven bone's pose quaternion (``PoseBone.rotation_quaternion``, w x y z,
       relative to its rest pose and parent), signs continuous along the frames;
     - ``root_location`` (N, 3): the root bone's pose location (``PoseBone.location``: its rest axes, rig units);
-    - ``measured`` (N, B): True where the bone's rotation came from landmarks seen in that frame.
+    - ``measured`` (N, B): True where the bone's rotation came from landmarks seen in that frame;
+    - ``contacts`` (N, 2): clips, the left and right foot planted (and locked); None live;
+    - ``confidence`` (N, B): clips, how sure the solve is of each bone in each frame; None live.
     """
 
     bones: tuple[str, ...]
@@ -83,6 +97,11 @@ class PoseFrames:
     root_bone: str
     root_location: np.ndarray
     measured: np.ndarray
+    contacts: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    """(N, B) clips: each bone's confidence per frame (:mod:`.confidence`); None live."""
+    shot_starts: tuple[int, ...] = ()
+    """Clips: the frames that begin a shot after a cut."""
 
     def __len__(self) -> int:
         return int(self.rotations.shape[0])
@@ -663,37 +682,160 @@ class Retargeter:
         fps: float,
         image: np.ndarray | None = None,
         image_size: tuple[float, float] | None = None,
+        shot_starts: np.ndarray | list[int] | None = None,
     ) -> PoseFrames:
         """Solve a whole clip: ``world`` (N, 33, 3) MediaPipe world landmarks (metres), ``visibility`` (N, 33),
         ``present`` (N,), the clip's ``fps``, and optionally ``image`` (N, 33, 3) image landmarks (0..1) of frames
-        ``image_size`` (width, height) pixels for the root's sideways motion."""
+        ``image_size`` (width, height) pixels for the root's sideways motion.
+
+        ``shot_starts``: frames that begin a shot (after a cut). Nothing crosses a cut: gaps are filled and
+        smoothing runs within each shot, a shot's first pose is its own, and the root goes on from where it was
+        (its sideways motion is measured from the shot's own first sighting)."""
         if not fps > 0:
             raise ValueError(f"fps must be above 0, got {fps}")
         points, seen = self.observe(world, visibility, present)
         count = points.shape[0]
+        shots = shot_bounds(shot_starts, count)
         gap = self.options.max_gap_frames
+
+        def settled(turns: np.ndarray, valid: np.ndarray, max_gap: int) -> np.ndarray:
+            return _fill_rotations(turns, valid, max_gap, fps)
+
         local, _world, measured = self._solve_rotations(
-            points, seen, lambda _slot, turns, valid: _fill_rotations(turns, valid, gap)
+            points, seen, lambda _slot, turns, valid: per_shot(shots, settled, turns, valid, gap)
         )
         local = make_continuous(rot.quat_from_matrix(local))
         if self.options.smoothing is not None and count:
-            local = rot.normalize(zero_phase(local, fps, self.options.smoothing))[0]
-        hip_px, metres_per_pixel, valid = self._horizontal(points, seen, image, image_size)
+            local = rot.normalize(zero_phase(local, fps, self.options.smoothing, shots[:-1]))[0]
         scale = self._scale(self.person_leg_lengths(points, seen))
-        sideways = np.zeros((count, 3))
-        if valid.any():
-            reference = hip_px[np.argmax(valid)]
-            mpp = float(np.median(metres_per_pixel[valid]))
-            moved = np.where(valid, (hip_px[:, 0] - reference[0]) * mpp * scale, np.nan)
-            sideways[:, 0] = _fill_values(moved, valid, gap)
-            if self.options.smoothing is not None:
-                sideways = zero_phase(sideways, fps, self.options.smoothing)
-        offset = sideways @ self.to_armature.T
-        offset += self._ground_offsets(local)[:, None] * self.up
-        return PoseFrames(self.bones, local, self.root_bone, self._root_location(offset), measured)
+        offset, contacts = self._clip_root(world, points, seen, local, fps, image, image_size, shots, scale)
+        sureness = confidence.bone_confidence(visibility, present, self._bone_landmarks())
+        return PoseFrames(
+            self.bones,
+            local,
+            self.root_bone,
+            self._root_location(offset),
+            measured,
+            contacts,
+            sureness,
+            tuple(shots[1:-1]),
+        )
+
+    def _bone_landmarks(self) -> list[list[int]]:
+        """Per driven bone, the landmarks that aim it (a chain link: those of the bone at its end)."""
+        out: list[list[int]] = [[] for _ in self.slots]
+        for step in self.steps:
+            indices = [LANDMARK[name] for name in step.primary.landmarks]
+            for slot in (*step.chain, step.slot):
+                out[slot] = indices
+        return out
+
+    def _clip_root(
+        self,
+        world: np.ndarray,
+        points: np.ndarray,
+        seen: np.ndarray,
+        local: np.ndarray,
+        fps: float,
+        image: np.ndarray | None,
+        image_size: tuple[float, float] | None,
+        shots: list[int],
+        scale: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(root head offsets (N, 3) armature space, rig units; foot contacts (N, 2)): where the camera sees the
+        hips (:mod:`.root_motion`), along the floor and, for jumps, above it; the feet on the rig's ground; planted
+        feet kept in place (:mod:`.feet`). Each shot on its own, the root going on from where it was."""
+        count = points.shape[0]
+        options = self.options
+        offset = np.zeros((count, 3))
+        vertical = np.zeros(count)
+        contacts = np.zeros((count, 2), dtype=bool)
+        wanted = options.root_motion or options.root_vertical or options.lock_feet
+        if image is not None and image_size is not None and wanted and count:
+            hips_camera, valid, torso_px = root_motion.hip_positions(world, image, seen, image_size)
+            foot_seen = (
+                np.stack([seen[:, feet.FOOT_LANDMARKS[side]].all(axis=1) for side in feet.SIDES], 1) & valid[:, None]
+            )
+            carried = np.zeros(3)
+            for start, end in itertools.pairwise(shots):
+                shot_valid = valid[start:end]
+                if not shot_valid.any():
+                    offset[start:end] = carried
+                    continue
+                track = np.stack(
+                    [_fill_values(hips_camera[start:end, k], shot_valid, options.max_gap_frames) for k in range(3)], 1
+                )
+                track = root_motion.without_outliers(track)
+                depth_seen = np.median(torso_px[start:end][shot_valid]) >= root_motion.MIN_DEPTH_TORSO_PX
+                if not (options.root_depth and depth_seen):
+                    track = root_motion.at_steady_depth(track)
+                track = mediapipe_to_blender(track) @ self.to_armature.T
+                body_feet = feet.foot_points(track[:, None] + points[start:end])  # raw: a smoothed hip would slide
+                if options.smoothing is not None:
+                    track = zero_phase(track, fps, options.smoothing)
+                shot_contacts, floor = feet.find_contacts(
+                    body_feet, foot_seen[start:end], self.up, fps, options.fit_floor
+                )
+                moved = track - track[int(np.argmax(shot_valid))]
+                moved -= (moved @ floor.up)[:, None] * floor.up
+                offset[start:end] = carried + (moved * scale if options.root_motion else 0.0)
+                if options.root_vertical and shot_contacts.any():  # no contacts: no floor to jump from
+                    lowest = np.min(body_feet @ floor.up, axis=(1, 2)) - floor.height
+                    airborne = np.clip(lowest, 0.0, None)
+                    airborne[shot_contacts.any(axis=1) | ~foot_seen[start:end].any(axis=1)] = 0.0
+                    vertical[start:end] = airborne * scale
+                if options.lock_feet:
+                    contacts[start:end] = shot_contacts
+                carried = offset[end - 1].copy()
+        offset += (self._ground_offsets(local) + vertical)[:, None] * self.up
+        if contacts.any():
+            solved = self._solved_feet(local, offset)
+            for start, end in itertools.pairwise(shots):
+                offset[start:end] += feet.lock_shift(solved[start:end], contacts[start:end], self.up)
+        return offset, contacts
+
+    def _solved_feet(self, local: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """(N, 2, 3): the lowest of each foot's points (left, right) on the posed rig, armature space."""
+        world, heads = self.forward_kinematics(local, offset)
+        out = np.zeros((local.shape[0], 2, 3))
+        for side_index, (side, word) in enumerate(SIDE_WORDS.items()):
+            bone = self.bone_map.bones.get(f"foot.{side}")
+            if bone is None or bone not in self.bones:
+                continue
+            slot = self.bones.index(bone)
+            candidates = [
+                heads[:, slot]
+                + world[:, slot] @ (self.slots[slot].rest.T @ (self.rest_points[name] - self.slots[slot].head))
+                for name in (f"{word}_ankle", f"{word}_heel", f"{word}_foot_index")
+                if name in self.rest_points
+            ]
+            stacked = np.stack(candidates, axis=1)
+            lowest = np.argmin(stacked @ self.up, axis=1)
+            out[:, side_index] = stacked[np.arange(len(stacked)), lowest]
+        return out
 
     def live(self) -> LiveRetargeter:
         return LiveRetargeter(self)
+
+
+def shot_bounds(shot_starts: np.ndarray | list[int] | None, count: int) -> list[int]:
+    """[0, the shot starts inside the clip..., count]: shot k spans frames bounds[k] to bounds[k + 1]."""
+    inside = {int(s) for s in (shot_starts if shot_starts is not None else ()) if 0 < int(s) < count}
+    return sorted({0, count, *inside})
+
+
+def per_shot(
+    shots: list[int], fill: Callable[..., np.ndarray], values: np.ndarray, valid: np.ndarray, gap: int
+) -> np.ndarray:
+    """``fill(values, valid, gap)`` run on each shot's frames on their own; a shot in which the value is never
+    valid (a black frame, a shot without the person) holds what the whole clip gives there."""
+    if len(shots) <= 2:
+        return fill(values, valid, gap)
+    whole = fill(values, valid, gap)
+    parts = [
+        fill(values[a:b], valid[a:b], gap) if valid[a:b].any() else whole[a:b] for a, b in itertools.pairwise(shots)
+    ]
+    return np.concatenate(parts)
 
 
 def _gap_neighbours(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -706,9 +848,10 @@ def _gap_neighbours(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return before, after
 
 
-def _fill_rotations(turns: np.ndarray, valid: np.ndarray, max_gap: int) -> np.ndarray:
+def _fill_rotations(turns: np.ndarray, valid: np.ndarray, max_gap: int, fps: float | None = None) -> np.ndarray:
     """Unseen frames: slerp across gaps of up to ``max_gap`` frames, else hold the nearest earlier good value (the
-    first good one before any); identity if none is good."""
+    first good one before any), settling towards rest after a while (:mod:`.confidence`; at ``fps`` frames per
+    second, none without); identity if none is good."""
     if valid.all():
         return turns
     if not valid.any():
@@ -723,6 +866,8 @@ def _fill_rotations(turns: np.ndarray, valid: np.ndarray, max_gap: int) -> np.nd
     hold = missing & ~interpolate
     source = np.where(before >= 0, before, after)
     out[hold] = quats[source[hold]]
+    if fps is not None and hold.any():
+        out[hold] = confidence.settle(out[hold], np.abs(np.arange(count) - source)[hold], fps)
     if interpolate.any():
         frames = np.flatnonzero(interpolate)
         fraction = (frames - before[frames]) / (after[frames] - before[frames])

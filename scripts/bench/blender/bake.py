@@ -15,7 +15,17 @@ The poses are a smooth random walk of unit quaternions per bone and a drifting r
   the slowest).
 
 All three must leave the same keys (checked). Goal: bulk at least 30x faster than either way of inserting.
-Prints a table, then one JSON line with the numbers as its last line.
+
+Then the whole bake as the Bake operator runs it, solve (worker thread) and keys (main thread), today's against the
+add-on before clean motion (``--baseline-rev``, default 75cef32: causal One Euro smoothing, sideways root only):
+
+- **clean**: zero-phase smoothing, shot cuts (two, at frames 400 and 700), root in three axes, foot contacts and
+  locking, the floor fit, jumps, settling of unseen limbs and the quality report (made and kept), all on;
+- **before**: that commit's ``solve_clip`` (its ``addon/retarget`` loaded from git) and the same bulk write.
+
+Both solve the same ``--frames`` of synthetic landmarks: the metarig's rest landmarks swaying smoothly (a few
+centimetres), walking across and towards a pinhole camera, a wrist unseen now and then. Goal: clean at most 2x
+before. Prints a table, then one JSON line with the numbers as its last line.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from scripts.bench import common
 
 MODULE = "bl_ext.user_default.vfx_motion_capture"
 GOAL_RATIO = 30.0
+CLEAN_GOAL_RATIO = 2.0
 
 
 def random_walk_pose(addon, bones: tuple[str, ...], root: str, frames: int, seed: int = 0):
@@ -111,6 +122,112 @@ def difference(values: dict, reference: dict) -> float:
     return max(float(np.abs(values[key] - reference[key]).max()) for key in reference)
 
 
+def synthetic_clip(addon, rig, bone_map, frames: int, seed: int = 1):
+    """(world (N, 33, 3), visibility (N, 33), image (N, 33, 3), size): a swaying person walking across and
+    towards a pinhole camera (the solver's assumed field of view), its left wrist unseen in a few stretches."""
+    retarget = addon.retarget
+    rng = np.random.default_rng(seed)
+    rest = retarget.solver.rest_landmarks(rig, bone_map)
+    body = np.zeros((33, 3))
+    for name, point in rest.items():
+        body[retarget.frames.LANDMARK[name]] = point
+    hips = (body[retarget.frames.LANDMARK["left_hip"]] + body[retarget.frames.LANDMARK["right_hip"]]) / 2
+    sway = np.cumsum(rng.normal(scale=0.004, size=(frames, 33, 3)), axis=0)
+    sway -= np.linspace(0, 1, frames)[:, None, None] * sway[-1]  # a bounded sway, not a drift
+    blender = body - hips + sway
+    world = retarget.frames.blender_to_mediapipe(blender)
+    times = np.arange(frames) / 24.0
+    path = np.stack([0.6 * np.sin(0.3 * times), -0.05 * times, np.full(frames, hips[2])], axis=1)
+    camera = retarget.frames.blender_to_mediapipe(blender + path[:, None] - np.array([0.0, -6.0, 1.0]))
+    size = (1280.0, 720.0)
+    focal = retarget.root_motion.focal_px(size[0])
+    image = np.stack(
+        [
+            (size[0] / 2 + focal * camera[..., 0] / camera[..., 2]) / size[0],
+            (size[1] / 2 + focal * camera[..., 1] / camera[..., 2]) / size[1],
+            np.zeros(camera.shape[:2]),
+        ],
+        axis=-1,
+    )
+    visibility = np.ones((frames, 33))
+    wrist = retarget.frames.LANDMARK["left_wrist"]
+    for start in range(50, frames, 200):
+        visibility[start : start + 80, wrist] = 0.1
+    return world, visibility, image, size
+
+
+def load_retarget_at(revision: str, work: Path):
+    """The ``addon/retarget`` package of git ``revision``, imported on its own (it needs numpy only)."""
+    import importlib.util
+    import subprocess
+
+    folder = work / f"retarget-{revision}"
+    folder.mkdir(parents=True)
+    listing = subprocess.run(
+        ["git", "-C", str(common.ROOT), "ls-tree", "--name-only", revision, "addon/retarget/"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for path in listing:
+        text = subprocess.run(
+            ["git", "-C", str(common.ROOT), "show", f"{revision}:{path}"], check=True, capture_output=True, text=True
+        ).stdout
+        (folder / Path(path).name).write_text(text)
+    name = f"retarget_{revision}"
+    spec = importlib.util.spec_from_file_location(
+        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.solver")
+
+
+def whole_bakes(addon, obj, rig, bone_map, args: argparse.Namespace, work: Path) -> dict:
+    """Median seconds of solve + keys (+ the quality report, for clean) for today's bake and the baseline's."""
+    world, visibility, image, size = synthetic_clip(addon, rig, bone_map, args.frames)
+    present = np.ones(args.frames, dtype=bool)
+    frames = 1 + np.arange(args.frames, dtype=np.float64)
+    shots = [0, 400, 700]
+    summary = {"shot_starts": shots, "tracks": [{"number": 1}], "default_track": 0}
+    before_solver = load_retarget_at(args.baseline_rev, work)
+    solver = addon.retarget.solver
+    clean_s, before_s, solve_clean_s, solve_before_s = [], [], [], []
+    for _ in range(args.repeats):
+        fresh_action(obj)
+        started = time.perf_counter()
+        pose = solver.Retargeter(rig, bone_map).solve_clip(world, visibility, present, 24.0, image, size, shots)
+        solved = time.perf_counter()
+        report = addon.bake_report.make_report(pose, summary, 0, "bench", obj.name)
+        addon.bake.bake_pose(obj, pose, frames)
+        addon.bake_report.keep(obj, report, str(work))
+        clean_s.append(time.perf_counter() - started)
+        solve_clean_s.append(solved - started)
+
+        fresh_action(obj)
+        started = time.perf_counter()
+        old = before_solver.Retargeter(rig, bone_map).solve_clip(world, visibility, present, 24.0, image, size)
+        solved = time.perf_counter()
+        addon.bake.bake_pose(
+            obj, solver.PoseFrames(old.bones, old.rotations, old.root_bone, old.root_location, old.measured), frames
+        )
+        before_s.append(time.perf_counter() - started)
+        solve_before_s.append(solved - started)
+    clean, before = statistics.median(clean_s), statistics.median(before_s)
+    return {
+        "baseline_rev": args.baseline_rev,
+        "clean_bake_s": clean,
+        "clean_solve_s": statistics.median(solve_clean_s),
+        "before_bake_s": before,
+        "before_solve_s": statistics.median(solve_before_s),
+        "clean_vs_before": clean / before,
+        "clean_goal_ratio": CLEAN_GOAL_RATIO,
+        "clean_goal_met": clean / before <= CLEAN_GOAL_RATIO,
+        "contacts_found": int(pose.contacts.any(axis=1).sum()) if pose.contacts is not None else 0,
+    }
+
+
 def run(args: argparse.Namespace, work: Path) -> dict:
     os.environ["BLENDER_USER_RESOURCES"] = str(work / "blender-user")  # read when bpy is imported
     import bpy
@@ -158,7 +275,9 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     differences.append(difference(keyed_values(obj), bulk_values))
 
     bulk, rebake, per_property = statistics.median(bulk_s), statistics.median(rebake_s), statistics.median(property_s)
+    whole = whole_bakes(addon, obj, rig, bone_map, args, work)
     return {
+        **whole,
         "blender": bpy.app.version_string,
         "python": platform.python_version(),
         "nproc": os.cpu_count(),
@@ -183,6 +302,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--baseline-rev", default="75cef32", help="git revision of the bake to compare with")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vfx-bench-bake-"))
     try:
@@ -197,6 +317,14 @@ def main() -> int:
     print(f"  ratio vs per property: {numbers['ratio_vs_per_property']:.1f}x (goal >= {GOAL_RATIO:g}x)")
     print(f"  ratio vs per key:      {numbers['ratio_vs_per_key']:.1f}x")
     print(f"  largest difference between the ways' keys: {numbers['max_value_difference']:.2e}")
+    print(f"Whole bake (solve + keys), {numbers['frames']} frames, against {numbers['baseline_rev']}:")
+    print(
+        f"  clean (all on)     {numbers['clean_bake_s'] * 1000:9.1f} ms (solve {numbers['clean_solve_s'] * 1000:.1f})"
+    )
+    print(
+        f"  before             {numbers['before_bake_s'] * 1000:9.1f} ms (solve {numbers['before_solve_s'] * 1000:.1f})"
+    )
+    print(f"  ratio: {numbers['clean_vs_before']:.2f}x (goal <= {CLEAN_GOAL_RATIO:g}x)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(numbers, indent=2))

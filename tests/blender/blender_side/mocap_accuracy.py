@@ -36,12 +36,25 @@ MOTION_FRAMES = 96
 MOTION_FPS = 24.0
 JITTER_M = 0.004
 """Tracker-like noise on the known motion's landmarks (metres)."""
+IMAGE_SIZE = (1280, 720)
+CAMERA = np.array([0.0, -8.0, 1.0])
+"""The known walk's camera: 8 m in front of the metarig, 1 m up, looking along +Y (pinhole, the solver's assumed
+field of view)."""
+WALK_STEPS, STEP_FRAMES, STEP_HALF_ANGLE_DEG = 6, 12, 20.0
 
 
-def bake_landmarks(addon: Any, obj: Any, world: np.ndarray, folder: Path, job_id: str) -> dict[str, Any]:
-    """Bake ``world`` landmarks onto ``obj`` through the operator, twice; what each bake wrote."""
+def bake_landmarks(
+    addon: Any, obj: Any, world: np.ndarray, folder: Path, job_id: str, image: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Bake ``world`` landmarks (and ``image`` ones of IMAGE_SIZE frames) onto ``obj`` through the operator,
+    twice; what each bake wrote."""
     scene = bpy.context.scene
-    mc.add_succeeded_job(scene, job_id, mc.write_pose_job(folder, world), FRAME_START)
+    job = (
+        mc.write_pose_job(folder, world, *IMAGE_SIZE, image=image)
+        if image is not None
+        else mc.write_pose_job(folder, world)
+    )
+    mc.add_succeeded_job(scene, job_id, job, FRAME_START)
     scene.vfx_mocap_pose.armature = obj
     out = {}
     for attempt in ("first", "second"):
@@ -167,12 +180,109 @@ def known_motion(addon: Any, obj: Any, folder: Path, folds: dict[str, np.ndarray
     bake_landmarks(addon, obj, np.array(world), folder, "metarig-known-motion")
     solved = baked_rotations(obj, limbs, MOTION_FRAMES)
     settings = bpy.context.scene.vfx_mocap_pose
+    obj.animation_data_clear()  # the cases after this one start from an unanimated metarig at rest
+    for pose_bone in obj.pose.bones:
+        pose_bone.rotation_quaternion, pose_bone.location = (1, 0, 0, 0), (0, 0, 0)
+    bpy.context.scene.frame_set(1)
     return {
         "frames": MOTION_FRAMES,
         "fps": bpy.context.scene.render.fps / bpy.context.scene.render.fps_base,
         "smoothing": settings.use_smoothing,
         "root_motion": settings.root_motion,
         "limb": errors(np.array(truth), solved, limbs, rest_y_axes(obj, limbs)),
+    }
+
+
+def camera_view(addon: Any, points: np.ndarray) -> np.ndarray:
+    """Normalised image landmarks (..., 3) of Blender points (metres) seen by CAMERA."""
+    camera = addon.retarget.frames.blender_to_mediapipe(points - CAMERA)
+    focal = addon.retarget.root_motion.focal_px(IMAGE_SIZE[0])
+    u = IMAGE_SIZE[0] / 2 + focal * camera[..., 0] / camera[..., 2]
+    v = IMAGE_SIZE[1] / 2 + focal * camera[..., 1] / camera[..., 2]
+    return np.stack([u / IMAGE_SIZE[0], v / IMAGE_SIZE[1], np.zeros_like(u)], axis=-1)
+
+
+def axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
+    return np.array(Matrix.Rotation(angle, 3, axis.tolist()))
+
+
+def known_walk(addon: Any, obj: Any, folder: Path) -> dict[str, Any]:
+    """Walk ``obj`` (the metarig) with straight legs towards the camera and 30 degrees to the side, each stance
+    foot staying exactly where it landed while the leg pivots over it (easing in and out of each step), feet level;
+    bake what the camera sees with the default settings; compare where the baked feet and hips go."""
+    rig = addon.armature_io.read_rig(obj)
+    bone_map = addon.retarget.bone_maps.detect_map(rig)
+    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    b = bone_map.bones
+    bones = obj.data.bones
+    rest = {name: np.array(bones[name].matrix_local.to_3x3()) for name in b.values()}
+    head = {name: np.array(bones[name].head_local) for name in b.values()}
+    direction = np.array([math.sin(math.radians(30)), -math.cos(math.radians(30)), 0.0])
+    axis = np.cross(direction, [0.0, 0.0, 1.0])
+    half = math.radians(STEP_HALF_ANGLE_DEG)
+    hip = {side: head[b[f"thigh.{side}"]] for side in mc.SIDES}
+    ankle = {side: head[b[f"foot.{side}"]] for side in mc.SIDES}
+    leg = {side: hip[side] - ankle[side] for side in mc.SIDES}
+    planted = dict(ankle)
+    planted["R"] = ankle["R"] + np.linalg.norm(leg["R"]) * math.sin(half) * direction
+    stance_sides, world, image, hips_true = [], [], [], []
+    for step in range(WALK_STEPS):
+        stance, swing = ("R", "L") if step % 2 == 0 else ("L", "R")
+        for frame in range(STEP_FRAMES):
+            theta = half * math.cos(math.pi * frame / STEP_FRAMES)
+            offset = planted[stance] + axis_angle(axis, theta) @ leg[stance] - hip[stance]
+            for pose_bone in obj.pose.bones:
+                pose_bone.rotation_mode = "QUATERNION"
+                pose_bone.rotation_quaternion, pose_bone.location = (1, 0, 0, 0), (0, 0, 0)
+            obj.pose.bones[b["hips"]].location = (rest[b["hips"]].T @ offset).tolist()
+            for side, angle in ((stance, theta), (swing, -theta)):
+                turn = axis_angle(axis, angle)
+                for role, basis in (("thigh", turn), ("foot", turn.T)):
+                    bone = b[f"{role}.{side}"]
+                    local = Matrix((rest[bone].T @ basis @ rest[bone]).tolist())
+                    obj.pose.bones[bone].rotation_quaternion = local.to_quaternion()
+            bpy.context.view_layer.update()
+            landmarks = mc.landmarks(obj, bone_map, rest_points, 1.0)
+            hips_now = (np.array(obj.pose.bones[b["thigh.L"]].head) + np.array(obj.pose.bones[b["thigh.R"]].head)) / 2
+            world.append(landmarks)
+            image.append(camera_view(addon, addon.retarget.frames.mediapipe_to_blender(landmarks) + hips_now))
+            hips_true.append(hips_now)
+            stance_sides.append(stance)
+        end = planted[stance] + axis_angle(axis, -half) @ leg[stance] - hip[stance]
+        planted[swing] = end + hip[swing] - axis_angle(axis, half) @ leg[swing]
+        planted[swing][2] = ankle[swing][2]
+    for pose_bone in obj.pose.bones:
+        pose_bone.rotation_quaternion, pose_bone.location = (1, 0, 0, 0), (0, 0, 0)
+    bake_landmarks(addon, obj, np.array(world), folder, "metarig-known-walk", np.array(image))
+    count = len(world)
+    heel, hips_baked = {side: [] for side in mc.SIDES}, []
+    for frame in range(count):
+        bpy.context.scene.frame_set(FRAME_START + frame)
+        for side, word in mc.SIDES.items():
+            pose_bone = obj.pose.bones[b[f"foot.{side}"]]
+            local = pose_bone.bone.matrix_local.inverted() @ Matrix.Translation(rest_points[f"{word}_heel"].tolist())
+            heel[side].append(np.array((pose_bone.matrix @ local).to_translation()))
+        hips_baked.append(
+            (np.array(obj.pose.bones[b["thigh.L"]].head) + np.array(obj.pose.bones[b["thigh.R"]].head)) / 2
+        )
+    drift = []
+    for side in mc.SIDES:
+        on_floor = np.array([s == side for s in stance_sides])
+        for start, end in addon.retarget.feet.spans(on_floor):
+            places = np.array(heel[side][start + 1 : end - 1])  # a contact is seen from its second frame
+            drift.append(float(np.linalg.norm(places - places[0], axis=-1).max()))
+    truth = np.array(hips_true) - hips_true[0]
+    baked = np.array(hips_baked) - hips_baked[0]
+    obj.animation_data_clear()
+    for pose_bone in obj.pose.bones:
+        pose_bone.rotation_quaternion, pose_bone.location = (1, 0, 0, 0), (0, 0, 0)
+    bpy.context.scene.frame_set(1)
+    return {
+        "frames": count,
+        "planted_drift_m": drift,
+        "path_m": float(np.linalg.norm(np.diff(truth, axis=0), axis=-1).sum()),
+        "towards_camera_m": float(-truth[-1, 1]),
+        "root_error_m": float(np.linalg.norm(baked - truth, axis=-1).max()),
     }
 
 
@@ -195,6 +305,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     folds = {"elbow": np.array([0.0, -1.0, 0.0]), "knee": np.array([0.0, 1.0, 0.0])}
     scene.vfx_mocap_pose.armature = metarig
     record["known_motion"] = known_motion(addon, metarig, folder / "known-motion", folds)
+    record["known_walk"] = known_walk(addon, metarig, folder / "known-walk")
 
     scene.vfx_mocap_pose.use_smoothing = False  # random poses per frame are not a motion to smooth
     scene.vfx_mocap_pose.root_motion = False

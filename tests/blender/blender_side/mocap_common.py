@@ -172,13 +172,16 @@ def angle_degrees(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def write_pose_job(folder: Path, world: np.ndarray, width: int = 640, height: int = 480) -> Path:
-    """A pose job's published outputs (arrays and summary) as the daemon writes them; every landmark seen."""
+def write_pose_job(
+    folder: Path, world: np.ndarray, width: int = 640, height: int = 480, image: np.ndarray | None = None
+) -> Path:
+    """A pose job's published outputs (arrays and summary) as the daemon writes them; every landmark seen;
+    ``image`` landmarks (N, 33, 3) normalised, or all at the frame's centre."""
     count = world.shape[0]
     (folder / "arrays").mkdir(parents=True)
     arrays = {
         "world_landmarks": world.astype(np.float32),
-        "image_landmarks": np.full((count, 33, 3), 0.5, dtype=np.float32),
+        "image_landmarks": (np.full((count, 33, 3), 0.5) if image is None else image).astype(np.float32),
         "visibility": np.ones((count, 33), dtype=np.float32),
         "present": np.ones(count, dtype=bool),
     }

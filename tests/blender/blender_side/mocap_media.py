@@ -9,6 +9,7 @@ must replace, not add), then with key reduction. Then the pose control video of 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     first = bake(addon, "pose on the strip, then the bake", timeout=200)
     job = scene.vfx_mocap.jobs[first.job_id]
     record["job"] = {"id": job.name, "state": job.state, "params": job.params}
-    arrays, _summary = addon.mocap_tasks.load_pose_arrays(job.output_dir)
+    arrays, job_summary = addon.mocap_tasks.load_pose_arrays(job.output_dir)
     present = arrays["present"]
     visibility = np.nan_to_num(arrays["visibility"])
     rig = addon.armature_io.read_rig(metarig)
@@ -109,6 +110,26 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     unsmoothed = summarize(metarig, driven)
     record["unsmoothed"] = {k: v for k, v in unsmoothed.items() if k not in ("quats", "channels")}
     record["report"] = {"frames": [first.report.frame_start, first.report.frame_end], "keys": first.report.keys}
+    # At each cut the key before it holds (constant) instead of blending into the next shot between frames.
+    path = f'pose.bones["{bone_map.bones["upper_arm.L"]}"].rotation_quaternion'
+    fcurve = next(fc for fc in mc.fcurves(metarig) if fc.data_path == path and fc.array_index == 0)
+    record["interpolation_at_frames"] = {
+        int(k.co[0]): k.interpolation for k in fcurve.keyframe_points if int(k.co[0]) - STRIP_START in (96, 97, 98)
+    }
+    # The quality report: kept with the bake (Action, job folder, bone properties), shown in the panel.
+    quality = first.quality
+    record["quality"] = {
+        "report": quality,
+        "kept": first.quality_kept,
+        "file_matches": json.loads(Path(first.quality_kept).read_text()) == quality,
+        "action_matches": json.loads(metarig.animation_data.action[addon.bake_report.REPORT_PROP]) == quality,
+        "bone_confidence": {
+            b.name: b[addon.bake_report.CONFIDENCE_PROP]
+            for b in metarig.pose.bones
+            if addon.bake_report.CONFIDENCE_PROP in b
+        },
+        "panel": mc.draw_panels(("_posetoarmature",))["labels"],
+    }
     record["frames_with_person"] = int(present.sum())
     record["first_present"] = int(np.argmax(present))
     record["absent_frames"] = np.flatnonzero(~present).tolist()
@@ -130,6 +151,22 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     bake(addon, "the smoothed bake")
     smoothed = summarize(metarig, driven)
     record["smoothed"] = {k: v for k, v in smoothed.items() if k not in ("quats", "channels")}
+    within = np.ones(len(smoothed["quats"]) - 1, dtype=bool)  # frame pairs inside a shot (a cut is no turn)
+    within[[start - 1 for start in job_summary["shot_starts"] if start > 0]] = False
+    for name, baked in (("unsmoothed", unsmoothed), ("smoothed", smoothed)):
+        dots = np.sum(baked["quats"][1:] * baked["quats"][:-1], axis=-1)
+        record[name]["min_consecutive_dot_within_shots"] = float(dots[within].min())
+    # Shot cuts: the root goes on from where it was; nothing is smoothed across a cut.
+    root = np.stack(
+        [smoothed["channels"][(f'pose.bones["{bone_map.bones["hips"]}"].location', i)][:, 1] for i in range(3)], 1
+    )
+    steps = np.linalg.norm(np.diff(root, axis=0), axis=-1)
+    cuts = [start for start in job_summary["shot_starts"] if start > 0]
+    record["cuts"] = {
+        "shot_starts": job_summary["shot_starts"],
+        "root_step_at_cuts": [float(steps[start - 1]) for start in cuts],
+        "root_step_within_shots_max": float(np.delete(steps, [start - 1 for start in cuts]).max()),
+    }
     record["actions"] = len(bpy.data.actions)
 
     # 3. Key reduction: fewer keys, the curve within the tolerance of every solved frame.
