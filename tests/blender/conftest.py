@@ -122,7 +122,7 @@ def daemon_python() -> str:
     if not DAEMON_PYTHON.is_file():
         pytest.fail(f"{DAEMON_PYTHON} is missing: create it and run `pip install -e '.[pose,dev]'`", pytrace=False)
     done = subprocess.run(
-        [str(DAEMON_PYTHON), "-c", "import daemon, models, shared"],
+        [str(DAEMON_PYTHON), "-c", "import vfx_mocap; vfx_mocap.use_bundled_packages(); import daemon, models, shared"],
         cwd=tempfile.gettempdir(),
         capture_output=True,
         text=True,
