@@ -54,6 +54,10 @@ BENCHMARKS = (
         "[results](#results)", quick=("--quick",),
     ),
     Benchmark(
+        "holistic", "scripts.bench.holistic", "pose job with hands and face vs a bare MediaPipe Holistic loop",
+        "≥ 0.9x", "[mocap.md](mocap.md#benchmarks)", quick=("--frames", "30", "--repeats", "1"),
+    ),
+    Benchmark(
         "startup", "scripts.bench.startup", "daemon spawn to ready", "< 1.5 s", "[results](#results)",
         quick=("--quick",),
     ),
@@ -68,6 +72,11 @@ BENCHMARKS = (
     Benchmark(
         "bake", "scripts.bench.blender.bake", "bulk bake of 1,000 frames vs `keyframe_insert` (Blender)", "≥ 30x",
         "[mocap.md](mocap.md#benchmarks)", blender=True, quick=("--repeats", "1"),
+    ),
+    Benchmark(
+        "scene_passes", "scripts.bench.blender.scene_passes", "each scene control pass per frame vs the pose mode's "
+        "skeleton drawing (Blender)", "(reference)", "[scene.md](scene.md#numbers)", blender=True,
+        quick=("--frames", "6"),
     ),
     Benchmark(
         "live_pose", "scripts.bench.live_pose", "live pose throughput and latency vs bare MediaPipe",
@@ -89,6 +98,11 @@ BENCHMARKS = (
     Benchmark(
         "liveportrait", "scripts.bench.liveportrait", "LivePortrait per frame, per network", "(reference)",
         "[liveportrait.md](liveportrait.md#speed)", quick=("--quick",),
+    ),
+    Benchmark(
+        "ray", "scripts.bench.ray", "20 pose jobs on 1, 2, 3 one-CPU Ray nodes vs the local executor; per-job "
+        "overhead", "(reference)", "[scale-out.md](scale-out.md#benchmark)",
+        quick=("--jobs", "4", "--frames", "3", "--tiny", "5", "--max-nodes", "2"),
     ),
 )  # fmt: skip
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Holistic tracking benchmark: the daemon's pose job with hands and face vs a bare MediaPipe Holistic loop.
 
 - **daemon**: a real daemon subprocess; a ``pose`` job with ``hands`` and ``face`` on and ``render_skeleton`` off
@@ -13,14 +12,13 @@ bare/daemon is the goal (at least 0.9). CPU seconds are measured too (the daemon
 /proc; the bare loop's process time): their ratio does not move with the machine's other load, which the
 wall-clock ratio does on a shared machine. Both sides must find hands and faces in the same frames.
 
-Usage: ``.venv/bin/python scripts/bench_holistic.py [--frames N] [--repeats R]``. Prints a table, then one JSON
-line with the numbers. Exits 0 whatever the numbers are.
+Usage: ``.venv/bin/python -m scripts.bench.holistic [--frames N] [--repeats R]``. Prints a table, then, as its last
+line, the JSON result line of ``scripts/bench/common.py``. Exits 0 whatever the numbers are.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -29,11 +27,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
-import numpy as np  # noqa: E402
+import numpy as np
 
-VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
+from scripts.bench import common
+from scripts.bench.common import FINAL_STATES
+from tests.support.daemon_process import DaemonProcess
+
+VIDEO = common.SAMPLE_VIDEO
 GOAL_RATIO = 0.9
 PARAMS = {"hands": True, "face": True, "render_skeleton": False}
 PARTS = ("hand_present", "face_present")
@@ -55,7 +55,7 @@ def daemon_job(client: Any, pid: int, frames: int, timeout: float = 300.0) -> tu
     state = ""
     while not state and time.perf_counter() < deadline:
         for event in client.poll_events(timeout=1.0):
-            if event.get("job_id") == job_id and event.get("state") in ("succeeded", "failed", "cancelled"):
+            if event.get("job_id") == job_id and event.get("state") in FINAL_STATES:
                 state = event["state"]
     seconds = time.perf_counter() - started
     cpu = process_cpu_s(pid) - cpu
@@ -97,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not VIDEO.is_file():
         print(f"{VIDEO} is missing: install the Debian package opencv-doc", file=sys.stderr)
-        return 0
-
-    from support.daemon_process import DaemonProcess
+        return 1
 
     load_at_start = os.getloadavg()[0]
     daemon = DaemonProcess(plugin=False)
@@ -140,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "meets" if ratio >= GOAL_RATIO else "MISSES"
     print(f"daemon / bare = {ratio:.2f}x (goal >= {GOAL_RATIO}x: {verdict}); same hands and faces found: {same}")
     print(f"CPU per frame bare / daemon = {cpu_ratio:.2f}x (does not move with the machine's other load)")
-    result = {
-        "benchmark": "holistic",
+    numbers = {
         "frames": frames,
         "repeats": args.repeats,
         "bare_s": round(bare_s, 4),
@@ -153,11 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": round(ratio, 3),
         "cpu_ratio": round(cpu_ratio, 3),
         "goal_ratio": GOAL_RATIO,
-        "meets_goal": ratio >= GOAL_RATIO,
         "same_parts_found": same,
-        "loadavg_at_start": round(load_at_start, 2),
     }
-    print(json.dumps(result))
+    common.result_line(numbers, f"{ratio:.2f}x (CPU {cpu_ratio:.2f}x)", ratio >= GOAL_RATIO)
     return 0
 
 

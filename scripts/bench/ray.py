@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Ray executor benchmark: 20 short pose jobs on 1, 2 and 3 Ray worker nodes (one CPU each) vs the local executor.
 
 Everything runs on this machine, on loopback: a Ray cluster (``ray.cluster_utils.Cluster``: a head without CPUs
@@ -14,16 +13,15 @@ event; overhead = median(ray) - median(local).
 
 A machine with fewer cores than nodes cannot show the nodes' speed-up: the nodes share its cores.
 
-Usage: ``.venv/bin/python scripts/bench_ray.py [--jobs 20] [--frames 6] [--tiny 20] [--max-nodes 3]``. Prints a
-table, then one JSON line with the numbers as its last line.
+Usage: ``.venv/bin/python -m scripts.bench.ray [--jobs 20] [--frames 6] [--tiny 20] [--max-nodes 3]``. Prints a
+table, then, as its last line, the JSON result line of ``scripts/bench/common.py`` (no goal: a reference).
+Exits 0 whatever the numbers are.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,28 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray process on loopback
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # as Ray gives a one-CPU actor: the same work on both sides
-
-from support.daemon_process import DaemonProcess  # noqa: E402
-
-from shared.messages import FINAL_STATES  # noqa: E402
-
-SAMPLE = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
-
-
-def hardware() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    import ray
-
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(), "ray": ray.__version__}
+from scripts.bench import common
+from scripts.bench.common import FINAL_STATES, SAMPLE_VIDEO
+from tests.support.daemon_process import DaemonProcess
 
 
 def wait_all(client: Any, job_ids: list[str], timeout: float = 300.0) -> list[dict[str, Any]]:
@@ -70,7 +49,7 @@ def wait_all(client: Any, job_ids: list[str], timeout: float = 300.0) -> list[di
 
 def batch(client: Any, prefix: str, count: int, frames: int) -> float:
     """Seconds from the first submit to the last of ``count`` pose jobs ending."""
-    inputs = {"video": {"path": str(SAMPLE), "frame_start": 20, "frame_end": 20 + frames}}
+    inputs = {"video": {"path": str(SAMPLE_VIDEO), "frame_start": 20, "frame_end": 20 + frames}}
     started = time.monotonic()
     ids = [f"{prefix}-{i}" for i in range(count)]
     for job_id in ids:
@@ -100,11 +79,15 @@ def main() -> int:
     parser.add_argument("--tiny", type=int, default=20, help="tiny jobs for the overhead")
     parser.add_argument("--max-nodes", type=int, default=3)
     args = parser.parse_args()
-    if not SAMPLE.is_file():
-        raise SystemExit(f"{SAMPLE} is missing: apt-get install opencv-doc")
+    if not SAMPLE_VIDEO.is_file():
+        raise SystemExit(f"{SAMPLE_VIDEO} is missing: apt-get install opencv-doc")
+    # Set before the daemons and Ray's processes start, which inherit them.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray process on loopback
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # as Ray gives a one-CPU actor: the same work on both sides
+    import ray
     from ray.cluster_utils import Cluster
 
-    results: dict[str, Any] = {"hardware": hardware(), "jobs": args.jobs, "frames": args.frames}
+    results: dict[str, Any] = {"ray": ray.__version__, "jobs": args.jobs, "frames": args.frames}
     local = DaemonProcess().start()
     try:
         with local.client(timeout=30.0) as c:
@@ -145,9 +128,7 @@ def main() -> int:
     results["local_tiny_median_s"] = statistics.median(local_tiny)
     results["ray_tiny_median_s"] = statistics.median(ray_tiny)
     results["ray_overhead_per_job_s"] = results["ray_tiny_median_s"] - results["local_tiny_median_s"]
-    print(
-        f"{args.jobs} pose jobs of {args.frames} frames, {results['hardware']['nproc']} CPUs, Ray {hardware()['ray']}"
-    )
+    print(f"{args.jobs} pose jobs of {args.frames} frames, {os.cpu_count()} CPUs, Ray {ray.__version__}")
     print(f"{'executor':<22} {'seconds':>8} {'jobs/s':>7} {'vs local':>9}")
     print(f"{'local':<22} {results['local_s']:8.2f} {args.jobs / results['local_s']:7.2f} {1:8.2f}x")
     for n in range(1, args.max_nodes + 1):
@@ -160,7 +141,9 @@ def main() -> int:
         f"tiny job, submit to final state event (median of {args.tiny}): local {local_ms:.1f} ms, "
         f"ray {ray_ms:.1f} ms: overhead {ray_ms - local_ms:.1f} ms"
     )
-    print(json.dumps(results))
+    speed_ups = ", ".join(f"{results[f'ray_{n}_vs_local']:.2f}x" for n in range(1, args.max_nodes + 1))
+    headline = f"{speed_ups} on 1-{args.max_nodes} one-CPU nodes vs local; {ray_ms - local_ms:+.1f} ms a job"
+    common.result_line(results, headline, None)
     return 0
 
 

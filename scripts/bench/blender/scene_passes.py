@@ -1,9 +1,10 @@
 """Time to render each scene control pass per frame in Blender, against the time the pose mode takes to draw the
 same skeletons from landmarks.
 
-    .venv-bpy50/bin/python scripts/bench_scene_passes.py [--frames 24] [--json out/bench_scene_passes.json]
+    .venv-bpy50/bin/python -m scripts.bench.blender.scene_passes [--frames 24]
 
-Prints a table, then one JSON line with every number. About a minute on 2 CPU cores.
+Prints a table, then, as its last line, the JSON result line of ``scripts/bench/common.py`` (no goal: a
+reference). Exits 0 whatever the numbers are. About a minute on 2 CPU cores.
 
 Runs real Blender (the bpy module) with the extension installed into a temporary Blender user folder: a Rigify
 human metarig walking its arm and hips, a camera and a few boxes, rendered through the add-on's own pass code at
@@ -29,7 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from scripts.bench import common
+
+ROOT = common.ROOT
 MODULE = "bl_ext.user_default.vfx_motion_capture"
 
 
@@ -37,7 +40,6 @@ def baseline(keypoints_file: Path, repeats: int) -> dict[str, float]:
     """In the daemon's venv: seconds per frame for the pose mode to draw the skeletons of ``keypoints_file``."""
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
     from models.skeleton import MEDIAPIPE_POSE_LANDMARKS, draw_openpose, mediapipe_to_openpose18
     from shared.openpose import OPENPOSE18_KEYPOINTS
 
@@ -118,9 +120,9 @@ def build_scene(frames: int) -> None:
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
     os.environ["BLENDER_USER_RESOURCES"] = str(work / "blender-user")
-    sys.path.insert(0, str(ROOT / "scripts"))
     import bpy
-    import build_extension
+
+    from scripts import build_extension
 
     bpy.ops.extensions.package_install_files(
         filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
@@ -145,9 +147,15 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         results[f"{pass_name}_pass_s_per_frame"] = seconds / shot.frame_count
         if pass_name == "pose":
             keypoints_file = rendered.folder / "keypoints.json"
+    if keypoints_file is None:
+        raise RuntimeError(f"no pose pass among {addon.scene_passes.PASSES}: nothing to compare with the pose mode")
     results["pose_pass_draw_s_per_frame"] = time_add_on_drawing(addon, keypoints_file)
     done = subprocess.run(
-        [args.daemon_python, __file__, "--baseline", str(keypoints_file)], capture_output=True, text=True, check=True
+        [args.daemon_python, "-m", "scripts.bench.blender.scene_passes", "--baseline", str(keypoints_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     results.update(json.loads(done.stdout))
     base = float(results["pose_mode_draw_s_per_frame"])  # type: ignore[arg-type]
@@ -160,7 +168,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--daemon-python", default=str(ROOT / ".venv" / "bin" / "python"))
-    parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--baseline", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline is not None:
@@ -177,11 +184,12 @@ def main() -> int:
     for name in ("pose_pass", "pose_pass_draw", "depth_pass", "layout_pass", "pose_mode_draw"):
         seconds = float(results[f"{name}_s_per_frame"])  # type: ignore[arg-type]
         print(f"{name.replace('_', ' '):<34}{seconds * 1000:>10.1f}{seconds / base:>13.1f}x")
-    text = json.dumps(results)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    passes = ", ".join(
+        f"{name} {float(results[f'{name}_pass_s_per_frame']) * 1000:.0f} ms"  # type: ignore[arg-type]
+        for name in ("pose", "depth", "layout")
+    )
+    headline = f"{passes} a frame at {results['size']}, vs {base * 1000:.1f} ms for the pose mode's drawing"
+    common.result_line(results, headline, None)
     return 0
 
 
