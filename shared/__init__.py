@@ -5,4 +5,5 @@ a subpackage of the extension, for the daemon a top-level package, so modules im
 """
 
 __version__ = "0.1.0"
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: loopback TCP authenticates in the ZeroMQ handshake (PLAIN with the connection key); 1 did not."""

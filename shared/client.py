@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from . import PROTOCOL_VERSION
 from . import messages as m
 from .connection import ConnectionInfo, default_connection_file, read_connection_file
 from .errors import ConnectionFileError, DaemonRestarted, DaemonUnavailable, RemoteError, WireError
@@ -58,6 +59,12 @@ class Client:
         """``client_id`` names the program this client belongs to: clients that share it (the connection and
         the live-session threads of one Blender) count as one client for the daemon's per-client limits and may
         read each other's jobs and live sessions. Default: a new id, this client alone."""
+        if info.protocol_version != PROTOCOL_VERSION:
+            raise ConnectionFileError(
+                f"the daemon speaks protocol {info.protocol_version} and this client {PROTOCOL_VERSION}: update the "
+                "extension and the daemon together (Set Up Daemon in the add-on's preferences, or pip install the "
+                "same release), then restart the daemon"
+            )
         if info.server_public_key and curve_keys is None:
             raise ConnectionFileError(
                 "this daemon requires encryption: create a key pair with `python -m daemon keygen KEYFILE`, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import time
@@ -13,7 +14,9 @@ import pytest
 import zmq
 from support.daemon_process import DaemonProcess
 
+from shared import PROTOCOL_VERSION
 from shared.client import Client, CurveKeys
+from shared.connection import read_connection_file
 from shared.errors import ConnectionFileError, DaemonRestarted, DaemonUnavailable, RemoteError, WireError
 from shared.wire import DELIMITER, Limits, ReplayGuard, new_id, pack, sign, unpack
 
@@ -33,7 +36,7 @@ def test_connection_file_is_private_and_names_a_live_daemon(daemon):
     assert info.pid == daemon.proc.pid
     assert len(info.key) == 64 and info.key != "0" * 64
     assert info.endpoint.startswith("ipc://") and str(daemon.runtime_dir) in info.endpoint
-    assert info.protocol_version == 1
+    assert info.protocol_version == PROTOCOL_VERSION
 
 
 def test_each_start_gets_a_new_key_and_session(daemon):
@@ -84,7 +87,7 @@ def test_ping_echoes_buffers(client):
 
 def test_health_reports_version_device_modes_queue(client):
     health = client.health()
-    assert health["protocol"] == 1 and health["version"]
+    assert health["protocol"] == PROTOCOL_VERSION and health["version"]
     assert health["modes"]["pose"]["ready"] is True
     assert health["modes"]["count"]["params"][0]["name"] == "steps"
     assert health["queue"]["depth"] == 0 and health["queue"]["running"] == []
@@ -155,7 +158,7 @@ def test_hostile_messages_are_dropped_while_others_are_served(daemon, client):
                     "msg_id": new_id(),
                     "type": "ping",
                     "session": "x",
-                    "version": 1,
+                    "version": PROTOCOL_VERSION,
                     "time": time.time(),
                     "buffers": [{"dtype": "object", "shape": [1]}],
                 }
@@ -169,7 +172,7 @@ def test_hostile_messages_are_dropped_while_others_are_served(daemon, client):
                     "msg_id": new_id(),
                     "type": "ping",
                     "session": "x",
-                    "version": 1,
+                    "version": PROTOCOL_VERSION,
                     "time": time.time(),
                     "buffers": buffers,
                     **(header_changes or {}),
@@ -394,3 +397,10 @@ def test_authorized_keys_file_allows_comments_and_keys_that_start_with_a_hash(tm
     path.write_text("too-short\n")
     with pytest.raises(Exception, match="not a 40-character"):
         load_authorized_keys(path)
+
+
+def test_a_client_refuses_a_daemon_of_another_protocol_version_naming_the_fix(daemon):
+    """An older daemon would otherwise fail the handshake on loopback TCP and the client would only time out."""
+    info = dataclasses.replace(read_connection_file(daemon.connection_file), protocol_version=PROTOCOL_VERSION - 1)
+    with pytest.raises(ConnectionFileError, match="update the extension and the daemon together"):
+        Client(info)

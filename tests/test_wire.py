@@ -6,6 +6,7 @@ import msgpack
 import numpy as np
 import pytest
 
+from shared import PROTOCOL_VERSION
 from shared.errors import WireError
 from shared.wire import DELIMITER, Limits, ReplayGuard, blob_id, pack, sign, unpack
 
@@ -131,7 +132,7 @@ def _forge(header: dict, content: dict, buffers=()):
 def _header(**extra):
     import time
 
-    return {"msg_id": "m", "type": "ping", "session": "s", "version": 1, "time": time.time(), **extra}
+    return {"msg_id": "m", "type": "ping", "session": "s", "version": PROTOCOL_VERSION, "time": time.time(), **extra}
 
 
 def test_disallowed_dtype_is_rejected_even_when_signed():
