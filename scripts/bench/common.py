@@ -81,3 +81,23 @@ def result_line(numbers: dict[str, Any], headline: str, goal_met: bool | None) -
     line = json.dumps(numbers, default=str)
     print(line, flush=True)
     return line
+
+
+class QuietContext:
+    """The smallest real RunContext: frames go to ``output_dir``, progress is dropped, nothing cancels."""
+
+    def __init__(self, output_dir: Path, device: Any) -> None:
+        self.output_dir = output_dir
+        self.device = device
+
+    def progress(self, fraction: float, stage: str, preview: Any = None) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False
+
+    def raise_if_cancelled(self) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        pass

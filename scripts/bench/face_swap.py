@@ -44,31 +44,10 @@ from scripts.bench import common
 from scripts.bench.common import hardware
 
 REPO_ROOT = common.ROOT
-import numpy as np  # noqa: E402
 
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 GOAL_OVERHEAD = 0.05
 FINAL = common.FINAL_STATES
-
-
-class QuietContext:
-    """The smallest real RunContext: frames go to ``output_dir``, progress is dropped, nothing cancels."""
-
-    def __init__(self, output_dir: Path, device: Any) -> None:
-        self.output_dir = output_dir
-        self.device = device
-
-    def progress(self, fraction: float, stage: str, preview: np.ndarray | None = None) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-    def raise_if_cancelled(self) -> None:
-        pass
-
-    def log(self, message: str) -> None:
-        pass
 
 
 def job_inputs(frames: int, reference: Path) -> dict[str, dict[str, Any]]:
@@ -112,7 +91,7 @@ def direct_run(runner: Any, device: Any, frames: int, reference: Path, out: Path
     cpu = time.process_time()
     started = time.perf_counter()
     inputs = {name: open_media(name, spec) for name, spec in job_inputs(frames, reference).items()}
-    result = runner.run(inputs, runner.validate({}), QuietContext(out, device))
+    result = runner.run(inputs, runner.validate({}), common.QuietContext(out, device))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "cpu_s": time.process_time() - cpu, "frames": result.frame_count, "output_dir": out}
 

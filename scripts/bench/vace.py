@@ -331,7 +331,7 @@ def memory_plans(args) -> int:
             with PeakMemory() as memory, tempfile.TemporaryDirectory(prefix="vfx-bench-plan-") as out:
                 started = time.perf_counter()
                 try:
-                    runner.run(inputs, params, _BenchContext(Path(out)))
+                    runner.run(inputs, params, common.QuietContext(Path(out), None))
                 except Exception as error:  # a plan this machine cannot run is a result too
                     results.append({"plan": plan, "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"})
                     continue
@@ -390,25 +390,6 @@ class PeakMemory:
     def _sample(self) -> None:
         while not self._stop.wait(0.002):
             self._peak = max(self._peak, self._resident())
-
-
-class _BenchContext:
-    """A RunContext for the plans mode: writes frames into ``output_dir``, never cancels."""
-
-    def __init__(self, output_dir: Path) -> None:
-        self.output_dir, self.device = output_dir, None
-
-    def progress(self, fraction, stage, preview=None) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-    def raise_if_cancelled(self) -> None:
-        pass
-
-    def log(self, message) -> None:
-        pass
 
 
 if __name__ == "__main__":
