@@ -8,6 +8,7 @@ file that was cut (see ``daemon/fetch.py``). Any thread may read a run's state; 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -76,14 +77,16 @@ class FetchRun:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         )
-        assert self._process.stderr is not None
+        stderr = self._process.stderr
+        assert isinstance(stderr, io.BufferedReader), "a pipe with the default buffering"
         pending = b""
-        while block := self._process.stderr.read1(4096):
+        while block := stderr.read1(4096):
             pending += block
             *complete, pending = re.split(rb"[\r\n]", pending)
             for raw in complete:
                 self._line(raw.decode("utf-8", "replace"))
         self._line(pending.decode("utf-8", "replace"))
+        stderr.close()
         code = self._process.wait()
         if self._cancelled.is_set():
             self.state, self.error = "cancelled", "Cancelled: the next Fetch resumes where this one stopped"

@@ -73,3 +73,15 @@ def test_results_kept_beside_a_blend_are_complete_or_absent(tmp_path):
     assert sorted(p.name for p in kept.iterdir()) == ["000000.png", "000001.png", "000002.png"]
     assert (kept / "000001.png").read_bytes() == b"png1"
     assert not list((tmp_path / "project" / "vfx_results").glob(".*partial")), "no half-made folder"
+
+
+def test_a_fetch_reads_the_commands_progress_bar_and_reports_its_last_error():
+    """*Fetch* runs the daemon's ``fetch-models`` as a child: its carriage-return progress bar (stderr) becomes
+    the run's progress, and a failure is explained by the command's last ``error:`` line."""
+    model_fetch = addon_file("model_fetch")
+    bar = "import sys; sys.stderr.write('[1/2] unet: 42.5% \\r[1/2] unet: 80.0% \\rerror: disk full\\n'); sys.exit(2)"
+    run = model_fetch.FetchRun("vace_pose", [sys.executable, "-c", bar]).start()
+    assert run.wait(30) and run.state == "failed", run.progress
+    assert (run.fraction, run.error) == (0.8, "error: disk full")
+    done = model_fetch.FetchRun("vace_pose", [sys.executable, "-c", "import sys; sys.stderr.write('[1/1] a: 5%')"])
+    assert done.start().wait(30) and (done.state, done.fraction, done.progress) == ("done", 1.0, "Fetched and verified")

@@ -65,3 +65,42 @@ def test_the_pose_data_contract_is_written_once_and_both_sides_read_it():
     assert bundled.__file__ == pose_data.__file__ and frames.LANDMARK["left_hip"] == 23
     assert frame_path(Path("/out"), 7) == Path("/out/frames/000007.png")
     assert imported_after("import shared.pose_data, shared.inputs", ("numpy", "zmq")) == []
+
+
+def test_every_add_on_module_that_imports_without_blender_is_type_checked():
+    """Each add-on module is imported with no bpy (nor mathutils) installed: those that import are exactly the
+    add-on files pyproject's ``[tool.mypy] files`` lists, so a module that runs without Blender is type-checked.
+    Two listed modules still reach bpy, through ``preferences.DaemonSettings`` (the bridge of issue 11 moves it)."""
+    import json
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    entries = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]["files"]
+    listed = [root / entry for entry in entries if entry.startswith("addon/")]
+    checked = {
+        str(p.relative_to(root)) for entry in listed for p in (entry.rglob("*.py") if entry.is_dir() else [entry])
+    }
+    modules = {
+        str(path.relative_to(root)): ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        for path in sorted((root / "addon").rglob("*.py"))
+        if path != root / "addon" / "__init__.py"
+    }
+    code = (
+        "import importlib, json\n"
+        "from support.scene_control import PACKAGE, load_scene_control\n"
+        "load_scene_control()\n"
+        "needs = {}\n"
+        f"for path, name in {modules!r}.items():\n"
+        "    try:\n"
+        "        importlib.import_module(f'{PACKAGE}.{name}')\n"
+        "    except ModuleNotFoundError as error:\n"
+        "        needs[path] = error.name\n"
+        "print(json.dumps(needs))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root / "tests")
+    assert run.returncode == 0, run.stderr
+    needs = json.loads(run.stdout)
+    assert set(needs.values()) == {"bpy"}
+    assert sorted(set(modules) - set(needs)) == sorted(checked - {"addon/connection_thread.py", "addon/live_client.py"})
+    assert sorted(checked & set(needs)) == ["addon/connection_thread.py", "addon/live_client.py"]

@@ -247,7 +247,7 @@ def _on(change: np.ndarray, full: str) -> np.ndarray:
     return np.clip((change - DEAD_ZONE * scale) / ((1.0 - DEAD_ZONE) * scale), 0.0, 1.0)
 
 
-def shapes_from_changes(m: Mapping[str, np.ndarray], n: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def shapes_from_changes(m: Mapping[str, np.ndarray], n: Mapping[str, float]) -> dict[str, np.ndarray]:
     """ARKit values (N,) from measures ``m`` and their neutral values ``n`` (scalars)."""
     out: dict[str, np.ndarray] = {}
 

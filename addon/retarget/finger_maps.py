@@ -51,17 +51,19 @@ class FingerMap:
         return tuple(side for side in SIDES if self.bones.get(side))
 
 
+def _three(stem: str, suffix: str = "") -> tuple[str, str, str]:
+    """A finger's three bone names, knuckle first: ``stem``, the bone's number (1 to 3), ``suffix``."""
+    return f"{stem}1{suffix}", f"{stem}2{suffix}", f"{stem}3{suffix}"
+
+
 def _rigify(side: str) -> dict[str, tuple[str, str, str]]:
     names = {finger: finger if finger == "thumb" else f"f_{finger}" for finger in FINGERS}
-    return {finger: tuple(f"{name}.0{k}.{side}" for k in (1, 2, 3)) for finger, name in names.items()}  # type: ignore[misc]
+    return {finger: _three(f"{name}.0", f".{side}") for finger, name in names.items()}
 
 
 def _mixamo(side: str, prefix: str) -> dict[str, tuple[str, str, str]]:
     word = "Left" if side == "L" else "Right"
-    return {
-        finger: tuple(f"{prefix}{word}Hand{finger.capitalize()}{k}" for k in (1, 2, 3))  # type: ignore[misc]
-        for finger in FINGERS
-    }
+    return {finger: _three(f"{prefix}{word}Hand{finger.capitalize()}") for finger in FINGERS}
 
 
 def _generic(rig: RigData, hand: str) -> dict[str, tuple[str, str, str]]:

@@ -77,7 +77,10 @@ def hand_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def limit_joint(
-    parent: np.ndarray, target: np.ndarray, palm: np.ndarray, limits: tuple[float, float, float]
+    parent: np.ndarray,
+    target: np.ndarray,
+    palm: np.ndarray,
+    limits: tuple[float | np.ndarray, float | np.ndarray, float | np.ndarray],
 ) -> np.ndarray:
     """``target`` unit directions (N, 3) with their curl and spread relative to ``parent`` (N, 3) limited.
 
@@ -175,14 +178,14 @@ class HandSolver:
             rest_points[WRIST] = rig.head(hand_bone)
             parents, locals_ = [], []
             for finger in FINGERS:
-                bones = chains[finger]
+                chain = chains[finger]
                 joints = FINGER_JOINTS[finger]
-                for k, bone in enumerate(bones):
+                for k, bone in enumerate(chain):
                     rest_points[joints[k]] = rig.head(bone)
-                rest_points[joints[3]] = rig.tail(bones[2])
-                parent_index = rig.parents[rig.index(bones[0])]
+                rest_points[joints[3]] = rig.tail(chain[2])
+                parent_index = rig.parents[rig.index(chain[0])]
                 parent_rest = rig.rotation(rig.bones[parent_index]) if parent_index >= 0 else np.eye(3)
-                rests = [parent_rest, *(rig.rotation(bone) for bone in bones)]
+                rests = [parent_rest, *(rig.rotation(bone) for bone in chain)]
                 parents.append(parent_rest)
                 locals_.append([rests[k].T @ rests[k + 1] for k in range(3)])
             frame, valid = hand_frame(rest_points)
@@ -348,8 +351,9 @@ class LiveHands:
                 last_wrist, last_fingers = self._last[k]
                 wrist = make_continuous(wrist, last_wrist)[0]
                 quats = make_continuous(quats, last_fingers)[0]
-                if self._filters[k] is not None:
-                    wrist_filter, finger_filter = self._filters[k]
+                filters = self._filters[k]
+                if filters is not None:
+                    wrist_filter, finger_filter = filters
                     wrist = rot.normalize(wrist_filter(wrist, time_s))[0]
                     quats = rot.normalize(finger_filter(quats, time_s))[0]
                 self._last[k] = (wrist, quats)

@@ -41,7 +41,7 @@ class HeadFromFace:
         axes = retargeter.to_armature
         left, up = axes[:, 0], axes[:, 2]
         self.rest_frame = np.stack([left, up, np.cross(left, up)], axis=1)
-        self.head_rest = retargeter.rig.rotation(head) if self.slot >= 0 else np.eye(3)
+        self.head_rest = retargeter.rig.rotation(head) if head is not None and self.slot >= 0 else np.eye(3)
 
     def measure(
         self,

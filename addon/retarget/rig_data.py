@@ -83,7 +83,7 @@ class RigData:
         return cls(
             name=name,
             bones=tuple(bones[i] for i in order),
-            parents=tuple(-1 if parents[i] is None else new_index[parents[i]] for i in order),  # type: ignore[index]
+            parents=tuple(-1 if (parent := parents[i]) is None else new_index[parent] for i in order),
             rest=rest[order],
             lengths=lengths[order],
         )

@@ -288,17 +288,19 @@ def rest_landmarks(rig: RigData, bone_map: BoneMap) -> dict[str, np.ndarray]:
 def _rest_axes(points: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(up, lateral, forward) unit axes of the rig's rest torso: hips to shoulders, right to left, and the
     direction the character faces."""
-    shoulders = [points.get("left_shoulder"), points.get("right_shoulder")]
-    hips = [points.get("left_hip"), points.get("right_hip")]
-    if all(p is not None for p in shoulders) and all(p is not None for p in hips):
-        up = rot.normalize(np.mean(shoulders, axis=0) - np.mean(hips, axis=0))[0]
-        lateral = shoulders[0] - shoulders[1]  # type: ignore[operator]
-    elif all(p is not None for p in shoulders):
-        up, lateral = np.array([0.0, 0.0, 1.0]), shoulders[0] - shoulders[1]  # type: ignore[operator]
-    elif all(p is not None for p in hips):
-        up, lateral = np.array([0.0, 0.0, 1.0]), hips[0] - hips[1]  # type: ignore[operator]
+    left_shoulder, right_shoulder = points.get("left_shoulder"), points.get("right_shoulder")
+    left_hip, right_hip = points.get("left_hip"), points.get("right_hip")
+    up = np.array([0.0, 0.0, 1.0])
+    if left_shoulder is not None and right_shoulder is not None:
+        lateral = left_shoulder - right_shoulder
+        if left_hip is not None and right_hip is not None:
+            up = rot.normalize(
+                np.mean([left_shoulder, right_shoulder], axis=0) - np.mean([left_hip, right_hip], axis=0)
+            )[0]
+    elif left_hip is not None and right_hip is not None:
+        lateral = left_hip - right_hip
     else:
-        up, lateral = np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0])
+        lateral = np.array([1.0, 0.0, 0.0])
     lateral = rot.normalize(lateral - np.dot(lateral, up) * up)[0]
     forward = np.cross(lateral, up)
     return up, lateral, forward
@@ -380,8 +382,8 @@ class Retargeter:
                 cue = None
         first = chain[0] if chain else slot
         carry_rest = self.slots[first].rest_local
-        for link in (*chain[1:], slot) if chain else ():
-            carry_rest = carry_rest @ self.slots[link].rest_local
+        for link_slot in (*chain[1:], slot) if chain else ():
+            carry_rest = carry_rest @ self.slots[link_slot].rest_local
         step = _Step(slot, tuple(chain), primary, rest.T @ primary_rest, cue, cue_rest)
         step.parent, step.carry_rest = self.slots[first].parent, carry_rest
         self.steps.append(step)

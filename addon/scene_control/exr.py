@@ -16,7 +16,7 @@ import numpy as np
 MAGIC = b"\x76\x2f\x31\x01"
 MULTI_PART = 0x1000
 TILED = 0x200
-PIXEL_TYPES = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
+PIXEL_TYPES: dict[int, np.dtype] = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
 
 
 class ExrError(ValueError):
@@ -40,7 +40,7 @@ def _header(data: bytes, at: int) -> tuple[dict[str, bytes], int]:
 
 
 def _channels(chlist: bytes) -> list[tuple[str, np.dtype]]:
-    channels = []
+    channels: list[tuple[str, np.dtype]] = []
     at = 0
     while chlist[at] != 0:
         name, at = _string(chlist, at)
