@@ -10,16 +10,20 @@ import numpy as np
 from daemon.capture import FrameSource
 
 
-class RecordingCapture(cv2.VideoCapture):
-    """OpenCV's own capture of the file; notes which thread reads each frame."""
+class RecordingCapture:
+    """OpenCV's own capture of the file, wrapped (a Python subclass of cv2.VideoCapture crashes the garbage
+    collector later in the run); notes which thread reads each frame."""
 
     def __init__(self, target: str) -> None:
-        super().__init__(target)
+        self.capture = cv2.VideoCapture(target)
         self.read_on: set[str] = set()
 
-    def read(self, *args):  # type: ignore[override]
+    def read(self, *args):
         self.read_on.add(threading.current_thread().name)
-        return super().read(*args)
+        return self.capture.read(*args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.capture, name)
 
 
 def test_frames_come_out_rgb_converted_on_the_capture_thread(sample_video):
