@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -85,7 +86,7 @@ def _filter_padded(samples: np.ndarray, fps: float, params: OneEuroParams) -> np
 
 
 def zero_phase(
-    samples: np.ndarray, fps: float, params: OneEuroParams, segment_starts: np.ndarray | None = None
+    samples: np.ndarray, fps: float, params: OneEuroParams, segment_starts: Sequence[int] | np.ndarray | None = None
 ) -> np.ndarray:
     """Smooth ``samples`` (N, ..., D), taken at ``fps`` frames per second, without lag. Each leading index past
     the first is its own signal (a bone) whose D components move together (a quaternion); ``segment_starts``:
