@@ -142,7 +142,7 @@ fraction of the neutral value) at which its shapes are fully on."""
 
 
 DEFAULT_MIN_CUTOFF_HZ = {"eyes": 3.0, "brows": 1.5, "mouth": 3.0}
-"""Group -> One Euro minimum cutoff by default: eyes and mouth stay quick enough for blinks and speech."""
+"""Group -> minimum cutoff (Hz) by default: eyes and mouth stay quick enough for blinks and speech."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class FaceOptions:
     gains: Mapping[str, float] = field(default_factory=lambda: dict.fromkeys(GROUPS, 1.0))
     """Group -> factor on its shapes' values (then clipped to 0..1)."""
     min_cutoff_hz: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MIN_CUTOFF_HZ))
-    """Group -> One Euro minimum cutoff in Hz (0: no smoothing)."""
+    """Group -> minimum cutoff in Hz of its smoothing (0: none): zero-phase for a take, One Euro live."""
     neutral_frames: int = 15
     """How many of the first frames with a face make the neutral (unless ``neutral_indices`` is given)."""
     neutral_indices: tuple[int, ...] = ()
