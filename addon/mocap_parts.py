@@ -65,21 +65,21 @@ class MocapPartsSettings(bpy.types.PropertyGroup):
         default=DEFAULT_MIN_CUTOFF_HZ["eyes"],
         min=0.0,
         soft_max=20.0,
-        description="Hz: One Euro minimum cutoff (lower is smoother; 0 turns smoothing off)",
+        description="Hz: minimum cutoff (lower is smoother; 0 turns smoothing off): bakes without lag, live One Euro",
     )
     smooth_brows: bpy.props.FloatProperty(
         name="Brows",
         default=DEFAULT_MIN_CUTOFF_HZ["brows"],
         min=0.0,
         soft_max=20.0,
-        description="Hz: One Euro minimum cutoff (lower is smoother; 0 turns smoothing off)",
+        description="Hz: minimum cutoff (lower is smoother; 0 turns smoothing off): bakes without lag, live One Euro",
     )
     smooth_mouth: bpy.props.FloatProperty(
         name="Mouth",
         default=DEFAULT_MIN_CUTOFF_HZ["mouth"],
         min=0.0,
         soft_max=20.0,
-        description="Hz: One Euro minimum cutoff (lower is smoother; 0 turns smoothing off)",
+        description="Hz: minimum cutoff (lower is smoother; 0 turns smoothing off): bakes without lag, live One Euro",
     )
 
     def wants_face(self) -> bool:

@@ -118,3 +118,28 @@ def test_live_face_calibrates_on_its_first_frames_then_reads_the_same_shapes(tak
     blink = fs.ARKIT_SHAPES.index("eyeBlinkLeft")
     np.testing.assert_allclose(rows[EYES_CLOSED[0], blink], clip["eyeBlinkLeft"][EYES_CLOSED[0]], atol=1e-5)
     assert rows[MOUTH_OPEN, fs.ARKIT_SHAPES.index("jawOpen")] >= RISE
+
+
+def test_a_baked_jaw_opening_stays_on_its_frames_while_the_live_jaw_lags(take) -> None:
+    """A bake smooths the face shapes zero-phase with each group's cutoff: a mouth that opens and closes, wide open
+    at frame 30 (the real resting and open faces blended along a raised-cosine bump), reads its jawOpen peak there
+    (within a frame) and its centre in time (the values' weighted mean frame) on frame 30; live, the causal One
+    Euro filter at the same cutoff (the mouth at 0.5 Hz: a slow jaw) puts that centre over a frame later."""
+    count, fps, peak = 60, 24.0, 30
+    phase = np.clip((np.arange(count) - (peak - 12)) / 24, 0.0, 1.0)
+    bump = 0.5 * (1.0 - np.cos(2.0 * np.pi * phase))
+    rest, wide = take["face_landmarks"][NEUTRAL[0]], take["face_landmarks"][MOUTH_OPEN]
+    faces = rest + bump[:, None, None] * (wide - rest)
+    options = fs.FaceOptions(min_cutoff_hz={**fs.DEFAULT_MIN_CUTOFF_HZ, "mouth": 0.5})
+    jaw = fs.ARKIT_SHAPES.index("jawOpen")
+    baked = fs.solve_face(faces, np.ones(count, bool), (720, 528), fps, options).values[:, jaw]
+    live_face = fs.LiveFace(options)
+    live = np.array([live_face.push(faces[i], True, (720, 528), i / fps)[jaw] for i in range(count)])
+
+    def centre(values: np.ndarray) -> float:
+        return float(np.sum(np.arange(count) * values) / np.sum(values))
+
+    assert 0.3 < baked.max() < 1.0, "the jaw opens, short of the clip at 1"
+    assert abs(int(np.argmax(baked)) - peak) <= 1, "the bake's jawOpen peaks on the open mouth's frame"
+    assert abs(centre(baked) - peak) < 0.25, "the bake's jaw opening is not shifted in time"
+    assert centre(live) > peak + 1.0, "live, the jaw lags (One Euro)"

@@ -7,7 +7,7 @@ import pytest
 from test_retarget import METARIG_BONES, _frame, _load_retarget, metarig
 
 _load_retarget()
-from vfx_retarget import fingers  # noqa: E402
+from vfx_retarget import fingers, frames  # noqa: E402
 from vfx_retarget.bone_maps import BoneMap, detect_map  # noqa: E402
 from vfx_retarget.finger_maps import detect_finger_map  # noqa: E402
 from vfx_retarget.rig_data import RigData  # noqa: E402
@@ -102,9 +102,8 @@ def test_mixamo_and_generic_fingers_are_detected_under_the_mapped_hand() -> None
     assert found.bones["L"]["index"] == ("LeftIndex1", "LeftIndex2", "LeftIndex3")
 
 
-def test_fingers_keep_the_bodys_cuts_and_contacts_and_add_their_confidence() -> None:
-    """The bake's pose with fingers keeps the body's cuts, foot contacts and confidence (the keys at a cut and
-    the quality report need them); a finger's confidence is 0 where its hand was not seen."""
+def fingered_rig() -> tuple[RigData, BoneMap]:
+    """The metarig-like body with five three-bone fingers on its left hand (``LeftIndex1``...), and its body map."""
     bones = [bone for bone in METARIG_BONES if not bone[0].startswith("f_")]
     for k, (name, parent) in enumerate(fingers_under("hand.L", lambda f, j: f"Left{f}{j}")):
         head = (0.73 + 0.01 * (k % 3), 0.01 * (k // 3), 1.25)
@@ -116,7 +115,13 @@ def test_fingers_keep_the_bodys_cuts_and_contacts_and_add_their_confidence() -> 
         [_frame(h, t, 0.0) for _, _, h, t in bones],
         [np.linalg.norm(np.subtract(t, h)) for _, _, h, t in bones],
     )
-    bone_map = BoneMap("body", {r: b for r, b in detect_map(metarig()).bones.items() if not b.startswith("f_")})
+    return rig, BoneMap("body", {r: b for r, b in detect_map(metarig()).bones.items() if not b.startswith("f_")})
+
+
+def test_fingers_keep_the_bodys_cuts_and_contacts_and_add_their_confidence() -> None:
+    """The bake's pose with fingers keeps the body's cuts, foot contacts and confidence (the keys at a cut and
+    the quality report need them); a finger's confidence is 0 where its hand was not seen."""
+    rig, bone_map = fingered_rig()
     retargeter = Retargeter(rig, bone_map)
     count = 6
     rest = np.zeros((count, len(retargeter.bones), 4))
@@ -141,3 +146,43 @@ def test_fingers_keep_the_bodys_cuts_and_contacts_and_add_their_confidence() -> 
     assert solved.confidence is not None and solved.confidence.shape == solved.measured.shape
     np.testing.assert_array_equal(solved.confidence[:, : len(body.bones)], confidence)
     assert not solved.confidence[:, len(body.bones) :].any(), "hands never seen: no confidence in the fingers"
+
+
+def test_a_baked_finger_curl_peaks_on_its_frame_while_live_fingers_lag() -> None:
+    """A bake smooths the fingers zero-phase, as the body: an index finger that curls and opens again, its curl
+    peaking at frame 30, peaks there in the bake (within a frame); live, the causal One Euro filter peaks later."""
+    rig, bone_map = fingered_rig()
+    retargeter = Retargeter(rig, bone_map)  # the default smoothing
+    hands = fingers.HandSolver(retargeter, detect_finger_map(rig, bone_map))
+    count, fps, peak, size = 60, 24.0, 30, (640.0, 480.0)
+    phase = np.clip((np.arange(count) - (peak - 12)) / 24, 0.0, 1.0)
+    curl = np.radians(60.0) * 0.5 * (1.0 - np.cos(2.0 * np.pi * phase))  # a raised-cosine bump
+    flat = flat_hand()
+    points = np.repeat(flat[None], count, axis=0)
+    for frame, angle in enumerate(curl):  # the index finger turned about its knuckle towards the palm (-Z)
+        for joint in (6, 7, 8):
+            offset = flat[joint] - flat[5]
+            points[frame, joint] = flat[5] + offset[0] * np.array([np.cos(angle), 0.0, -np.sin(angle)])
+    landmarks = np.full((count, 2, 21, 3), np.nan)
+    scale = np.array([size[0], size[1], size[0]])
+    landmarks[:, fingers.HAND_SIDES["L"]] = frames.blender_to_mediapipe(points * 1000.0) / scale + (0.5, 0.5, 0.0)
+    present = np.zeros((count, 2), bool)
+    present[:, fingers.HAND_SIDES["L"]] = True
+    rest = np.zeros((count, len(retargeter.bones), 4))
+    rest[..., 0] = 1.0
+    seen = np.ones(rest.shape[:2], bool)
+    body = PoseFrames(retargeter.bones, rest, retargeter.root_bone, np.zeros((count, 3)), seen)
+    baked = hands.solve_clip(body, landmarks, present, size, fps)
+    knuckle = baked.bones.index("LeftIndex1")
+    live_hands = fingers.LiveHands(hands)
+    one = PoseFrames(retargeter.bones, rest[:1], retargeter.root_bone, np.zeros((1, 3)), seen[:1])
+    live = np.array(
+        [live_hands.push(one, landmarks[i], present[i], size, i / fps).rotations[0, knuckle] for i in range(count)]
+    )
+
+    def bent(quats: np.ndarray) -> np.ndarray:
+        return 2.0 * np.arccos(np.clip(np.abs(quats[:, 0]), 0.0, 1.0))
+
+    assert np.degrees(np.ptp(bent(baked.rotations[:, knuckle]))) > 30.0, "the knuckle follows the curl"
+    assert abs(int(np.argmax(bent(baked.rotations[:, knuckle]))) - peak) <= 1, "the bake's curl peaks on its frame"
+    assert int(np.argmax(bent(live))) >= peak + 2, "live, the fingers lag (One Euro)"

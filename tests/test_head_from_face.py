@@ -110,3 +110,37 @@ def test_the_head_keeps_the_bodys_cuts_contacts_and_confidence_and_is_not_smooth
     world, _ = retargeter.forward_kinematics(solved.rotations, np.zeros((count, 3)))
     turned = world[:, head.slot] @ rig.rotation(retargeter.bone_map.bones["head"]).T
     assert np.degrees(rot.rotation_angle(turned[cut], yaw)) < 0.01, "the new shot's first head is its own"
+
+
+def bump(count: int, start: int, width: int) -> np.ndarray:
+    """(count,) a raised-cosine bump from 0 up to 1 and back over ``width`` frames from ``start``: its peak at
+    ``start + width // 2``."""
+    phase = np.clip((np.arange(count) - start) / width, 0.0, 1.0)
+    return 0.5 * (1.0 - np.cos(2.0 * np.pi * phase))
+
+
+def test_a_baked_head_turn_peaks_on_its_frame_while_the_live_head_lags() -> None:
+    """A bake smooths the head from the face zero-phase, as the body: a yaw that peaks at frame 30 peaks there in
+    the bake (within a frame), where the live head's causal One Euro filter peaks frames later."""
+    rig = metarig()
+    retargeter = Retargeter(rig, bone_maps.detect_map(rig))  # the default smoothing
+    count, fps, peak = 60, 24.0, 30
+    yaw = np.radians(40.0) * bump(count, peak - 12, 24)
+    turns = [rot.axis_angle_matrix(np.array([0.0, 0.0, 1.0]), angle) for angle in yaw]
+    faces = np.array([face_points(t) for t in turns])
+    rest = np.zeros((count, len(retargeter.bones), 4))
+    rest[..., 0] = 1.0
+    body = PoseFrames(retargeter.bones, rest, retargeter.root_bone, np.zeros((count, 3)), np.ones(rest.shape[:2], bool))
+    head = HeadFromFace(retargeter)
+    baked = head.solve_clip(body, faces, np.ones(count, bool), SIZE, fps).rotations[:, head.slot]
+    live_head = head.live()
+    one = PoseFrames(
+        retargeter.bones, rest[:1], retargeter.root_bone, np.zeros((1, 3)), np.ones(rest.shape[1:2], bool)[None]
+    )
+    live = np.array([live_head.push(one, faces[i], True, SIZE, i / fps).rotations[0, head.slot] for i in range(count)])
+
+    def turned(quats: np.ndarray) -> np.ndarray:
+        return 2.0 * np.arccos(np.clip(np.abs(quats[:, 0]), 0.0, 1.0))
+
+    assert abs(int(np.argmax(turned(baked))) - peak) <= 1, "the bake's head turn peaks on the face's frame"
+    assert int(np.argmax(turned(live))) >= peak + 2, "live, the head lags (One Euro)"

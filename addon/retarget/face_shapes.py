@@ -6,7 +6,8 @@ distance to the camera do not count. Geometric measures (eyelid gaps, iris offse
 mouth-corner positions, chin position...) are taken there; the take's neutral is their median over its first
 frames with a face (or the frames the user marked), so a resting face reads zero; each shape is a measure's change
 from the neutral divided by the change that counts as fully on (:data:`FULL_SCALE`), clipped to 0..1. Then a gain
-and a One Euro filter per group (eyes, brows, mouth: the mouth group holds the jaw, cheeks and nose too).
+and smoothing per group (eyes, brows, mouth: the mouth group holds the jaw, cheeks and nose too): zero-phase over a
+take (:mod:`.offline_filter`, no lag), the One Euro filter live, both with the group's cutoff.
 
 ``Left`` and ``Right`` are the person's own, as in ARKit. The mesh has no tongue: ``tongueOut`` is always 0.
 All of it is numpy on whatever thread calls it.
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .filters import OneEuroFilter, OneEuroParams, one_euro
+from .filters import OneEuroFilter, OneEuroParams
+from .offline_filter import zero_phase
 
 ARKIT_SHAPES = (
     "eyeBlinkLeft",
@@ -140,7 +142,7 @@ fraction of the neutral value) at which its shapes are fully on."""
 
 
 DEFAULT_MIN_CUTOFF_HZ = {"eyes": 3.0, "brows": 1.5, "mouth": 3.0}
-"""Group -> One Euro minimum cutoff by default: eyes and mouth stay quick enough for blinks and speech."""
+"""Group -> minimum cutoff (Hz) by default: eyes and mouth stay quick enough for blinks and speech."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ class FaceOptions:
     gains: Mapping[str, float] = field(default_factory=lambda: dict.fromkeys(GROUPS, 1.0))
     """Group -> factor on its shapes' values (then clipped to 0..1)."""
     min_cutoff_hz: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MIN_CUTOFF_HZ))
-    """Group -> One Euro minimum cutoff in Hz (0: no smoothing)."""
+    """Group -> minimum cutoff in Hz of its smoothing (0: none): zero-phase for a take, One Euro live."""
     neutral_frames: int = 15
     """How many of the first frames with a face make the neutral (unless ``neutral_indices`` is given)."""
     neutral_indices: tuple[int, ...] = ()
@@ -323,8 +325,9 @@ def solve_face(
     shot_starts: Sequence[int] = (),
 ) -> FaceValues:
     """ARKit values for a take: ``face_landmarks`` (N, 478, 3) and ``face_present`` (N,) as the pose mode writes
-    them, of frames ``image_size`` (width, height) pixels, at ``fps``; smoothing starts afresh at each of
-    ``shot_starts`` (the frames after a cut). Raises FaceError when no frame has a face."""
+    them, of frames ``image_size`` (width, height) pixels, at ``fps``; smoothing (zero-phase) runs within each shot,
+    a new one starting at each of ``shot_starts`` (the frames after a cut).
+    Raises FaceError when no frame has a face."""
     options = options or FaceOptions()
     width, height = image_size
     points = np.asarray(face_landmarks, dtype=np.float64) * np.array([width, height, width])
@@ -349,12 +352,11 @@ def solve_face(
     # Frames without a face hold the nearest measured frame's values (the one before, else the first).
     source = np.clip(np.searchsorted(found, np.arange(len(valid)), side="right") - 1, 0, None)
     values = measured[source]
-    times = np.arange(len(valid)) / fps
     for group, columns in GROUP_COLUMNS.items():
         values[:, columns] *= options.gains.get(group, 1.0)
         cutoff = options.min_cutoff_hz.get(group, 0.0)
         if cutoff > 0 and len(values):
-            values[:, columns] = one_euro(values[:, columns], times, OneEuroParams(min_cutoff=cutoff), shot_starts)
+            values[:, columns] = zero_phase(values[:, columns], fps, OneEuroParams(min_cutoff=cutoff), shot_starts)
     return FaceValues(np.clip(values, 0.0, 1.0).astype(np.float32), valid, neutral)
 
 

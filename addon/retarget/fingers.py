@@ -19,8 +19,8 @@ How:
 4. The rig's bones are aimed parent first (the smallest turn from the bone's carried rest direction), so a rig
    whose fingers rest curled or rolled works like one with straight fingers; twist stays at rest.
 5. A hand not found in a frame: its bones are interpolated across gaps up to ``max_gap_frames`` and held across
-   longer ones (a hand never found stays at rest, and the body's solve keeps the hand bone); then the One Euro
-   filter, as for the body.
+   longer ones (a hand never found stays at rest, and the body's solve keeps the hand bone); then smoothing, as
+   for the body: zero-phase over a clip (:mod:`.offline_filter`, no lag), the One Euro filter live.
 
 Hand landmarks come as MediaPipe's image landmarks (x, y normalised to the frame, z relative depth at the scale
 of x); they are put in pixels (x * width, y * height, z * width), which keeps directions true. All of it is numpy
@@ -34,9 +34,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import rotations as rot
-from .filters import OneEuroFilter, make_continuous, one_euro
+from .filters import OneEuroFilter, make_continuous
 from .finger_maps import FINGERS, FingerMap
 from .frames import mediapipe_to_blender
+from .offline_filter import zero_phase
 from .solver import PoseFrames, Retargeter, per_shot, shot_bounds
 
 WRIST = 0
@@ -258,7 +259,6 @@ class HandSolver:
         rotations = body.rotations.copy()
         gap = self.retargeter.options.max_gap_frames
         smoothing = self.retargeter.options.smoothing
-        times = np.arange(count) / fps
         fingers, measured = [], []
         for hand, (valid, wrist, quats) in zip(
             self.hands, self.measure(body.rotations, hand_landmarks, hand_present, image_size), strict=True
@@ -266,8 +266,8 @@ class HandSolver:
             wrist = make_continuous(np.where(valid[:, None], wrist, rotations[:, hand.slot]))
             quats = per_shot(shots, _fill, make_continuous(quats), valid, gap)
             if smoothing is not None and count:
-                wrist = rot.normalize(one_euro(wrist, times, smoothing, body.shot_starts))[0]
-                quats = rot.normalize(one_euro(quats, times, smoothing, body.shot_starts))[0]
+                wrist = rot.normalize(zero_phase(wrist, fps, smoothing, body.shot_starts))[0]
+                quats = rot.normalize(zero_phase(quats, fps, smoothing, body.shot_starts))[0]
             rotations[:, hand.slot] = np.where(valid[:, None], wrist, rotations[:, hand.slot])
             fingers.append(quats)
             measured.append(np.repeat(valid[:, None], quats.shape[1], axis=1))

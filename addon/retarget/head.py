@@ -15,8 +15,9 @@ from dataclasses import replace
 import numpy as np
 
 from . import rotations as rot
-from .filters import OneEuroFilter, make_continuous, one_euro
+from .filters import OneEuroFilter, make_continuous
 from .frames import mediapipe_to_blender
+from .offline_filter import zero_phase
 from .solver import PoseFrames, Retargeter
 
 EYE_OUTER_RIGHT, EYE_OUTER_LEFT, CHIN, FOREHEAD = 33, 263, 152, 10
@@ -80,8 +81,8 @@ class HeadFromFace:
         rotations = body.rotations.copy()
         head = make_continuous(np.where(valid[:, None], quats, rotations[:, self.slot]))
         smoothing = self.retargeter.options.smoothing
-        if smoothing is not None:  # within each shot (``body.shot_starts``), as the body's
-            head = rot.normalize(one_euro(head, np.arange(len(body)) / fps, smoothing, body.shot_starts))[0]
+        if smoothing is not None:  # zero-phase within each shot (``body.shot_starts``), as the body's
+            head = rot.normalize(zero_phase(head, fps, smoothing, body.shot_starts))[0]
         rotations[:, self.slot] = head
         measured = body.measured.copy()
         measured[:, self.slot] |= valid
