@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import progress_line
+from shared import PROTOCOL_VERSION
 
 
 def cli(daemon, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -31,7 +32,7 @@ def cli(daemon, *args: str, check: bool = True) -> subprocess.CompletedProcess[s
 
 def test_health_text_and_json(daemon):
     text = cli(daemon, "health").stdout
-    assert "protocol 1" in text and "pose" in text and "ready" in text
+    assert f"protocol {PROTOCOL_VERSION}" in text and "pose" in text and "ready" in text
     data = json.loads(cli(daemon, "health", "--json").stdout)
     assert data["modes"]["pose"]["ready"] is True
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import __version__
+from shared import PROTOCOL_VERSION, __version__
 
 pytestmark = pytest.mark.timeout(300)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,9 @@ def test_the_wheel_holds_one_private_package_and_the_console_command(installed):
 def test_the_command_runs_from_any_folder_on_the_installed_code(installed):
     command = installed["venv"] / "bin" / "vfx-mocap"
     version = subprocess.run([str(command), "--version"], capture_output=True, text=True, cwd=installed["cwd"])
-    assert version.returncode == 0 and version.stdout.strip() == f"vfx-mocap {__version__} (protocol 1)"
+    assert (
+        version.returncode == 0 and version.stdout.strip() == f"vfx-mocap {__version__} (protocol {PROTOCOL_VERSION})"
+    )
     fetch = subprocess.run(
         [str(command), "fetch-models", "pose", "--models-dir", str(installed["cwd"] / "models")],
         capture_output=True,
