@@ -342,8 +342,12 @@ def test_recording_writes_keys_on_the_mapped_bones_from_the_current_frame(live):
     assert record["keyed_bones"] == sorted(live["driven"])
     assert record["first_frame"] == 20.0
     [keys] = record["keys_per_channel"]
-    assert keys >= 30, "about two seconds at the video's 24 fps"
-    assert record["last_frame"] - record["first_frame"] == pytest.approx(keys - 1, abs=3)
+    assert keys >= 30, "36 poses or more, at most one key per timeline frame"
+    span = record["last_frame"] - record["first_frame"]
+    assert span >= keys - 1, "one key per timeline frame at the most"
+    # Keys sit at the timeline frames the poses were captured in, so they span the recording's duration at the
+    # scene's rate (a loaded machine may leave gaps between them, never stretch them).
+    assert span <= live["recorded_s"] * record["fps"] + 2
     assert record["nan"] == 0
 
 
