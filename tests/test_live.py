@@ -78,7 +78,7 @@ def test_live_frames_travel_as_buffers_and_options_change_while_running(client, 
 def test_no_camera_is_a_clear_error(client):
     started = time.monotonic()
     session = client.live_start("pose", {"camera": 7})  # the camera is opened on the session's own thread
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0
     state, result, _ = client.live_next(session["session_id"], wait_s=5.0)
     assert result is None and state["state"] == "failed"
     assert state["error"]["code"] == "capture_failed"
@@ -182,7 +182,8 @@ def test_stopping_a_slow_session_never_holds_up_other_requests(client, sample_vi
     started = time.monotonic()
     client.live_stop(session["session_id"])
     assert client.ping() == []
-    assert time.monotonic() - started < 1.0, "stop answers at once; the thread lets go in the background"
+    # The session's frame has 2.5 s left: a stop that waited for it would take longer than this.
+    assert time.monotonic() - started < 2.0, "stop answers at once; the thread lets go in the background"
     assert client.live_list() == [] and client.health()["live_sessions_ending"] == 1
     wait_until_released(client, timeout=10)
 
