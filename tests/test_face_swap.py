@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import pytest
 from support.daemon_process import DaemonProcess
+from support.run_context import RecordingContext
 from support.tiny_onnx_faces import (
     BOX_STRIDES,
     BUILDERS,
@@ -46,30 +47,6 @@ INSIGHTFACE_IMAGES = Path(__import__("insightface").__file__).parent / "data" / 
 TOM_HANKS = INSIGHTFACE_IMAGES / "Tom_Hanks_54745.png"
 GROUP_PHOTO = INSIGHTFACE_IMAGES / "t1.jpg"
 CLIP_FRAMES = 12
-
-
-class RecordingContext:
-    """A real RunContext for direct runs: keeps progress calls, cancels after ``cancel_after`` of them."""
-
-    def __init__(self, output_dir: Path, cancel_after: int | None = None) -> None:
-        self.output_dir = output_dir
-        self.device = None
-        self.progress_calls: list[tuple[float, str, bool]] = []
-        self.messages: list[str] = []
-        self._cancel_after = cancel_after
-
-    def progress(self, fraction: float, stage: str, preview: np.ndarray | None = None) -> None:
-        self.progress_calls.append((fraction, stage, preview is not None))
-
-    def cancelled(self) -> bool:
-        return self._cancel_after is not None and len(self.progress_calls) >= self._cancel_after
-
-    def raise_if_cancelled(self) -> None:
-        if self.cancelled():
-            raise JobCancelled()
-
-    def log(self, message: str) -> None:
-        self.messages.append(message)
 
 
 def read_frames(path: Path, start: int, count: int) -> np.ndarray:
@@ -139,7 +116,7 @@ def face_client(face_daemon):
 
 
 def direct_run(runner, tmp_path: Path, inputs: dict[str, Any], **params: Any):
-    ctx = RecordingContext(tmp_path)
+    ctx = RecordingContext(tmp_path, device=None)
     result = runner.run(inputs, runner.validate(params), ctx)
     return result, ctx
 
@@ -387,7 +364,7 @@ def test_fp16_swapper_and_missing_optional_weights(runner, models_dir, sample_vi
 
 def test_cancel_stops_between_frames(runner, sample_video, tmp_path):
     inputs = {"video": VideoFile(sample_video, 10, 40), "reference": ImageSequence([TOM_HANKS])}
-    ctx = RecordingContext(tmp_path, cancel_after=6)
+    ctx = RecordingContext(tmp_path, cancel_after=6, device=None)
     with pytest.raises(JobCancelled):
         runner.run(inputs, runner.validate({}), ctx)
     written = sorted((tmp_path / "frames").glob("*.png"))
@@ -400,7 +377,7 @@ def test_unload_then_load_again(models_dir, sample_video, tmp_path):
     swap.load(None)
     swap.unload()
     with pytest.raises(RuntimeError, match="before load"):
-        swap.run({}, swap.validate({}), RecordingContext(tmp_path))
+        swap.run({}, swap.validate({}), RecordingContext(tmp_path, device=None))
     swap.load(None)
     inputs = {"video": FrameArray(read_frames(sample_video, 50, 1)), "reference": ImageSequence([TOM_HANKS])}
     result, _ = direct_run(swap, tmp_path, inputs)

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support.run_context import RecordingContext
 from support.tiny_onnx_faces import install_tiny_models
 
 from daemon.devices import Device
@@ -32,23 +33,6 @@ TOM_HANKS = Path(__import__("insightface").__file__).parent / "data" / "images" 
 FRAMES = (60, 150, 200)
 """Frames of the sample video with two or three lit "faces" for the tiny detector."""
 CROP = 128
-
-
-class Context:
-    def __init__(self, output_dir: Path) -> None:
-        self.output_dir, self.device = output_dir, None
-
-    def progress(self, fraction, stage, preview=None) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-    def raise_if_cancelled(self) -> None:
-        pass
-
-    def log(self, message) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +103,9 @@ def test_each_frame_equals_insightfaces_own_swap_away_from_the_blend(models_dir,
         params = runner.validate({"colour_correction": False})
         assert params["detect_every"] == 1, "jobs detect on every frame by default, as insightface does"
         result = runner.run(
-            {"video": FrameArray(frames), "reference": ImageSequence([TOM_HANKS])}, params, Context(tmp_path)
+            {"video": FrameArray(frames), "reference": ImageSequence([TOM_HANKS])},
+            params,
+            RecordingContext(tmp_path, device=None),
         )
     finally:
         runner.unload()

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support.run_context import RecordingContext
 
 from models.frame_writer import FrameWriteError, FrameWriter, frame_path, store_atomically
 from models.media import VideoFile
@@ -109,29 +110,6 @@ def test_a_failed_write_is_reported_with_its_frame_index(frames: list[np.ndarray
 # The pose runner through the writer
 
 
-class CancellingContext:
-    """A real RunContext that cancels after ``cancel_after`` progress calls."""
-
-    def __init__(self, output_dir: Path, cancel_after: int | None = None) -> None:
-        self.output_dir = output_dir
-        self.device = "cpu"
-        self.calls = 0
-        self.cancel_after = cancel_after
-
-    def progress(self, fraction: float, stage: str, preview: np.ndarray | None = None) -> None:
-        self.calls += 1
-
-    def cancelled(self) -> bool:
-        return self.cancel_after is not None and self.calls >= self.cancel_after
-
-    def raise_if_cancelled(self) -> None:
-        if self.cancelled():
-            raise JobCancelled()
-
-    def log(self, message: str) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def pose_runner() -> PoseRunner:
     runner = PoseRunner()
@@ -143,7 +121,7 @@ def test_a_pose_job_whose_disk_fails_names_the_frame(pose_runner: PoseRunner, sa
     (tmp_path / "frames" / "000003.png.tmp").mkdir(parents=True)
     with pytest.raises(FrameWriteError, match="could not write output frame 3"):
         pose_runner.run(
-            {"video": VideoFile(sample_video, frame_end=30)}, pose_runner.validate({}), CancellingContext(tmp_path)
+            {"video": VideoFile(sample_video, frame_end=30)}, pose_runner.validate({}), RecordingContext(tmp_path)
         )
     assert writer_threads() == []
 
@@ -151,7 +129,7 @@ def test_a_pose_job_whose_disk_fails_names_the_frame(pose_runner: PoseRunner, sa
 def test_a_cancelled_pose_job_leaves_no_writer_thread(pose_runner: PoseRunner, sample_video: Path, tmp_path: Path):
     with pytest.raises(JobCancelled):
         pose_runner.run(
-            {"video": VideoFile(sample_video)}, pose_runner.validate({}), CancellingContext(tmp_path, cancel_after=7)
+            {"video": VideoFile(sample_video)}, pose_runner.validate({}), RecordingContext(tmp_path, cancel_after=7)
         )
     assert writer_threads() == []
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [f"{i:06d}.png" for i in range(7)]

@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 import pytest
 from support.daemon_process import DaemonProcess
+from support.run_context import RecordingContext
 from support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
-from test_face_swap import TOM_HANKS, RecordingContext, output_frames, swap_regions
+from test_face_swap import TOM_HANKS, output_frames, swap_regions
 
 from models.face_swap.runner import FaceSwapRunner
 from models.media import FrameArray, ImageSequence
@@ -107,7 +108,7 @@ def settle(client, session_id: str) -> int:
 def offline_outputs(runner, frames: np.ndarray, tmp_path: Path, **params: Any) -> tuple[np.ndarray, dict]:
     """The offline mode's output for ``frames`` (each detected on its own) with ``params``."""
     inputs = {"video": FrameArray(frames), "reference": ImageSequence([TOM_HANKS])}
-    result = runner.run(inputs, runner.validate({"detect_every": 1, **params}), RecordingContext(tmp_path))
+    result = runner.run(inputs, runner.validate({"detect_every": 1, **params}), RecordingContext(tmp_path, device=None))
     return output_frames(tmp_path, len(frames)), result.arrays
 
 

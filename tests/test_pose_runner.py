@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from support.run_context import RecordingContext
 
 from models.media import VideoFile
 from models.pose import LANDMARK_MODEL_FILES, PoseRunner, landmark_model_path
@@ -27,30 +28,6 @@ from models.skeleton import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRACKED_FRAMES = 48
 LEFT_SHOULDER, RIGHT_SHOULDER = 11, 12
-
-
-class RecordingContext:
-    """A real RunContext: keeps every progress call and cancels once ``cancel_after`` calls were made."""
-
-    def __init__(self, output_dir: Path, cancel_after: int | None = None) -> None:
-        self.output_dir = output_dir
-        self.device = "cpu"
-        self.progress_calls: list[tuple[float, str, np.ndarray | None]] = []
-        self.messages: list[str] = []
-        self._cancel_after = cancel_after
-
-    def progress(self, fraction: float, stage: str, preview: np.ndarray | None = None) -> None:
-        self.progress_calls.append((fraction, stage, None if preview is None else preview.copy()))
-
-    def cancelled(self) -> bool:
-        return self._cancel_after is not None and len(self.progress_calls) >= self._cancel_after
-
-    def raise_if_cancelled(self) -> None:
-        if self.cancelled():
-            raise JobCancelled()
-
-    def log(self, message: str) -> None:
-        self.messages.append(message)
 
 
 @pytest.fixture(scope="module")

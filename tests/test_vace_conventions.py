@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from support.run_context import RecordingContext
 from support.tiny_wan import build_tiny_wan_vace
 
 from daemon.devices import resolve_device
@@ -28,25 +29,6 @@ from models.vace.runner import WAN_VACE_1_3B, WAN_VACE_14B, fit_cover, recommend
 
 PROMPT = "a dancer spins on a bright stage"
 TINY = {"steps": 2, "width": 32, "height": 16, "seed": 3, "window_frames": 9, "chunk_overlap": 5}
-
-
-class Context:
-    """A RunContext writing into ``output_dir`` that never cancels and keeps the log."""
-
-    def __init__(self, output_dir: Path) -> None:
-        self.output_dir, self.device, self.messages = output_dir, resolve_device("cpu"), []
-
-    def progress(self, fraction: float, stage: str, preview: np.ndarray | None = None) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-    def raise_if_cancelled(self) -> None:
-        pass
-
-    def log(self, message: str) -> None:
-        self.messages.append(message)
 
 
 class RecordingPipeline:
@@ -111,7 +93,7 @@ def generate(runner, tmp_path: Path, pose: np.ndarray, **params: Any) -> tuple[n
         result = runner.run(
             {"reference": reference(), "pose": FrameArray(pose)},
             runner.validate({"prompt": PROMPT, **TINY, **params}),
-            Context(tmp_path),
+            RecordingContext(tmp_path, device=resolve_device("cpu")),
         )
     finally:
         loaded.pipe = recorder.pipe
