@@ -299,3 +299,31 @@ def test_live_pose_sends_the_scores_and_the_live_face_keeps_them_without_a_neutr
     ]
     blink = fs.ARKIT_SHAPES.index("eyeBlinkLeft")
     assert rows[0][blink] <= 0.05 and rows[1][blink] >= RISE, "values from the first frame: no neutral to wait for"
+
+
+# -- through the daemon ---------------------------------------------------------------------------------------------
+
+
+def test_fetch_models_accepts_the_bundle_in_place_and_a_daemon_pose_job_uses_it(
+    models_dir: Path, sample_video: Path, tmp_path: Path
+) -> None:
+    """The command a user runs, with the project's own manifest: the bundle already in the models folder verifies
+    (no download), and a real daemon on that folder answers a pose job with the face with the model's scores."""
+    from support.daemon_process import DaemonProcess
+
+    command = [sys.executable, "-m", "daemon", "fetch-models", "face_blendshapes", "--models-dir", str(models_dir)]
+    fetched = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert fetched.returncode == 0 and "face_landmarker: present and verified" in fetched.stderr, fetched.stderr
+    daemon = DaemonProcess(tmp_path, extra_args=("--models-dir", str(models_dir), "--device", "cpu")).start()
+    try:
+        with daemon.client() as client:
+            spec = {"path": str(sample_video), "frame_start": 20, "frame_end": 30}
+            client.submit("face-model", "pose", {"face": True, "render_skeleton": False}, {"video": spec})
+            job = client.wait("face-model", timeout=120)
+            assert job["state"] == "succeeded", job["error"]
+            summary, arrays = client.result("face-model")
+    finally:
+        daemon.cleanup()
+    assert summary["face_source"] == "model"
+    assert arrays["face_blendshapes"].shape == (10, len(FACE_SHAPE_NAMES))
+    assert np.isfinite(arrays["face_blendshapes"]).all()
