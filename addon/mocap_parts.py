@@ -98,13 +98,17 @@ class MocapPartsSettings(bpy.types.PropertyGroup):
         return params
 
     def face_options(self, neutral_frames: tuple[int, ...] = ()) -> FaceOptions:
-        """The face solve's options; ``neutral_frames`` (take frame indices) override the first frames."""
+        """The face solve's options; ``neutral_frames`` (take frame indices) override the first frames. The pose
+        option Face Shapes set to landmarks also holds for jobs made with the model's scores."""
+        pose_params = self.id_data.vfx_mocap.mode_params("pose")
+        source = next((p.value for p in pose_params if p.name == "face_shapes"), "auto")
         return FaceOptions(
             gains={group: getattr(self, f"gain_{group}") for group in GROUPS},
             min_cutoff_hz={group: getattr(self, f"smooth_{group}") for group in GROUPS},
             neutral_frames=self.neutral_frames,
             neutral_indices=neutral_frames,
             name_map=parse_name_map(self.shape_key_names),
+            use_model=source != "landmarks",
         )
 
 

@@ -167,7 +167,7 @@ def solve_job(request: BakeRequest) -> tuple[PoseFrames, float, FaceValues | Non
         pose = head.solve_clip(pose, arrays["face_landmarks"], arrays["face_present"], size, request.fps)
         shot_starts = summary.get("shot_starts") or ()
         try:
-            if "face_blendshapes" in arrays:
+            if "face_blendshapes" in arrays and (request.face_options is None or request.face_options.use_model):
                 face = solve_scores(
                     arrays["face_blendshapes"], arrays["face_present"], request.fps, request.face_options, shot_starts
                 )

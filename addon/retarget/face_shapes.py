@@ -158,6 +158,9 @@ class FaceOptions:
     """Take frame indices showing the resting face (the user's marks); overrides ``neutral_frames``."""
     name_map: Mapping[str, str] = field(default_factory=dict)
     """ARKit name -> the mesh's shape-key name, for meshes named otherwise."""
+    use_model: bool = True
+    """Take MediaPipe's blendshape scores where the pose job has them (:mod:`.face_scores`); False: always this
+    module's estimate from the face mesh (which every job with the face has)."""
 
 
 class FaceError(ValueError):

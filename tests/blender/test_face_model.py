@@ -88,3 +88,9 @@ def test_the_same_take_without_the_scores_is_estimated_from_the_mesh_and_says_so
     assert mesh["face_source"] == mesh["kept_face_source"] == "landmarks"
     assert "Face shapes estimated from the face mesh" in mesh["lines"]
     assert value(mesh, "jawOpen", 180) >= 0.5, "the estimate reads the open mouth as the jaw, as before"
+
+
+def test_face_shapes_set_to_landmarks_holds_for_a_job_made_with_the_scores(record):
+    forced = record["forced"]
+    assert forced["error"] == "" and forced["face_source"] == "landmarks"
+    assert forced["shapes"] == record["mesh"]["shapes"], "the same keys as the job without the scores"

@@ -2,8 +2,9 @@
 
 Two pose jobs of Megamind.avi frames 10..180 made by the real pose runner on the pytest side with the face on: one
 where the daemon had the blendshape model (``face_blendshapes`` and ``face_source`` "model"), one where it had not
-(the mesh alone). Each is baked onto a metarig and a mesh with ARKit-named shape keys and one other; the record holds
-each bake's report, the panel's report lines and the shape keys' (frame, value) keys.
+(the mesh alone). Each is baked onto a metarig and a mesh with ARKit-named shape keys and one other; then the first
+again with the pose option Face Shapes set to landmarks (added as the daemon's description would add it). The record
+holds each bake's report, the panel's report lines and the shape keys' (frame, value) keys.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     for job_id in ("model", "mesh"):
         record[job_id] = bake(addon, job_id, Path(args.data_dir) / job_id)
+    option = bpy.context.scene.vfx_mocap.params.add()
+    option.mode, option.name, option.kind, option.choices = "pose", "face_shapes", "choice", "auto|landmarks"
+    option.set_value("landmarks")
+    record["forced"] = bake(addon, "forced", Path(args.data_dir) / "model")
 
 
 if __name__ == "__main__":
