@@ -314,6 +314,8 @@ def test_fetch_models_accepts_the_bundle_in_place_and_a_daemon_pose_job_uses_it(
     command = [sys.executable, "-m", "daemon", "fetch-models", "face_blendshapes", "--models-dir", str(models_dir)]
     fetched = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert fetched.returncode == 0 and "face_landmarker: present and verified" in fetched.stderr, fetched.stderr
+    pose = subprocess.run([*command[:4], "pose"], capture_output=True, text=True, timeout=120)
+    assert pose.returncode == 0 and "fetch-models face_blendshapes" in pose.stdout, "the pose mode points to it"
     daemon = DaemonProcess(tmp_path, extra_args=("--models-dir", str(models_dir), "--device", "cpu")).start()
     try:
         with daemon.client() as client:
