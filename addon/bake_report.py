@@ -1,5 +1,6 @@
 """The quality report of a bake: how sure the solve was of each bone, how many frames were held, the feet's
-contacts, the shot cuts and who was followed. Made on the solve's worker thread (plain data, JSON-ready); written
+contacts, the shot cuts and who was followed, and with a face where its shape values came from (``face_source``:
+"model" or "landmarks"). Made on the solve's worker thread (plain data, JSON-ready); written
 with the bake: onto the Action (custom property :data:`REPORT_PROP`), into the pose job's folder
 (``bake_reports/<armature>.json``), and as each driven pose bone's confidence (custom property
 :data:`CONFIDENCE_PROP`, 0..1). The Pose to Armature panel shows the last one.
@@ -71,6 +72,13 @@ def keep(obj: bpy.types.Object, report: dict[str, Any], output_dir: str) -> str:
     return str(path)
 
 
+FACE_SOURCE_WORDS = {
+    "model": "Face shapes from MediaPipe's blendshape model",
+    "landmarks": "Face shapes estimated from the face mesh",
+}
+"""The report's ``face_source`` (present when the bake drove a face) as the panel says it."""
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """The report in a few lines for the panel."""
     bones = report["bones"]
@@ -86,4 +94,6 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     ]
     if report["unsure_bones"]:
         lines.append(f"Unsure (below {LOW_CONFIDENCE:.0%}): {', '.join(report['unsure_bones'])}")
+    if "face_source" in report:
+        lines.append(FACE_SOURCE_WORDS.get(report["face_source"], f"Face shapes from {report['face_source']}"))
     return lines

@@ -27,6 +27,7 @@ from bpy.app.handlers import persistent
 
 from . import armature_io, bake, pump, runtime, shape_key_bake
 from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
+from .retarget.face_scores import arkit_values
 from .retarget.face_shapes import ARKIT_SHAPES, FaceValues, LiveFace
 from .retarget.finger_maps import detect_finger_map
 from .retarget.fingers import HandSolver, LiveHands
@@ -56,6 +57,8 @@ class SolvedFrame:
     """How long the solve took on the live thread."""
     face: np.ndarray | None = None
     """The face's 52 ARKit values (under ``ARKIT_SHAPES``), when the session drives a face."""
+    face_source: str | None = None
+    """Where ``face`` came from, as the daemon says: "model" (MediaPipe's blendshape scores) or "landmarks"."""
 
 
 class PoseSolver:
@@ -93,7 +96,12 @@ class PoseSolver:
         face = None
         if self._face is not None and "face_landmarks" in arrays:
             face_present = bool(arrays["face_present"])
-            face = self._face.push(arrays["face_landmarks"], face_present, size, captured_at).copy()
+            if "face_blendshapes" in arrays:
+                scores = arkit_values(arrays["face_blendshapes"])
+                usable = face_present and bool(np.isfinite(scores).all())
+                face = self._face.push_scores(scores if usable else None, captured_at).copy()
+            else:
+                face = self._face.push(arrays["face_landmarks"], face_present, size, captured_at).copy()
             if self._head is not None:
                 pose = self._head.push(pose, arrays["face_landmarks"], face_present, size, captured_at)
         solved = time.monotonic()
@@ -107,6 +115,7 @@ class PoseSolver:
             solved,
             (solved - started) * 1000.0,
             face,
+            data.get("face_source") if face is not None else None,
         )
 
 
@@ -149,6 +158,8 @@ class LiveDriver:
         """Per applied pose: its solve's duration on the live thread (milliseconds)."""
         self.last_bake: bake.BakeReport | None = None
         self.last_face_bake: shape_key_bake.ShapeKeyReport | None = None
+        self.face_source: str | None = None
+        """Where the face's values come from (:attr:`SolvedFrame.face_source` of the last applied face)."""
         self.error = ""
         self._recording: _Recording | None = None
         self._stopped = False
@@ -179,6 +190,7 @@ class LiveDriver:
                 return None
             if frame.face is not None:
                 self._apply_face(frame.face)
+                self.face_source = frame.face_source
             self.applied += 1
             self.last_seq = frame.seq
             applied_at = time.monotonic()

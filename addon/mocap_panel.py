@@ -148,6 +148,8 @@ class LivePosePanel(_MotionCapturePanel):
             latency = sorted(driver.latencies_ms)
             median = f", {latency[len(latency) // 2]:.0f} ms" if latency else ""
             layout.label(text=f"{session.state.capitalize()}: {session.daemon_fps:.1f} fps{median}", icon="PLAY")
+            if driver.face_source:
+                layout.label(text=bake_report.FACE_SOURCE_WORDS.get(driver.face_source, driver.face_source))
         else:
             row.operator("vfxmocap.live_start", icon="PLAY")
         if driver is not None and driver.error:

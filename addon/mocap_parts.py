@@ -2,7 +2,9 @@
 panel under Pose to Armature. Main thread only.
 
 Hands drive the armature's finger bones (and its wrists); the face drives the shape keys of a chosen mesh (ARKit
-names, or names mapped to them) and is solved relative to a neutral read from the take itself.
+names, or names mapped to them): MediaPipe's blendshape scores when the daemon has that model (the pose option Face
+Shapes, shown here too, can force the estimate), else estimated from the face mesh relative to a neutral read from
+the take itself.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class MocapPartsSettings(bpy.types.PropertyGroup):
     )
     neutral: bpy.props.EnumProperty(
         name="Neutral",
+        description="Where the resting face is, for the estimate from the face mesh (the blendshape model needs none)",
         items=(
             ("FIRST", "First Frames", "The first frames of the take show the resting face"),
             ("MARKERS", "Markers", "Timeline markers named 'neutral' mark frames showing the resting face"),
@@ -95,13 +98,17 @@ class MocapPartsSettings(bpy.types.PropertyGroup):
         return params
 
     def face_options(self, neutral_frames: tuple[int, ...] = ()) -> FaceOptions:
-        """The face solve's options; ``neutral_frames`` (take frame indices) override the first frames."""
+        """The face solve's options; ``neutral_frames`` (take frame indices) override the first frames. The pose
+        option Face Shapes set to landmarks also holds for jobs made with the model's scores."""
+        pose_params = self.id_data.vfx_mocap.mode_params("pose")
+        source = next((p.value for p in pose_params if p.name == "face_shapes"), "auto")
         return FaceOptions(
             gains={group: getattr(self, f"gain_{group}") for group in GROUPS},
             min_cutoff_hz={group: getattr(self, f"smooth_{group}") for group in GROUPS},
             neutral_frames=self.neutral_frames,
             neutral_indices=neutral_frames,
             name_map=parse_name_map(self.shape_key_names),
+            use_model=source != "landmarks",
         )
 
 
@@ -119,6 +126,9 @@ class HandsFacePanel:
         column.enabled = parts.use_face
         column.prop(parts, "face_mesh")
         column.prop(parts, "shape_key_names")
+        source = next((p for p in context.scene.vfx_mocap.mode_params("pose") if p.name == "face_shapes"), None)
+        if source is not None:  # a pose option the daemon describes
+            column.prop(source, source.value_attr, text="Face Shapes")
         column.prop(parts, "neutral")
         if parts.neutral == "FIRST":
             column.prop(parts, "neutral_frames")

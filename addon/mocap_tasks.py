@@ -20,6 +20,7 @@ import numpy as np
 
 from . import armature_io, bake, bake_report, pose_people, pump, runtime, shape_key_bake
 from .retarget.bone_maps import BoneMap
+from .retarget.face_scores import solve_scores
 from .retarget.face_shapes import FaceError, FaceOptions, FaceValues, solve_face
 from .retarget.finger_maps import FingerMap
 from .retarget.fingers import HandSolver
@@ -29,8 +30,9 @@ from .retarget.solver import PoseFrames, Retargeter, SolveOptions
 
 INTERVAL_S = 0.1
 POSE_ARRAYS = ("world_landmarks", "visibility", "present", "image_landmarks")
-PART_ARRAYS = ("hand_landmarks", "hand_present", "face_landmarks", "face_present")
-"""Arrays a pose job has when it tracked hands or face (see the pose mode)."""
+PART_ARRAYS = ("hand_landmarks", "hand_present", "face_landmarks", "face_present", "face_blendshapes")
+"""Arrays a pose job has when it tracked hands or face (see the pose mode); ``face_blendshapes`` only when the
+daemon had MediaPipe's blendshape model (then the face's values are its scores, else estimated from the mesh)."""
 
 
 class PoseResultError(Exception):
@@ -163,18 +165,26 @@ def solve_job(request: BakeRequest) -> tuple[PoseFrames, float, FaceValues | Non
             )
         head = HeadFromFace(retargeter)
         pose = head.solve_clip(pose, arrays["face_landmarks"], arrays["face_present"], size, request.fps)
+        shot_starts = summary.get("shot_starts") or ()
         try:
-            face = solve_face(
-                arrays["face_landmarks"],
-                arrays["face_present"],
-                size,
-                request.fps,
-                request.face_options,
-                summary.get("shot_starts") or (),
-            )
+            if "face_blendshapes" in arrays and (request.face_options is None or request.face_options.use_model):
+                face = solve_scores(
+                    arrays["face_blendshapes"], arrays["face_present"], request.fps, request.face_options, shot_starts
+                )
+            else:
+                face = solve_face(
+                    arrays["face_landmarks"],
+                    arrays["face_present"],
+                    size,
+                    request.fps,
+                    request.face_options,
+                    shot_starts,
+                )
         except FaceError as exc:
             raise PoseResultError(str(exc)) from None
     report = bake_report.make_report(pose, summary, request.person, request.job_id, request.armature)
+    if face is not None:
+        report["face_source"] = face.source
     return pose, retargeter.rig_leg_length, face, report
 
 

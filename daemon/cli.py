@@ -475,7 +475,10 @@ def _fetch(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"mode": args.mode, "models_dir": str(models_dir), "files": [str(p) for p in fetched]}))
     elif not fetched:
-        print(f"mode {args.mode} has no weight files to fetch (the pose mode's models ship inside the mediapipe wheel)")
+        print(
+            f"mode {args.mode} has no weight files to fetch (the pose mode's models ship inside the mediapipe wheel; "
+            "`fetch-models face_blendshapes` adds the optional face blendshape model)"
+        )
     return 0
 
 

@@ -16,7 +16,10 @@ relative depth, roughly the scale of x, smaller nearer the camera):
 - ``hand_present`` bool (N, 2): the hand was found; where False its 21 points are NaN;
 - ``face_landmarks`` float32 (N, 478, 3): the face mesh with irises (468 mesh points, then 5 per iris, the person's
   right iris first); z is relative to the face's centre;
-- ``face_present`` bool (N,): a face was found; where False its points are NaN.
+- ``face_present`` bool (N,): a face was found; where False its points are NaN;
+- ``face_blendshapes`` float32 (N, 51): with the face and MediaPipe's blendshape model (fetched, and ``face_shapes``
+  ``auto``), its scores of the same face under ``shared.pose_data.FACE_SHAPE_NAMES`` (see
+  :mod:`models.face_blendshapes`); NaN where it gave none.
 
 Importing this module imports neither MediaPipe nor OpenCV.
 """
@@ -29,6 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from shared.pose_data import FACE_SHAPE_NAMES
+
+from .face_blendshapes import SOURCES, FaceBlendshapes
 from .runner import Param
 
 HAND_POINTS = 21
@@ -75,6 +81,15 @@ PARAMS = (
         help="Also track the face mesh (478 points with irises) for facial shape keys and face points in "
         "skeleton renders.",
     ),
+    Param(
+        "face_shapes",
+        "choice",
+        default="auto",
+        choices=SOURCES,
+        help="auto: the face's shape values come from MediaPipe's blendshape model when it is fetched "
+        "(fetch-models face_blendshapes), else they are estimated from the face mesh; landmarks: always estimated "
+        "from the face mesh.",
+    ),
 )
 """The pose mode's switches for the parts beyond the body; both off keeps the faster body-only graph."""
 
@@ -104,9 +119,12 @@ def _points(landmarks: Any, count: int) -> np.ndarray:
     return np.array([(p.x, p.y, p.z) for p in landmarks.landmark], dtype=np.float32)
 
 
-def frame_arrays(found: Any, hands: bool, face: bool) -> dict[str, np.ndarray]:
+def frame_arrays(
+    found: Any, hands: bool, face: bool, blendshapes: FaceBlendshapes | None = None, rgb: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The hand and face arrays of one Holistic result, without the frame axis: ``hand_landmarks`` (2, 21, 3),
-    ``hand_present`` (2,), ``face_landmarks`` (478, 3), ``face_present`` () — only the parts asked for."""
+    ``hand_present`` (2,), ``face_landmarks`` (478, 3), ``face_present`` () — only the parts asked for — and with
+    ``blendshapes`` (and the frame ``rgb`` the result is of) ``face_blendshapes`` (51,)."""
     out: dict[str, np.ndarray] = {}
     if hands:
         sides = (found.left_hand_landmarks, found.right_hand_landmarks)
@@ -115,21 +133,38 @@ def frame_arrays(found: Any, hands: bool, face: bool) -> dict[str, np.ndarray]:
     if face:
         out["face_landmarks"] = _points(found.face_landmarks, FACE_POINTS)
         out["face_present"] = np.array(found.face_landmarks is not None)
+        if blendshapes is not None and rgb is not None:
+            points = out["face_landmarks"] if found.face_landmarks is not None else None
+            scores = blendshapes.scores(rgb, points)
+            out["face_blendshapes"] = (
+                scores if scores is not None else np.full(len(FACE_SHAPE_NAMES), np.nan, dtype=np.float32)
+            )
     return out
 
 
 class PartsRecorder:
-    """Collects :func:`frame_arrays` frame by frame and stacks them into the clip's arrays."""
+    """Collects :func:`frame_arrays` frame by frame and stacks them into the clip's arrays; with ``blendshapes``
+    (the face on) also the model's scores of each frame's face."""
 
-    def __init__(self, hands: bool, face: bool) -> None:
+    def __init__(self, hands: bool, face: bool, blendshapes: FaceBlendshapes | None = None) -> None:
         self.hands, self.face = hands, face
+        self.blendshapes = blendshapes if face else None
         self._rows: dict[str, list[np.ndarray]] = {}
         self.last: dict[str, np.ndarray] = {}
         """The arrays of the frame recorded last (empty before the first, or with no part asked for)."""
 
-    def add(self, found: Any) -> dict[str, np.ndarray]:
-        """Record one Holistic result; returns its frame's arrays."""
-        arrays = frame_arrays(found, self.hands, self.face)
+    @property
+    def face_source(self) -> str | None:
+        """Where the face's shape values come from: ``model`` (``face_blendshapes``), ``landmarks`` (the add-on
+        estimates them from ``face_landmarks``), or None without the face."""
+        if not self.face:
+            return None
+        return "model" if self.blendshapes is not None else "landmarks"
+
+    def add(self, found: Any, rgb: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Record one Holistic result (of the RGB frame ``rgb``, which the blendshape model needs); returns its
+        frame's arrays."""
+        arrays = frame_arrays(found, self.hands, self.face, self.blendshapes, rgb)
         for name, value in arrays.items():
             self._rows.setdefault(name, []).append(value)
         self.last = arrays
@@ -145,6 +180,8 @@ class PartsRecorder:
             shapes |= {"hand_landmarks": ((2, HAND_POINTS, 3), np.float32), "hand_present": ((2,), np.bool_)}
         if self.face:
             shapes |= {"face_landmarks": ((FACE_POINTS, 3), np.float32), "face_present": ((), np.bool_)}
+        if self.blendshapes is not None:
+            shapes["face_blendshapes"] = ((len(FACE_SHAPE_NAMES),), np.float32)
         out = {}
         for name, (shape, dtype) in shapes.items():
             rows = self._rows.get(name)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import hands_face
+from . import face_blendshapes, hands_face
 from .frame_writer import FrameWriter
 from .person_tracks import PEOPLE_MODES, PeopleTracker, draw_track_number
 from .runner import (
@@ -106,8 +106,11 @@ class PoseRunner(Runner):
     for the main person only, aligned with ``image_landmarks``: in a frame where the main track has the person,
     that frame's hands and face (where Holistic found them); in every other frame (nobody, or someone the main
     track does not follow) NaN points and not present. ``summary["hands"]`` and ``summary["face"]`` say which
-    parts were tracked. Parts need ``people`` "one": with "all" they are refused (:meth:`validate`), since each
-    person's crop would need its own Holistic graph and its parts mapped back out of the crop.
+    parts were tracked. With the face, MediaPipe's blendshape model fetched (``fetch-models face_blendshapes``) and
+    ``face_shapes`` "auto", ``face_blendshapes`` holds its scores of that face (:mod:`models.face_blendshapes`);
+    ``summary["face_source"]`` says "model" then, "landmarks" when the add-on estimates the shapes from the mesh.
+    Parts need ``people`` "one": with "all" they are refused (:meth:`validate`), since each person's crop would
+    need its own Holistic graph and its parts mapped back out of the crop.
 
     With ``render_skeleton``, frame ``i`` of the output is the OpenPose-style skeleton of input frame ``i``
     (see :mod:`models.skeleton`), at the input's size, on black or over the input frame, with the hands and face
@@ -178,7 +181,7 @@ class PoseRunner(Runner):
     inputs = (MediaSlot("video", "video", help="The footage to track: a strip, a video file or images."),)
     python_packages = ("mediapipe", "cv2")
     bundled_licences: ClassVar[dict[str, str]] = {"MediaPipe Pose Landmarker (in the mediapipe wheel)": "Apache-2.0"}
-    live_params = params[:6]
+    live_params = params[:7]
     """Live pose takes the tracking options and the parts; it renders nothing (the add-on poses the armature)."""
 
     @classmethod
@@ -252,7 +255,7 @@ class PoseRunner(Runner):
         # 1. Fresh graphs: video-mode tracking state belongs to one video (and to one shot of it).
         # With people "one" the tracker calls its one whole-frame graph once per frame, so the recorder gets one
         # row per frame, aligned with the tracks' frames ("all" has no parts: see validate).
-        parts = hands_face.PartsRecorder(*hands_face.wanted(params))
+        parts = hands_face.PartsRecorder(*hands_face.wanted(params), face_blendshapes.open_for(self.models_dir, params))
         frames = video.frames()
         cuts = ShotCutDetector()
         people = PeopleTracker(
@@ -292,6 +295,8 @@ class PoseRunner(Runner):
             if isinstance(frames, Generator):
                 frames.close()
             people.close()
+            if parts.blendshapes is not None:
+                parts.blendshapes.close()
 
         # 3. The tracks as arrays; the largest person's as the main ones.
         tracks = people.arrays(count)
@@ -329,6 +334,7 @@ class PoseRunner(Runner):
                 "default_track": chosen,
                 "hands": parts.hands,
                 "face": parts.face,
+                "face_source": parts.face_source,
             },
             arrays={
                 "image_landmarks": main[0],
@@ -345,15 +351,15 @@ class PoseRunner(Runner):
 
 class _PoseGraph:
     """One MediaPipe pose graph as :data:`models.person_tracks.PoseFn`, with ``close``; each result (Pose or
-    Holistic) also goes to ``on_result``, which records its hands and face."""
+    Holistic) also goes to ``on_result`` with its frame, which records its hands and face."""
 
-    def __init__(self, tracker: Any, on_result: Callable[[Any], object]) -> None:
+    def __init__(self, tracker: Any, on_result: Callable[[Any, np.ndarray], object]) -> None:
         self.tracker = tracker
         self.on_result = on_result
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         found = self.tracker.process(rgb)
-        self.on_result(found)
+        self.on_result(found, rgb)
         return None if found.pose_landmarks is None else _landmark_arrays(found)
 
     def close(self) -> None:
@@ -361,35 +367,44 @@ class _PoseGraph:
 
 
 class LivePose(LiveProcessor):
-    """Tracks a camera stream frame by frame. Results: ``present`` and the three landmark arrays of one frame."""
+    """Tracks a camera stream frame by frame. Results: ``present`` and the three landmark arrays of one frame, the
+    parts asked for (with ``face_blendshapes`` as in :class:`PoseRunner`), and ``face_source`` as in its summary."""
 
     def __init__(self, runner: PoseRunner, params: Mapping[str, Any]) -> None:
         self.runner = runner
         self.tracker = runner._new_tracker(params)
-        self.parts = hands_face.wanted(params)
+        self.parts = hands_face.PartsRecorder(
+            *hands_face.wanted(params), face_blendshapes.open_for(runner.models_dir, params)
+        )
 
     def process(self, frame: np.ndarray, timestamp_s: float) -> LiveResult:
-        found = self.tracker.process(np.ascontiguousarray(frame))
+        rgb = np.ascontiguousarray(frame)
+        found = self.tracker.process(rgb)
         image, world, visibility = _landmark_arrays(found)
         height, width = frame.shape[:2]
+        parts = hands_face.frame_arrays(found, self.parts.hands, self.parts.face, self.parts.blendshapes, rgb)
         return LiveResult(
-            data={"present": found.pose_landmarks is not None, "width": width, "height": height},
-            arrays={
-                "image_landmarks": image,
-                "world_landmarks": world,
-                "visibility": visibility,
-                **hands_face.frame_arrays(found, *self.parts),
+            data={
+                "present": found.pose_landmarks is not None,
+                "width": width,
+                "height": height,
+                "face_source": self.parts.face_source,
             },
+            arrays={"image_landmarks": image, "world_landmarks": world, "visibility": visibility, **parts},
         )
 
     def update(self, params: Mapping[str, Any]) -> None:
         """MediaPipe fixes its options when the graph is built: build a new one with the new options."""
-        self.tracker.close()
+        self.close()
         self.tracker = self.runner._new_tracker(params)
-        self.parts = hands_face.wanted(params)
+        self.parts = hands_face.PartsRecorder(
+            *hands_face.wanted(params), face_blendshapes.open_for(self.runner.models_dir, params)
+        )
 
     def close(self) -> None:
         self.tracker.close()
+        if self.parts.blendshapes is not None:
+            self.parts.blendshapes.close()
 
 
 def _draw_people(

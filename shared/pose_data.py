@@ -11,7 +11,10 @@ Result arrays (N = frames; one row per frame of the input):
 - ``visibility`` float32 (N, 33): 0..1 likelihood that the landmark is visible;
 - ``present`` bool (N,): a person was found; where False the landmarks are NaN;
 - with hands and face asked for: ``hand_landmarks`` (N, 2, 21, 3), ``hand_present`` (N, 2), ``face_landmarks``
-  (N, 478, 3), ``face_present`` (N,) (see ``models.hands_face``).
+  (N, 478, 3), ``face_present`` (N,) (see ``models.hands_face``);
+- with the face asked for and MediaPipe's blendshape model fetched: ``face_blendshapes`` float32 (N, 51), the
+  model's 0..1 scores under :data:`FACE_SHAPE_NAMES`, NaN where it gave none (see ``models.face_blendshapes``);
+  the summary's ``face_source`` says ``model`` then, else ``landmarks``.
 
 Frames a job draws are ``<output_dir>/frames/NNNNNN.png`` (six digits, from 0): :func:`frame_file_name`.
 """
@@ -69,6 +72,63 @@ HAND_LANDMARKS = "hand_landmarks"
 HAND_PRESENT = "hand_present"
 FACE_LANDMARKS = "face_landmarks"
 FACE_PRESENT = "face_present"
+FACE_BLENDSHAPES = "face_blendshapes"
+
+FACE_SHAPE_NAMES = (
+    "browDownLeft",
+    "browDownRight",
+    "browInnerUp",
+    "browOuterUpLeft",
+    "browOuterUpRight",
+    "cheekPuff",
+    "cheekSquintLeft",
+    "cheekSquintRight",
+    "eyeBlinkLeft",
+    "eyeBlinkRight",
+    "eyeLookDownLeft",
+    "eyeLookDownRight",
+    "eyeLookInLeft",
+    "eyeLookInRight",
+    "eyeLookOutLeft",
+    "eyeLookOutRight",
+    "eyeLookUpLeft",
+    "eyeLookUpRight",
+    "eyeSquintLeft",
+    "eyeSquintRight",
+    "eyeWideLeft",
+    "eyeWideRight",
+    "jawForward",
+    "jawLeft",
+    "jawOpen",
+    "jawRight",
+    "mouthClose",
+    "mouthDimpleLeft",
+    "mouthDimpleRight",
+    "mouthFrownLeft",
+    "mouthFrownRight",
+    "mouthFunnel",
+    "mouthLeft",
+    "mouthLowerDownLeft",
+    "mouthLowerDownRight",
+    "mouthPressLeft",
+    "mouthPressRight",
+    "mouthPucker",
+    "mouthRight",
+    "mouthRollLower",
+    "mouthRollUpper",
+    "mouthShrugLower",
+    "mouthShrugUpper",
+    "mouthSmileLeft",
+    "mouthSmileRight",
+    "mouthStretchLeft",
+    "mouthStretchRight",
+    "mouthUpperUpLeft",
+    "mouthUpperUpRight",
+    "noseSneerLeft",
+    "noseSneerRight",
+)
+"""The columns of ``face_blendshapes``: MediaPipe's blendshape categories in its order, less ``_neutral``. They are
+ARKit's names (same spelling, ``Left`` the person's own left); ARKit's ``tongueOut`` is the one the model lacks."""
 
 FRAMES_FOLDER = "frames"
 

@@ -62,7 +62,8 @@ def test_parts_are_off_by_default_and_the_body_keeps_its_pose_graph(runner: Pose
     finally:
         body.close()
         holistic.close()
-    assert [p.name for p in PoseRunner.live_params][-2:] == ["hands", "face"]
+    assert [p.name for p in PoseRunner.live_params][-3:] == ["hands", "face", "face_shapes"]
+    assert defaults["face_shapes"] == "auto"
 
 
 def test_the_arrays_follow_the_documented_layout(whole: tuple[RunResult, Path]) -> None:

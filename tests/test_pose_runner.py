@@ -78,6 +78,7 @@ def test_defaults_are_the_documented_ones() -> None:
         "skeleton_background": "black",
         "hands": False,
         "face": False,
+        "face_shapes": "auto",
     }
     assert [slot.name for slot in PoseRunner.inputs] == ["video"]
 
@@ -217,6 +218,7 @@ def test_summary_describes_the_run(megamind_run: tuple[RunResult, RecordingConte
         "default_track": 0,
         "hands": False,
         "face": False,
+        "face_source": None,
     }
     assert 200 < result.summary["tracks"][0]["median_height_px"] < 528, "the upper body fills most of the frame"
 

@@ -10,7 +10,8 @@ and smoothing per group (eyes, brows, mouth: the mouth group holds the jaw, chee
 take (:mod:`.offline_filter`, no lag), the One Euro filter live, both with the group's cutoff.
 
 ``Left`` and ``Right`` are the person's own, as in ARKit. The mesh has no tongue: ``tongueOut`` is always 0.
-All of it is numpy on whatever thread calls it.
+All of it is numpy on whatever thread calls it. When the pose job carries MediaPipe's blendshape scores instead,
+:mod:`.face_scores` takes them through the same gains and smoothing (:func:`finish_take`, :meth:`LiveFace.push_scores`).
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ class FaceOptions:
     """Take frame indices showing the resting face (the user's marks); overrides ``neutral_frames``."""
     name_map: Mapping[str, str] = field(default_factory=dict)
     """ARKit name -> the mesh's shape-key name, for meshes named otherwise."""
+    use_model: bool = True
+    """Take MediaPipe's blendshape scores where the pose job has them (:mod:`.face_scores`); False: always this
+    module's estimate from the face mesh (which every job with the face has)."""
 
 
 class FaceError(ValueError):
@@ -309,11 +313,30 @@ def shapes_from_changes(m: Mapping[str, np.ndarray], n: Mapping[str, float]) -> 
 @dataclass(frozen=True)
 class FaceValues:
     """``values`` (N, 52) float32 in 0..1 under :data:`ARKIT_SHAPES`; ``present`` (N,) a face was measured (other
-    frames hold the nearest measured values); ``neutral_frames`` the take frames the neutral came from."""
+    frames hold the nearest measured values); ``neutral_frames`` the take frames the neutral came from (none for
+    the model); ``source`` where the values come from: "landmarks" (this module) or "model" (:mod:`.face_scores`)."""
 
     values: np.ndarray
     present: np.ndarray
     neutral_frames: tuple[int, ...]
+    source: str = "landmarks"
+
+
+def finish_take(
+    measured: np.ndarray, valid: np.ndarray, fps: float, options: FaceOptions, shot_starts: Sequence[int] = ()
+) -> np.ndarray:
+    """A take's values (N, 52) float32 in 0..1 from ``measured`` (M, 52), the values of the M frames where ``valid``
+    (N,) is True: frames without a face hold the nearest measured frame's values (the one before, else the first),
+    then each group's gain and zero-phase smoothing (within each shot)."""
+    found = np.flatnonzero(valid)
+    source = np.clip(np.searchsorted(found, np.arange(len(valid)), side="right") - 1, 0, None)
+    values = np.array(measured, dtype=np.float64)[source]
+    for group, columns in GROUP_COLUMNS.items():
+        values[:, columns] *= options.gains.get(group, 1.0)
+        cutoff = options.min_cutoff_hz.get(group, 0.0)
+        if cutoff > 0 and len(values):
+            values[:, columns] = zero_phase(values[:, columns], fps, OneEuroParams(min_cutoff=cutoff), shot_starts)
+    return np.clip(values, 0.0, 1.0).astype(np.float32)
 
 
 def solve_face(
@@ -349,15 +372,7 @@ def solve_face(
     reference = {name: float(np.median(values[np.searchsorted(found, neutral)])) for name, values in m.items()}
     shapes = shapes_from_changes(m, reference)
     measured = np.stack([shapes[name] for name in ARKIT_SHAPES], axis=1)
-    # Frames without a face hold the nearest measured frame's values (the one before, else the first).
-    source = np.clip(np.searchsorted(found, np.arange(len(valid)), side="right") - 1, 0, None)
-    values = measured[source]
-    for group, columns in GROUP_COLUMNS.items():
-        values[:, columns] *= options.gains.get(group, 1.0)
-        cutoff = options.min_cutoff_hz.get(group, 0.0)
-        if cutoff > 0 and len(values):
-            values[:, columns] = zero_phase(values[:, columns], fps, OneEuroParams(min_cutoff=cutoff), shot_starts)
-    return FaceValues(np.clip(values, 0.0, 1.0).astype(np.float32), valid, neutral)
+    return FaceValues(finish_take(measured, valid, fps, options, shot_starts), valid, neutral)
 
 
 class LiveFace:
@@ -397,7 +412,17 @@ class LiveFace:
                 self._reference = {n: float(np.median([s[n][0] for s in self._samples])) for n in names}
             return self.values
         shapes = shapes_from_changes(m, self._reference)
-        values = np.array([shapes[name][0] for name in ARKIT_SHAPES])
+        return self._finish(np.array([shapes[name][0] for name in ARKIT_SHAPES]), time_s)
+
+    def push_scores(self, values: np.ndarray | None, time_s: float) -> np.ndarray:
+        """One frame's ARKit values (52,) from MediaPipe's blendshape model (:func:`.face_scores.arkit_values`;
+        None: no face, the last values hold), taken at ``time_s``: with the gains and filters, no neutral (the
+        model reads a resting face as zero by itself; see :mod:`.face_scores`)."""
+        if values is None:
+            return self.values
+        return self._finish(np.array(values, dtype=np.float64), time_s)
+
+    def _finish(self, values: np.ndarray, time_s: float) -> np.ndarray:
         for group, columns in GROUP_COLUMNS.items():
             values[columns] *= self.options.gains.get(group, 1.0)
             if group in self._filters:
