@@ -23,7 +23,7 @@ import bpy
 import numpy as np
 
 from . import compat
-from .retarget.solver import PoseFrames
+from .bridge.retarget.solver import PoseFrames
 
 INTERPOLATIONS = ("BEZIER", "LINEAR")
 BAKED_PROP = "vfx_mocap_baked"

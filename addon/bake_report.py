@@ -15,8 +15,8 @@ import bpy
 import numpy as np
 
 from . import pose_people
-from .retarget import feet
-from .retarget.solver import PoseFrames
+from .bridge.retarget import feet
+from .bridge.retarget.solver import PoseFrames
 
 REPORT_PROP = "vfx_mocap_report"
 CONFIDENCE_PROP = "vfx_mocap_confidence"

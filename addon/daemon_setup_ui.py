@@ -10,7 +10,8 @@ from pathlib import Path
 
 import bpy
 
-from . import daemon_setup, preferences
+from . import preferences
+from .bridge import daemon_setup
 
 EXTENSION_DIR = Path(__file__).resolve().parents[1]
 REDRAW_S = 0.5

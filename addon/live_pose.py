@@ -25,13 +25,13 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import armature_io, bake, pump, runtime, shape_key_bake
-from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
-from .retarget.face_shapes import ARKIT_SHAPES, FaceValues, LiveFace
-from .retarget.finger_maps import detect_finger_map
-from .retarget.fingers import HandSolver, LiveHands
-from .retarget.head import HeadFromFace, LiveHead
-from .retarget.solver import PoseFrames, Retargeter
+from . import armature_io, bake, preferences, pump, runtime, shape_key_bake
+from .bridge.live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
+from .bridge.retarget.face_shapes import ARKIT_SHAPES, FaceValues, LiveFace
+from .bridge.retarget.finger_maps import detect_finger_map
+from .bridge.retarget.fingers import HandSolver, LiveHands
+from .bridge.retarget.head import HeadFromFace, LiveHead
+from .bridge.retarget.solver import PoseFrames, Retargeter
 
 THREAD_NAME = "vfx-mocap-live-pose"
 APPLY_INTERVAL_S = 0.004
@@ -337,7 +337,9 @@ def start(scene: bpy.types.Scene) -> LiveDriver:
         source: dict[str, Any] = {"path": str(Path(path).resolve()), "loop": True}
     else:
         source = {"camera": settings.camera_index}
-    request = LiveRequest(daemon_connection_file(), "pose", source, live_params(scene))
+    request = LiveRequest(
+        daemon_connection_file(preferences.daemon_settings(), runtime.get().status), "pose", source, live_params(scene)
+    )
     armature_io.apply_switches(obj, bone_map)
     session = LiveSessionThread(request, PoseSolver(retargeter, hands, face, head), THREAD_NAME)
     _driver = LiveDriver(scene, obj, session, retargeter, face_mesh, shape_keys)

@@ -29,8 +29,8 @@ import numpy as np
 from bpy.app.handlers import persistent
 
 from . import preferences, pump, runtime, strips
-from .live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
-from .live_record import Recorder, Take
+from .bridge.live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
+from .bridge.live_record import Recorder, Take
 from .submission import licences_text
 
 IMAGE_NAME = "VFX Live"
@@ -399,7 +399,9 @@ def start(scene: bpy.types.Scene, request: LiveRequest, option_names: tuple[str,
 
 def new_request(mode: str, source: dict[str, Any], params: dict[str, Any], inputs: dict[str, Any]) -> LiveRequest:
     """A request to the daemon the add-on is connected to. Raises LiveError when not connected."""
-    return LiveRequest(daemon_connection_file(), mode, source, params, inputs)
+    return LiveRequest(
+        daemon_connection_file(preferences.daemon_settings(), runtime.get().status), mode, source, params, inputs
+    )
 
 
 def new_take_id() -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import bpy
 
 from . import compat, live_view, runtime, strips
-from .live_client import LiveError
+from .bridge.live_client import LiveError
 
 WRAP_CHARS = 48
 MODES = (

@@ -16,11 +16,11 @@ from typing import Any
 import bpy
 
 from . import armature_io, bake, compat, live_pose, mocap_tasks, pose_people, preferences, runtime, strips, submission
+from .bridge.retarget import bone_maps
+from .bridge.retarget.bone_maps import BoneMapError
+from .bridge.retarget.face_shapes import FaceError
+from .bridge.retarget.finger_maps import detect_finger_map
 from .properties import MocapJob
-from .retarget import bone_maps
-from .retarget.bone_maps import BoneMapError
-from .retarget.face_shapes import FaceError
-from .retarget.finger_maps import detect_finger_map
 
 CONTROL_VIDEO_PARAMS = {"render_skeleton": True, "skeleton_background": "black", "face": True}
 """The pose control video of the generative modes: OpenPose-coloured body skeletons with the face's points on black,

@@ -12,7 +12,7 @@ import textwrap
 import bpy
 
 from . import armature_io, bake_report, live_pose, mocap_tasks
-from .retarget.bone_maps import BoneMapError
+from .bridge.retarget.bone_maps import BoneMapError
 
 WRAP_CHARS = 48
 _detected: dict[tuple[str, int, str], str] = {}

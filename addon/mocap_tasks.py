@@ -19,13 +19,13 @@ import bpy
 import numpy as np
 
 from . import armature_io, bake, bake_report, pose_people, pump, runtime, shape_key_bake
-from .retarget.bone_maps import BoneMap
-from .retarget.face_shapes import FaceError, FaceOptions, FaceValues, solve_face
-from .retarget.finger_maps import FingerMap
-from .retarget.fingers import HandSolver
-from .retarget.head import HeadFromFace
-from .retarget.rig_data import RigData
-from .retarget.solver import PoseFrames, Retargeter, SolveOptions
+from .bridge.retarget.bone_maps import BoneMap
+from .bridge.retarget.face_shapes import FaceError, FaceOptions, FaceValues, solve_face
+from .bridge.retarget.finger_maps import FingerMap
+from .bridge.retarget.fingers import HandSolver
+from .bridge.retarget.head import HeadFromFace
+from .bridge.retarget.rig_data import RigData
+from .bridge.retarget.solver import PoseFrames, Retargeter, SolveOptions
 
 INTERVAL_S = 0.1
 POSE_ARRAYS = ("world_landmarks", "visibility", "present", "image_landmarks")

@@ -11,7 +11,7 @@ from typing import Any
 import bpy
 
 from . import runtime
-from .model_fetch import FetchRun
+from .bridge.model_fetch import FetchRun
 
 REDRAW_S = 0.5
 _runs: dict[str, FetchRun] = {}

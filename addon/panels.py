@@ -13,7 +13,7 @@ from typing import Any
 import bpy
 
 from . import compat, model_fetch_ui, runtime
-from .cluster_status import cluster_lines
+from .bridge.cluster_status import cluster_lines
 from .operators import RETRYABLE
 from .properties import MocapJob
 

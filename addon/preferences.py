@@ -6,13 +6,13 @@ folder and keeping results with the .blend.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
 
 from ..shared.connection import default_data_dir, default_log_dir, default_runtime_dir
-from . import daemon_setup
+from .bridge import daemon_setup
+from .bridge.settings import DaemonSettings
 
 ADDON_ID = __package__.rpartition(".")[0]
 """The extension's module name, e.g. ``bl_ext.user_default.vfx_motion_capture``."""
@@ -23,23 +23,6 @@ DEVICES = (
     ("mps", "Metal", "The GPU of an Apple Silicon Mac"),
     ("cpu", "CPU", "No GPU: slow, but works everywhere"),
 )
-
-
-@dataclass(frozen=True)
-class DaemonSettings:
-    """What the connection thread needs to start or find the daemon. Paths are absolute."""
-
-    python: str
-    """Interpreter to run ``-m daemon serve`` with; empty when not configured."""
-    connection_file: str
-    """A running daemon's connection file to use instead of starting one; empty for none."""
-    device: str
-    runtime_dir: Path
-    data_dir: Path
-    log_dir: Path
-    """Where the daemon's logs go (its own ``daemon.log`` and what it printed, ``daemon.stderr.log``)."""
-    keep_jobs_running: bool = True
-    """When Blender quits with jobs queued or running, let a daemon it started finish them, then exit."""
 
 
 class MocapPreferences(bpy.types.AddonPreferences):

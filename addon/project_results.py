@@ -21,7 +21,7 @@ from bpy.app.handlers import persistent
 
 from ..shared.references import record_references
 from . import compat, preferences, runtime
-from .data_folder import keep_beside_blend, move_old_store, remapped
+from .bridge.data_folder import keep_beside_blend, move_old_store, remapped
 from .strips import JOB_ID_PROP
 
 _moved: tuple[Path, Path] | None = None

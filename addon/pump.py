@@ -17,7 +17,7 @@ import bpy
 from bpy.app.handlers import persistent
 
 from . import runtime, strips
-from .connection_thread import DaemonStatus, JobProgress, JobUpdate, RequestFailed, Update
+from .bridge.connection_thread import DaemonStatus, JobProgress, JobUpdate, RequestFailed, Update
 from .properties import MocapJob
 
 INTERVAL_S = 0.1

@@ -17,7 +17,7 @@ import bpy
 import bpy.utils.previews
 
 from . import preferences
-from .connection_thread import Connection, DaemonStatus
+from .bridge.connection_thread import Connection, DaemonStatus
 
 
 class Runtime:

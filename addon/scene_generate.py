@@ -25,7 +25,7 @@ from typing import Any
 import bpy
 
 from . import runtime, scene_passes, scene_render_task, strips, submission
-from .scene_control.framing import frame_notes
+from .bridge.scene_control.framing import frame_notes
 
 PASS_MODES = {"pose": "vace_pose", "depth": "vace_motion", "layout": "vace_motion"}
 """The VACE mode each pass drives."""

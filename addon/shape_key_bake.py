@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 
 from . import compat
-from .retarget.face_shapes import ARKIT_SHAPES, FaceValues
+from .bridge.retarget.face_shapes import ARKIT_SHAPES, FaceValues
 
 
 class ShapeKeyBakeError(Exception):

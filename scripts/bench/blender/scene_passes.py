@@ -77,7 +77,7 @@ def time_add_on_drawing(addon, keypoints_file: Path, repeats: int = 5) -> float:
         [np.array([[np.nan if v is None else v for v in p] for p in body["keypoints"]]) for body in frame["bodies"]]
         for frame in record["frames"]
     ]
-    draw = addon.scene_control.skeleton_drawing.draw_openpose
+    draw = addon.bridge.scene_control.skeleton_drawing.draw_openpose
     best = math.inf
     for _ in range(repeats):
         started = time.perf_counter()
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
     )
     addon = sys.modules[f"{MODULE}.addon"]
-    importlib.import_module(f"{MODULE}.addon.scene_control.skeleton_drawing")
+    importlib.import_module(f"{MODULE}.addon.bridge.scene_control.skeleton_drawing")
     addon.preferences.get().output_dir = str(work / "out")
     build_scene(args.frames)
     scene = bpy.context.scene

@@ -144,7 +144,7 @@ def check_reports(
     }
 
     # A malformed update (a bug on either side) is reported in the panel; the pump goes on with the rest.
-    updates = __import__(f"{harness.MODULE}.addon.connection_thread", fromlist=["JobUpdate"])
+    updates = __import__(f"{harness.MODULE}.addon.bridge.connection_thread", fromlist=["JobUpdate"])
     messages = __import__(f"{harness.MODULE}.shared.messages", fromlist=["JobView"])
     bad = updates.JobUpdate(messages.JobView(state.jobs[0].name, "reference_overlay", "half-done"))
     rt.connection._updates.put(bad)

@@ -120,8 +120,8 @@ def errors(truth: np.ndarray, solved: np.ndarray, names: list[str], rest_axes: n
 
 def rig_case(addon: Any, obj: Any, folder: Path, seed: int, folds: dict[str, np.ndarray]) -> dict[str, Any]:
     rig = addon.armature_io.read_rig(obj)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    rest_points = addon.bridge.retarget.solver.rest_landmarks(rig, bone_map)
     b = bone_map.bones
     hinges = {}
     for side in mc.SIDES:
@@ -148,8 +148,8 @@ def known_motion(addon: Any, obj: Any, folder: Path, folds: dict[str, np.ndarray
     """Move ``obj`` smoothly for MOTION_FRAMES frames (each bone about its own axis, sinusoidally; elbows and knees
     about their hinge), bake its jittered landmarks with the scene's current (default) settings, compare."""
     rig = addon.armature_io.read_rig(obj)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    rest_points = addon.bridge.retarget.solver.rest_landmarks(rig, bone_map)
     b = bone_map.bones
     rng = np.random.default_rng(11)
     times = np.arange(MOTION_FRAMES) / MOTION_FPS
@@ -195,8 +195,8 @@ def known_motion(addon: Any, obj: Any, folder: Path, folds: dict[str, np.ndarray
 
 def camera_view(addon: Any, points: np.ndarray) -> np.ndarray:
     """Normalised image landmarks (..., 3) of Blender points (metres) seen by CAMERA."""
-    camera = addon.retarget.frames.blender_to_mediapipe(points - CAMERA)
-    focal = addon.retarget.root_motion.focal_px(IMAGE_SIZE[0])
+    camera = addon.bridge.retarget.frames.blender_to_mediapipe(points - CAMERA)
+    focal = addon.bridge.retarget.root_motion.focal_px(IMAGE_SIZE[0])
     u = IMAGE_SIZE[0] / 2 + focal * camera[..., 0] / camera[..., 2]
     v = IMAGE_SIZE[1] / 2 + focal * camera[..., 1] / camera[..., 2]
     return np.stack([u / IMAGE_SIZE[0], v / IMAGE_SIZE[1], np.zeros_like(u)], axis=-1)
@@ -211,8 +211,8 @@ def known_walk(addon: Any, obj: Any, folder: Path) -> dict[str, Any]:
     foot staying exactly where it landed while the leg pivots over it (easing in and out of each step), feet level;
     bake what the camera sees with the default settings; compare where the baked feet and hips go."""
     rig = addon.armature_io.read_rig(obj)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    rest_points = addon.bridge.retarget.solver.rest_landmarks(rig, bone_map)
     b = bone_map.bones
     bones = obj.data.bones
     rest = {name: np.array(bones[name].matrix_local.to_3x3()) for name in b.values()}
@@ -245,7 +245,7 @@ def known_walk(addon: Any, obj: Any, folder: Path) -> dict[str, Any]:
             landmarks = mc.landmarks(obj, bone_map, rest_points, 1.0)
             hips_now = (np.array(obj.pose.bones[b["thigh.L"]].head) + np.array(obj.pose.bones[b["thigh.R"]].head)) / 2
             world.append(landmarks)
-            image.append(camera_view(addon, addon.retarget.frames.mediapipe_to_blender(landmarks) + hips_now))
+            image.append(camera_view(addon, addon.bridge.retarget.frames.mediapipe_to_blender(landmarks) + hips_now))
             hips_true.append(hips_now)
             stance_sides.append(stance)
         end = planted[stance] + axis_angle(axis, -half) @ leg[stance] - hip[stance]
@@ -268,7 +268,7 @@ def known_walk(addon: Any, obj: Any, folder: Path) -> dict[str, Any]:
     drift = []
     for side in mc.SIDES:
         on_floor = np.array([s == side for s in stance_sides])
-        for start, end in addon.retarget.feet.spans(on_floor):
+        for start, end in addon.bridge.retarget.feet.spans(on_floor):
             places = np.array(heel[side][start + 1 : end - 1])  # a contact is seen from its second frame
             drift.append(float(np.linalg.norm(places - places[0], axis=-1).max()))
     truth = np.array(hips_true) - hips_true[0]
@@ -324,7 +324,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     # them with the metarig's bones (the generated rig has the metarig's rest pose).
     def_names = [f"DEF-{limb}.{side}" for side in mc.SIDES for limb in mc.LIMBS]
     generated_rig = addon.armature_io.read_rig(generated)
-    generated_map = addon.retarget.bone_maps.detect_map(generated_rig)
+    generated_map = addon.bridge.retarget.bone_maps.detect_map(generated_rig)
     baked = bake_landmarks(addon, generated, world, folder / "generated", "generated-accuracy")
     solved = baked_rotations(generated, def_names)
     record["generated"] = {

@@ -56,14 +56,14 @@ def to_image(points: np.ndarray, frames: Any) -> np.ndarray:
 
 
 def fingers_case(addon: Any, folder: Path) -> dict[str, Any]:
-    frames = addon.retarget.frames
+    frames = addon.bridge.retarget.frames
     scene = bpy.context.scene
     obj = mc.add_metarig()
     bpy.ops.object.mode_set(mode="OBJECT")
     rig = addon.armature_io.read_rig(obj)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    finger_map = addon.retarget.finger_maps.detect_finger_map(rig, bone_map)
-    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    finger_map = addon.bridge.retarget.finger_maps.detect_finger_map(rig, bone_map)
+    rest_points = addon.bridge.retarget.solver.rest_landmarks(rig, bone_map)
     names = finger_bones("L") + finger_bones("R")
     rng = np.random.default_rng(7)
     world, hands, truth = [], [], []
@@ -124,8 +124,8 @@ def generated_case(addon: Any, metarig: Any, truth: np.ndarray, names: list[str]
         atexit.register(exit_without_teardown, Path(sys.argv[sys.argv.index("--result") + 1]))
     generated = bpy.data.objects["rig"]
     rig = addon.armature_io.read_rig(generated)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    finger_map = addon.retarget.finger_maps.detect_finger_map(rig, bone_map)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    finger_map = addon.bridge.retarget.finger_maps.detect_finger_map(rig, bone_map)
     scene.vfx_mocap_pose.armature = generated
     before = len(addon.mocap_tasks.finished)
     result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="fingers")
@@ -201,8 +201,8 @@ def media_case(addon: Any, args: argparse.Namespace) -> dict[str, Any]:
         fcurve.keyframe_points.foreach_get("co", co)
         shape_channels[fcurve.data_path.split('"')[1]] = co.reshape(-1, 2)
     rig = addon.armature_io.read_rig(metarig)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    fingers = addon.retarget.fingers
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    fingers = addon.bridge.retarget.fingers
     curls = []
     right_seen = np.flatnonzero(arrays["hand_present"][:, 1])
     for index in right_seen:

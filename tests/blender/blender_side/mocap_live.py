@@ -32,7 +32,9 @@ def live_threads() -> list[str]:
 
 def daemon_live_sessions(addon: Any) -> int:
     client_module = __import__(f"{harness.MODULE}.shared.client", fromlist=["Client"])
-    with client_module.Client.from_file(addon.live_client.daemon_connection_file()) as client:
+    with client_module.Client.from_file(
+        addon.bridge.live_client.daemon_connection_file(addon.preferences.daemon_settings(), addon.runtime.get().status)
+    ) as client:
         return int(client.health()["live_sessions"])
 
 
@@ -76,7 +78,7 @@ def open_file_while_live(addon: Any, metarig: Any, path: Path) -> dict[str, Any]
     applied = driver.applied
     started = time.monotonic()
     pump_live(addon, lambda: time.monotonic() - started > 1.0, "a second after opening the file", timeout=10)
-    driven = addon.retarget.bone_maps.detect_map(addon.armature_io.read_rig(reopened)).driven_bones()
+    driven = addon.bridge.retarget.bone_maps.detect_map(addon.armature_io.read_rig(reopened)).driven_bones()
     return {
         "running": driver.running,
         "error": driver.error,
@@ -101,7 +103,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     settings.armature = metarig
     settings.live_source = "FILE"
     settings.video_path = args.video
-    driven = addon.retarget.bone_maps.detect_map(addon.armature_io.read_rig(metarig)).driven_bones()
+    driven = addon.bridge.retarget.bone_maps.detect_map(addon.armature_io.read_rig(metarig)).driven_bones()
     record["turned_before_deg"] = turned_degrees(metarig, driven)
 
     # 1. Start: poses arrive and move the armature.

@@ -105,7 +105,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     present = arrays["present"]
     visibility = np.nan_to_num(arrays["visibility"])
     rig = addon.armature_io.read_rig(metarig)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
     driven = bone_map.driven_bones()
     unsmoothed = summarize(metarig, driven)
     record["unsmoothed"] = {k: v for k, v in unsmoothed.items() if k not in ("quats", "channels")}
@@ -140,7 +140,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["lead_max_change"] = float(np.abs(np.abs(np.sum(quats[:lead] * quats[lead], axis=-1)) - 1.0).max())
     # Documented: bones never seen well enough stay at rest (this footage shows upper bodies).
     legs = [bone_map.bones[f"{limb}.{side}"] for side in mc.SIDES for limb in ("shin", "foot")]
-    ankles = [addon.retarget.frames.LANDMARK[f"{w}_ankle"] for w in mc.SIDES.values()]
+    ankles = [addon.bridge.retarget.frames.LANDMARK[f"{w}_ankle"] for w in mc.SIDES.values()]
     record["ankles_ever_seen"] = bool((visibility[:, ankles] >= settings.min_visibility).any())
     record["legs_at_rest"] = bool(np.allclose(np.abs(quats[:, [driven.index(b) for b in legs], 0]), 1.0, atol=1e-6))
     arm = driven.index(bone_map.bones["upper_arm.L"])

@@ -58,7 +58,7 @@ def scenario(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["cancelled"] = {
         "state": cancelled.state,
         "step_when_cancelled": cancelled.step,
-        "marker": (env / addon.daemon_setup.MARKER_NAME).exists(),
+        "marker": (env / addon.bridge.daemon_setup.MARKER_NAME).exists(),
         "python_after": list(addon.preferences.resolved_python()),
     }
 

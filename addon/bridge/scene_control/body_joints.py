@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...shared.openpose import NECK, OPENPOSE18_KEYPOINTS
+from ....shared.openpose import NECK, OPENPOSE18_KEYPOINTS
 
 BODY_ROLES = {
     "right_shoulder": "upper_arm.R",

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ...shared.openpose import (
+from ....shared.openpose import (
     JOINT_RADIUS_PX,
     LIMB_OPACITY,
     OPENPOSE18_KEYPOINTS,

@@ -8,9 +8,6 @@ the polls stop and the daemon drops the session after its TTL.
 Work that belongs off the main thread (converting a frame for display, solving a pose) runs in the ``prepare``
 callback on this thread; the main thread only :meth:`LiveSessionThread.take` s the prepared item. Errors end the
 thread with ``state == "failed"`` and ``error`` set to a message for the panel.
-
-Everything here may be used from any thread except :func:`daemon_connection_file` (main thread: it reads the
-add-on's status and preferences).
 """
 
 from __future__ import annotations
@@ -24,11 +21,12 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ..shared.client import Client
-from ..shared.connection import CONNECTION_FILE_NAME, read_connection_file
-from ..shared.errors import ConnectionFileError, DaemonRestarted, DaemonUnavailable, VfxError
-from ..shared.messages import LIVE_FINAL_STATES
-from .connection_thread import CLIENT_ID
+from ...shared.client import Client
+from ...shared.connection import CONNECTION_FILE_NAME, read_connection_file
+from ...shared.errors import ConnectionFileError, DaemonRestarted, DaemonUnavailable, VfxError
+from ...shared.messages import LIVE_FINAL_STATES
+from .connection_thread import CLIENT_ID, DaemonStatus
+from .settings import DaemonSettings
 
 POLL_WAIT_S = 0.5
 """Longest wait of one ``live_next``: bounds how long stopping takes, and is well inside the daemon's TTL."""
@@ -42,15 +40,11 @@ class LiveError(Exception):
     """A live session cannot start; the message says what to do."""
 
 
-def daemon_connection_file() -> Path:
-    """The connection file of the daemon the add-on is connected to. Main thread only. Raises LiveError when
+def daemon_connection_file(settings: DaemonSettings, status: DaemonStatus) -> Path:
+    """The connection file of the daemon the connection thread reports as ``status``. Raises LiveError when
     the daemon is not connected, or when the file belongs to another daemon than the connected one."""
-    from . import preferences, runtime
-
-    status = runtime.get().status
     if status.state != "connected":
         raise LiveError("The daemon is not running: start it in the Motion Capture panel")
-    settings = preferences.daemon_settings()
     path = Path(settings.connection_file) if settings.connection_file else settings.runtime_dir / CONNECTION_FILE_NAME
     try:
         info = read_connection_file(path)

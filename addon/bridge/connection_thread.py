@@ -19,13 +19,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..shared.client import Client
-from ..shared.connection import CONNECTION_FILE_NAME, read_connection_file
-from ..shared.errors import NOT_FOUND, DaemonRestarted, DaemonUnavailable, RemoteError, VfxError
-from ..shared.messages import JobView, ProgressEvent, StateEvent, read_event
-from ..shared.wire import new_id
+from ...shared.client import Client
+from ...shared.connection import CONNECTION_FILE_NAME, read_connection_file
+from ...shared.errors import NOT_FOUND, DaemonRestarted, DaemonUnavailable, RemoteError, VfxError
+from ...shared.messages import JobView, ProgressEvent, StateEvent, read_event
+from ...shared.wire import new_id
 from .daemon_process import DaemonProcess
-from .preferences import DaemonSettings
+from .settings import DaemonSettings
 
 POLL_S = 0.05
 """Longest wait for daemon events or main-thread requests in one loop: bounds the latency of both."""

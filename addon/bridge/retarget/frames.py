@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...shared.pose_data import LANDMARK, LANDMARK_NAMES
+from ....shared.pose_data import LANDMARK, LANDMARK_NAMES
 
 __all__ = ["LANDMARK", "LANDMARK_NAMES", "blender_to_mediapipe", "mediapipe_to_blender"]
 
