@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import bpy
 
-from . import (
-    daemon_setup_ui,
-    live_view_ui,
-    mocap,
-    model_fetch_ui,
-    operators,
-    panels,
-    preferences,
-    project_results,
-    properties,
-    pump,
-    runtime,
-    scene_generate,
-)
+from .common import preferences, properties, pump, runtime
+from .generate import operators, panels, project_results, scene_generate
+from .live import live_view_ui
+from .pose import mocap
+from .setup import daemon_setup_ui, model_fetch_ui
 
 CLASSES = (
     preferences.MocapPreferences,

@@ -122,8 +122,11 @@ def models(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def load_cluster_lines() -> Any:
-    """``addon/cluster_status.py`` (the Daemon panel's cluster lines) without the add-on package, which needs bpy."""
-    spec = importlib.util.spec_from_file_location("vfx_cluster_status", REPO_ROOT / "addon" / "cluster_status.py")
+    """``addon/bridge/cluster_status.py`` (the Daemon panel's cluster lines) without the add-on package, which needs
+    bpy."""
+    spec = importlib.util.spec_from_file_location(
+        "vfx_cluster_status", REPO_ROOT / "addon" / "bridge" / "cluster_status.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -199,9 +199,9 @@ def whole_bakes(addon, obj, rig, bone_map, args: argparse.Namespace, work: Path)
         started = time.perf_counter()
         pose = solver.Retargeter(rig, bone_map).solve_clip(world, visibility, present, 24.0, image, size, shots)
         solved = time.perf_counter()
-        report = addon.bake_report.make_report(pose, summary, 0, "bench", obj.name)
-        addon.bake.bake_pose(obj, pose, frames)
-        addon.bake_report.keep(obj, report, str(work))
+        report = addon.pose.bake_report.make_report(pose, summary, 0, "bench", obj.name)
+        addon.pose.bake.bake_pose(obj, pose, frames)
+        addon.pose.bake_report.keep(obj, report, str(work))
         clean_s.append(time.perf_counter() - started)
         solve_clean_s.append(solved - started)
 
@@ -209,7 +209,7 @@ def whole_bakes(addon, obj, rig, bone_map, args: argparse.Namespace, work: Path)
         started = time.perf_counter()
         old = before_solver.Retargeter(rig, bone_map).solve_clip(world, visibility, present, 24.0, image, size)
         solved = time.perf_counter()
-        addon.bake.bake_pose(
+        addon.pose.bake.bake_pose(
             obj, solver.PoseFrames(old.bones, old.rotations, old.root_bone, old.root_location, old.measured), frames
         )
         before_s.append(time.perf_counter() - started)
@@ -241,7 +241,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     enable_rigify()
     bpy.ops.object.armature_human_metarig_add()
     obj = bpy.context.object
-    rig = addon.armature_io.read_rig(obj)
+    rig = addon.pose.armature_io.read_rig(obj)
     bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
     bones = tuple(bone_map.driven_bones())
     pose = random_walk_pose(addon, bones, bone_map.bones["hips"], args.frames)
@@ -252,10 +252,10 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     for _ in range(args.repeats):
         fresh_action(obj)
         started = time.perf_counter()
-        report = addon.bake.bake_pose(obj, pose, frames)
+        report = addon.pose.bake.bake_pose(obj, pose, frames)
         bulk_s.append(time.perf_counter() - started)
         started = time.perf_counter()
-        addon.bake.bake_pose(obj, pose, frames)
+        addon.pose.bake.bake_pose(obj, pose, frames)
         rebake_s.append(time.perf_counter() - started)
     bulk_values = keyed_values(obj)
     assert report.keys == channels * args.frames, report

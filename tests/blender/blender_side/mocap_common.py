@@ -206,11 +206,11 @@ def wait_for_bake(addon: ModuleType, harness: ModuleType, count_before: int, tim
     """Run the add-on's timers (the bpy module fires none) until a new bake finished; return it."""
 
     def done() -> bool:
-        addon.mocap_tasks.tick()
-        return len(addon.mocap_tasks.finished) > count_before
+        addon.pose.mocap_tasks.tick()
+        return len(addon.pose.mocap_tasks.finished) > count_before
 
     harness.pump_until(addon, done, "the bake", timeout=timeout)
-    finished = addon.mocap_tasks.finished[-1]
+    finished = addon.pose.mocap_tasks.finished[-1]
     assert finished.report is not None, finished.error
     return finished
 

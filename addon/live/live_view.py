@@ -28,10 +28,10 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import preferences, pump, runtime, strips
-from .bridge.live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
-from .bridge.live_record import Recorder, Take
-from .submission import licences_text
+from ..bridge.live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
+from ..bridge.live_record import Recorder, Take
+from ..common import preferences, pump, runtime, strips
+from ..common.submission import licences_text
 
 IMAGE_NAME = "VFX Live"
 THREAD_NAME = "vfx-mocap-live-view"

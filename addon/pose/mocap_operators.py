@@ -15,12 +15,13 @@ from typing import Any
 
 import bpy
 
-from . import armature_io, bake, compat, live_pose, mocap_tasks, pose_people, preferences, runtime, strips, submission
-from .bridge.retarget import bone_maps
-from .bridge.retarget.bone_maps import BoneMapError
-from .bridge.retarget.face_shapes import FaceError
-from .bridge.retarget.finger_maps import detect_finger_map
-from .properties import MocapJob
+from ..bridge.retarget import bone_maps
+from ..bridge.retarget.bone_maps import BoneMapError
+from ..bridge.retarget.face_shapes import FaceError
+from ..bridge.retarget.finger_maps import detect_finger_map
+from ..common import compat, preferences, runtime, strips, submission
+from ..common.properties import MocapJob
+from . import armature_io, bake, live_pose, mocap_tasks, pose_people
 
 CONTROL_VIDEO_PARAMS = {"render_skeleton": True, "skeleton_background": "black", "face": True}
 """The pose control video of the generative modes: OpenPose-coloured body skeletons with the face's points on black,

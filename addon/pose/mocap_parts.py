@@ -11,7 +11,7 @@ from typing import Any
 
 import bpy
 
-from .bridge.retarget.face_shapes import DEFAULT_MIN_CUTOFF_HZ, GROUPS, FaceOptions, parse_name_map
+from ..bridge.retarget.face_shapes import DEFAULT_MIN_CUTOFF_HZ, GROUPS, FaceOptions, parse_name_map
 
 
 def _has_shape_keys(_settings: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:

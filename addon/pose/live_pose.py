@@ -25,13 +25,14 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import armature_io, bake, preferences, pump, runtime, shape_key_bake
-from .bridge.live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
-from .bridge.retarget.face_shapes import ARKIT_SHAPES, FaceValues, LiveFace
-from .bridge.retarget.finger_maps import detect_finger_map
-from .bridge.retarget.fingers import HandSolver, LiveHands
-from .bridge.retarget.head import HeadFromFace, LiveHead
-from .bridge.retarget.solver import PoseFrames, Retargeter
+from ..bridge.live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
+from ..bridge.retarget.face_shapes import ARKIT_SHAPES, FaceValues, LiveFace
+from ..bridge.retarget.finger_maps import detect_finger_map
+from ..bridge.retarget.fingers import HandSolver, LiveHands
+from ..bridge.retarget.head import HeadFromFace, LiveHead
+from ..bridge.retarget.solver import PoseFrames, Retargeter
+from ..common import preferences, pump, runtime
+from . import armature_io, bake, shape_key_bake
 
 THREAD_NAME = "vfx-mocap-live-pose"
 APPLY_INTERVAL_S = 0.004

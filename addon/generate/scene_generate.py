@@ -24,8 +24,9 @@ from typing import Any
 
 import bpy
 
-from . import runtime, scene_passes, scene_render_task, strips, submission
-from .bridge.scene_control.framing import frame_notes
+from ..bridge.scene_control.framing import frame_notes
+from ..common import runtime, strips, submission
+from . import scene_passes, scene_render_task
 
 PASS_MODES = {"pose": "vace_pose", "depth": "vace_motion", "layout": "vace_motion"}
 """The VACE mode each pass drives."""

@@ -14,8 +14,9 @@ from typing import Any
 
 import bpy
 
-from . import compat, live_view, runtime, strips
-from .bridge.live_client import LiveError
+from ..bridge.live_client import LiveError
+from ..common import compat, runtime, strips
+from . import live_view
 
 WRAP_CHARS = 48
 MODES = (

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from . import compat
-from .bridge.retarget.face_shapes import ARKIT_SHAPES, FaceValues
+from ..bridge.retarget.face_shapes import ARKIT_SHAPES, FaceValues
+from ..common import compat
 
 
 class ShapeKeyBakeError(Exception):

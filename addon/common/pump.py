@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 import bpy
 from bpy.app.handlers import persistent
 
+from ..bridge.connection_thread import DaemonStatus, JobProgress, JobUpdate, RequestFailed, Update
 from . import runtime, strips
-from .bridge.connection_thread import DaemonStatus, JobProgress, JobUpdate, RequestFailed, Update
 from .properties import MocapJob
 
 INTERVAL_S = 0.1

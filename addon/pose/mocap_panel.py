@@ -11,8 +11,8 @@ import textwrap
 
 import bpy
 
+from ..bridge.retarget.bone_maps import BoneMapError
 from . import armature_io, bake_report, live_pose, mocap_tasks
-from .bridge.retarget.bone_maps import BoneMapError
 
 WRAP_CHARS = 48
 _detected: dict[tuple[str, int, str], str] = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 import bpy
 
-from ..shared.messages import FINAL_STATES, JOB_STATES, JobView
+from ...shared.messages import FINAL_STATES, JOB_STATES, JobView
 
 STATE_TEXTS = {
     "submitting": "is being submitted",

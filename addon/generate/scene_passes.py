@@ -34,14 +34,15 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import armature_io, compat, preferences
-from .bridge.live_record import write_png
-from .bridge.retarget.bone_maps import BoneMap, BoneMapError, detect_map
-from .bridge.scene_control import body_joints, depth, skeleton_drawing
-from .bridge.scene_control.exr import read_exr_channels
-from .bridge.scene_control.framing import QUALITY_AREAS, Framing, fit_camera, generation_size, round_to_multiple
-from .bridge.scene_control.projection import project_points
-from .strips import BadInput, first_free_channel
+from ..bridge.live_record import write_png
+from ..bridge.retarget.bone_maps import BoneMap, BoneMapError, detect_map
+from ..bridge.scene_control import body_joints, depth, skeleton_drawing
+from ..bridge.scene_control.exr import read_exr_channels
+from ..bridge.scene_control.framing import QUALITY_AREAS, Framing, fit_camera, generation_size, round_to_multiple
+from ..bridge.scene_control.projection import project_points
+from ..common import compat, preferences
+from ..common.strips import BadInput, first_free_channel
+from ..pose import armature_io
 
 PASSES = ("pose", "depth", "layout")
 PASS_PROP = "vfx_scene_pass"

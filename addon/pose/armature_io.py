@@ -10,9 +10,9 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .bridge.retarget.bone_maps import BoneMap
-from .bridge.retarget.rig_data import RigData
-from .bridge.retarget.solver import PoseFrames
+from ..bridge.retarget.bone_maps import BoneMap
+from ..bridge.retarget.rig_data import RigData
+from ..bridge.retarget.solver import PoseFrames
 
 
 class ArmatureError(Exception):

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import runtime
+from ..common import runtime
+from ..common.strips import BadInput
 from .scene_passes import PassRender, RenderedPass
-from .strips import BadInput
 
 RENDERING, FINISHED, CANCELLED, FAILED = "rendering", "finished", "cancelled", "failed"
 

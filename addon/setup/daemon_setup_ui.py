@@ -10,10 +10,10 @@ from pathlib import Path
 
 import bpy
 
-from . import preferences
-from .bridge import daemon_setup
+from ..bridge import daemon_setup
+from ..common import preferences
 
-EXTENSION_DIR = Path(__file__).resolve().parents[1]
+EXTENSION_DIR = Path(__file__).resolve().parents[2]
 REDRAW_S = 0.5
 _run: daemon_setup.SetupRun | None = None
 

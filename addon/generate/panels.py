@@ -12,10 +12,11 @@ from typing import Any
 
 import bpy
 
-from . import compat, model_fetch_ui, runtime
-from .bridge.cluster_status import cluster_lines
+from ..bridge.cluster_status import cluster_lines
+from ..common import compat, runtime
+from ..common.properties import MocapJob
+from ..setup import model_fetch_ui
 from .operators import RETRYABLE
-from .properties import MocapJob
 
 STATE_ICONS = {
     "stopped": "RADIOBUT_OFF",

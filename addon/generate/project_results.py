@@ -19,10 +19,10 @@ from pathlib import Path
 import bpy
 from bpy.app.handlers import persistent
 
-from ..shared.references import record_references
-from . import compat, preferences, runtime
-from .bridge.data_folder import keep_beside_blend, move_old_store, remapped
-from .strips import JOB_ID_PROP
+from ...shared.references import record_references
+from ..bridge.data_folder import keep_beside_blend, move_old_store, remapped
+from ..common import compat, preferences, runtime
+from ..common.strips import JOB_ID_PROP
 
 _moved: tuple[Path, Path] | None = None
 """(old store, data folder) once a store was moved this session: strips of files opened later are repointed."""

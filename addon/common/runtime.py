@@ -16,8 +16,8 @@ from typing import Any
 import bpy
 import bpy.utils.previews
 
+from ..bridge.connection_thread import Connection, DaemonStatus
 from . import preferences
-from .bridge.connection_thread import Connection, DaemonStatus
 
 
 class Runtime:

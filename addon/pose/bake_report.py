@@ -14,9 +14,9 @@ from typing import Any
 import bpy
 import numpy as np
 
+from ..bridge.retarget import feet
+from ..bridge.retarget.solver import PoseFrames
 from . import pose_people
-from .bridge.retarget import feet
-from .bridge.retarget.solver import PoseFrames
 
 REPORT_PROP = "vfx_mocap_report"
 CONFIDENCE_PROP = "vfx_mocap_confidence"

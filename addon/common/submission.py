@@ -12,7 +12,7 @@ from typing import Any
 
 import bpy
 
-from .bridge.connection_thread import DaemonStatus
+from ..bridge.connection_thread import DaemonStatus
 from .properties import MocapJob
 from .strips import BadInput, StripSource, reference_spec, selected_strip, strip_source
 

@@ -12,8 +12,8 @@ import os
 
 import bpy
 
-from . import preferences, runtime, strips, submission
-from .properties import MocapJob
+from ..common import preferences, runtime, strips, submission
+from ..common.properties import MocapJob
 
 
 def _fail(operator: bpy.types.Operator, message: str, where: str = "") -> set[str]:

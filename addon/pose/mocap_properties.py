@@ -11,11 +11,11 @@ import json
 
 import bpy
 
-from .bridge.retarget import bone_maps
-from .bridge.retarget.bone_maps import BoneMap, BoneMapError, Switch
-from .bridge.retarget.filters import OneEuroParams
-from .bridge.retarget.rig_data import RigData
-from .bridge.retarget.solver import SolveOptions
+from ..bridge.retarget import bone_maps
+from ..bridge.retarget.bone_maps import BoneMap, BoneMapError, Switch
+from ..bridge.retarget.filters import OneEuroParams
+from ..bridge.retarget.rig_data import RigData
+from ..bridge.retarget.solver import SolveOptions
 
 MAP_SOURCES = (
     ("AUTO", "Detect", "Choose the built-in map from the bone names"),

@@ -10,8 +10,8 @@ from typing import Any
 
 import bpy
 
-from . import runtime
-from .bridge.model_fetch import FetchRun
+from ..bridge.model_fetch import FetchRun
+from ..common import runtime
 
 REDRAW_S = 0.5
 _runs: dict[str, FetchRun] = {}

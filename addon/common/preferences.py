@@ -10,11 +10,11 @@ from pathlib import Path
 
 import bpy
 
-from ..shared.connection import default_data_dir, default_log_dir, default_runtime_dir
-from .bridge import daemon_setup
-from .bridge.settings import DaemonSettings
+from ...shared.connection import default_data_dir, default_log_dir, default_runtime_dir
+from ..bridge import daemon_setup
+from ..bridge.settings import DaemonSettings
 
-ADDON_ID = __package__.rpartition(".")[0]
+ADDON_ID = __package__.rsplit(".", 2)[0]
 """The extension's module name, e.g. ``bl_ext.user_default.vfx_motion_capture``."""
 
 DEVICES = (
@@ -88,7 +88,7 @@ class MocapPreferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context: bpy.types.Context) -> None:
-        from . import daemon_setup_ui
+        from ..setup import daemon_setup_ui
 
         layout = self.layout
         daemon_setup_ui.draw(layout, self)
@@ -123,7 +123,7 @@ def resolved_python() -> tuple[str, str]:
     made = daemon_setup.ready_python(data_dir())
     if made:
         return made, "set up by Set Up Daemon"
-    checkout = daemon_setup.checkout_python(Path(__file__).resolve().parents[1])
+    checkout = daemon_setup.checkout_python(Path(__file__).resolve().parents[2])
     return (checkout, "this checkout's .venv") if checkout else ("", "")
 
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from . import compat
-from .bridge.retarget.solver import PoseFrames
+from ..bridge.retarget.solver import PoseFrames
+from ..common import compat
 
 INTERPOLATIONS = ("BEZIER", "LINEAR")
 BAKED_PROP = "vfx_mocap_baked"

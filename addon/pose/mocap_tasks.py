@@ -18,14 +18,15 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import armature_io, bake, bake_report, pose_people, pump, runtime, shape_key_bake
-from .bridge.retarget.bone_maps import BoneMap
-from .bridge.retarget.face_shapes import FaceError, FaceOptions, FaceValues, solve_face
-from .bridge.retarget.finger_maps import FingerMap
-from .bridge.retarget.fingers import HandSolver
-from .bridge.retarget.head import HeadFromFace
-from .bridge.retarget.rig_data import RigData
-from .bridge.retarget.solver import PoseFrames, Retargeter, SolveOptions
+from ..bridge.retarget.bone_maps import BoneMap
+from ..bridge.retarget.face_shapes import FaceError, FaceOptions, FaceValues, solve_face
+from ..bridge.retarget.finger_maps import FingerMap
+from ..bridge.retarget.fingers import HandSolver
+from ..bridge.retarget.head import HeadFromFace
+from ..bridge.retarget.rig_data import RigData
+from ..bridge.retarget.solver import PoseFrames, Retargeter, SolveOptions
+from ..common import pump, runtime
+from . import armature_io, bake, bake_report, pose_people, shape_key_bake
 
 INTERVAL_S = 0.1
 POSE_ARRAYS = ("world_landmarks", "visibility", "present", "image_landmarks")
