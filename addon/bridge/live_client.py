@@ -26,6 +26,7 @@ from ...shared.connection import CONNECTION_FILE_NAME, read_connection_file
 from ...shared.errors import ConnectionFileError, DaemonRestarted, DaemonUnavailable, VfxError
 from ...shared.messages import LIVE_FINAL_STATES
 from .connection_thread import CLIENT_ID, DaemonStatus
+from .errors import UserError
 from .settings import DaemonSettings
 
 POLL_WAIT_S = 0.5
@@ -36,7 +37,7 @@ STOP_TIMEOUT_S = 10.0
 Prepared = TypeVar("Prepared")
 
 
-class LiveError(Exception):
+class LiveError(UserError):
     """A live session cannot start; the message says what to do."""
 
 

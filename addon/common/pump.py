@@ -18,6 +18,7 @@ from bpy.app.handlers import persistent
 
 from ..bridge.connection_thread import DaemonStatus, JobProgress, JobUpdate, RequestFailed, Update
 from . import runtime, strips
+from .errors import UserError
 from .properties import MocapJob
 
 INTERVAL_S = 0.1
@@ -184,7 +185,7 @@ def _auto_insert(scene: bpy.types.Scene, job: MocapJob) -> None:
         return
     try:
         strips.insert_result_strip(scene, job)
-    except strips.BadInput as exc:
+    except UserError as exc:
         job.error = str(exc)
         runtime.get().last_error = str(exc)
 

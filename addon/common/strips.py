@@ -22,6 +22,7 @@ from typing import Any
 import bpy
 
 from . import compat
+from .errors import UserError
 
 MAX_CHANNEL = 128
 JOB_ID_PROP = "vfx_job_id"
@@ -35,10 +36,6 @@ colour space (3 ms for a 720x528 PNG, 26 to 56 ms for a 1080p one, on the main t
 nothing, and the strip then gets the result's frames and the colour space that read would have found."""
 RESULT_COLORSPACE = "sRGB"
 """Result frames are 8-bit PNGs without alpha, which Blender reads as sRGB with straight alpha (its default)."""
-
-
-class BadInput(Exception):
-    """The selection or settings cannot make (or place) a job; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -57,22 +54,22 @@ class StripSource:
 
 
 def selected_strip(scene: bpy.types.Scene) -> bpy.types.bpy_struct:
-    """The active strip of the scene's sequencer, if it is selected; else BadInput."""
+    """The active strip of the scene's sequencer, if it is selected; else UserError."""
     editor = scene.sequence_editor
     strip = editor.active_strip if editor is not None else None
     if strip is None or not strip.select:
-        raise BadInput("No strip selected: select a movie, image sequence or image strip in the Sequencer")
+        raise UserError("No strip selected: select a movie, image sequence or image strip in the Sequencer")
     return strip
 
 
 def strip_source(scene: bpy.types.Scene, strip: bpy.types.bpy_struct) -> StripSource:
-    """The input spec for the frames ``strip`` shows. Raises BadInput for strips that cannot be sent."""
+    """The input spec for the frames ``strip`` shows. Raises UserError for strips that cannot be sent."""
     if strip.type == "MOVIE":
         spec = _movie_spec(strip)
     elif strip.type == "IMAGE":
         spec = _image_spec(scene, strip)
     else:
-        raise BadInput(
+        raise UserError(
             f"Strip '{strip.name}' is a {strip.type.lower()} strip: select a movie, image sequence or image strip"
         )
     left = compat.timing(strip, "left_handle")
@@ -87,21 +84,21 @@ def strip_source(scene: bpy.types.Scene, strip: bpy.types.bpy_struct) -> StripSo
 
 
 def readable_file(path: str, what: str) -> str:
-    """``path`` made absolute (Blender's ``//`` included) if it is a readable file; else BadInput."""
+    """``path`` made absolute (Blender's ``//`` included) if it is a readable file; else UserError."""
     if not path:
-        raise BadInput(f"No file set for {what}")
+        raise UserError(f"No file set for {what}")
     absolute = os.path.normpath(bpy.path.abspath(path))
     if not os.path.isfile(absolute):
-        raise BadInput(f"Cannot read {absolute} ({what}): the file does not exist")
+        raise UserError(f"Cannot read {absolute} ({what}): the file does not exist")
     if not os.access(absolute, os.R_OK):
-        raise BadInput(f"Cannot read {absolute} ({what}): permission denied")
+        raise UserError(f"Cannot read {absolute} ({what}): permission denied")
     return absolute
 
 
 def _movie_spec(strip: bpy.types.MovieStrip) -> dict[str, Any]:
     path = readable_file(strip.filepath, f"movie strip '{strip.name}'")
     if compat.is_retimed(strip) or strip.use_reverse_frames or strip.strobe > 1.0:
-        raise BadInput(
+        raise UserError(
             f"Movie strip '{strip.name}' is retimed, reversed or strobed: the daemon reads movies frame by frame "
             "in order. Reset its retiming, or render it to an image sequence and use that strip"
         )
@@ -127,7 +124,7 @@ def _image_spec(scene: bpy.types.Scene, strip: bpy.types.ImageStrip) -> dict[str
 
 
 def reference_spec(scene: bpy.types.Scene) -> dict[str, Any] | None:
-    """The reference image chosen in the panel as ``{"path"}``, None if none is chosen; BadInput if unusable."""
+    """The reference image chosen in the panel as ``{"path"}``, None if none is chosen; UserError if unusable."""
     state = scene.vfx_mocap
     if state.reference_source == "FILE":
         return {"path": readable_file(state.reference_path, "the reference image")}
@@ -135,7 +132,7 @@ def reference_spec(scene: bpy.types.Scene) -> dict[str, Any] | None:
         editor = scene.sequence_editor
         strip = compat.all_strips(editor).get(state.reference_strip) if editor is not None else None
         if strip is None or strip.type != "IMAGE":
-            raise BadInput(f"Reference strip '{state.reference_strip}' is not an image strip of this scene")
+            raise UserError(f"Reference strip '{state.reference_strip}' is not an image strip of this scene")
         element = strip.strip_elem_from_frame(compat.timing(strip, "left_handle"))
         return {"path": readable_file(os.path.join(strip.directory, element.filename), "the reference strip")}
     return None
@@ -160,19 +157,19 @@ def first_free_channel(editor: bpy.types.SequenceEditor, above: int, frame_start
     while channel in busy:
         channel += 1
     if channel > MAX_CHANNEL:
-        raise BadInput(f"No free channel above channel {above} between frames {frame_start} and {frame_end}")
+        raise UserError(f"No free channel above channel {above} between frames {frame_start} and {frame_end}")
     return channel
 
 
 def result_frames(output_dir: str) -> tuple[Path, list[str]]:
-    """The job's frames folder and its PNG file names in order; BadInput if there are none."""
+    """The job's frames folder and its PNG file names in order; UserError if there are none."""
     folder = Path(output_dir) / "frames"
     try:
         names = sorted(name for name in os.listdir(folder) if name.endswith(".png")) if output_dir else []
     except OSError:
         names = []
     if not names:
-        raise BadInput(f"No result frames in {folder}: the job's folder was moved or deleted; retry the job")
+        raise UserError(f"No result frames in {folder}: the job's folder was moved or deleted; retry the job")
     return folder, names
 
 

@@ -13,8 +13,9 @@ from typing import Any
 import bpy
 
 from ..bridge.connection_thread import DaemonStatus
+from .errors import UserError
 from .properties import MocapJob
-from .strips import BadInput, StripSource, reference_spec, selected_strip, strip_source
+from .strips import StripSource, reference_spec, selected_strip, strip_source
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def licences_text(mode_info: dict[str, Any]) -> str:
 
 
 def prepare(scene: bpy.types.Scene, status: DaemonStatus, mode: str = "") -> JobRequest:
-    """Build the request for ``mode`` (default: the scene's chosen mode). Raises BadInput naming what to change.
+    """Build the request for ``mode`` (default: the scene's chosen mode). Raises UserError naming what to change.
 
     Each of the mode's media inputs is filled from the panel: a ``video`` input from the selected strip, the
     mode's first ``image`` input from the reference. Further optional image inputs (a face swap's target face,
@@ -44,16 +45,16 @@ def prepare(scene: bpy.types.Scene, status: DaemonStatus, mode: str = "") -> Job
     user learns everything the panel can fix first.
     """
     if status.state == "starting":
-        raise BadInput("The daemon is still starting: try again in a moment")
+        raise UserError("The daemon is still starting: try again in a moment")
     if status.state != "connected":
         reason = " (it failed: the Daemon panel says why)" if status.state == "error" else ""
-        raise BadInput(f"The daemon is not running{reason}: start it in the Motion Capture panel")
+        raise UserError(f"The daemon is not running{reason}: start it in the Motion Capture panel")
     state = scene.vfx_mocap
     mode = mode or state.mode
     modes = (status.health or {}).get("modes", {})
     info = modes.get(mode)
     if info is None:
-        raise BadInput(f"The daemon has no mode '{mode}'; it offers: {', '.join(sorted(modes)) or 'none'}")
+        raise UserError(f"The daemon has no mode '{mode}'; it offers: {', '.join(sorted(modes)) or 'none'}")
     inputs: dict[str, dict[str, Any]] = {}
     source = None
     reference_used = False
@@ -67,17 +68,17 @@ def prepare(scene: bpy.types.Scene, status: DaemonStatus, mode: str = "") -> Job
             if reference is not None:
                 inputs[slot["name"]] = reference
             elif slot.get("required", True):
-                raise BadInput(
+                raise UserError(
                     f"Mode '{mode}' needs a reference image: choose a file or an image strip under Reference"
                 )
         elif slot["kind"] == "image" and slot.get("required", True):
-            raise BadInput(
+            raise UserError(
                 f"Mode '{mode}' needs a second image ('{slot['name']}') that the panel cannot set yet: "
                 "submit it with `python -m daemon submit`"
             )
     if not info.get("ready", False):
         missing = "; ".join(info.get("missing") or ()) or "the daemon did not say what"
-        raise BadInput(f"Mode '{mode}' is not ready. Missing: {missing}")
+        raise UserError(f"Mode '{mode}' is not ready. Missing: {missing}")
     defaults = {schema["name"]: schema.get("default") for schema in info.get("params", ())}
     params = {
         param.name: param.value

@@ -13,18 +13,8 @@ import os
 import bpy
 
 from ..common import preferences, runtime, strips, submission
+from ..common.errors import UserError, fail
 from ..common.properties import MocapJob
-
-
-def _fail(operator: bpy.types.Operator, message: str, where: str = "") -> set[str]:
-    """Report ``message``; ``where`` (``generate`` or a job id) also shows it next to the button that failed."""
-    rt = runtime.get()
-    rt.last_error = message
-    if where:
-        rt.action_errors[where] = message
-    operator.report({"ERROR"}, message)
-    return {"CANCELLED"}
-
 
 RETRYABLE = frozenset({"failed", "cancelled", "interrupted"})
 
@@ -89,8 +79,8 @@ class VFXMOCAP_OT_generate(bpy.types.Operator):
         rt = runtime.get()
         try:
             request = submission.prepare(context.scene, rt.status)
-        except strips.BadInput as exc:
-            return _fail(self, str(exc), "generate")
+        except UserError as exc:
+            return fail(self, exc, "generate")
         rt.action_errors.pop("generate", None)
         submission.record(context.scene, request)
         rt.connection.submit(request.job_id, request.mode, request.params, request.inputs)
@@ -100,7 +90,7 @@ class VFXMOCAP_OT_generate(bpy.types.Operator):
 
 class _JobOperator(bpy.types.Operator):
     """Base of the operators that act on one job of the scene's list. Each subclass defines
-    ``act(context, job)``, which does its action or raises ``strips.BadInput`` with the reason."""
+    ``act(context, job)``, which does its action or raises ``UserError`` with the reason."""
 
     job_id: bpy.props.StringProperty()
 
@@ -110,11 +100,11 @@ class _JobOperator(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         job = self.job(context)
         if job is None:
-            return _fail(self, f"No job {self.job_id!r} in this scene")
+            return fail(self, f"No job {self.job_id!r} in this scene")
         try:
             self.act(context, job)  # type: ignore[attr-defined]
-        except strips.BadInput as exc:
-            return _fail(self, str(exc), job.name)
+        except UserError as exc:
+            return fail(self, exc, job.name)
         runtime.get().action_errors.pop(job.name, None)
         return {"FINISHED"}
 
@@ -127,7 +117,7 @@ class VFXMOCAP_OT_job_cancel(_JobOperator):
 
     def act(self, context: bpy.types.Context, job: MocapJob) -> None:
         if job.is_final:
-            raise strips.BadInput(f"Job {job.name[:8]} {job.state_text}: nothing to cancel")
+            raise UserError(f"Job {job.name[:8]} {job.state_text}: nothing to cancel")
         runtime.get().connection.cancel(job.name)
 
 
@@ -139,7 +129,7 @@ class VFXMOCAP_OT_job_retry(_JobOperator):
 
     def act(self, context: bpy.types.Context, job: MocapJob) -> None:
         if job.state not in RETRYABLE:
-            raise strips.BadInput(
+            raise UserError(
                 f"Job {job.name[:8]} {job.state_text}: only failed, cancelled or interrupted jobs can be retried"
             )
         job.error = ""
@@ -160,7 +150,7 @@ class VFXMOCAP_OT_job_insert(_JobOperator):
 
     def act(self, context: bpy.types.Context, job: MocapJob) -> None:
         if job.state != "succeeded":
-            raise strips.BadInput(f"Job {job.name[:8]} {job.state_text}: only a succeeded job has a result")
+            raise UserError(f"Job {job.name[:8]} {job.state_text}: only a succeeded job has a result")
         strip = strips.insert_result_strip(context.scene, job)
         self.report({"INFO"}, f"Result of {job.mode} job {job.name[:8]} is strip '{strip.name}'")
 
@@ -173,7 +163,7 @@ class VFXMOCAP_OT_job_open_folder(_JobOperator):
 
     def act(self, context: bpy.types.Context, job: MocapJob) -> None:
         if not job.output_dir or not os.path.isdir(job.output_dir):
-            raise strips.BadInput(
+            raise UserError(
                 f"The output folder of job {job.name[:8]} does not exist: {job.output_dir or 'not known yet'}"
             )
         bpy.ops.wm.path_open(filepath=job.output_dir)

@@ -6,14 +6,13 @@ Main thread, called by Blender whenever a region redraws; the pump tags regions 
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import bpy
 
 from ..bridge.cluster_status import cluster_lines
-from ..common import compat, runtime
+from ..common import compat, runtime, ui
 from ..common.properties import MocapJob
 from ..setup import model_fetch_ui
 from .operators import RETRYABLE
@@ -33,7 +32,6 @@ JOB_ICONS = {
     "cancelled": "CANCEL",
     "interrupted": "PAUSE",
 }
-WRAP_CHARS = 48
 MODE_TITLES = {
     "pose": "Pose",
     "face_swap": "Face swap",
@@ -49,13 +47,6 @@ def mode_title(mode: str) -> str:
     if mode.endswith("_14b"):
         return f"{mode_title(mode.removesuffix('_14b'))} (14B)"
     return MODE_TITLES.get(mode, mode.replace("_", " ").capitalize())
-
-
-def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE") -> None:
-    """Long messages as several labels (Blender labels do not wrap)."""
-    column = layout.column(align=True)
-    for index, line in enumerate(textwrap.wrap(text, WRAP_CHARS) or [""]):
-        column.label(text=line, icon=icon if index == 0 else "BLANK1")
 
 
 def _bytes(size: Any) -> str:
@@ -86,7 +77,7 @@ def _draw_health(layout: bpy.types.UILayout, health: Mapping[str, Any]) -> None:
     if cluster:
         box = layout.box()
         for line in cluster:
-            _wrapped(box, line)
+            ui.wrapped(box, line)
 
 
 def draw_daemon(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
@@ -96,7 +87,7 @@ def draw_daemon(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     where = f" (pid {status.pid}{', started here' if status.owned else ''})" if status.pid else ""
     layout.label(text=f"{status.state.capitalize()}{where}", icon=STATE_ICONS.get(status.state, "QUESTION"))
     if status.message:
-        _wrapped(layout.box(), status.message)
+        ui.wrapped(layout.box(), status.message)
     if status.state == "connected" and status.health:
         _draw_health(layout, status.health)
     row = layout.row(align=True)
@@ -108,13 +99,13 @@ def draw_daemon(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         header = box.row()
         header.label(text="Data folder", icon="INFO")
         header.operator("vfxmocap.clear_notice", text="", icon="X", emboss=False)
-        _wrapped(box, rt.notice)
+        ui.wrapped(box, rt.notice)
     if rt.last_error:
         box = layout.box()
         header = box.row()
         header.label(text="Last error", icon="ERROR")
         header.operator("vfxmocap.clear_error", text="", icon="X", emboss=False)
-        _wrapped(box, rt.last_error)
+        ui.wrapped(box, rt.last_error)
 
 
 def draw_generate(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
@@ -133,13 +124,13 @@ def draw_generate(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
             missing = "; ".join(info.get("missing") or ())
             fix = "; ".join(info.get("fix") or ())
             text = f"{mode_title(name)}: missing {missing}" + (f". Fix: {fix}" if fix else "")
-            _wrapped(layout, text, icon="ERROR")
+            ui.wrapped(layout, text, icon="ERROR")
     mode_info = modes.get(state.mode, {})
     if mode_info.get("description"):
-        _wrapped(layout, mode_info["description"], icon="INFO")
+        ui.wrapped(layout, mode_info["description"], icon="INFO")
     licences = dict.fromkeys(item["licence"] for item in mode_info.get("licences") or ())
     if licences:
-        _wrapped(layout, f"Licences: {'; '.join(licences)}")
+        ui.wrapped(layout, f"Licences: {'; '.join(licences)}")
     for param in state.mode_params(state.mode):
         layout.prop(param, param.value_attr, text=param.name.replace("_", " ").capitalize())
     _draw_inputs(layout, scene, mode_info)
@@ -150,7 +141,7 @@ def draw_generate(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     row.operator("vfxmocap.generate", icon="RENDER_ANIMATION")
     failed = runtime.get().action_errors.get("generate")
     if failed:
-        _wrapped(layout, failed, icon="ERROR")
+        ui.wrapped(layout, failed, icon="ERROR")
 
 
 def _draw_inputs(layout: bpy.types.UILayout, scene: bpy.types.Scene, mode_info: Mapping[str, Any]) -> None:
@@ -181,9 +172,9 @@ def draw_jobs(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     eta = f", {job.eta_s:.0f} s left" if job.eta_s >= 0 and not job.is_final else ""
     layout.progress(factor=job.fraction, type="BAR", text=f"{job.stage or job.state} {job.fraction:.0%}{eta}")
     if job.error:
-        _wrapped(layout.box(), job.error, icon="ERROR")
+        ui.wrapped(layout.box(), job.error, icon="ERROR")
     if job.warning:
-        _wrapped(layout.box(), f"Warning: {job.warning}", icon="ERROR")
+        ui.wrapped(layout.box(), f"Warning: {job.warning}", icon="ERROR")
     preview = runtime.get().preview(job.name)
     if preview is not None:
         layout.template_icon(icon_value=preview.icon_id, scale=6.0)
@@ -200,7 +191,7 @@ def draw_jobs(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         button.operator(operator, text=label, icon=icon_name).job_id = job.name
     failed = runtime.get().action_errors.get(job.name)
     if failed:
-        _wrapped(layout, failed, icon="ERROR")
+        ui.wrapped(layout, failed, icon="ERROR")
 
 
 class VFXMOCAP_UL_jobs(bpy.types.UIList):
@@ -217,29 +208,4 @@ class VFXMOCAP_UL_jobs(bpy.types.UIList):
 PANELS = (("daemon", "Daemon", draw_daemon), ("generate", "Generate", draw_generate), ("jobs", "Jobs", draw_jobs))
 
 
-def _panel_class(space: str, prefix: str, key: str, label: str, draw: Callable[..., None]) -> type:
-    def draw_panel(panel: bpy.types.Panel, context: bpy.types.Context) -> None:
-        draw(panel.layout, context)
-
-    name = f"VFXMOCAP_PT_{prefix}_{key}"
-    attributes = {
-        "bl_idname": name,
-        "bl_label": label,
-        "bl_space_type": space,
-        "bl_region_type": "UI",
-        "bl_category": "Motion Capture",
-        "draw": draw_panel,
-    }
-    return type(name, (bpy.types.Panel,), attributes)
-
-
-def _panel_classes() -> tuple[type, ...]:
-    """The three panels for each of the two editors, as registrable classes."""
-    return tuple(
-        _panel_class(space, prefix, key, label, draw)
-        for space, prefix in (("SEQUENCE_EDITOR", "sequencer"), ("VIEW_3D", "view3d"))
-        for key, label, draw in PANELS
-    )
-
-
-CLASSES = (VFXMOCAP_UL_jobs, *_panel_classes())
+CLASSES = (VFXMOCAP_UL_jobs, *(cls for key, label, draw in PANELS for cls in ui.sidebar_panels(key, label, draw)))

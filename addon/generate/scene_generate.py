@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import functools
 import json
-import textwrap
 from typing import Any
 
 import bpy
 
 from ..bridge.scene_control.framing import frame_notes
-from ..common import runtime, strips, submission
+from ..common import runtime, strips, submission, ui
+from ..common.errors import UserError, fail
 from . import scene_passes, scene_render_task
 
 PASS_MODES = {"pose": "vace_pose", "depth": "vace_motion", "layout": "vace_motion"}
 """The VACE mode each pass drives."""
-WRAP_CHARS = 48
 TICK_S = 0.01
 """Seconds between the modal render's frames: Blender handles events and redraws between them."""
 
@@ -76,9 +75,9 @@ def plan(scene: bpy.types.Scene) -> tuple[str, scene_passes.Shot]:
 def start_render(scene: bpy.types.Scene, generate: bool) -> scene_render_task.SceneRenderTask:
     """Check what Render Pass (``generate`` False) or Generate from Scene needs, switch the scene's settings for
     the chosen pass and make its render the current task, nothing rendered yet: step it to the end (the modal
-    operator does, one frame per timer tick). Raises strips.BadInput before anything is written."""
+    operator does, one frame per timer tick). Raises UserError before anything is written."""
     if scene_render_task.busy():
-        raise strips.BadInput("A pass is already rendering: wait for it, or cancel it (Esc, or Cancel in the panel)")
+        raise UserError("A pass is already rendering: wait for it, or cancel it (Esc, or Cancel in the panel)")
     settings = scene.vfx_scene_generate
     mode, shot = plan(scene)
     if generate:
@@ -147,8 +146,8 @@ class _SceneRenderOperator(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
             task = start_render(context.scene, self.generate)
-        except strips.BadInput as exc:
-            return self._failed_to_start(str(exc))
+        except UserError as exc:
+            return fail(self, exc)
         while not task.step():
             pass
         return self._ended(task)
@@ -158,8 +157,8 @@ class _SceneRenderOperator(bpy.types.Operator):
             return self.execute(context)
         try:
             self._task = start_render(context.scene, self.generate)
-        except strips.BadInput as exc:
-            return self._failed_to_start(str(exc))
+        except UserError as exc:
+            return fail(self, exc)
         wm = context.window_manager
         self._timer = wm.event_timer_add(TICK_S, window=context.window)
         wm.modal_handler_add(self)
@@ -203,11 +202,6 @@ class _SceneRenderOperator(bpy.types.Operator):
             context.workspace.status_text_set(None)
         _redraw_panels(context)
 
-    def _failed_to_start(self, message: str) -> set[str]:
-        runtime.get().last_error = message
-        self.report({"ERROR"}, message)
-        return {"CANCELLED"}
-
     def _ended(self, task: scene_render_task.SceneRenderTask) -> set[str]:
         if task.state == scene_render_task.FINISHED:
             self.report({"INFO"}, task.message)
@@ -250,26 +244,20 @@ class VFXMOCAP_OT_cancel_scene_render(bpy.types.Operator):
 
 
 def _check_daemon_and_reference(scene: bpy.types.Scene, mode: str) -> None:
-    """BadInput if the daemon is not connected, lacks ``mode`` or its weights, or the reference is unusable."""
+    """UserError if the daemon is not connected, lacks ``mode`` or its weights, or the reference is unusable."""
     status = runtime.get().status
     if status.state != "connected":
         submission.prepare(scene, status, mode)  # raises, naming the daemon's state as the Generate panel does
     info = (status.health or {}).get("modes", {}).get(mode)
     if info is None:
-        raise strips.BadInput(f"The daemon has no mode '{mode}': update it, or use another pass")
+        raise UserError(f"The daemon has no mode '{mode}': update it, or use another pass")
     if not info.get("ready", False):
         missing = "; ".join(info.get("missing") or ()) or "the daemon did not say what"
-        raise strips.BadInput(f"Mode '{mode}' is not ready. Missing: {missing}")
+        raise UserError(f"Mode '{mode}' is not ready. Missing: {missing}")
     if strips.reference_spec(scene) is None:
-        raise strips.BadInput(f"Mode '{mode}' needs a reference image: choose a file or an image strip under Reference")
+        raise UserError(f"Mode '{mode}' needs a reference image: choose a file or an image strip under Reference")
     if not str(_mode_option(scene, mode, "prompt", "")).strip():
-        raise strips.BadInput(f"Mode '{mode}' needs a prompt: describe the video under Generate from Scene")
-
-
-def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE") -> None:
-    column = layout.column(align=True)
-    for index, line in enumerate(textwrap.wrap(text, WRAP_CHARS) or [""]):
-        column.label(text=line, icon=icon if index == 0 else "BLANK1")
+        raise UserError(f"Mode '{mode}' needs a prompt: describe the video under Generate from Scene")
 
 
 def draw_scene_generate(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
@@ -280,15 +268,15 @@ def draw_scene_generate(layout: bpy.types.UILayout, context: bpy.types.Context) 
     _draw_render_task(layout)
     try:
         mode, shot = plan(scene)
-    except strips.BadInput as exc:
-        _wrapped(layout, str(exc), icon="ERROR")
+    except UserError as exc:
+        ui.wrapped(layout, str(exc), icon="ERROR")
         return
     column = layout.column(align=True)
     column.label(text=f"Camera: {shot.camera}", icon="CAMERA_DATA")
     column.label(text=f"Frames {shot.frame_start}-{shot.frame_start + shot.frame_count - 1} ({shot.frame_count})")
-    _wrapped(column, f"Size {shot.framing.describe()}")
+    ui.wrapped(column, f"Size {shot.framing.describe()}")
     for note in frame_notes(shot.frame_count, int(_mode_option(scene, mode, "window_frames", 81) or 81)):
-        _wrapped(column, note, icon="INFO")
+        ui.wrapped(column, note, icon="INFO")
     if settings.control_pass == "pose":
         layout.prop(settings, "occlusion_margin")
     layout.operator("vfxmocap.render_scene_pass", text="Render Pass", icon="RENDER_STILL")
@@ -310,26 +298,9 @@ def _draw_render_task(layout: bpy.types.UILayout) -> None:
         layout.progress(factor=task.progress, type="BAR", text=task.status_text())
         layout.operator("vfxmocap.cancel_scene_render", text="Cancel (Esc)", icon="CANCEL")
     elif task.state == scene_render_task.FAILED:
-        _wrapped(layout, task.message, icon="ERROR")
+        ui.wrapped(layout, task.message, icon="ERROR")
     elif task.state == scene_render_task.CANCELLED:
-        _wrapped(layout, task.message, icon="CANCEL")
-
-
-def _panel_class(space: str, prefix: str) -> type:
-    def draw(panel: bpy.types.Panel, context: bpy.types.Context) -> None:
-        draw_scene_generate(panel.layout, context)
-
-    name = f"VFXMOCAP_PT_{prefix}_scene_generate"
-    attributes = {
-        "bl_idname": name,
-        "bl_label": "Generate from Scene",
-        "bl_space_type": space,
-        "bl_region_type": "UI",
-        "bl_category": "Motion Capture",
-        "bl_options": {"DEFAULT_CLOSED"},
-        "draw": draw,
-    }
-    return type(name, (bpy.types.Panel,), attributes)
+        ui.wrapped(layout, task.message, icon="CANCEL")
 
 
 CLASSES = (
@@ -337,19 +308,14 @@ CLASSES = (
     VFXMOCAP_OT_render_scene_pass,
     VFXMOCAP_OT_generate_from_scene,
     VFXMOCAP_OT_cancel_scene_render,
-    _panel_class("VIEW_3D", "view3d"),
-    _panel_class("SEQUENCE_EDITOR", "sequencer"),
+    *ui.sidebar_panels("scene_generate", "Generate from Scene", draw_scene_generate, closed=True),
 )
 
 
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
     bpy.types.Scene.vfx_scene_generate = bpy.props.PointerProperty(type=SceneGenerateSettings)
 
 
 def unregister() -> None:
     scene_render_task.forget()
     del bpy.types.Scene.vfx_scene_generate
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)

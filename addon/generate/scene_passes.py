@@ -41,7 +41,8 @@ from ..bridge.scene_control.exr import read_exr_channels
 from ..bridge.scene_control.framing import QUALITY_AREAS, Framing, fit_camera, generation_size, round_to_multiple
 from ..bridge.scene_control.projection import project_points
 from ..common import compat, preferences
-from ..common.strips import BadInput, first_free_channel
+from ..common.errors import UserError
+from ..common.strips import first_free_channel
 from ..pose import armature_io
 
 PASSES = ("pose", "depth", "layout")
@@ -89,15 +90,15 @@ class RenderedPass:
 
 
 def shot_camera(scene: bpy.types.Scene) -> bpy.types.Object:
-    """The scene's active camera; BadInput if it has none."""
+    """The scene's active camera; UserError if it has none."""
     camera = scene.camera
     if camera is None:
-        raise BadInput(
+        raise UserError(
             f"Scene '{scene.name}' has no active camera: add a camera and make it the active one "
             "(View > Cameras > Set Active Object as Camera)"
         )
     if camera.type != "CAMERA":
-        raise BadInput(f"The active camera of scene '{scene.name}', '{camera.name}', is a {camera.type.lower()}")
+        raise UserError(f"The active camera of scene '{scene.name}', '{camera.name}', is a {camera.type.lower()}")
     return camera
 
 
@@ -127,16 +128,16 @@ def plan_shot(scene: bpy.types.Scene, quality: str = "standard", width: int = 0,
     try:
         framing = fit_camera(aspect, *size)
     except ValueError as exc:
-        raise BadInput(f"Generation size: {exc}") from None
+        raise UserError(f"Generation size: {exc}") from None
     return Shot(scene.name, camera.name, start, end - start + 1, framing)
 
 
 def humanoid_armatures(scene: bpy.types.Scene) -> list[tuple[bpy.types.Object, BoneMap]]:
     """The armatures the pose pass draws: those the render shows whose bones a built-in bone map recognises.
-    BadInput naming each armature's problem when there is none to draw."""
+    UserError naming each armature's problem when there is none to draw."""
     armatures = [obj for obj in scene.objects if obj.type == "ARMATURE" and not obj.hide_render]
     if not armatures:
-        raise BadInput(
+        raise UserError(
             f"Scene '{scene.name}' has no armature to render: the pose pass draws the skeletons of humanoid rigs "
             "(Rigify, Mixamo or common bone names). Add one, or use the depth or layout pass"
         )
@@ -153,7 +154,7 @@ def humanoid_armatures(scene: bpy.types.Scene) -> list[tuple[bpy.types.Object, B
             continue
         found.append((obj, bone_map))
     if not found:
-        raise BadInput("No armature of the scene can be drawn as a skeleton: " + "; ".join(problems))
+        raise UserError("No armature of the scene can be drawn as a skeleton: " + "; ".join(problems))
     return found
 
 
@@ -250,7 +251,7 @@ def _render_frame(scene: bpy.types.Scene, frame: int, path: Path, view_layer: st
     bpy.ops.render.render(write_still=True, scene=scene.name)
     written = path.with_suffix(".exr")
     if not written.is_file():
-        raise BadInput(f"Blender did not render frame {frame} of scene '{scene.name}' (nothing written to {written})")
+        raise UserError(f"Blender did not render frame {frame} of scene '{scene.name}' (nothing written to {written})")
     prefix = f"{view_layer}."
     channels = read_exr_channels(written)
     return {name[len(prefix) :]: values for name, values in channels.items() if name.startswith(prefix)}
@@ -286,7 +287,7 @@ class PassRender:
     caller decides what happens between frames (a modal operator lets Blender redraw and take Esc).
 
     Creating it checks the pass name, the camera and, for the pose pass, the armatures before anything is written
-    (BadInput), makes the folder and switches the scene's render settings for the pass. Each :meth:`step` renders
+    (UserError), makes the folder and switches the scene's render settings for the pass. Each :meth:`step` renders
     one frame of the shot (the depth pass then takes as many steps again to write its pictures, on the shot's
     scale known only once every frame is rendered). Every ending puts the settings and the current frame back:
     the last step (the pass is complete on disk), :meth:`cancel` (the partial folder is removed), or an error
@@ -298,7 +299,7 @@ class PassRender:
 
     def __init__(self, scene: bpy.types.Scene, pass_name: str, shot: Shot, occlusion_margin: float = 0.25) -> None:
         if pass_name not in PASSES:
-            raise BadInput(f"Unknown pass '{pass_name}': choose one of {', '.join(PASSES)}")
+            raise UserError(f"Unknown pass '{pass_name}': choose one of {', '.join(PASSES)}")
         self.scene = scene
         self.camera = shot_camera(scene)
         self.bodies = humanoid_armatures(scene) if pass_name == "pose" else []
@@ -327,7 +328,7 @@ class PassRender:
 
     def step(self) -> bool:
         """Render (or, for the depth pass's second half, write) the next frame; True once the pass is complete
-        on disk and the settings are back. BadInput (or any error) ends the render as :meth:`cancel` does."""
+        on disk and the settings are back. UserError (or any error) ends the render as :meth:`cancel` does."""
         if self.ended:
             raise RuntimeError("the pass render has ended")
         try:
@@ -416,7 +417,7 @@ class PassRender:
     def _write_depth(self, index: int) -> None:
         if not np.isfinite(self._nearest):
             shot = self.rendered.shot
-            raise BadInput(
+            raise UserError(
                 f"Camera '{self.camera.name}' sees no surface in frames {shot.frame_start}-"
                 f"{shot.frame_start + shot.frame_count - 1}: the depth pass would be black"
             )
@@ -436,7 +437,7 @@ class PassRender:
 
 
 def render_pass(scene: bpy.types.Scene, pass_name: str, shot: Shot, occlusion_margin: float = 0.25) -> RenderedPass:
-    """Render the whole pass at once (see :class:`PassRender`); BadInput as it raises."""
+    """Render the whole pass at once (see :class:`PassRender`); UserError as it raises."""
     render = PassRender(scene, pass_name, shot, occlusion_margin)
     while not render.step():
         pass

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..common import runtime
-from ..common.strips import BadInput
+from ..common.errors import UserError
 from .scene_passes import PassRender, RenderedPass
 
 RENDERING, FINISHED, CANCELLED, FAILED = "rendering", "finished", "cancelled", "failed"
@@ -28,7 +28,7 @@ class SceneRenderTask:
 
     render: PassRender
     finish: Callable[[RenderedPass], str]
-    """Called once with the complete pass (main thread): inserts it, submits; returns the report. BadInput from
+    """Called once with the complete pass (main thread): inserts it, submits; returns the report. UserError from
     it fails the task (the pass stays on disk and in the sequencer: it is complete)."""
     what: str
     """What is being done, in the artist's words: "Rendering the pose pass", "Generating from the depth pass"."""
@@ -59,7 +59,7 @@ class SceneRenderTask:
             return True
         try:
             complete = self.render.step()
-        except BadInput as exc:
+        except UserError as exc:
             self._fail(str(exc))
             return True
         except ReferenceError:  # undo or another file replaced the scene's data between two frames
@@ -73,7 +73,7 @@ class SceneRenderTask:
             try:
                 self.message = self.finish(self.render.rendered)
                 self.state = FINISHED
-            except BadInput as exc:
+            except UserError as exc:
                 self._fail(str(exc))
             except Exception as exc:
                 self._fail(runtime.report_internal_error(f"{self.what} (after the last frame)", exc))

@@ -31,6 +31,7 @@ from bpy.app.handlers import persistent
 from ..bridge.live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
 from ..bridge.live_record import Recorder, Take
 from ..common import preferences, pump, runtime, strips
+from ..common.errors import UserError
 from ..common.submission import licences_text
 
 IMAGE_NAME = "VFX Live"
@@ -271,7 +272,7 @@ class LiveView:
             return
         try:
             strip = strips.insert_result_strip(scene, take)
-        except strips.BadInput as exc:
+        except UserError as exc:
             self._fail(f"Cannot insert the take from {take.output_dir}: {exc}")
             return
         strip.name = f"Live {take.mode}"

@@ -9,22 +9,20 @@ Generate panel's reference too. Main thread only.
 
 from __future__ import annotations
 
-import textwrap
 from typing import Any
 
 import bpy
 
 from ..bridge.live_client import LiveError
-from ..common import compat, runtime, strips
+from ..common import compat, runtime, strips, ui
+from ..common.errors import UserError, fail
 from . import live_view
 
-WRAP_CHARS = 48
 MODES = (
     ("face_swap", "Face Swap", "The reference image's face onto the faces the camera sees"),
     ("liveportrait", "LivePortrait", "The reference portrait animated by the face the camera sees"),
 )
 TARGET_FACE_SLOT = "target_face"
-LIVE_INPUT_ERRORS = (LiveError, strips.BadInput)
 
 
 class MocapLiveSettings(bpy.types.PropertyGroup):
@@ -46,19 +44,6 @@ class MocapLiveSettings(bpy.types.PropertyGroup):
         subtype="FILE_PATH",
         description="Face swap with target 'matching': an image of the person whose faces are replaced",
     )
-
-
-def _fail(operator: bpy.types.Operator, message: str) -> set[str]:
-    runtime.get().last_error = message
-    operator.report({"ERROR"}, message)
-    return {"CANCELLED"}
-
-
-def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE") -> None:
-    """Long messages as several labels (Blender labels do not wrap)."""
-    column = layout.column(align=True)
-    for index, line in enumerate(textwrap.wrap(text, WRAP_CHARS) or [""]):
-        column.label(text=line, icon=icon if index == 0 else "BLANK1")
 
 
 def live_option_names(mode_info: dict[str, Any]) -> tuple[str, ...]:
@@ -84,7 +69,7 @@ def mode_info(mode: str) -> dict[str, Any]:
 
 def build_request(scene: bpy.types.Scene) -> tuple[live_view.LiveRequest, tuple[str, ...]]:
     """The live request the panel describes, and the names of the mode's live options. Raises LiveError or
-    BadInput naming what to change."""
+    UserError naming what to change."""
     settings = scene.vfx_mocap_live
     mode = settings.mode
     info = mode_info(mode)
@@ -101,9 +86,7 @@ def build_request(scene: bpy.types.Scene) -> tuple[live_view.LiveRequest, tuple[
             continue
         reference = strips.reference_spec(scene)
         if reference is None:
-            raise strips.BadInput(
-                f"Live {mode} needs a reference image: choose a file or an image strip under Reference"
-            )
+            raise UserError(f"Live {mode} needs a reference image: choose a file or an image strip under Reference")
         inputs[slot["name"]] = reference
     if settings.source == "FILE":
         source: dict[str, Any] = {"path": strips.readable_file(settings.video_path, "the live video"), "loop": True}
@@ -122,8 +105,8 @@ class VFXMOCAP_OT_live_view_start(bpy.types.Operator):
         try:
             request, names = build_request(context.scene)
             live_view.start(context.scene, request, names)
-        except LIVE_INPUT_ERRORS as exc:
-            return _fail(self, str(exc))
+        except UserError as exc:
+            return fail(self, exc)
         self.report({"INFO"}, f"Live {request.mode} starting")
         return {"FINISHED"}
 
@@ -149,7 +132,7 @@ class VFXMOCAP_OT_live_view_record(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         view = live_view.current()
         if view is None or not view.running:
-            return _fail(self, "The live view is not running: start it first")
+            return fail(self, "The live view is not running: start it first")
         if view.recording:
             view.stop_recording()
             self.report({"INFO"}, "Recording stopped: the take is inserted when its last frames are written")
@@ -159,7 +142,7 @@ class VFXMOCAP_OT_live_view_record(bpy.types.Operator):
         try:
             view.start_recording(folder, render.fps / render.fps_base)
         except (LiveError, OSError) as exc:
-            return _fail(self, f"Cannot record into {folder}: {exc}")
+            return fail(self, f"Cannot record into {folder}: {exc}")
         self.report({"INFO"}, f"Recording into {folder}")
         return {"FINISHED"}
 
@@ -172,9 +155,9 @@ class VFXMOCAP_OT_live_view_show(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         if bpy.data.images.get(live_view.IMAGE_NAME) is None:
-            return _fail(self, "No live frame yet: start the live view first")
+            return fail(self, "No live frame yet: start the live view first")
         if not live_view.show_in_image_editor(context):
-            return _fail(
+            return fail(
                 self, f"No Image Editor is open: change an area to the Image Editor and pick '{live_view.IMAGE_NAME}'"
             )
         return {"FINISHED"}
@@ -209,7 +192,7 @@ def draw_live_view(layout: bpy.types.UILayout, context: bpy.types.Context) -> No
     column.prop(settings, "mode", expand=True)
     info = modes.get(settings.mode) or {}
     if modes and not info.get("ready"):
-        _wrapped(column, f"Not ready: {'; '.join(info.get('missing') or ()) or 'not offered by the daemon'}", "ERROR")
+        ui.wrapped(column, f"Not ready: {'; '.join(info.get('missing') or ()) or 'not offered by the daemon'}", "ERROR")
     column.prop(settings, "source", expand=True)
     column.prop(settings, "camera_index" if settings.source == "CAMERA" else "video_path")
     column.prop(state, "reference_source", expand=True)
@@ -249,28 +232,12 @@ def draw_live_view(layout: bpy.types.UILayout, context: bpy.types.Context) -> No
     elif view.finishing:
         layout.label(text="Writing the take...", icon="SORTTIME")
     if view.session.update_error:
-        _wrapped(layout, f"Option refused: {view.session.update_error}", icon="ERROR")
+        ui.wrapped(layout, f"Option refused: {view.session.update_error}", icon="ERROR")
     if view.error:
-        _wrapped(layout.box(), view.error, icon="ERROR")
+        ui.wrapped(layout.box(), view.error, icon="ERROR")
     take = view.last_take
     if take is not None:
         layout.label(text=f"Inserted '{take.result_strip}': {take.frame_count} frames", icon="CHECKMARK")
-
-
-def _panel_class(space: str, prefix: str) -> type:
-    def draw(panel: bpy.types.Panel, context: bpy.types.Context) -> None:
-        draw_live_view(panel.layout, context)
-
-    name = f"VFXMOCAP_PT_{prefix}_live_view"
-    attributes = {
-        "bl_idname": name,
-        "bl_label": "Live View",
-        "bl_space_type": space,
-        "bl_region_type": "UI",
-        "bl_category": "Motion Capture",
-        "draw": draw,
-    }
-    return type(name, (bpy.types.Panel,), attributes)
 
 
 CLASSES = (
@@ -279,23 +246,16 @@ CLASSES = (
     VFXMOCAP_OT_live_view_stop,
     VFXMOCAP_OT_live_view_record,
     VFXMOCAP_OT_live_view_show,
-    *(
-        _panel_class(space, prefix)
-        for space, prefix in (("SEQUENCE_EDITOR", "sequencer"), ("VIEW_3D", "view3d"), ("IMAGE_EDITOR", "image"))
-    ),
+    *ui.sidebar_panels("live_view", "Live View", draw_live_view, (*ui.EDITORS, ("IMAGE_EDITOR", "image"))),
 )
 
 
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
     bpy.types.Scene.vfx_mocap_live = bpy.props.PointerProperty(type=MocapLiveSettings)
     live_view.register()
 
 
 def unregister() -> None:
-    """Stop a running live view (both sides) first, then remove the panel, operators and settings."""
+    """Stop a running live view (both sides) first, then remove the settings (the add-on removes the classes)."""
     live_view.unregister()
     del bpy.types.Scene.vfx_mocap_live
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)

@@ -13,9 +13,10 @@ import numpy as np
 from ..bridge.retarget.bone_maps import BoneMap
 from ..bridge.retarget.rig_data import RigData
 from ..bridge.retarget.solver import PoseFrames
+from ..common.errors import UserError
 
 
-class ArmatureError(Exception):
+class ArmatureError(UserError):
     """The object cannot be driven; the message says what to change."""
 
 

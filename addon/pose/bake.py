@@ -24,6 +24,7 @@ import numpy as np
 
 from ..bridge.retarget.solver import PoseFrames
 from ..common import compat
+from ..common.errors import UserError
 
 INTERPOLATIONS = ("BEZIER", "LINEAR")
 BAKED_PROP = "vfx_mocap_baked"
@@ -32,7 +33,7 @@ REST_VALUES = {"rotation_quaternion": (1.0, 0.0, 0.0, 0.0), "location": (0.0, 0.
 """What a channel a bake wrote goes back to once its keys are all cleared."""
 
 
-class BakeError(Exception):
+class BakeError(UserError):
     """The pose cannot be written onto this armature; the message says why and what to do."""
 
 

@@ -17,36 +17,15 @@ import bpy
 
 from ..bridge.retarget import bone_maps
 from ..bridge.retarget.bone_maps import BoneMapError
-from ..bridge.retarget.face_shapes import FaceError
 from ..bridge.retarget.finger_maps import detect_finger_map
 from ..common import compat, preferences, runtime, strips, submission
+from ..common.errors import UserError, fail
 from ..common.properties import MocapJob
-from . import armature_io, bake, live_pose, mocap_tasks, pose_people
+from . import armature_io, live_pose, mocap_tasks, pose_people
 
 CONTROL_VIDEO_PARAMS = {"render_skeleton": True, "skeleton_background": "black", "face": True}
 """The pose control video of the generative modes: OpenPose-coloured body skeletons with the face's points on black,
 as VACE's default pose annotator draws them (hands stay optional: the pose mode's ``hands`` option)."""
-
-
-class MocapInputError(Exception):
-    """The selection or settings cannot make a bake or a live session; the message says what to change."""
-
-
-def _fail(operator: bpy.types.Operator, message: str) -> set[str]:
-    runtime.get().last_error = message
-    operator.report({"ERROR"}, message)
-    return {"CANCELLED"}
-
-
-INPUT_ERRORS = (
-    MocapInputError,
-    FaceError,
-    armature_io.ArmatureError,
-    BoneMapError,
-    strips.BadInput,
-    live_pose.LiveError,
-    bake.BakeError,
-)
 
 
 def target_armature(context: bpy.types.Context) -> bpy.types.Object:
@@ -79,12 +58,12 @@ def _matches(job: MocapJob, params: dict[str, Any]) -> bool:
 def find_pose_job(scene: bpy.types.Scene, job_id: str = "", params: dict[str, Any] | None = None) -> MocapJob | None:
     """The pose job to use: ``job_id``; else the selected strip's (a pose result strip, or the newest pose job
     made from it whose parameters include ``params``, succeeded ones first); else the active job of the list if
-    it is a pose job. None when the selected strip has none yet. Raises MocapInputError when nothing is chosen."""
+    it is a pose job. None when the selected strip has none yet. Raises UserError when nothing is chosen."""
     jobs = scene.vfx_mocap.jobs
     if job_id:
         job = jobs.get(job_id)
         if job is None or job.mode != "pose":
-            raise MocapInputError(f"No pose job {job_id!r} in this scene")
+            raise UserError(f"No pose job {job_id!r} in this scene")
         return job
     strip = _selected_strip(scene)
     if strip is not None:
@@ -97,7 +76,7 @@ def find_pose_job(scene: bpy.types.Scene, job_id: str = "", params: dict[str, An
     index = scene.vfx_mocap.active_job_index
     if 0 <= index < len(jobs) and jobs[index].mode == "pose":
         return jobs[index]
-    raise MocapInputError(
+    raise UserError(
         "Nothing to capture: select the strip in the Sequencer (or its pose result), or a pose job in the Jobs list"
     )
 
@@ -106,14 +85,14 @@ def submit_pose_job(scene: bpy.types.Scene, params: dict[str, Any]) -> MocapJob:
     """Send the selected strip to the daemon's pose mode with the panel's pose options and ``params`` on top."""
     rt = runtime.get()
     if rt.status.state != "connected":
-        raise MocapInputError("The daemon is not running: start it in the Motion Capture panel")
+        raise UserError("The daemon is not running: start it in the Motion Capture panel")
     info = rt.modes.get("pose")
     if info is None or not info.get("ready"):
         missing = "; ".join((info or {}).get("missing") or ()) or "the daemon has no pose mode"
-        raise MocapInputError(f"The pose mode is not ready: {missing}")
+        raise UserError(f"The pose mode is not ready: {missing}")
     strip = _selected_strip(scene)
     if strip is None:
-        raise MocapInputError("No strip selected: select the movie or image sequence to capture in the Sequencer")
+        raise UserError("No strip selected: select the movie or image sequence to capture in the Sequencer")
     source = strips.strip_source(scene, strip)
     slot = next((s["name"] for s in info.get("inputs", ()) if s.get("kind") == "video"), "video")
     values = {param.name: param.value for param in scene.vfx_mocap.mode_params("pose")}
@@ -157,11 +136,11 @@ def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
         start = result_frame_start(scene, job)
         neutral = tuple(sorted(m.frame - start for m in scene.timeline_markers if m.name.lower() == "neutral"))
         if not neutral:
-            raise MocapInputError("Neutral is set to Markers but no timeline marker is named 'neutral'")
+            raise UserError("Neutral is set to Markers but no timeline marker is named 'neutral'")
     summary = pose_people.read_summary(job.output_dir)
     if face_mesh and not pose_people.is_main_person(summary, settings.person):
         main = pose_people.default_person(summary)
-        raise MocapInputError(
+        raise UserError(
             f"The face is tracked for the pose job's main person only (Person {main}): set Person to 0 or {main}, "
             f"or clear the Face Mesh to bake Person {settings.person}"
         )
@@ -200,19 +179,13 @@ def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
 
 def _bake_follow_up(armature_name: str):
     def run(scene: bpy.types.Scene, job: MocapJob) -> None:
-        try:
-            bake_job(scene, job, armature_name)
-        except INPUT_ERRORS as exc:
-            raise mocap_tasks.FollowUpError(str(exc)) from None
+        bake_job(scene, job, armature_name)
 
     return run
 
 
 def _insert_follow_up(scene: bpy.types.Scene, job: MocapJob) -> None:
-    try:
-        strips.insert_result_strip(scene, job)
-    except strips.BadInput as exc:
-        raise mocap_tasks.FollowUpError(str(exc)) from None
+    strips.insert_result_strip(scene, job)
 
 
 class VFXMOCAP_OT_bake_pose(bpy.types.Operator):
@@ -242,9 +215,9 @@ class VFXMOCAP_OT_bake_pose(bpy.types.Operator):
                 mocap_tasks.after_job(scene, job.name, "bake", _bake_follow_up(obj.name))
                 self.report({"INFO"}, f"Pose job {job.name[:8]} {job.state_text}; baking follows")
             else:
-                raise MocapInputError(f"Pose job {job.name[:8]} {job.state_text}: retry it, then bake")
-        except INPUT_ERRORS as exc:
-            return _fail(self, str(exc))
+                raise UserError(f"Pose job {job.name[:8]} {job.state_text}: retry it, then bake")
+        except UserError as exc:
+            return fail(self, exc)
         return {"FINISHED"}
 
 
@@ -260,7 +233,7 @@ class VFXMOCAP_OT_pose_control_video(bpy.types.Operator):
         scene = context.scene
         try:
             if _selected_strip(scene) is None:
-                raise MocapInputError("No strip selected: select the strip to make a pose control video of")
+                raise UserError("No strip selected: select the strip to make a pose control video of")
             params = control_video_params(scene)
             job = find_pose_job(scene, params=params)
             if job is not None and job.state == "succeeded":
@@ -270,8 +243,8 @@ class VFXMOCAP_OT_pose_control_video(bpy.types.Operator):
                 job = job or submit_pose_job(scene, params)
                 mocap_tasks.after_job(scene, job.name, "insert the pose control video", _insert_follow_up)
                 self.report({"INFO"}, f"Pose job {job.name[:8]} is running; the control video is inserted after it")
-        except INPUT_ERRORS as exc:
-            return _fail(self, str(exc))
+        except UserError as exc:
+            return fail(self, exc)
         return {"FINISHED"}
 
 
@@ -291,10 +264,10 @@ class VFXMOCAP_OT_bone_map_edit(bpy.types.Operator):
             state = obj.vfx_mocap_map
             rig = armature_io.read_rig(obj)
             if state.source == "CUSTOM":
-                raise MocapInputError(f"'{obj.name}' already has a custom map: edit it below")
+                raise UserError(f"'{obj.name}' already has a custom map: edit it below")
             state.set_custom(state.bone_map(rig))
-        except INPUT_ERRORS as exc:
-            return _fail(self, str(exc))
+        except UserError as exc:
+            return fail(self, exc)
         return {"FINISHED"}
 
 
@@ -324,9 +297,9 @@ class VFXMOCAP_OT_bone_map_save_preset(bpy.types.Operator):
                 path = presets_dir() / f"{name}.json"
             bone_maps.save_preset(bone_map, path)
         except OSError as exc:
-            return _fail(self, f"Cannot save the preset: {exc}")
-        except INPUT_ERRORS as exc:
-            return _fail(self, str(exc))
+            return fail(self, f"Cannot save the preset: {exc}")
+        except UserError as exc:
+            return fail(self, exc)
         self.report({"INFO"}, f"Saved bone map '{bone_map.name}' to {path}")
         return {"FINISHED"}
 
@@ -352,8 +325,8 @@ class VFXMOCAP_OT_bone_map_load_preset(bpy.types.Operator):
             bone_map = bone_maps.load_preset(bpy.path.abspath(self.filepath))
             missing = bone_map.missing_in(armature_io.read_rig(obj))
             obj.vfx_mocap_map.set_custom(bone_map)
-        except INPUT_ERRORS as exc:
-            return _fail(self, str(exc))
+        except UserError as exc:
+            return fail(self, exc)
         if missing:
             self.report({"WARNING"}, f"'{obj.name}' lacks bones the preset names: {', '.join(missing)}")
         else:
@@ -373,8 +346,8 @@ class VFXMOCAP_OT_live_start(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
             live_pose.start(context.scene)
-        except INPUT_ERRORS as exc:
-            return _fail(self, str(exc))
+        except UserError as exc:
+            return fail(self, exc)
         return {"FINISHED"}
 
 
@@ -398,14 +371,14 @@ class VFXMOCAP_OT_live_record(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         driver = live_pose.current()
         if driver is None or not driver.running:
-            return _fail(self, "Live pose is not running: start it first")
+            return fail(self, "Live pose is not running: start it first")
         if not driver.recording:
             driver.start_recording()
             return {"FINISHED"}
         try:
             report = driver.stop_recording()
-        except INPUT_ERRORS as exc:
-            return _fail(self, str(exc))
+        except UserError as exc:
+            return fail(self, exc)
         if report is None:
             self.report({"WARNING"}, "Nothing was recorded")
         else:
@@ -423,13 +396,3 @@ CLASSES = (
     VFXMOCAP_OT_live_stop,
     VFXMOCAP_OT_live_record,
 )
-
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)

@@ -12,6 +12,7 @@ from typing import Any
 import bpy
 
 from ..bridge.retarget.face_shapes import DEFAULT_MIN_CUTOFF_HZ, GROUPS, FaceOptions, parse_name_map
+from ..common import ui
 
 
 def _has_shape_keys(_settings: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
@@ -105,57 +106,36 @@ class MocapPartsSettings(bpy.types.PropertyGroup):
         )
 
 
-class HandsFacePanel:
-    bl_label = "Hands & Face"
-    bl_region_type = "UI"
-    bl_category = "Motion Capture"
-
-    def draw(self, context: bpy.types.Context) -> None:
-        layout = self.layout
-        parts = context.scene.vfx_mocap_parts
-        layout.prop(parts, "use_hands")
-        layout.prop(parts, "use_face")
-        column = layout.column()
-        column.enabled = parts.use_face
-        column.prop(parts, "face_mesh")
-        column.prop(parts, "shape_key_names")
-        column.prop(parts, "neutral")
-        if parts.neutral == "FIRST":
-            column.prop(parts, "neutral_frames")
-        column.label(text="Gain")
-        row = column.row(align=True)
-        for group in GROUPS:
-            row.prop(parts, f"gain_{group}")
-        column.label(text="Smoothing (Hz)")
-        row = column.row(align=True)
-        for group in GROUPS:
-            row.prop(parts, f"smooth_{group}")
+def draw_hands_face(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    parts = context.scene.vfx_mocap_parts
+    layout.prop(parts, "use_hands")
+    layout.prop(parts, "use_face")
+    column = layout.column()
+    column.enabled = parts.use_face
+    column.prop(parts, "face_mesh")
+    column.prop(parts, "shape_key_names")
+    column.prop(parts, "neutral")
+    if parts.neutral == "FIRST":
+        column.prop(parts, "neutral_frames")
+    column.label(text="Gain")
+    row = column.row(align=True)
+    for group in GROUPS:
+        row.prop(parts, f"gain_{group}")
+    column.label(text="Smoothing (Hz)")
+    row = column.row(align=True)
+    for group in GROUPS:
+        row.prop(parts, f"smooth_{group}")
 
 
-def _panel_classes() -> tuple[type, ...]:
-    classes = []
-    for space, prefix in (("SEQUENCE_EDITOR", "sequencer"), ("VIEW_3D", "view3d")):
-        name = f"VFXMOCAP_PT_{prefix}_handsface"
-        attributes = {
-            "bl_space_type": space,
-            "bl_idname": name,
-            "bl_parent_id": f"VFXMOCAP_PT_{prefix}_posetoarmature",
-            "bl_options": {"DEFAULT_CLOSED"},
-        }
-        classes.append(type(name, (HandsFacePanel, bpy.types.Panel), attributes))
-    return tuple(classes)
-
-
-CLASSES = (MocapPartsSettings, *_panel_classes())
+CLASSES = (
+    MocapPartsSettings,
+    *ui.sidebar_panels("handsface", "Hands & Face", draw_hands_face, closed=True, parent="posetoarmature"),
+)
 
 
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
     bpy.types.Scene.vfx_mocap_parts = bpy.props.PointerProperty(type=MocapPartsSettings)
 
 
 def unregister() -> None:
     del bpy.types.Scene.vfx_mocap_parts
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)

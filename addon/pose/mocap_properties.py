@@ -242,8 +242,6 @@ CLASSES = (MocapMapEntry, MocapArmatureMap, MocapPoseSettings)
 
 
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
     bpy.types.Scene.vfx_mocap_pose = bpy.props.PointerProperty(type=MocapPoseSettings)
     bpy.types.Object.vfx_mocap_map = bpy.props.PointerProperty(type=MocapArmatureMap)
 
@@ -251,5 +249,3 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.Object.vfx_mocap_map
     del bpy.types.Scene.vfx_mocap_pose
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)

@@ -26,6 +26,7 @@ from ..bridge.retarget.head import HeadFromFace
 from ..bridge.retarget.rig_data import RigData
 from ..bridge.retarget.solver import PoseFrames, Retargeter, SolveOptions
 from ..common import pump, runtime
+from ..common.errors import UserError
 from . import armature_io, bake, bake_report, pose_people, shape_key_bake
 
 INTERVAL_S = 0.1
@@ -34,7 +35,7 @@ PART_ARRAYS = ("hand_landmarks", "hand_present", "face_landmarks", "face_present
 """Arrays a pose job has when it tracked hands or face (see the pose mode)."""
 
 
-class PoseResultError(Exception):
+class PoseResultError(UserError):
     """A pose job's result cannot be read; the message says which file and what to do."""
 
 
@@ -80,10 +81,6 @@ class BakeDone:
     """Where the report was kept in the job's folder, or why it could not be."""
 
 
-class FollowUpError(Exception):
-    """A follow-up could not run; the message is for the user."""
-
-
 @dataclass(frozen=True)
 class _FollowUp:
     scene: str
@@ -91,7 +88,7 @@ class _FollowUp:
     what: str
     """In words, for messages: "bake", "insert the pose control video"."""
     run: Callable[[bpy.types.Scene, bpy.types.PropertyGroup], None]
-    """Called on the main thread with the scene and the succeeded job; raises FollowUpError."""
+    """Called on the main thread with the scene and the succeeded job; raises UserError."""
 
 
 _executor: ThreadPoolExecutor | None = None
@@ -228,7 +225,7 @@ def _run_follow_up(follow_up: _FollowUp) -> None:
         return
     try:
         follow_up.run(scene, job)
-    except FollowUpError as exc:
+    except UserError as exc:
         _report(str(exc))
     except Exception as exc:  # reported, so the pump's other callbacks still run
         runtime.report_internal_error(f"The follow-up '{follow_up.what}' of pose job {job.name[:8]}", exc)

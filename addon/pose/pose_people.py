@@ -14,6 +14,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..common.errors import UserError
+
 TRACK_ARRAYS = {
     "world_landmarks": "track_world_landmarks",
     "visibility": "track_visibility",
@@ -27,7 +29,7 @@ PERSON_PROP = "vfx_mocap_person"
 """Object custom property: the track number an armature made by :func:`person_armature` follows."""
 
 
-class PersonError(Exception):
+class PersonError(UserError):
     """The chosen person is not in the pose job; the message says which numbers are."""
 
 

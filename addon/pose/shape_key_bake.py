@@ -16,9 +16,10 @@ import numpy as np
 
 from ..bridge.retarget.face_shapes import ARKIT_SHAPES, FaceValues
 from ..common import compat
+from ..common.errors import UserError
 
 
-class ShapeKeyBakeError(Exception):
+class ShapeKeyBakeError(UserError):
     """The face cannot be written onto this mesh; the message says why and what to do."""
 
 

@@ -12,6 +12,7 @@ import bpy
 
 from ..bridge import daemon_setup
 from ..common import preferences
+from ..common.errors import fail
 
 EXTENSION_DIR = Path(__file__).resolve().parents[2]
 REDRAW_S = 0.5
@@ -52,8 +53,7 @@ class VFXMOCAP_OT_setup_daemon(bpy.types.Operator):
         prefs = preferences.get()
         extras = [f.extra for f in daemon_setup.FEATURE_SETS if getattr(prefs, f"setup_{f.extra}")]
         if not extras:
-            self.report({"ERROR"}, "Tick at least one feature set to install")
-            return {"CANCELLED"}
+            return fail(self, "Tick at least one feature set to install")
         settings = preferences.daemon_settings()
         _run = daemon_setup.SetupRun(
             preferences.data_dir(), daemon_source(), extras, settings.log_dir / "setup.log"

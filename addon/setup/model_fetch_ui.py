@@ -12,6 +12,7 @@ import bpy
 
 from ..bridge.model_fetch import FetchRun
 from ..common import runtime
+from ..common.errors import fail
 
 REDRAW_S = 0.5
 _runs: dict[str, FetchRun] = {}
@@ -55,8 +56,7 @@ class VFXMOCAP_OT_fetch_models(bpy.types.Operator):
         download = runtime.get().modes.get(self.mode, {}).get("download") or {}
         argv = download.get("argv")
         if not argv:
-            self.report({"ERROR"}, f"The daemon names no download for {self.mode}")
-            return {"CANCELLED"}
+            return fail(self, f"The daemon names no download for {self.mode}")
         _runs[self.mode] = FetchRun(self.mode, [str(a) for a in argv]).start()
         if not bpy.app.timers.is_registered(_tick):
             bpy.app.timers.register(_tick, first_interval=REDRAW_S)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from .rig_data import RigData
 
 SIDES = ("L", "R")
@@ -43,7 +44,7 @@ PRESET_FORMAT = "vfx-mocap-bone-map"
 PRESET_VERSION = 1
 
 
-class BoneMapError(ValueError):
+class BoneMapError(UserError, ValueError):
     """A bone map (or preset file) is unusable; the message names the field or the bone."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import UserError
 from .filters import OneEuroFilter, OneEuroParams
 from .offline_filter import zero_phase
 
@@ -159,7 +160,7 @@ class FaceOptions:
     """ARKit name -> the mesh's shape-key name, for meshes named otherwise."""
 
 
-class FaceError(ValueError):
+class FaceError(UserError, ValueError):
     """The face values cannot be made; the message says why and what to do."""
 
 

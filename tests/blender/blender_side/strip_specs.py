@@ -18,7 +18,7 @@ import harness
 def spec_or_error(addon: ModuleType, scene: Any, strip: Any) -> dict[str, Any]:
     try:
         source = addon.common.strips.strip_source(scene, strip)
-    except addon.common.strips.BadInput as exc:
+    except addon.common.errors.UserError as exc:
         return {"error": str(exc)}
     spec = dict(source.spec)
     if "paths" in spec:
@@ -130,7 +130,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     empty_job = fake_job(addon, scene, "c" * 32, output / "missing", sequence, 0.0)
     try:
         strips.insert_result_strip(scene, empty_job)
-    except strips.BadInput as exc:
+    except addon.common.errors.UserError as exc:
         record["missing_result"] = str(exc)
 
     empty = bpy.data.objects.new("empty", None)
