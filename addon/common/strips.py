@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bpy
 
+from ..bridge.requests import StripSource
 from . import compat
 from .errors import UserError
 
@@ -36,21 +36,6 @@ colour space (3 ms for a 720x528 PNG, 26 to 56 ms for a 1080p one, on the main t
 nothing, and the strip then gets the result's frames and the colour space that read would have found."""
 RESULT_COLORSPACE = "sRGB"
 """Result frames are 8-bit PNGs without alpha, which Blender reads as sRGB with straight alpha (its default)."""
-
-
-@dataclass(frozen=True)
-class StripSource:
-    """A strip turned into an input spec, with where it sat in the timeline at that moment."""
-
-    spec: dict[str, Any]
-    strip_name: str
-    channel: int
-    frame_start: int
-    """First visible timeline frame."""
-    frame_count: int
-    """Visible timeline frames."""
-    content_offset: float
-    """Timeline frames from the strip's content start to its first visible frame (its left handle)."""
 
 
 def selected_strip(scene: bpy.types.Scene) -> bpy.types.bpy_struct:

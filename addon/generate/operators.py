@@ -12,7 +12,7 @@ import os
 
 import bpy
 
-from ..common import preferences, runtime, strips, submission
+from ..common import preferences, requests, runtime, strips
 from ..common.errors import UserError, fail
 from ..common.properties import MocapJob
 
@@ -76,14 +76,12 @@ class VFXMOCAP_OT_generate(bpy.types.Operator):
     bl_options = frozenset({"UNDO"})
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        rt = runtime.get()
         try:
-            request = submission.prepare(context.scene, rt.status)
+            request = requests.job_request(context.scene)
         except UserError as exc:
             return fail(self, exc, "generate")
-        rt.action_errors.pop("generate", None)
-        submission.record(context.scene, request)
-        rt.connection.submit(request.job_id, request.mode, request.params, request.inputs)
+        runtime.get().action_errors.pop("generate", None)
+        requests.submit(context.scene, request)
         self.report({"INFO"}, f"Submitted {request.mode} job {request.job_id[:8]}")
         return {"FINISHED"}
 

@@ -1,8 +1,8 @@
 """Generate from Scene: render a control pass from the scene's camera and send it to Wan 2.1 VACE.
 
 The pass (:mod:`.scene_passes`) is inserted as a strip at the shot's frames and becomes the selected strip; the
-job is then made by the add-on's own submission path (:func:`.submission.prepare`) with the Generate panel's
-options, reference and prompt for the mode, so its result is inserted like any job's: above the pass strip,
+job is then made by the add-on's one job request builder (:func:`..common.requests.job_request`) with the Generate
+panel's options, reference and prompt for the mode, so its result is inserted like any job's: above the pass strip,
 from its first frame, one generated frame per scene frame. The pose pass goes to ``vace_pose``; the depth and
 layout passes go to ``vace_motion`` with ``control=as_is`` (the pass is the control video, unchanged). The job
 asks for the pass's own size, so the daemon reads the control frames exactly as they are on disk.
@@ -23,8 +23,9 @@ from typing import Any
 
 import bpy
 
+from ..bridge import requests as checked
 from ..bridge.scene_control.framing import frame_notes
-from ..common import runtime, strips, submission, ui
+from ..common import requests, runtime, strips, ui
 from ..common.errors import UserError, fail
 from . import scene_passes, scene_render_task
 
@@ -101,17 +102,15 @@ def _insert(scene: bpy.types.Scene, rendered: scene_passes.RenderedPass) -> str:
 def _insert_and_submit(scene: bpy.types.Scene, mode: str, rendered: scene_passes.RenderedPass) -> str:
     """Insert the pass strip (it becomes the selected strip the job reads) and submit the job for ``mode``."""
     scene_passes.insert_pass_strip(scene, rendered)
-    rt = runtime.get()
     shot = rendered.shot
-    request = submission.prepare(scene, rt.status, mode)
+    request = requests.job_request(scene, mode)
     request.params["width"], request.params["height"] = shot.framing.width, shot.framing.height
     request.params.pop("frame_count", None)
     if mode == "vace_motion":
         request.params["control"] = "as_is"
         request.params.pop("flow_scale_px", None)
-    job = submission.record(scene, request)
+    job = requests.submit(scene, request)
     job.strip_props_json = json.dumps(shot.strip_props(rendered.name), sort_keys=True)
-    rt.connection.submit(request.job_id, request.mode, request.params, request.inputs)
     notes = frame_notes(shot.frame_count, int(request.params.get("window_frames", 81)))
     return (
         f"Submitted {mode} job {request.job_id[:8]}: {shot.frame_count} frames from {shot.frame_start}, "
@@ -244,16 +243,10 @@ class VFXMOCAP_OT_cancel_scene_render(bpy.types.Operator):
 
 
 def _check_daemon_and_reference(scene: bpy.types.Scene, mode: str) -> None:
-    """UserError if the daemon is not connected, lacks ``mode`` or its weights, or the reference is unusable."""
-    status = runtime.get().status
-    if status.state != "connected":
-        submission.prepare(scene, status, mode)  # raises, naming the daemon's state as the Generate panel does
-    info = (status.health or {}).get("modes", {}).get(mode)
-    if info is None:
-        raise UserError(f"The daemon has no mode '{mode}': update it, or use another pass")
-    if not info.get("ready", False):
-        missing = "; ".join(info.get("missing") or ()) or "the daemon did not say what"
-        raise UserError(f"Mode '{mode}' is not ready. Missing: {missing}")
+    """UserError if the daemon is not connected, lacks ``mode`` or its weights, or the reference is unusable: the
+    job request's own checks, made before rendering (the pass strip the job reads does not exist yet)."""
+    info = checked.mode_info(runtime.get().status, mode)
+    checked.require_ready(mode, info)
     if strips.reference_spec(scene) is None:
         raise UserError(f"Mode '{mode}' needs a reference image: choose a file or an image strip under Reference")
     if not str(_mode_option(scene, mode, "prompt", "")).strip():

@@ -28,11 +28,11 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from ..bridge.live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
+from ..bridge.live_client import LiveError, LiveRequest, LiveSessionThread
 from ..bridge.live_record import Recorder, Take
+from ..bridge.requests import licences_text
 from ..common import preferences, pump, runtime, strips
 from ..common.errors import UserError
-from ..common.submission import licences_text
 
 IMAGE_NAME = "VFX Live"
 THREAD_NAME = "vfx-mocap-live-view"
@@ -396,13 +396,6 @@ def start(scene: bpy.types.Scene, request: LiveRequest, option_names: tuple[str,
     _view = LiveView(scene, request, option_names)
     pump.start_ticker(tick)
     return _view
-
-
-def new_request(mode: str, source: dict[str, Any], params: dict[str, Any], inputs: dict[str, Any]) -> LiveRequest:
-    """A request to the daemon the add-on is connected to. Raises LiveError when not connected."""
-    return LiveRequest(
-        daemon_connection_file(preferences.daemon_settings(), runtime.get().status), mode, source, params, inputs
-    )
 
 
 def new_take_id() -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import bpy
 
 from ..bridge.live_client import LiveError
-from ..common import compat, runtime, strips, ui
+from ..common import compat, requests, runtime, strips, ui
 from ..common.errors import UserError, fail
 from . import live_view
 
@@ -50,29 +50,12 @@ def live_option_names(mode_info: dict[str, Any]) -> tuple[str, ...]:
     return tuple(p["name"] for p in mode_info.get("live") or ())
 
 
-def mode_info(mode: str) -> dict[str, Any]:
-    """The daemon's description of ``mode``; LiveError when it cannot run live now."""
-    modes = runtime.get().modes
-    if not modes:
-        raise LiveError("The daemon is not running: start it in the Motion Capture panel")
-    info = modes.get(mode)
-    if info is None:
-        raise LiveError(f"The daemon has no mode '{mode}'; it offers: {', '.join(sorted(modes)) or 'none'}")
-    if info.get("live") is None:
-        raise LiveError(f"Mode '{mode}' has no live variant in this daemon")
-    if not info.get("ready"):
-        missing = "; ".join(info.get("missing") or ()) or "the daemon did not say what"
-        fix = "; ".join(info.get("fix") or ())
-        raise LiveError(f"Mode '{mode}' is not ready. Missing: {missing}" + (f". Fix: {fix}" if fix else ""))
-    return dict(info)
-
-
 def build_request(scene: bpy.types.Scene) -> tuple[live_view.LiveRequest, tuple[str, ...]]:
     """The live request the panel describes, and the names of the mode's live options. Raises LiveError or
     UserError naming what to change."""
     settings = scene.vfx_mocap_live
     mode = settings.mode
-    info = mode_info(mode)
+    info = requests.live_mode_info(mode)
     names = live_option_names(info)
     params = {p.name: p.value for p in scene.vfx_mocap.mode_params(mode) if p.name in names}
     inputs: dict[str, dict[str, Any]] = {}
@@ -92,7 +75,7 @@ def build_request(scene: bpy.types.Scene) -> tuple[live_view.LiveRequest, tuple[
         source: dict[str, Any] = {"path": strips.readable_file(settings.video_path, "the live video"), "loop": True}
     else:
         source = {"camera": settings.camera_index}
-    return live_view.new_request(mode, source, params, inputs), names
+    return requests.live_request(mode, info, source, params, inputs), names
 
 
 class VFXMOCAP_OT_live_view_start(bpy.types.Operator):

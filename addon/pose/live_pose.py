@@ -25,13 +25,13 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from ..bridge.live_client import LiveError, LiveRequest, LiveSessionThread, daemon_connection_file
+from ..bridge.live_client import LiveError, LiveSessionThread
 from ..bridge.retarget.face_shapes import ARKIT_SHAPES, FaceValues, LiveFace
 from ..bridge.retarget.finger_maps import detect_finger_map
 from ..bridge.retarget.fingers import HandSolver, LiveHands
 from ..bridge.retarget.head import HeadFromFace, LiveHead
 from ..bridge.retarget.solver import PoseFrames, Retargeter
-from ..common import preferences, pump, runtime
+from ..common import pump, requests, runtime
 from . import armature_io, bake, shape_key_bake
 
 THREAD_NAME = "vfx-mocap-live-pose"
@@ -338,9 +338,7 @@ def start(scene: bpy.types.Scene) -> LiveDriver:
         source: dict[str, Any] = {"path": str(Path(path).resolve()), "loop": True}
     else:
         source = {"camera": settings.camera_index}
-    request = LiveRequest(
-        daemon_connection_file(preferences.daemon_settings(), runtime.get().status), "pose", source, live_params(scene)
-    )
+    request = requests.live_request("pose", requests.live_mode_info("pose"), source, live_params(scene))
     armature_io.apply_switches(obj, bone_map)
     session = LiveSessionThread(request, PoseSolver(retargeter, hands, face, head), THREAD_NAME)
     _driver = LiveDriver(scene, obj, session, retargeter, face_mesh, shape_keys)

@@ -9,7 +9,6 @@ succeeds (:mod:`.mocap_tasks`).
 from __future__ import annotations
 
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import bpy
 from ..bridge.retarget import bone_maps
 from ..bridge.retarget.bone_maps import BoneMapError
 from ..bridge.retarget.finger_maps import detect_finger_map
-from ..common import compat, preferences, runtime, strips, submission
+from ..common import compat, preferences, requests, strips
 from ..common.errors import UserError, fail
 from ..common.properties import MocapJob
 from . import armature_io, live_pose, mocap_tasks, pose_people
@@ -83,26 +82,7 @@ def find_pose_job(scene: bpy.types.Scene, job_id: str = "", params: dict[str, An
 
 def submit_pose_job(scene: bpy.types.Scene, params: dict[str, Any]) -> MocapJob:
     """Send the selected strip to the daemon's pose mode with the panel's pose options and ``params`` on top."""
-    rt = runtime.get()
-    if rt.status.state != "connected":
-        raise UserError("The daemon is not running: start it in the Motion Capture panel")
-    info = rt.modes.get("pose")
-    if info is None or not info.get("ready"):
-        missing = "; ".join((info or {}).get("missing") or ()) or "the daemon has no pose mode"
-        raise UserError(f"The pose mode is not ready: {missing}")
-    strip = _selected_strip(scene)
-    if strip is None:
-        raise UserError("No strip selected: select the movie or image sequence to capture in the Sequencer")
-    source = strips.strip_source(scene, strip)
-    slot = next((s["name"] for s in info.get("inputs", ()) if s.get("kind") == "video"), "video")
-    values = {param.name: param.value for param in scene.vfx_mocap.mode_params("pose")}
-    licences = submission.licences_text(info)
-    request = submission.JobRequest(
-        uuid.uuid4().hex, "pose", {**values, **params}, {slot: source.spec}, source, licences
-    )
-    job = submission.record(scene, request)
-    rt.connection.submit(request.job_id, request.mode, request.params, request.inputs)
-    return job
+    return requests.submit(scene, requests.job_request(scene, "pose", params))
 
 
 def control_video_params(scene: bpy.types.Scene) -> dict[str, Any]:

@@ -1,60 +1,39 @@
-"""Turn the panel's settings and the selected strip into a job request, and record the job in the scene.
+"""The panel's settings and the selected strip as requests to the daemon: the one place a job or a live session
+is built on the Blender side, and the one place a new job is recorded and sent.
 
-Main thread only: it reads Blender data. Sending is the connection thread's business.
+Main thread only: it reads Blender data. The checks (daemon, mode, each input spec, readiness) are the bridge's
+(:mod:`..bridge.requests`), in that order; sending is the connection thread's business.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import bpy
 
-from ..bridge.connection_thread import DaemonStatus
+from ..bridge import requests as checked
+from ..bridge.live_client import LiveRequest
+from ..bridge.requests import JobRequest
+from . import preferences, runtime
 from .errors import UserError
 from .properties import MocapJob
-from .strips import StripSource, reference_spec, selected_strip, strip_source
+from .strips import reference_spec, selected_strip, strip_source
 
 
-@dataclass(frozen=True)
-class JobRequest:
-    """Everything ``Connection.submit`` sends, plus where the source strip was."""
-
-    job_id: str
-    mode: str
-    params: dict[str, Any]
-    inputs: dict[str, dict[str, Any]]
-    source: StripSource | None
-    licences: str = ""
-    """The mode's models and their licences, ``"model: licence; ..."``, from the daemon's health."""
-
-
-def licences_text(mode_info: dict[str, Any]) -> str:
-    """``"model: licence; ..."`` of a mode, from its entry in the daemon's health."""
-    return "; ".join(f"{item['model']}: {item['licence']}" for item in mode_info.get("licences") or ())
-
-
-def prepare(scene: bpy.types.Scene, status: DaemonStatus, mode: str = "") -> JobRequest:
-    """Build the request for ``mode`` (default: the scene's chosen mode). Raises UserError naming what to change.
+def job_request(scene: bpy.types.Scene, mode: str = "", params: Mapping[str, Any] | None = None) -> JobRequest:
+    """The request for ``mode`` (default: the scene's chosen mode) with the panel's options and ``params`` on
+    top. Raises UserError naming what to change.
 
     Each of the mode's media inputs is filled from the panel: a ``video`` input from the selected strip, the
     mode's first ``image`` input from the reference. Further optional image inputs (a face swap's target face,
     r2v's extra references) stay empty. Input problems are reported before a mode that is not ready, so the
     user learns everything the panel can fix first.
     """
-    if status.state == "starting":
-        raise UserError("The daemon is still starting: try again in a moment")
-    if status.state != "connected":
-        reason = " (it failed: the Daemon panel says why)" if status.state == "error" else ""
-        raise UserError(f"The daemon is not running{reason}: start it in the Motion Capture panel")
     state = scene.vfx_mocap
     mode = mode or state.mode
-    modes = (status.health or {}).get("modes", {})
-    info = modes.get(mode)
-    if info is None:
-        raise UserError(f"The daemon has no mode '{mode}'; it offers: {', '.join(sorted(modes)) or 'none'}")
+    info = checked.mode_info(runtime.get().status, mode)
     inputs: dict[str, dict[str, Any]] = {}
     source = None
     reference_used = False
@@ -76,21 +55,19 @@ def prepare(scene: bpy.types.Scene, status: DaemonStatus, mode: str = "") -> Job
                 f"Mode '{mode}' needs a second image ('{slot['name']}') that the panel cannot set yet: "
                 "submit it with `python -m daemon submit`"
             )
-    if not info.get("ready", False):
-        missing = "; ".join(info.get("missing") or ()) or "the daemon did not say what"
-        raise UserError(f"Mode '{mode}' is not ready. Missing: {missing}")
     defaults = {schema["name"]: schema.get("default") for schema in info.get("params", ())}
-    params = {
+    values = {
         param.name: param.value
         for param in state.mode_params(mode)
         # An option without a default that the panel holds at 0 or "" was never set: the daemon picks its value.
         if defaults.get(param.name) is not None or param.kind == "bool" or param.value not in (0, "")
     }
-    return JobRequest(uuid.uuid4().hex, mode, params, inputs, source, licences_text(info))
+    return checked.job_request(mode, info, {**values, **(params or {})}, inputs, source)
 
 
-def record(scene: bpy.types.Scene, request: JobRequest) -> MocapJob:
-    """Add the job at the top of the scene's job list (state ``submitting``) and make it the active one."""
+def submit(scene: bpy.types.Scene, request: JobRequest) -> MocapJob:
+    """Add the job at the top of the scene's job list (state ``submitting``), make it the active one, and queue it
+    for the connection thread, which sends it."""
     jobs = scene.vfx_mocap.jobs
     job = jobs.add()
     job.name = request.job_id
@@ -106,4 +83,24 @@ def record(scene: bpy.types.Scene, request: JobRequest) -> MocapJob:
         job.source_content_offset = request.source.content_offset
     jobs.move(len(jobs) - 1, 0)
     scene.vfx_mocap.active_job_index = 0
+    runtime.get().connection.submit(request.job_id, request.mode, request.params, request.inputs)
     return jobs[0]
+
+
+def live_mode_info(mode: str) -> dict[str, Any]:
+    """The daemon's description of ``mode``; UserError when it cannot run live now (not connected, no such mode,
+    no live variant)."""
+    return checked.mode_info(runtime.get().status, mode, live=True)
+
+
+def live_request(
+    mode: str,
+    info: Mapping[str, Any],
+    source: Mapping[str, Any],
+    params: Mapping[str, Any],
+    inputs: Mapping[str, Any] | None = None,
+) -> LiveRequest:
+    """A live session of ``mode`` (``info`` from :func:`live_mode_info`) to the daemon the add-on is connected
+    to. Raises UserError naming what to change."""
+    settings = preferences.daemon_settings()
+    return checked.live_request(settings, runtime.get().status, mode, info, source, params, inputs or {})
