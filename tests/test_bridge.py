@@ -5,7 +5,6 @@ builders, naming its field, before anything reaches the daemon."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -15,22 +14,13 @@ import cv2
 import numpy as np
 import pytest
 from support.addon_modules import load_addon_package
+from support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
 def bridge() -> ModuleType:
     """``addon/bridge`` imported as the extension imports it (relative imports of the bundled ``shared``)."""
     return load_addon_package("bridge", "vfx_bridge")
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 @pytest.fixture
@@ -65,7 +55,7 @@ def connected_status(bridge: ModuleType, gathered: Callable[[], list[Any]]) -> A
         statuses = [u for u in gathered() if isinstance(u, bridge.connection_thread.DaemonStatus)]
         return statuses[-1] if statuses and statuses[-1].state == "connected" and statuses[-1].health else None
 
-    return wait_for(connected, "the connection thread to report the daemon connected")
+    return wait_for(connected, 30, "the connection thread to report the daemon connected")
 
 
 def test_the_connection_thread_sends_a_built_job_and_follows_it_to_its_result(bridge, connection):
@@ -81,7 +71,7 @@ def test_the_connection_thread_sends_a_built_job_and_follows_it_to_its_result(br
         mine = [view for view in views if view.job_id == request.job_id]
         return mine[-1] if mine and mine[-1].state in ("succeeded", "failed") else None
 
-    view = wait_for(final_view, "the job's final state event")
+    view = wait_for(final_view, 30, "the job's final state event")
     assert view.state == "succeeded", view
     assert view.params["steps"] == 4
     frames = sorted((Path(view.output_dir) / "frames").glob("*.png"))
@@ -151,8 +141,8 @@ def test_the_live_client_runs_a_built_session_and_the_recorder_writes_its_frames
 
     session = bridge.live_client.LiveSessionThread(request, prepare, "vfx-mocap-test-live")
     try:
-        wait_for(lambda: len(recorded) >= 5, "five live results", timeout=60)
-        mean = wait_for(session.take, "a prepared result on the main thread's side")
+        wait_for(lambda: len(recorded) >= 5, 60, "five live results")
+        mean = wait_for(session.take, 30, "a prepared result on the main thread's side")
         assert session.state == "running" and mean > 0
     finally:
         session.stop()
