@@ -30,19 +30,17 @@ def wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE") -> None:
 def sidebar_panels(
     key: str,
     label: str,
-    draw: Callable[[bpy.types.UILayout, bpy.types.Context], None],
+    draw: Callable[[bpy.types.UILayout, bpy.types.Context], None] | type,
     editors: tuple[tuple[str, str], ...] = EDITORS,
     closed: bool = False,
     parent: str = "",
 ) -> tuple[type, ...]:
     """One registrable panel class per editor, ``VFXMOCAP_PT_<editor name>_<key>``, drawn by
-    ``draw(layout, context)``. ``closed``: folded until opened; ``parent``: the key of the panel it sits in."""
+    ``draw(layout, context)``, or by ``draw``'s own ``draw(self, context)`` method when ``draw`` is a class
+    (then the panels derive from it). ``closed``: folded until opened; ``parent``: the key of the panel it sits
+    in."""
     classes = []
     for space, prefix in editors:
-
-        def draw_panel(panel: bpy.types.Panel, context: bpy.types.Context) -> None:
-            draw(panel.layout, context)
-
         name = f"VFXMOCAP_PT_{prefix}_{key}"
         attributes: dict[str, object] = {
             "bl_idname": name,
@@ -50,13 +48,26 @@ def sidebar_panels(
             "bl_space_type": space,
             "bl_region_type": "UI",
             "bl_category": CATEGORY,
-            "draw": draw_panel,
         }
+        bases: tuple[type, ...] = (bpy.types.Panel,)
+        if isinstance(draw, type):
+            bases = (draw, *bases)
+        else:
+            attributes["draw"] = _draw_method(draw)
         if key in ORDER:
             attributes["bl_order"] = ORDER.index(key)
         if closed:
             attributes["bl_options"] = {"DEFAULT_CLOSED"}
         if parent:
             attributes["bl_parent_id"] = f"VFXMOCAP_PT_{prefix}_{parent}"
-        classes.append(type(name, (bpy.types.Panel,), attributes))
+        classes.append(type(name, bases, attributes))
     return tuple(classes)
+
+
+def _draw_method(
+    draw: Callable[[bpy.types.UILayout, bpy.types.Context], None],
+) -> Callable[[bpy.types.Panel, bpy.types.Context], None]:
+    def draw_panel(panel: bpy.types.Panel, context: bpy.types.Context) -> None:
+        draw(panel.layout, context)
+
+    return draw_panel

@@ -106,30 +106,34 @@ class MocapPartsSettings(bpy.types.PropertyGroup):
         )
 
 
-def draw_hands_face(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
-    parts = context.scene.vfx_mocap_parts
-    layout.prop(parts, "use_hands")
-    layout.prop(parts, "use_face")
-    column = layout.column()
-    column.enabled = parts.use_face
-    column.prop(parts, "face_mesh")
-    column.prop(parts, "shape_key_names")
-    column.prop(parts, "neutral")
-    if parts.neutral == "FIRST":
-        column.prop(parts, "neutral_frames")
-    column.label(text="Gain")
-    row = column.row(align=True)
-    for group in GROUPS:
-        row.prop(parts, f"gain_{group}")
-    column.label(text="Smoothing (Hz)")
-    row = column.row(align=True)
-    for group in GROUPS:
-        row.prop(parts, f"smooth_{group}")
+class HandsFacePanel:
+    """The Hands & Face panel, under Pose to Armature (its classes: :data:`CLASSES`)."""
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        parts = context.scene.vfx_mocap_parts
+        layout.prop(parts, "use_hands")
+        layout.prop(parts, "use_face")
+        column = layout.column()
+        column.enabled = parts.use_face
+        column.prop(parts, "face_mesh")
+        column.prop(parts, "shape_key_names")
+        column.prop(parts, "neutral")
+        if parts.neutral == "FIRST":
+            column.prop(parts, "neutral_frames")
+        column.label(text="Gain")
+        row = column.row(align=True)
+        for group in GROUPS:
+            row.prop(parts, f"gain_{group}")
+        column.label(text="Smoothing (Hz)")
+        row = column.row(align=True)
+        for group in GROUPS:
+            row.prop(parts, f"smooth_{group}")
 
 
 CLASSES = (
     MocapPartsSettings,
-    *ui.sidebar_panels("handsface", "Hands & Face", draw_hands_face, closed=True, parent="posetoarmature"),
+    *ui.sidebar_panels("handsface", "Hands & Face", HandsFacePanel, closed=True, parent="posetoarmature"),
 )
 
 
