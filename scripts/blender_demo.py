@@ -56,14 +56,14 @@ def main() -> int:
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.daemon_python = args.daemon_python
     prefs.output_dir = str(out / "daemon-data")
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
 
     def pump_until(predicate, what: str) -> None:
         deadline = time.monotonic() + args.timeout
         while not predicate():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gave up waiting for {what}; daemon {rt.status.state}: {rt.status.message}")
-            addon.pump.tick()
+            addon.common.pump.tick()
             time.sleep(0.02)
 
     bpy.ops.vfxmocap.daemon_start()
@@ -74,7 +74,7 @@ def main() -> int:
     # 1. The video in the sequencer, trimmed to the frames to track, the scene matched to it.
     scene = bpy.context.scene
     editor = scene.sequence_editor_create()
-    compat = addon.compat
+    compat = addon.common.compat
     source = compat.new_movie_strip(editor, args.video.stem, str(args.video), 1, 1 - args.start)
     compat.set_timing(source, "left_handle_offset", args.start)
     compat.set_timing(source, "duration", args.frames)
@@ -104,7 +104,7 @@ def main() -> int:
 
     # 3. The result above the video, the file, and a picture of a sequencer frame.
     bpy.ops.vfxmocap.job_insert(job_id=job_id)
-    result = addon.strips.find_result_strip(scene, job_id)
+    result = addon.common.strips.find_result_strip(scene, job_id)
     blend_path = out / "pose_demo.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend_path))
     scene.frame_set(args.frames // 2)

@@ -1,30 +1,23 @@
-"""Parts of the add-on that need no Blender, loaded as single files: how a dead daemon's cause is found in its log,
+"""Parts of the add-on that need no Blender (its bridge package): how a dead daemon's cause is found in its log,
 and what the data folder move and the results kept beside a .blend do on disk."""
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 import stat
 import sys
-from pathlib import Path
 from types import ModuleType
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from support.addon_modules import load_addon_package
 
 
-def addon_file(name: str) -> ModuleType:
-    """``addon/<name>.py`` imported alone (``addon/__init__.py`` imports bpy)."""
-    spec = importlib.util.spec_from_file_location(f"vfx_addon_{name}", REPO_ROOT / "addon" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def bridge_module(name: str) -> ModuleType:
+    """``addon/bridge/<name>.py``, imported as the extension imports it but without Blender."""
+    return getattr(load_addon_package("bridge", "vfx_bridge"), name)
 
 
 def test_a_daemon_that_dies_is_explained_by_its_exception_not_by_unrelated_log_lines(tmp_path):
-    daemon_process = addon_file("daemon_process")
+    daemon_process = bridge_module("daemon_process")
     fake = tmp_path / "python"
     fake.write_text(
         "#!/bin/sh\n"
@@ -45,7 +38,7 @@ def test_a_daemon_that_dies_is_explained_by_its_exception_not_by_unrelated_log_l
 
 
 def test_an_older_store_is_moved_once_and_never_merged(tmp_path):
-    data_folder = addon_file("data_folder")
+    data_folder = bridge_module("data_folder")
     old, new = tmp_path / "extension" / "daemon", tmp_path / "share" / "vfx-mocap"
     (old / "jobs" / "a" / "outputs").mkdir(parents=True)
     sqlite3.connect(old / "jobs.sqlite3").close()
@@ -63,7 +56,7 @@ def test_an_older_store_is_moved_once_and_never_merged(tmp_path):
 
 
 def test_results_kept_beside_a_blend_are_complete_or_absent(tmp_path):
-    data_folder = addon_file("data_folder")
+    data_folder = bridge_module("data_folder")
     frames = tmp_path / "jobs" / "j1" / "outputs" / "frames"
     frames.mkdir(parents=True)
     for i in range(3):
@@ -78,7 +71,7 @@ def test_results_kept_beside_a_blend_are_complete_or_absent(tmp_path):
 def test_a_fetch_reads_the_commands_progress_bar_and_reports_its_last_error():
     """*Fetch* runs the daemon's ``fetch-models`` as a child: its carriage-return progress bar (stderr) becomes
     the run's progress, and a failure is explained by the command's last ``error:`` line."""
-    model_fetch = addon_file("model_fetch")
+    model_fetch = bridge_module("model_fetch")
     bar = "import sys; sys.stderr.write('[1/2] unet: 42.5% \\r[1/2] unet: 80.0% \\rerror: disk full\\n'); sys.exit(2)"
     run = model_fetch.FetchRun("vace_pose", [sys.executable, "-c", bar]).start()
     assert run.wait(30) and run.state == "failed", run.progress

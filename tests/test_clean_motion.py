@@ -1,6 +1,6 @@
 """Clean motion for bakes, in plain Python: the zero-phase filter, known smooth motion solved as a clip.
 
-Rigs and the forward-kinematics model come from ``test_retarget`` (``addon/retarget`` loaded without bpy).
+Rigs and the forward-kinematics model come from ``test_retarget`` (``addon/bridge/retarget`` loaded without bpy).
 """
 
 from __future__ import annotations

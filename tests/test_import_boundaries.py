@@ -30,7 +30,7 @@ def test_the_protocol_package_needs_zmq_only_for_the_client():
 
 
 def test_blender_version_differences_live_in_compat_only():
-    """The add-on branches on Blender's version (or uses an API one version renamed) in ``addon/compat.py``
+    """The add-on branches on Blender's version (or uses an API one version renamed) in ``addon/common/compat.py``
     alone, so supporting the next Blender means reading one file."""
     import re
     from pathlib import Path
@@ -58,7 +58,7 @@ def test_the_pose_data_contract_is_written_once_and_both_sides_read_it():
     from models.skeleton import MEDIAPIPE_POSE_LANDMARKS
     from shared import pose_data
 
-    frames = load_addon_package("retarget", "vfx_retarget").frames
+    frames = load_addon_package("bridge.retarget", "vfx_retarget").frames
     assert MEDIAPIPE_POSE_LANDMARKS is pose_data.LANDMARK_NAMES and len(pose_data.LANDMARK_NAMES) == 33
     bundled = sys.modules["vfx_extension.shared.pose_data"]  # shared/ as the extension bundles it
     assert frames.LANDMARK_NAMES is bundled.LANDMARK_NAMES and frames.LANDMARK is bundled.LANDMARK
@@ -67,26 +67,30 @@ def test_the_pose_data_contract_is_written_once_and_both_sides_read_it():
     assert imported_after("import shared.pose_data, shared.inputs", ("numpy", "zmq")) == []
 
 
-def test_every_add_on_module_that_imports_without_blender_is_type_checked():
-    """Each add-on module is imported with no bpy (nor mathutils) installed: those that import are exactly the
-    add-on files pyproject's ``[tool.mypy] files`` lists, so a module that runs without Blender is type-checked.
-    Two listed modules still reach bpy, through ``preferences.DaemonSettings`` (the bridge of issue 11 moves it)."""
+BLOCK_BLENDER = (
+    "import importlib.abc, sys\n"
+    "class NoBlender(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.partition('.')[0] in ('bpy', 'mathutils', 'bpy_extras', 'gpu'):\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name.partition('.')[0])\n"
+    "sys.meta_path.insert(0, NoBlender())\n"
+)
+"""Makes ``import bpy`` (and Blender's other modules) fail even where a stub package of that name is installed."""
+
+
+def add_on_modules_without_blender() -> tuple[dict[str, str], dict[str, str]]:
+    """Every add-on module by file (the packages' ``__init__`` aside, outside the bridge: they gather their
+    package's classes), and those that cannot be imported without Blender, with the Blender module each needs."""
     import json
-    import tomllib
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    entries = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]["files"]
-    listed = [root / entry for entry in entries if entry.startswith("addon/")]
-    checked = {
-        str(p.relative_to(root)) for entry in listed for p in (entry.rglob("*.py") if entry.is_dir() else [entry])
-    }
     modules = {
         str(path.relative_to(root)): ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
         for path in sorted((root / "addon").rglob("*.py"))
-        if path != root / "addon" / "__init__.py"
+        if path.name != "__init__.py" or path.is_relative_to(root / "addon" / "bridge")
     }
-    code = (
+    code = BLOCK_BLENDER + (
         "import importlib, json\n"
         "from support.scene_control import PACKAGE, load_scene_control\n"
         "load_scene_control()\n"
@@ -100,7 +104,40 @@ def test_every_add_on_module_that_imports_without_blender_is_type_checked():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root / "tests")
     assert run.returncode == 0, run.stderr
-    needs = json.loads(run.stdout)
-    assert set(needs.values()) == {"bpy"}
-    assert sorted(set(modules) - set(needs)) == sorted(checked - {"addon/connection_thread.py", "addon/live_client.py"})
-    assert sorted(checked & set(needs)) == ["addon/connection_thread.py", "addon/live_client.py"]
+    return modules, json.loads(run.stdout)
+
+
+def test_the_bridge_package_imports_no_blender_module():
+    """Every module of ``addon/bridge`` (walked, not listed) imports with ``bpy`` and ``mathutils`` blocked, so
+    the connection thread, the live client, the recorder, the daemon process and the retarget solver run and are
+    tested without Blender; every other add-on module needs Blender."""
+    modules, needs = add_on_modules_without_blender()
+    bridge = sorted(path for path in modules if path.startswith("addon/bridge/"))
+    assert {"addon/bridge/connection_thread.py", "addon/bridge/live_client.py", "addon/bridge/live_record.py"} < set(
+        bridge
+    )
+    assert {"addon/bridge/settings.py", "addon/bridge/daemon_process.py", "addon/bridge/retarget/solver.py"} < set(
+        bridge
+    )
+    assert [path for path in bridge if path in needs] == []
+    assert set(needs.values()) <= {"bpy", "mathutils", "bpy_extras", "gpu"}
+    bpy_side = [path for path in modules if not path.startswith("addon/bridge/")]
+    assert [path for path in bpy_side if path not in needs] == [], "a module that needs no Blender goes in the bridge"
+
+
+def test_every_add_on_module_that_imports_without_blender_is_type_checked():
+    """Each add-on module that imports with no bpy (nor mathutils), the whole bridge package among them, is in
+    (or under a folder in) pyproject's ``[tool.mypy] files``."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    entries = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]["files"]
+    listed = [root / entry for entry in entries if entry.startswith("addon")]
+    checked = {
+        str(p.relative_to(root)) for entry in listed for p in (entry.rglob("*.py") if entry.is_dir() else [entry])
+    }
+    modules, needs = add_on_modules_without_blender()
+    without_blender = set(modules) - set(needs)
+    assert "addon/bridge/connection_thread.py" in without_blender and "addon/bridge/live_client.py" in without_blender
+    assert sorted(without_blender - checked) == []

@@ -26,6 +26,7 @@ import pytest
 from support.daemon_process import REPO_ROOT, DaemonProcess
 from support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
 from support.tiny_wan import build_tiny_wan_vace, manifest_text, write_tiny_manifest
+from support.waiting import wait_for
 
 from daemon.store import JobStore
 from models.manifest import load_manifest
@@ -122,8 +123,11 @@ def models(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def load_cluster_lines() -> Any:
-    """``addon/cluster_status.py`` (the Daemon panel's cluster lines) without the add-on package, which needs bpy."""
-    spec = importlib.util.spec_from_file_location("vfx_cluster_status", REPO_ROOT / "addon" / "cluster_status.py")
+    """``addon/bridge/cluster_status.py`` (the Daemon panel's cluster lines) without the add-on package, which needs
+    bpy."""
+    spec = importlib.util.spec_from_file_location(
+        "vfx_cluster_status", REPO_ROOT / "addon" / "bridge" / "cluster_status.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -132,16 +136,6 @@ def load_cluster_lines() -> Any:
 
 def model_args(models: tuple[Path, Path]) -> tuple[str, ...]:
     return ("--manifest", str(models[1]), "--models-dir", str(models[0]), "--device", "cpu")
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def start_ray_daemon(cluster: Any, tmp_path_factory, *extra: str) -> DaemonProcess:

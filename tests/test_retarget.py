@@ -4,7 +4,7 @@ The rigs here are built from numbers (the Rigify metarig's own joint positions, 
 with arbitrary bone rolls and tails that do not point at their children). Poses are made with an independent
 forward-kinematics model of Blender's pose convention (posed = parent posed @ parent rest^-1 @ rest @ basis),
 turned into MediaPipe landmarks, solved, and the solved rotations posed through the same model.
-``addon/retarget`` is loaded as a package of its own: it must not need ``bpy``.
+``addon/bridge/retarget`` is loaded as a package of its own: it must not need ``bpy``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_retarget():
-    """``addon/retarget`` imported without ``addon/__init__.py`` (which imports bpy), as ``vfx_retarget``."""
+    """``addon/bridge/retarget`` imported without ``addon/__init__.py`` (which imports bpy), as ``vfx_retarget``."""
     from support.addon_modules import load_addon_package
 
-    return load_addon_package("retarget", "vfx_retarget")
+    return load_addon_package("bridge.retarget", "vfx_retarget")
 
 
 _load_retarget()

@@ -1,7 +1,7 @@
 """The scene passes' maths without Blender: generation sizes, camera framing, projection, the OpenPose drawing in
 numpy against the pose mode's OpenCV drawing, hidden joints and the depth pictures.
 
-``addon/scene_control`` is imported without ``addon/__init__.py`` (which imports bpy), see
+``addon/bridge/scene_control`` is imported without ``addon/__init__.py`` (which imports bpy), see
 ``support/scene_control.py``. What needs Blender (rendering, the EXR files it writes, evaluated bones) is
 tested in ``tests/blender/test_scene_generate.py``.
 """
@@ -20,11 +20,11 @@ from models.vace.windows import plan_windows
 from shared import openpose
 
 load_scene_control()
-body_joints = importlib.import_module("vfx_extension.addon.scene_control.body_joints")
-depth = importlib.import_module("vfx_extension.addon.scene_control.depth")
-framing = importlib.import_module("vfx_extension.addon.scene_control.framing")
-projection = importlib.import_module("vfx_extension.addon.scene_control.projection")
-skeleton_drawing = importlib.import_module("vfx_extension.addon.scene_control.skeleton_drawing")
+body_joints = importlib.import_module("vfx_extension.addon.bridge.scene_control.body_joints")
+depth = importlib.import_module("vfx_extension.addon.bridge.scene_control.depth")
+framing = importlib.import_module("vfx_extension.addon.bridge.scene_control.framing")
+projection = importlib.import_module("vfx_extension.addon.bridge.scene_control.projection")
+skeleton_drawing = importlib.import_module("vfx_extension.addon.bridge.scene_control.skeleton_drawing")
 
 
 # -- sizes and frames ---------------------------------------------------------------------------------------

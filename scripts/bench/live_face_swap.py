@@ -227,10 +227,10 @@ def blender_part(args: argparse.Namespace) -> None:
     addon = sys.modules[f"{MODULE}.addon"]
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.connection_file, prefs.output_dir = args.connection_file, str(work / "blender-output")
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     while rt.status.state not in {"connected", "error"}:
-        addon.pump.tick()
+        addon.common.pump.tick()
         time.sleep(0.02)
     if rt.status.state == "error":
         raise RuntimeError(rt.status.message)
@@ -256,10 +256,10 @@ def blender_part(args: argparse.Namespace) -> None:
     settings = scene.vfx_mocap_live
     settings.mode, settings.source, settings.video_path = "face_swap", "FILE", args.video
     bpy.ops.vfxmocap.live_view_start()
-    view = addon.live_view.current()
+    view = addon.live.live_view.current()
     while view.shown < 5:  # warm up
-        addon.live_view.tick()
-        time.sleep(addon.live_view.TICK_S)
+        addon.live.live_view.tick()
+        time.sleep(addon.live.live_view.TICK_S)
         if not view.running:
             raise RuntimeError(view.error)
     shown_ms: list[float] = []
@@ -269,18 +269,18 @@ def blender_part(args: argparse.Namespace) -> None:
     started = time.monotonic()
     while time.monotonic() - started < args.seconds:
         if time.monotonic() >= next_pump:
-            addon.pump.tick()
-            next_pump += addon.pump.INTERVAL_S
+            addon.common.pump.tick()
+            next_pump += addon.common.pump.INTERVAL_S
         before = view.shown
         began = time.perf_counter()
-        addon.live_view.tick()
+        addon.live.live_view.tick()
         elapsed = (time.perf_counter() - began) * 1000.0
         if view.shown > before:
             shown_ms.append(elapsed)
             latencies.append(view.latencies_ms[-1])
         else:
             idle_ms.append(elapsed)
-        time.sleep(addon.live_view.TICK_S)
+        time.sleep(addon.live.live_view.TICK_S)
     numbers = {
         "blender": bpy.app.version_string,
         "frame": f"{view.last_frame.width}x{view.last_frame.height}",

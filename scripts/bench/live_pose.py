@@ -269,10 +269,10 @@ def blender_side(args: argparse.Namespace) -> dict[str, Any]:
     enable_rigify()
     bpy.ops.object.armature_human_metarig_add()
     metarig = bpy.context.object
-    rig = addon.armature_io.read_rig(metarig)
-    retargeter = addon.retarget.solver.Retargeter(rig, addon.retarget.bone_maps.detect_map(rig))
-    live = addon.live_pose
-    client = sys.modules[f"{MODULE}.addon.live_client"]
+    rig = addon.pose.armature_io.read_rig(metarig)
+    retargeter = addon.bridge.retarget.solver.Retargeter(rig, addon.bridge.retarget.bone_maps.detect_map(rig))
+    live = addon.pose.live_pose
+    client = sys.modules[f"{MODULE}.addon.bridge.live_client"]
     request = client.LiveRequest(args.connection_file, "pose", {"path": str(args.clip), "loop": True}, {})
     session = client.LiveSessionThread(request, live.PoseSolver(retargeter), live.THREAD_NAME)
     driver = live.LiveDriver(bpy.context.scene, metarig, session, retargeter)

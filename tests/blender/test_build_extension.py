@@ -23,7 +23,13 @@ def manifest(extension_zip: Path) -> dict:
 def test_zip_holds_the_manifest_the_thin_init_the_addon_the_protocol_and_every_listed_wheel(extension_zip, manifest):
     with zipfile.ZipFile(extension_zip) as archive:
         names = set(archive.namelist())
-    assert {"blender_manifest.toml", "__init__.py", "addon/__init__.py", "addon/pump.py", "shared/client.py"} <= names
+    assert {
+        "blender_manifest.toml",
+        "__init__.py",
+        "addon/__init__.py",
+        "addon/common/pump.py",
+        "shared/client.py",
+    } <= names
     assert {wheel.removeprefix("./") for wheel in manifest["wheels"]} <= names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
     daemon_source = {"pyproject.toml", "setup.py", "vfx_mocap/__init__.py", "daemon/cli.py", "models/manifest.toml"}

@@ -1,6 +1,6 @@
 """The add-on's bpy-free packages imported without Blender.
 
-``addon/__init__.py`` imports bpy, so a package under it (``addon/retarget``) is imported as a submodule of the
+``addon/__init__.py`` imports bpy, so a package under it (``addon/bridge/retarget``) is imported as a submodule of the
 extension package (``vfx_extension``, the repository root) with an empty ``addon`` parent: its relative imports
 of ``shared`` work as they do inside Blender.
 """
@@ -16,7 +16,8 @@ from support.scene_control import PACKAGE, load_scene_control
 
 
 def load_addon_package(name: str, alias: str) -> types.ModuleType:
-    """``addon/<name>`` and its modules, also known as ``alias`` and ``alias.<module>``."""
+    """``addon/<name>`` (dotted: ``bridge.retarget``) and its modules, also known as ``alias`` and
+    ``alias.<module>``."""
     if alias not in sys.modules:
         load_scene_control()  # creates the extension package and its bpy-free ``addon`` parent
         package = importlib.import_module(f"{PACKAGE}.addon.{name}")

@@ -1,4 +1,4 @@
-"""``addon/scene_control`` imported without Blender: the extension folder as a package whose ``addon`` part is
+"""``addon/bridge/scene_control`` imported without Blender: the extension folder as a package whose ``addon`` part is
 an empty namespace, so ``addon/__init__.py`` (which imports bpy) never runs while the relative imports of
 ``shared`` still resolve."""
 
@@ -15,7 +15,7 @@ PACKAGE = "vfx_extension"
 
 
 def load_scene_control() -> types.ModuleType:
-    """The ``addon/scene_control`` package, imported as ``vfx_extension.addon.scene_control``."""
+    """The ``addon/bridge/scene_control`` package, imported as ``vfx_extension.addon.bridge.scene_control``."""
     if PACKAGE not in sys.modules:
         spec = importlib.util.spec_from_file_location(
             PACKAGE, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
@@ -26,4 +26,4 @@ def load_scene_control() -> types.ModuleType:
         addon = types.ModuleType(f"{PACKAGE}.addon")
         addon.__path__ = [str(REPO_ROOT / "addon")]
         sys.modules[addon.__name__] = addon
-    return importlib.import_module(f"{PACKAGE}.addon.scene_control")
+    return importlib.import_module(f"{PACKAGE}.addon.bridge.scene_control")

@@ -56,10 +56,10 @@ def random_walk_pose(addon, bones: tuple[str, ...], root: str, frames: int, seed
     steps = rng.normal(scale=0.03, size=(frames, len(bones), 4))
     quats = np.cumsum(steps, axis=0) + np.array([1.0, 0.0, 0.0, 0.0])
     quats /= np.linalg.norm(quats, axis=-1, keepdims=True)
-    quats = addon.retarget.filters.make_continuous(quats)
+    quats = addon.bridge.retarget.filters.make_continuous(quats)
     location = np.cumsum(rng.normal(scale=0.005, size=(frames, 3)), axis=0)
     measured = np.ones((frames, len(bones)), dtype=bool)
-    return addon.retarget.solver.PoseFrames(bones, quats, root, location, measured)
+    return addon.bridge.retarget.solver.PoseFrames(bones, quats, root, location, measured)
 
 
 def enable_rigify() -> None:
@@ -125,7 +125,7 @@ def difference(values: dict, reference: dict) -> float:
 def synthetic_clip(addon, rig, bone_map, frames: int, seed: int = 1):
     """(world (N, 33, 3), visibility (N, 33), image (N, 33, 3), size): a swaying person walking across and
     towards a pinhole camera (the solver's assumed field of view), its left wrist unseen in a few stretches."""
-    retarget = addon.retarget
+    retarget = addon.bridge.retarget
     rng = np.random.default_rng(seed)
     rest = retarget.solver.rest_landmarks(rig, bone_map)
     body = np.zeros((33, 3))
@@ -192,16 +192,16 @@ def whole_bakes(addon, obj, rig, bone_map, args: argparse.Namespace, work: Path)
     shots = [0, 400, 700]
     summary = {"shot_starts": shots, "tracks": [{"number": 1}], "default_track": 0}
     before_solver = load_retarget_at(args.baseline_rev, work)
-    solver = addon.retarget.solver
+    solver = addon.bridge.retarget.solver
     clean_s, before_s, solve_clean_s, solve_before_s = [], [], [], []
     for _ in range(args.repeats):
         fresh_action(obj)
         started = time.perf_counter()
         pose = solver.Retargeter(rig, bone_map).solve_clip(world, visibility, present, 24.0, image, size, shots)
         solved = time.perf_counter()
-        report = addon.bake_report.make_report(pose, summary, 0, "bench", obj.name)
-        addon.bake.bake_pose(obj, pose, frames)
-        addon.bake_report.keep(obj, report, str(work))
+        report = addon.pose.bake_report.make_report(pose, summary, 0, "bench", obj.name)
+        addon.pose.bake.bake_pose(obj, pose, frames)
+        addon.pose.bake_report.keep(obj, report, str(work))
         clean_s.append(time.perf_counter() - started)
         solve_clean_s.append(solved - started)
 
@@ -209,7 +209,7 @@ def whole_bakes(addon, obj, rig, bone_map, args: argparse.Namespace, work: Path)
         started = time.perf_counter()
         old = before_solver.Retargeter(rig, bone_map).solve_clip(world, visibility, present, 24.0, image, size)
         solved = time.perf_counter()
-        addon.bake.bake_pose(
+        addon.pose.bake.bake_pose(
             obj, solver.PoseFrames(old.bones, old.rotations, old.root_bone, old.root_location, old.measured), frames
         )
         before_s.append(time.perf_counter() - started)
@@ -241,8 +241,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     enable_rigify()
     bpy.ops.object.armature_human_metarig_add()
     obj = bpy.context.object
-    rig = addon.armature_io.read_rig(obj)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
+    rig = addon.pose.armature_io.read_rig(obj)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
     bones = tuple(bone_map.driven_bones())
     pose = random_walk_pose(addon, bones, bone_map.bones["hips"], args.frames)
     frames = 1 + np.arange(args.frames, dtype=np.float64)
@@ -252,10 +252,10 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     for _ in range(args.repeats):
         fresh_action(obj)
         started = time.perf_counter()
-        report = addon.bake.bake_pose(obj, pose, frames)
+        report = addon.pose.bake.bake_pose(obj, pose, frames)
         bulk_s.append(time.perf_counter() - started)
         started = time.perf_counter()
-        addon.bake.bake_pose(obj, pose, frames)
+        addon.pose.bake.bake_pose(obj, pose, frames)
         rebake_s.append(time.perf_counter() - started)
     bulk_values = keyed_values(obj)
     assert report.keys == channels * args.frames, report

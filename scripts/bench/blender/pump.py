@@ -59,10 +59,10 @@ def run(args: argparse.Namespace, work: Path) -> int:
     client_module = sys.modules[f"{MODULE}.shared.client"]
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.daemon_python, prefs.output_dir = args.daemon_python, str(work / "daemon-data")
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     while rt.status.state not in {"connected", "error"}:
-        addon.pump.tick()
+        addon.common.pump.tick()
         time.sleep(0.02)
     if rt.status.state == "error":
         raise RuntimeError(rt.status.message)
@@ -76,9 +76,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
     completion_to_strip_ms: list[float] = []
     job_ids: list[str] = []
     for index in range(args.jobs):
-        source = addon.compat.new_movie_strip(editor, f"take{index}", str(args.video), 1 + 2 * index, 1)
-        addon.compat.set_timing(source, "duration", args.frames)
-        for strip in addon.compat.all_strips(editor):
+        source = addon.common.compat.new_movie_strip(editor, f"take{index}", str(args.video), 1 + 2 * index, 1)
+        addon.common.compat.set_timing(source, "duration", args.frames)
+        for strip in addon.common.compat.all_strips(editor):
             strip.select = False
         source.select = True
         editor.active_strip = source
@@ -87,11 +87,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
         job_ids.append(job_id)
         strip_seen_at = None
         while strip_seen_at is None:
-            time.sleep(addon.pump.INTERVAL_S)
+            time.sleep(addon.common.pump.INTERVAL_S)
             began = time.perf_counter()
-            addon.pump.tick()
+            addon.common.pump.tick()
             elapsed_ms = (time.perf_counter() - began) * 1000.0
-            if addon.strips.find_result_strip(scene, job_id) is not None:
+            if addon.common.strips.find_result_strip(scene, job_id) is not None:
                 strip_seen_at = time.time()
                 insert_ticks_ms.append(elapsed_ms)
             else:
@@ -104,13 +104,13 @@ def run(args: argparse.Namespace, work: Path) -> int:
 
     bpy.ops.vfxmocap.daemon_stop()
     while rt.status.state != "stopped":
-        addon.pump.tick()
+        addon.common.pump.tick()
         time.sleep(0.02)
     numbers = {
         "blender": bpy.app.version_string,
         "jobs": args.jobs,
         "frames_per_job": args.frames,
-        "tick_interval_ms": addon.pump.INTERVAL_S * 1000.0,
+        "tick_interval_ms": addon.common.pump.INTERVAL_S * 1000.0,
         "ticks": len(streaming_ticks_ms),
         "tick_median_ms": round(statistics.median(streaming_ticks_ms), 3),
         "tick_p99_ms": round(percentile(streaming_ticks_ms, 0.99), 3),

@@ -77,7 +77,7 @@ def time_add_on_drawing(addon, keypoints_file: Path, repeats: int = 5) -> float:
         [np.array([[np.nan if v is None else v for v in p] for p in body["keypoints"]]) for body in frame["bodies"]]
         for frame in record["frames"]
     ]
-    draw = addon.scene_control.skeleton_drawing.draw_openpose
+    draw = addon.bridge.scene_control.skeleton_drawing.draw_openpose
     best = math.inf
     for _ in range(repeats):
         started = time.perf_counter()
@@ -128,27 +128,29 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
     )
     addon = sys.modules[f"{MODULE}.addon"]
-    importlib.import_module(f"{MODULE}.addon.scene_control.skeleton_drawing")
-    addon.preferences.get().output_dir = str(work / "out")
+    importlib.import_module(f"{MODULE}.addon.bridge.scene_control.skeleton_drawing")
+    addon.common.preferences.get().output_dir = str(work / "out")
     build_scene(args.frames)
     scene = bpy.context.scene
-    shot = addon.scene_passes.plan_shot(scene, "standard")
+    shot = addon.generate.scene_passes.plan_shot(scene, "standard")
     results: dict[str, object] = {
         "blender": bpy.app.version_string,
         "frames": shot.frame_count,
         "size": f"{shot.framing.width}x{shot.framing.height}",
     }
     keypoints_file = None
-    for pass_name in addon.scene_passes.PASSES:
+    for pass_name in addon.generate.scene_passes.PASSES:
         for _warm_then_timed in range(2):
             started = time.perf_counter()
-            rendered = addon.scene_passes.render_pass(scene, pass_name, shot)
+            rendered = addon.generate.scene_passes.render_pass(scene, pass_name, shot)
             seconds = time.perf_counter() - started
         results[f"{pass_name}_pass_s_per_frame"] = seconds / shot.frame_count
         if pass_name == "pose":
             keypoints_file = rendered.folder / "keypoints.json"
     if keypoints_file is None:
-        raise RuntimeError(f"no pose pass among {addon.scene_passes.PASSES}: nothing to compare with the pose mode")
+        raise RuntimeError(
+            f"no pose pass among {addon.generate.scene_passes.PASSES}: nothing to compare with the pose mode"
+        )
     results["pose_pass_draw_s_per_frame"] = time_add_on_drawing(addon, keypoints_file)
     done = subprocess.run(
         [args.daemon_python, "-m", "scripts.bench.blender.scene_passes", "--baseline", str(keypoints_file)],
@@ -159,7 +161,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
     )
     results.update(json.loads(done.stdout))
     base = float(results["pose_mode_draw_s_per_frame"])  # type: ignore[arg-type]
-    for pass_name in addon.scene_passes.PASSES:
+    for pass_name in addon.generate.scene_passes.PASSES:
         results[f"{pass_name}_pass_vs_pose_mode_draw"] = float(results[f"{pass_name}_pass_s_per_frame"]) / base  # type: ignore[arg-type]
     return results
 

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
     )
     addon = sys.modules[f"{MODULE}.addon"]
-    strips, compat = addon.strips, addon.compat
+    strips, compat = addon.common.strips, addon.common.compat
     scene = bpy.context.scene
     editor = scene.sequence_editor_create()
     numbers: dict = {"blender": bpy.app.version_string, "frames": args.frames, "repeats": args.repeats}

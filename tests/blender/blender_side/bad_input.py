@@ -66,7 +66,7 @@ def check_reports(
 ) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(connection_file=connection_file)
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     scene = bpy.context.scene
     state = scene.vfx_mocap
 
@@ -80,7 +80,7 @@ def check_reports(
     editor = scene.sequence_editor_create()
     moved_video = folder / "moved.avi"
     shutil.copy(args.video, moved_video)
-    missing = addon.compat.new_movie_strip(editor, "missing", str(moved_video), 1, 1)
+    missing = addon.common.compat.new_movie_strip(editor, "missing", str(moved_video), 1, 1)
     missing.select = False
     editor.active_strip = missing
     record["strip_not_selected"] = generate_error()
@@ -90,7 +90,7 @@ def check_reports(
 
     broken = folder / "broken.png"
     broken.write_bytes(b"this is not a PNG")
-    still = addon.compat.new_image_strip(editor, "broken", str(broken), 2, 1)
+    still = addon.common.compat.new_image_strip(editor, "broken", str(broken), 2, 1)
     missing.select = False
     still.select = True
     editor.active_strip = still
@@ -110,9 +110,9 @@ def check_reports(
         "stage": state.jobs[job_id].stage,
     }
 
-    source = addon.compat.new_movie_strip(editor, "source", args.video, 3, 1)
-    addon.compat.set_timing(source, "left_handle_offset", 40)
-    addon.compat.set_timing(source, "duration", 3)
+    source = addon.common.compat.new_movie_strip(editor, "source", args.video, 3, 1)
+    addon.common.compat.set_timing(source, "left_handle_offset", 40)
+    addon.common.compat.set_timing(source, "duration", 3)
     still.select = False
     source.select = True
     editor.active_strip = source
@@ -134,26 +134,26 @@ def check_reports(
 
     bpy.ops.vfxmocap.choose_mode(mode="needs_missing_package")
     record["mode_not_ready"] = generate_error()
-    record["generate_panel_after_error"] = harness.draw_panel(addon.panels.draw_generate)
+    record["generate_panel_after_error"] = harness.draw_panel(addon.generate.panels.draw_generate)
     record["insert_unfinished"] = harness.operator_report(bpy.ops.vfxmocap.job_insert, job_id=state.jobs[1].name)[1]
     record["last_error_in_panel"] = rt.last_error
     record["panels"] = {
-        "daemon": harness.draw_panel(addon.panels.draw_daemon),
-        "generate": harness.draw_panel(addon.panels.draw_generate),
-        "jobs": harness.draw_panel(addon.panels.draw_jobs),
+        "daemon": harness.draw_panel(addon.generate.panels.draw_daemon),
+        "generate": harness.draw_panel(addon.generate.panels.draw_generate),
+        "jobs": harness.draw_panel(addon.generate.panels.draw_jobs),
     }
 
     # A malformed update (a bug on either side) is reported in the panel; the pump goes on with the rest.
-    updates = __import__(f"{harness.MODULE}.addon.connection_thread", fromlist=["JobUpdate"])
+    updates = __import__(f"{harness.MODULE}.addon.bridge.connection_thread", fromlist=["JobUpdate"])
     messages = __import__(f"{harness.MODULE}.shared.messages", fromlist=["JobView"])
     bad = updates.JobUpdate(messages.JobView(state.jobs[0].name, "reference_overlay", "half-done"))
     rt.connection._updates.put(bad)
     rt.connection._updates.put(updates.RequestFailed("cancel", "applied after the bad update", state.jobs[1].name))
-    first_interval = addon.pump.tick()
+    first_interval = addon.common.pump.tick()
     applied_after = state.jobs[1].error
     rt.connection._updates.put(bad)
     record["malformed_update"] = {
-        "intervals": [first_interval, addon.pump.tick()],
+        "intervals": [first_interval, addon.common.pump.tick()],
         "applied_after": applied_after,
         "last_error": rt.last_error,
     }

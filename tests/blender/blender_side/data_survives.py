@@ -26,9 +26,9 @@ FRAMES = 4
 def run_pose(addon: Any, video: str) -> Any:
     scene = bpy.context.scene
     editor = scene.sequence_editor_create()
-    source = addon.compat.new_movie_strip(editor, "source", video, 1, 1)
-    addon.compat.set_timing(source, "left_handle_offset", 30)
-    addon.compat.set_timing(source, "duration", FRAMES)
+    source = addon.common.compat.new_movie_strip(editor, "source", video, 1, 1)
+    addon.common.compat.set_timing(source, "left_handle_offset", 30)
+    addon.common.compat.set_timing(source, "duration", FRAMES)
     editor.active_strip = source
     source.select = True
     state = scene.vfx_mocap
@@ -49,8 +49,8 @@ def truncated_clip_job(addon: Any, video: str, cut: Path) -> dict[str, Any]:
     cut.write_bytes(data[: len(data) // 12])
     scene = bpy.context.scene
     editor = scene.sequence_editor
-    strip = addon.compat.new_movie_strip(editor, "cut", str(cut), 5, 1)
-    for other in addon.compat.all_strips(editor):
+    strip = addon.common.compat.new_movie_strip(editor, "cut", str(cut), 5, 1)
+    for other in addon.common.compat.all_strips(editor):
         other.select = False
     strip.select = True
     editor.active_strip = strip
@@ -60,13 +60,17 @@ def truncated_clip_job(addon: Any, video: str, cut: Path) -> dict[str, Any]:
     job_id = state.jobs[0].name
     harness.pump_until(addon, lambda: state.jobs[job_id].is_final, "the truncated clip's job", timeout=120)
     job = state.jobs[job_id]
-    return {"state": job.state, "warning": job.warning, "jobs_panel": harness.draw_panel(addon.panels.draw_jobs)}
+    return {
+        "state": job.state,
+        "warning": job.warning,
+        "jobs_panel": harness.draw_panel(addon.generate.panels.draw_jobs),
+    }
 
 
 def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
-    old = addon.preferences.old_store_dir()
-    data = addon.preferences.data_dir()
+    old = addon.common.preferences.old_store_dir()
+    data = addon.common.preferences.data_dir()
     harness.disable_extension()
     (old / "jobs" / "older-job" / "outputs" / "frames").mkdir(parents=True)
     (old / "jobs" / "older-job" / "outputs" / "frames" / "000000.png").write_bytes(b"png")
@@ -75,7 +79,7 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     (old / "models" / "weights.onnx").write_bytes(b"w" * 1000)
     addon = harness.enable_extension()
     record["data_dir"] = str(data)
-    record["notice"] = addon.runtime.get().notice
+    record["notice"] = addon.common.runtime.get().notice
     record["moved"] = {
         "old_gone": not old.exists(),
         "job_frame": (data / "jobs" / "older-job" / "outputs" / "frames" / "000000.png").is_file(),
@@ -85,17 +89,17 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
 
     harness.configure(args.daemon_python)
     harness.preferences().device = "cpu"
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
-    generate = harness.draw_panel(addon.panels.draw_generate)
+    generate = harness.draw_panel(addon.generate.panels.draw_generate)
     record["face_swap_row"] = generate[generate.index("Face swap: needs a download (889 MB)") :][:3]
     result, error = harness.operator_report(bpy.ops.vfxmocap.fetch_models, mode="face_swap")
     assert result == {"FINISHED"}, error
-    fetch = addon.model_fetch_ui.run_for("face_swap")
+    fetch = addon.setup.model_fetch_ui.run_for("face_swap")
     record["fetch_argv"] = fetch.argv
     assert fetch.wait(60), "the fetch (with no way to huggingface.co from here) ended"
-    generate = harness.draw_panel(addon.panels.draw_generate)
+    generate = harness.draw_panel(addon.generate.panels.draw_generate)
     row = generate.index("Face swap: needs a download (889 MB)")
     record["face_swap_after_fetch"] = generate[row : row + 5]
     record["fetch_state"] = fetch.state
@@ -107,7 +111,7 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     bpy.context.scene.vfx_mocap.active_job_index = 0
     result, error = harness.operator_report(bpy.ops.vfxmocap.job_insert, job_id=job_id)
     assert result == {"FINISHED"}, error
-    (strip,) = [s for s in addon.compat.all_strips(bpy.context.scene.sequence_editor) if s.get("vfx_job_id")]
+    (strip,) = [s for s in addon.common.compat.all_strips(bpy.context.scene.sequence_editor) if s.get("vfx_job_id")]
     record["inserted_directory"] = bpy.path.abspath(strip.directory)
     project = Path(args.project)
     project.mkdir(parents=True)
@@ -128,7 +132,7 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(args.daemon_python)
     harness.preferences().device = "cpu"
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the reinstalled add-on's daemon")
     client_module = __import__(f"{harness.MODULE}.shared.client", fromlist=["Client"])

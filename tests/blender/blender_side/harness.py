@@ -104,11 +104,11 @@ def pump_until(addon: ModuleType, predicate: Callable[[], bool], what: str, time
     """
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        addon.pump.tick()
+        addon.common.pump.tick()
         if predicate():
             return time.monotonic() - started
         time.sleep(0.02)
-    status = addon.runtime.get().status
+    status = addon.common.runtime.get().status
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; daemon {status.state}: {status.message}")
 
 
@@ -258,7 +258,7 @@ def draw_preferences() -> list[str]:
 
 
 def draw_panel(draw: Callable[[Any, Any], None]) -> list[str]:
-    """The lines a panel draw function (``addon.panels.draw_*``) shows in the current context."""
+    """The lines a panel draw function (``addon.generate.panels.draw_*``) shows in the current context."""
     layout = LayoutRecorder()
     draw(layout, bpy.context)
     return layout.lines

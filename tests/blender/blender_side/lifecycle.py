@@ -20,13 +20,13 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     sockets_before = harness.open_sockets()
     addon = harness.install_extension(args.zip)
     harness.configure(args.daemon_python, args.data_dir)
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     record["registered"] = {
-        "timer": bpy.app.timers.is_registered(addon.pump.tick),
+        "timer": bpy.app.timers.is_registered(addon.common.pump.tick),
         "handlers": sorted(
             name
             for name in ("load_post", "undo_post", "redo_post")
-            if addon.pump.resync_jobs in getattr(bpy.app.handlers, name)
+            if addon.common.pump.resync_jobs in getattr(bpy.app.handlers, name)
         ),
         "operator": hasattr(bpy.types, "VFXMOCAP_OT_generate"),
         "panels": sorted(name for name in dir(bpy.types) if name.startswith("VFXMOCAP_PT_")),
@@ -35,7 +35,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     }
     record["status_before_start"] = rt.status.state
     record["preferences_panel"] = harness.draw_preferences()
-    record["panel_before_start"] = harness.draw_panel(addon.panels.draw_daemon)
+    record["panel_before_start"] = harness.draw_panel(addon.generate.panels.draw_daemon)
 
     bpy.ops.vfxmocap.daemon_start()
     record["start_s"] = harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
@@ -43,26 +43,26 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["connected"] = {"pid": first.pid, "owned": first.owned, "health_keys": sorted(first.health or {})}
     connection_file = Path(os.environ["VFXMOCAP_RUNTIME_DIR"]) / "daemon.json"
     record["connection_file_while_running"] = connection_file.is_file()
-    record["panel_connected"] = harness.draw_panel(addon.panels.draw_daemon)
+    record["panel_connected"] = harness.draw_panel(addon.generate.panels.draw_daemon)
 
     os.kill(first.pid, signal.SIGKILL)
     record["error_seen_s"] = harness.pump_until(addon, lambda: rt.status.state == "error", "the kill to be noticed")
     record["after_kill"] = {"state": rt.status.state, "message": rt.status.message, "pid": rt.status.pid}
     generate_result, generate_error = harness.operator_report(bpy.ops.vfxmocap.generate)
     record["generate_while_dead"] = {"result": sorted(generate_result or ()), "error": generate_error}
-    record["panel_after_kill"] = harness.draw_panel(addon.panels.draw_daemon)
+    record["panel_after_kill"] = harness.draw_panel(addon.generate.panels.draw_daemon)
 
     bpy.ops.vfxmocap.daemon_restart()
     record["restart_s"] = harness.pump_until(addon, lambda: rt.status.state == "connected", "the restart")
     record["restarted"] = {"pid": rt.status.pid, "owned": rt.status.owned}
-    record["panel_restarted"] = harness.draw_panel(addon.panels.draw_daemon)
+    record["panel_restarted"] = harness.draw_panel(addon.generate.panels.draw_daemon)
     second_pid = rt.status.pid
 
     # Kept while the add-on is disabled (default_set=False keeps its preferences), used by the next enable.
     harness.preferences().auto_start = True
     harness.disable_extension()
     record["after_disable"] = {
-        "timer_registered": bpy.app.timers.is_registered(addon.pump.tick),
+        "timer_registered": bpy.app.timers.is_registered(addon.common.pump.tick),
         "our_handlers": [
             f"{name}:{handler.__name__}"
             for name in ("load_post", "undo_post", "redo_post")
@@ -77,7 +77,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     }
 
     addon = harness.enable_extension()
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     record["auto_start_s"] = harness.pump_until(addon, lambda: rt.status.state == "connected", "auto-start")
     auto_pid = rt.status.pid
 
@@ -88,7 +88,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     with direct_client(connection_file) as client:
         deadline = time.monotonic() + 60
         while job_state(client, job_id) in ("submitting", "queued") and time.monotonic() < deadline:
-            addon.pump.tick()
+            addon.common.pump.tick()
             time.sleep(0.05)
         harness.disable_extension()
         record["left_running"] = {
@@ -96,10 +96,10 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
             "daemon_alive": harness.pid_alive(auto_pid),
             "exit_when_idle": client.health()["exit_when_idle"],
             "threads": harness.vfx_threads(),
-            "timer_registered": bpy.app.timers.is_registered(addon.pump.tick),
+            "timer_registered": bpy.app.timers.is_registered(addon.common.pump.tick),
         }
         addon = harness.enable_extension()
-        rt = addon.runtime.get()
+        rt = addon.common.runtime.get()
         harness.pump_until(addon, lambda: rt.status.state == "connected", "auto-start to find the daemon")
         record["adopted"] = {
             "same_daemon": rt.status.pid == auto_pid,
@@ -109,7 +109,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         deadline = time.monotonic() + 120
         while client.job(job_id)["state"] not in ("succeeded", "failed", "cancelled", "interrupted"):
             assert time.monotonic() < deadline, "the left-running job did not finish"
-            addon.pump.tick()
+            addon.common.pump.tick()
             time.sleep(0.1)
         job = client.job(job_id)
         record["left_running_job"] = {"state": job["state"], "attempts": job["attempts"], "error": job["error"]}
@@ -118,7 +118,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["after_auto_start_disable"] = {
         "daemon_gone": harness.wait_gone(auto_pid),
         "threads": harness.vfx_threads(),
-        "timer_registered": bpy.app.timers.is_registered(addon.pump.tick),
+        "timer_registered": bpy.app.timers.is_registered(addon.common.pump.tick),
     }
 
 

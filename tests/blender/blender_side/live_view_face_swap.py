@@ -23,7 +23,7 @@ THREADS = ("vfx-mocap-live-view", "vfx-mocap-live-record")
 
 def pump_live(addon: Any, predicate: Any, what: str, timeout: float = 60.0) -> float:
     def step() -> bool:
-        addon.live_view.tick()
+        addon.live.live_view.tick()
         return predicate()
 
     return harness.pump_until(addon, step, what, timeout=timeout)
@@ -53,8 +53,8 @@ def strip_record(addon: Any, strip: Any) -> dict[str, Any]:
         "name": strip.name,
         "type": strip.type,
         "channel": strip.channel,
-        "start": addon.compat.timing(strip, "left_handle"),
-        "duration": addon.compat.timing(strip, "duration"),
+        "start": addon.common.compat.timing(strip, "left_handle"),
+        "duration": addon.common.compat.timing(strip, "duration"),
         "elements": len(strip.elements),
         "directory": str(directory),
         "files": sorted(p.name for p in directory.glob("*.png")),
@@ -66,7 +66,7 @@ def start_recording(addon: Any, frames: int, before: str) -> Any:
     """Start the live view and record until ``frames`` frames are written; the running view."""
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
     assert result == {"FINISHED"}, error
-    view = addon.live_view.current()
+    view = addon.live.live_view.current()
     pump_live(addon, lambda: view.shown >= frames, f"live frames before {before}", timeout=60)
     bpy.ops.vfxmocap.live_view_record()
     pump_live(addon, lambda: view.recorder.frames >= frames, f"recorded frames before {before}")
@@ -76,7 +76,7 @@ def start_recording(addon: Any, frames: int, before: str) -> Any:
 def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(data_dir=args.data_dir, connection_file=args.connection_file)
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
     record["panels"] = sorted(name for name in dir(bpy.types) if name.endswith("_live_view"))
@@ -100,10 +100,10 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     # 2. Start: swapped frames reach the image.
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
     assert result == {"FINISHED"}, error
-    view = addon.live_view.current()
+    view = addon.live.live_view.current()
     record["threads_running"] = live_threads()
     record["start_s"] = pump_live(addon, lambda: view.shown >= 20, "20 live frames", timeout=90)
-    image = bpy.data.images[addon.live_view.IMAGE_NAME]
+    image = bpy.data.images[addon.live.live_view.IMAGE_NAME]
     shown = image_rgb(image)
     np.save(Path(args.data_dir) / "shown.npy", shown)
     last = view.last_frame
@@ -120,11 +120,11 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "state": view.session.state,
         "shown_fps": view.shown_fps,
         "daemon_fps": view.session.daemon_fps,
-        "latency_ms_p50": addon.live_view.percentile(view.latencies_ms, 0.5),
-        "main_thread_ms_p50": addon.live_view.percentile(view.main_thread_ms, 0.5),
+        "latency_ms_p50": addon.live.live_view.percentile(view.latencies_ms, 0.5),
+        "main_thread_ms_p50": addon.live.live_view.percentile(view.main_thread_ms, 0.5),
         "daemon_sessions": daemon_live_sessions(args.connection_file),
     }
-    record["panel_running"] = harness.draw_panel(addon.live_view_ui.draw_live_view)
+    record["panel_running"] = harness.draw_panel(addon.live.live_view_ui.draw_live_view)
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
     record["second_start"] = {"result": sorted(result or ()), "error": error, "threads": live_threads()}
 
@@ -155,7 +155,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     assert result == {"FINISHED"}, error
     pump_live(addon, lambda: view.last_take is not None, "the take to be inserted", timeout=30)
     take = view.last_take
-    strip = addon.compat.all_strips(scene.sequence_editor)[take.result_strip]
+    strip = addon.common.compat.all_strips(scene.sequence_editor)[take.result_strip]
     record["take"] = {
         "frames": take.frame_count,
         "fps": take.fps,
@@ -175,7 +175,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     assert result == {"FINISHED"}, error
     record["while_stopping"] = {
         "stopping": view.stopping,
-        "panel": harness.draw_panel(addon.live_view_ui.draw_live_view),
+        "panel": harness.draw_panel(addon.live.live_view_ui.draw_live_view),
         "start": harness.operator_report(bpy.ops.vfxmocap.live_view_start)[1],
     }
     pump_live(addon, lambda: not view.running, "the live thread to end", timeout=15)
@@ -185,21 +185,21 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "state": view.session.state,
         "error": view.error,
         "daemon_sessions": daemon_live_sessions(args.connection_file),
-        "timer_after_tick": addon.live_view.tick(),
+        "timer_after_tick": addon.live.live_view.tick(),
     }
 
     # 6. A camera that is not there: the error reaches the panel; nothing is left running.
     settings.source, settings.camera_index = "CAMERA", 7
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
     assert result == {"FINISHED"}, error
-    camera = addon.live_view.current()
+    camera = addon.live.live_view.current()
     pump_live(addon, lambda: not camera.running, "the camera error", timeout=30)
-    addon.live_view.tick()
+    addon.live.live_view.tick()
     record["camera"] = {
         "state": camera.session.state,
         "error": camera.error,
         "last_error": rt.last_error,
-        "panel": harness.draw_panel(addon.live_view_ui.draw_live_view),
+        "panel": harness.draw_panel(addon.live.live_view_ui.draw_live_view),
         "threads": live_threads(),
         "daemon_sessions": daemon_live_sessions(args.connection_file),
     }
@@ -208,7 +208,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     settings.source = "FILE"
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
     assert result == {"FINISHED"}, error
-    broken = addon.live_view.current()
+    broken = addon.live.live_view.current()
     pump_live(addon, lambda: broken.shown >= 2, "live frames before the fault", timeout=60)
 
     def fail(frame: Any) -> None:
@@ -217,7 +217,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     broken.show = fail
     pump_live(addon, lambda: broken.session.take() is None and not broken.running, "the view to stop", timeout=30)
     record["internal_error"] = {
-        "timer_after_fault": addon.live_view.tick(),
+        "timer_after_fault": addon.live.live_view.tick(),
         "error": broken.error,
         "last_error": rt.last_error,
         "threads": live_threads(),
@@ -227,7 +227,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     # 8. Opening another file while the view runs and records: it stops; the take stays on disk, not inserted there.
     blend = Path(args.data_dir) / "before_live.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
-    strips_saved = sorted(s.name for s in addon.compat.all_strips(bpy.context.scene.sequence_editor))
+    strips_saved = sorted(s.name for s in addon.common.compat.all_strips(bpy.context.scene.sequence_editor))
     leaving = start_recording(addon, frames=2, before="opening a file")
     take_folder = leaving.recorder.folder
     bpy.ops.wm.open_mainfile(filepath=str(blend))
@@ -238,7 +238,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "error": leaving.error,
         "threads": live_threads(),
         "daemon_sessions": daemon_live_sessions(args.connection_file),
-        "strips_added": sorted(set(s.name for s in addon.compat.all_strips(editor)) - set(strips_saved)),
+        "strips_added": sorted(set(s.name for s in addon.common.compat.all_strips(editor)) - set(strips_saved)),
         "take_files": len(list(take_folder.glob("*.png"))),
     }
     settings.mode, settings.source, settings.video_path = "face_swap", "FILE", args.video
@@ -249,7 +249,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     harness.disable_extension()
     record["after_disable"] = {
         "threads": live_threads(),
-        "timer_registered": bpy.app.timers.is_registered(addon.live_view.tick),
+        "timer_registered": bpy.app.timers.is_registered(addon.live.live_view.tick),
         "scene_property": hasattr(bpy.types.Scene, "vfx_mocap_live"),
     }
 

@@ -58,7 +58,7 @@ def bake_landmarks(
     scene.vfx_mocap_pose.armature = obj
     out = {}
     for attempt in ("first", "second"):
-        before = len(addon.mocap_tasks.finished)
+        before = len(addon.pose.mocap_tasks.finished)
         started = time.monotonic()
         result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id=job_id)
         assert result == {"FINISHED"}, error
@@ -119,9 +119,9 @@ def errors(truth: np.ndarray, solved: np.ndarray, names: list[str], rest_axes: n
 
 
 def rig_case(addon: Any, obj: Any, folder: Path, seed: int, folds: dict[str, np.ndarray]) -> dict[str, Any]:
-    rig = addon.armature_io.read_rig(obj)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    rig = addon.pose.armature_io.read_rig(obj)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    rest_points = addon.bridge.retarget.solver.rest_landmarks(rig, bone_map)
     b = bone_map.bones
     hinges = {}
     for side in mc.SIDES:
@@ -147,9 +147,9 @@ def rig_case(addon: Any, obj: Any, folder: Path, seed: int, folds: dict[str, np.
 def known_motion(addon: Any, obj: Any, folder: Path, folds: dict[str, np.ndarray]) -> dict[str, Any]:
     """Move ``obj`` smoothly for MOTION_FRAMES frames (each bone about its own axis, sinusoidally; elbows and knees
     about their hinge), bake its jittered landmarks with the scene's current (default) settings, compare."""
-    rig = addon.armature_io.read_rig(obj)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    rig = addon.pose.armature_io.read_rig(obj)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    rest_points = addon.bridge.retarget.solver.rest_landmarks(rig, bone_map)
     b = bone_map.bones
     rng = np.random.default_rng(11)
     times = np.arange(MOTION_FRAMES) / MOTION_FPS
@@ -195,8 +195,8 @@ def known_motion(addon: Any, obj: Any, folder: Path, folds: dict[str, np.ndarray
 
 def camera_view(addon: Any, points: np.ndarray) -> np.ndarray:
     """Normalised image landmarks (..., 3) of Blender points (metres) seen by CAMERA."""
-    camera = addon.retarget.frames.blender_to_mediapipe(points - CAMERA)
-    focal = addon.retarget.root_motion.focal_px(IMAGE_SIZE[0])
+    camera = addon.bridge.retarget.frames.blender_to_mediapipe(points - CAMERA)
+    focal = addon.bridge.retarget.root_motion.focal_px(IMAGE_SIZE[0])
     u = IMAGE_SIZE[0] / 2 + focal * camera[..., 0] / camera[..., 2]
     v = IMAGE_SIZE[1] / 2 + focal * camera[..., 1] / camera[..., 2]
     return np.stack([u / IMAGE_SIZE[0], v / IMAGE_SIZE[1], np.zeros_like(u)], axis=-1)
@@ -210,9 +210,9 @@ def known_walk(addon: Any, obj: Any, folder: Path) -> dict[str, Any]:
     """Walk ``obj`` (the metarig) with straight legs towards the camera and 30 degrees to the side, each stance
     foot staying exactly where it landed while the leg pivots over it (easing in and out of each step), feet level;
     bake what the camera sees with the default settings; compare where the baked feet and hips go."""
-    rig = addon.armature_io.read_rig(obj)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    rig = addon.pose.armature_io.read_rig(obj)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    rest_points = addon.bridge.retarget.solver.rest_landmarks(rig, bone_map)
     b = bone_map.bones
     bones = obj.data.bones
     rest = {name: np.array(bones[name].matrix_local.to_3x3()) for name in b.values()}
@@ -245,7 +245,7 @@ def known_walk(addon: Any, obj: Any, folder: Path) -> dict[str, Any]:
             landmarks = mc.landmarks(obj, bone_map, rest_points, 1.0)
             hips_now = (np.array(obj.pose.bones[b["thigh.L"]].head) + np.array(obj.pose.bones[b["thigh.R"]].head)) / 2
             world.append(landmarks)
-            image.append(camera_view(addon, addon.retarget.frames.mediapipe_to_blender(landmarks) + hips_now))
+            image.append(camera_view(addon, addon.bridge.retarget.frames.mediapipe_to_blender(landmarks) + hips_now))
             hips_true.append(hips_now)
             stance_sides.append(stance)
         end = planted[stance] + axis_angle(axis, -half) @ leg[stance] - hip[stance]
@@ -268,7 +268,7 @@ def known_walk(addon: Any, obj: Any, folder: Path) -> dict[str, Any]:
     drift = []
     for side in mc.SIDES:
         on_floor = np.array([s == side for s in stance_sides])
-        for start, end in addon.retarget.feet.spans(on_floor):
+        for start, end in addon.bridge.retarget.feet.spans(on_floor):
             places = np.array(heel[side][start + 1 : end - 1])  # a contact is seen from its second frame
             drift.append(float(np.linalg.norm(places - places[0], axis=-1).max()))
     truth = np.array(hips_true) - hips_true[0]
@@ -323,8 +323,8 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     # The generated rig deforms through its DEF bones, which follow the FK controls the map drives: compare
     # them with the metarig's bones (the generated rig has the metarig's rest pose).
     def_names = [f"DEF-{limb}.{side}" for side in mc.SIDES for limb in mc.LIMBS]
-    generated_rig = addon.armature_io.read_rig(generated)
-    generated_map = addon.retarget.bone_maps.detect_map(generated_rig)
+    generated_rig = addon.pose.armature_io.read_rig(generated)
+    generated_map = addon.bridge.retarget.bone_maps.detect_map(generated_rig)
     baked = bake_landmarks(addon, generated, world, folder / "generated", "generated-accuracy")
     solved = baked_rotations(generated, def_names)
     record["generated"] = {
@@ -349,10 +349,10 @@ def presets(addon: Any, obj: Any, folder: Path) -> dict[str, Any]:
     """Edit the detected map as a custom one, save it as a preset, break it, load the preset back."""
     bpy.context.scene.vfx_mocap_pose.armature = obj
     state = obj.vfx_mocap_map
-    detected = state.bone_map(addon.armature_io.read_rig(obj))
+    detected = state.bone_map(addon.pose.armature_io.read_rig(obj))
     result, error = harness.operator_report(bpy.ops.vfxmocap.bone_map_edit)
     assert result == {"FINISHED"}, error
-    rig = addon.armature_io.read_rig(obj)
+    rig = addon.pose.armature_io.read_rig(obj)
     edited = state.bone_map(rig)
     out: dict[str, Any] = {
         "source_after_edit": state.source,
@@ -384,7 +384,7 @@ def rebake_with_fewer_bones(addon: Any, obj: Any) -> dict[str, Any]:
     after_range = FRAME_START + FRAMES + 20
     obj.pose.bones[forearm].keyframe_insert("rotation_quaternion", frame=after_range)
     state.entries["forearm.L"].bone = state.entries["hand.L"].bone = ""
-    before = len(addon.mocap_tasks.finished)
+    before = len(addon.pose.mocap_tasks.finished)
     result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="mixamo-accuracy")
     assert result == {"FINISHED"}, error
     done = mc.wait_for_bake(addon, harness, before)
@@ -404,7 +404,7 @@ def rebake_with_fewer_bones(addon: Any, obj: Any) -> dict[str, Any]:
         "after_range": after_range,
         "hand_fcurves": sum(mc.bone_of(path) == hand for path, _ in channels),
         "hand_rotation": list(obj.pose.bones[hand].rotation_quaternion),
-        "record": json.loads(obj.animation_data.action[addon.bake.BAKED_PROP]),
+        "record": json.loads(obj.animation_data.action[addon.pose.bake.BAKED_PROP]),
     }
     state.entries["forearm.L"].bone, state.entries["hand.L"].bone = forearm, hand
     return out
@@ -414,7 +414,7 @@ def rename_during_bake(addon: Any, mixamo: Any, metarig: Any) -> dict[str, Any]:
     """Queue a metarig bake and a Mixamo one, and rename a bone the Mixamo map drives while they are solved: the
     metarig is baked, the Mixamo bake fails with its reason in the panel, and with the name back it bakes."""
     scene = bpy.context.scene
-    tasks = addon.mocap_tasks
+    tasks = addon.pose.mocap_tasks
     forearm = "mixamorig:LeftForeArm"
     before = len(tasks.finished)
     for obj, job_id in ((metarig, "metarig-accuracy"), (mixamo, "mixamo-accuracy")):
@@ -432,7 +432,7 @@ def rename_during_bake(addon: Any, mixamo: Any, metarig: Any) -> dict[str, Any]:
     out = {
         "first": {"armature": first.armature, "baked": first.report is not None},
         "failed": {"armature": failed.armature, "baked": failed.report is not None, "error": failed.error},
-        "last_error": addon.runtime.get().last_error,
+        "last_error": addon.common.runtime.get().last_error,
         "panel": mc.draw_panels(("_posetoarmature",))["labels"],
         "busy": tasks.busy(),
     }
@@ -453,7 +453,11 @@ def bad_switches(addon: Any, obj: Any) -> dict[str, Any]:
     for case, text in (("not_json", '[["torso", "IK_FK", 1.0]'), ("wrong_shape", '[["torso", "IK_FK"]]')):
         state.switches_json = text
         result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="mixamo-accuracy")
-        out[case] = {"result": sorted(result or ()), "error": error, "last_error": addon.runtime.get().last_error}
+        out[case] = {
+            "result": sorted(result or ()),
+            "error": error,
+            "last_error": addon.common.runtime.get().last_error,
+        }
     state.switches_json = "[]"
     return out
 

@@ -127,7 +127,7 @@ def landmarks(obj: bpy.types.Object, bone_map: Any, rest_points: dict[str, np.nd
     """(33, 3) MediaPipe world landmarks of the evaluated pose, seen by a camera in front: joints at posed bone
     heads, the knuckles, heel, toe tip and face at their rest points carried by their bone, all through the
     object's world matrix, hip-centred, in metres divided by ``scale`` (a person of another size)."""
-    from bl_ext.user_default.vfx_motion_capture.addon.retarget import frames
+    from bl_ext.user_default.vfx_motion_capture.addon.bridge.retarget import frames
 
     bones = bone_map.bones
     carried_by = {"index": "hand", "pinky": "hand", "heel": "foot", "foot_index": "foot"}
@@ -206,11 +206,11 @@ def wait_for_bake(addon: ModuleType, harness: ModuleType, count_before: int, tim
     """Run the add-on's timers (the bpy module fires none) until a new bake finished; return it."""
 
     def done() -> bool:
-        addon.mocap_tasks.tick()
-        return len(addon.mocap_tasks.finished) > count_before
+        addon.pose.mocap_tasks.tick()
+        return len(addon.pose.mocap_tasks.finished) > count_before
 
     harness.pump_until(addon, done, "the bake", timeout=timeout)
-    finished = addon.mocap_tasks.finished[-1]
+    finished = addon.pose.mocap_tasks.finished[-1]
     assert finished.report is not None, finished.error
     return finished
 

@@ -37,13 +37,13 @@ def bake(addon: Any, job_id: str, folder: Path) -> dict[str, Any]:
     parts = scene.vfx_mocap_parts
     parts.use_hands, parts.use_face, parts.face_mesh = False, True, mesh
     mc.add_succeeded_job(scene, job_id, folder, FRAME_START)
-    before = len(addon.mocap_tasks.finished)
+    before = len(addon.pose.mocap_tasks.finished)
     result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id=job_id)
     assert result == {"FINISHED"}, error
     finished = mc.wait_for_bake(addon, harness, before)
     keys = mesh.data.shape_keys
     shapes = {}
-    for fcurve in addon.compat.action_channels(keys.animation_data.action, keys).fcurves:
+    for fcurve in addon.common.compat.action_channels(keys.animation_data.action, keys).fcurves:
         name = fcurve.data_path.split('"')[1]
         co = np.zeros(len(fcurve.keyframe_points) * 2, dtype=np.float32)
         fcurve.keyframe_points.foreach_get("co", co)
@@ -53,7 +53,7 @@ def bake(addon: Any, job_id: str, folder: Path) -> dict[str, Any]:
         "error": finished.error,
         "face_source": finished.quality.get("face_source"),
         "kept_face_source": json.loads(kept.read_text()).get("face_source") if kept.is_file() else None,
-        "lines": addon.bake_report.summary_lines(finished.quality),
+        "lines": addon.pose.bake_report.summary_lines(finished.quality),
         "shapes": shapes,
     }
 

@@ -56,14 +56,14 @@ def to_image(points: np.ndarray, frames: Any) -> np.ndarray:
 
 
 def fingers_case(addon: Any, folder: Path) -> dict[str, Any]:
-    frames = addon.retarget.frames
+    frames = addon.bridge.retarget.frames
     scene = bpy.context.scene
     obj = mc.add_metarig()
     bpy.ops.object.mode_set(mode="OBJECT")
-    rig = addon.armature_io.read_rig(obj)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    finger_map = addon.retarget.finger_maps.detect_finger_map(rig, bone_map)
-    rest_points = addon.retarget.solver.rest_landmarks(rig, bone_map)
+    rig = addon.pose.armature_io.read_rig(obj)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    finger_map = addon.bridge.retarget.finger_maps.detect_finger_map(rig, bone_map)
+    rest_points = addon.bridge.retarget.solver.rest_landmarks(rig, bone_map)
     names = finger_bones("L") + finger_bones("R")
     rng = np.random.default_rng(7)
     world, hands, truth = [], [], []
@@ -87,7 +87,7 @@ def fingers_case(addon: Any, folder: Path) -> dict[str, Any]:
     mc.add_succeeded_job(scene, "fingers", job_dir, FRAME_START)
     scene.vfx_mocap_pose.armature = obj
     scene.vfx_mocap_parts.use_hands = True
-    before = len(addon.mocap_tasks.finished)
+    before = len(addon.pose.mocap_tasks.finished)
     result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="fingers")
     assert result == {"FINISHED"}, error
     done = mc.wait_for_bake(addon, harness, before)
@@ -123,11 +123,11 @@ def generated_case(addon: Any, metarig: Any, truth: np.ndarray, names: list[str]
     if bpy.app.version < (5, 0, 0):
         atexit.register(exit_without_teardown, Path(sys.argv[sys.argv.index("--result") + 1]))
     generated = bpy.data.objects["rig"]
-    rig = addon.armature_io.read_rig(generated)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    finger_map = addon.retarget.finger_maps.detect_finger_map(rig, bone_map)
+    rig = addon.pose.armature_io.read_rig(generated)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    finger_map = addon.bridge.retarget.finger_maps.detect_finger_map(rig, bone_map)
     scene.vfx_mocap_pose.armature = generated
-    before = len(addon.mocap_tasks.finished)
+    before = len(addon.pose.mocap_tasks.finished)
     result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="fingers")
     assert result == {"FINISHED"}, error
     mc.wait_for_bake(addon, harness, before)
@@ -160,7 +160,7 @@ def face_mesh(name: str = "Face") -> Any:
 
 def media_case(addon: Any, args: argparse.Namespace) -> dict[str, Any]:
     harness.configure(args.daemon_python, args.data_dir)
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
     scene = bpy.context.scene
@@ -174,35 +174,35 @@ def media_case(addon: Any, args: argparse.Namespace) -> dict[str, Any]:
     parts = scene.vfx_mocap_parts
     parts.use_hands, parts.use_face, parts.face_mesh = True, True, mesh
     editor = scene.sequence_editor_create()
-    strip = addon.compat.new_movie_strip(editor, "megamind", args.video, 1, STRIP_START)
-    for other in addon.compat.all_strips(editor):
+    strip = addon.common.compat.new_movie_strip(editor, "megamind", args.video, 1, STRIP_START)
+    for other in addon.common.compat.all_strips(editor):
         other.select = False
     strip.select = True
     editor.active_strip = strip
-    before = len(addon.mocap_tasks.finished)
+    before = len(addon.pose.mocap_tasks.finished)
     started = time.monotonic()
     result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose)
     assert result == {"FINISHED"}, error
 
     def done() -> bool:
-        addon.mocap_tasks.tick()
-        return len(addon.mocap_tasks.finished) > before
+        addon.pose.mocap_tasks.tick()
+        return len(addon.pose.mocap_tasks.finished) > before
 
     harness.pump_until(addon, done, "pose with hands and face, then the bake", timeout=220)
-    finished = addon.mocap_tasks.finished[-1]
+    finished = addon.pose.mocap_tasks.finished[-1]
     assert finished.report is not None, finished.error
     job = scene.vfx_mocap.jobs[finished.job_id]
-    arrays, _summary = addon.mocap_tasks.load_pose_arrays(job.output_dir)
+    arrays, _summary = addon.pose.mocap_tasks.load_pose_arrays(job.output_dir)
     armature = mc.action_channels(metarig)
     keys = mesh.data.shape_keys
     shape_channels = {}
-    for fcurve in addon.compat.action_channels(keys.animation_data.action, keys).fcurves:
+    for fcurve in addon.common.compat.action_channels(keys.animation_data.action, keys).fcurves:
         co = np.zeros(len(fcurve.keyframe_points) * 2, dtype=np.float32)
         fcurve.keyframe_points.foreach_get("co", co)
         shape_channels[fcurve.data_path.split('"')[1]] = co.reshape(-1, 2)
-    rig = addon.armature_io.read_rig(metarig)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
-    fingers = addon.retarget.fingers
+    rig = addon.pose.armature_io.read_rig(metarig)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
+    fingers = addon.bridge.retarget.fingers
     curls = []
     right_seen = np.flatnonzero(arrays["hand_present"][:, 1])
     for index in right_seen:
@@ -230,7 +230,7 @@ def media_case(addon: Any, args: argparse.Namespace) -> dict[str, Any]:
             int(min(k[0, 0] for k in shape_channels.values())),
             int(max(k[-1, 0] for k in shape_channels.values())),
         ],
-        "strip_frames": [STRIP_START, STRIP_START + int(addon.compat.timing(strip, "duration")) - 1],
+        "strip_frames": [STRIP_START, STRIP_START + int(addon.common.compat.timing(strip, "duration")) - 1],
         "face_report": finished.face is not None and list(finished.face.shape_keys),
         "error": finished.error,
         "min_middle_end_curl_deg": float(curls[..., 1:].min()) if len(curls) else None,
@@ -243,7 +243,7 @@ def live_run(addon: Any, seconds: float) -> dict[str, Any]:
     """Start live pose, let it run, record ``seconds``, stop; what it did."""
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
     assert result == {"FINISHED"}, error
-    driver = addon.live_pose.current()
+    driver = addon.pose.live_pose.current()
     pump_live(addon, lambda: driver.applied >= 40, "40 live poses", timeout=120)
     bpy.context.scene.frame_set(20)
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_record)
@@ -281,7 +281,7 @@ def live_case(addon: Any, video: str) -> dict[str, Any]:
     armature = mc.action_channels(metarig)
     keys = mesh.data.shape_keys
     shapes = {}
-    for fcurve in addon.compat.action_channels(keys.animation_data.action, keys).fcurves:
+    for fcurve in addon.common.compat.action_channels(keys.animation_data.action, keys).fcurves:
         co = np.zeros(len(fcurve.keyframe_points) * 2, dtype=np.float32)
         fcurve.keyframe_points.foreach_get("co", co)
         shapes[fcurve.data_path.split('"')[1]] = co.reshape(-1, 2)

@@ -20,7 +20,7 @@ import numpy as np
 
 def pump_live(addon: Any, predicate: Any, what: str, timeout: float = 60.0) -> float:
     def step() -> bool:
-        addon.live_pose.tick()
+        addon.pose.live_pose.tick()
         return predicate()
 
     return harness.pump_until(addon, step, what, timeout=timeout)
@@ -32,7 +32,11 @@ def live_threads() -> list[str]:
 
 def daemon_live_sessions(addon: Any) -> int:
     client_module = __import__(f"{harness.MODULE}.shared.client", fromlist=["Client"])
-    with client_module.Client.from_file(addon.live_client.daemon_connection_file()) as client:
+    with client_module.Client.from_file(
+        addon.bridge.live_client.daemon_connection_file(
+            addon.common.preferences.daemon_settings(), addon.common.runtime.get().status
+        )
+    ) as client:
         return int(client.health()["live_sessions"])
 
 
@@ -45,17 +49,17 @@ def turned_degrees(obj: Any, bones: list[str]) -> float:
 def rename_while_live(addon: Any, metarig: Any) -> dict[str, Any]:
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
     assert result == {"FINISHED"}, error
-    driver = addon.live_pose.current()
+    driver = addon.pose.live_pose.current()
     pump_live(addon, lambda: driver.applied >= 5, "live poses before the rename", timeout=60)
     metarig.data.bones["forearm.L"].name = "forearm.L.renamed"
     pump_live(addon, lambda: not driver.session.alive, "live pose to stop", timeout=30)
     out = {
         "error": driver.error,
-        "last_error": addon.runtime.get().last_error,
+        "last_error": addon.common.runtime.get().last_error,
         "panel": mc.draw_panels(("_livepose",))["labels"],
         "threads": live_threads(),
         "daemon_sessions": daemon_live_sessions(addon),
-        "timer_registered": bpy.app.timers.is_registered(addon.live_pose.tick),
+        "timer_registered": bpy.app.timers.is_registered(addon.pose.live_pose.tick),
     }
     metarig.data.bones["forearm.L.renamed"].name = "forearm.L"
     return out
@@ -69,14 +73,14 @@ def open_file_while_live(addon: Any, metarig: Any, path: Path) -> dict[str, Any]
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
     assert result == {"FINISHED"}, error
-    driver = addon.live_pose.current()
+    driver = addon.pose.live_pose.current()
     pump_live(addon, lambda: driver.applied >= 5, "live poses before opening a file", timeout=60)
     bpy.ops.wm.open_mainfile(filepath=str(path))
     reopened = bpy.data.objects["metarig"]
     applied = driver.applied
     started = time.monotonic()
     pump_live(addon, lambda: time.monotonic() - started > 1.0, "a second after opening the file", timeout=10)
-    driven = addon.retarget.bone_maps.detect_map(addon.armature_io.read_rig(reopened)).driven_bones()
+    driven = addon.bridge.retarget.bone_maps.detect_map(addon.pose.armature_io.read_rig(reopened)).driven_bones()
     return {
         "running": driver.running,
         "error": driver.error,
@@ -90,7 +94,7 @@ def open_file_while_live(addon: Any, metarig: Any, path: Path) -> dict[str, Any]
 def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(args.daemon_python, args.data_dir)
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
 
@@ -101,13 +105,13 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     settings.armature = metarig
     settings.live_source = "FILE"
     settings.video_path = args.video
-    driven = addon.retarget.bone_maps.detect_map(addon.armature_io.read_rig(metarig)).driven_bones()
+    driven = addon.bridge.retarget.bone_maps.detect_map(addon.pose.armature_io.read_rig(metarig)).driven_bones()
     record["turned_before_deg"] = turned_degrees(metarig, driven)
 
     # 1. Start: poses arrive and move the armature.
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
     assert result == {"FINISHED"}, error
-    driver = addon.live_pose.current()
+    driver = addon.pose.live_pose.current()
     record["threads_running"] = live_threads()
     record["start_s"] = pump_live(addon, lambda: driver.applied >= 30, "30 live poses", timeout=90)
     record["applied"] = driver.applied
@@ -169,7 +173,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     settings.camera_index = 7
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
     assert result == {"FINISHED"}, error
-    camera = addon.live_pose.current()
+    camera = addon.pose.live_pose.current()
     pump_live(addon, lambda: not camera.session.alive, "the camera error", timeout=30)
     record["camera"] = {
         "state": camera.session.state,
@@ -190,7 +194,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     # 7. Disabling the add-on while live runs stops the session (and the daemon this Blender started).
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_start)
     assert result == {"FINISHED"}, error
-    last = addon.live_pose.current()
+    last = addon.pose.live_pose.current()
     pump_live(addon, lambda: last.applied >= 5, "live poses before disabling", timeout=60)
     session_prefix = last.session.session_id[:8]
     pid = rt.status.pid
@@ -198,8 +202,8 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["after_disable"] = {
         "threads": live_threads(),
         "daemon_gone": harness.wait_gone(pid),
-        "timer_registered": bpy.app.timers.is_registered(addon.live_pose.tick),
-        "load_pre_handler": addon.live_pose.stop_before_file_load in bpy.app.handlers.load_pre,
+        "timer_registered": bpy.app.timers.is_registered(addon.pose.live_pose.tick),
+        "load_pre_handler": addon.pose.live_pose.stop_before_file_load in bpy.app.handlers.load_pre,
     }
     log = (Path(args.data_dir) / "logs" / "daemon.log").read_text(encoding="utf-8", errors="replace")
     record["daemon_log_session"] = [line for line in log.splitlines() if f"live session {session_prefix}" in line]

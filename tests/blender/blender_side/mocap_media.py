@@ -22,7 +22,7 @@ STRIP_START = 5
 
 
 def select_only(addon: Any, editor: Any, strip: Any) -> None:
-    for other in addon.compat.all_strips(editor):
+    for other in addon.common.compat.all_strips(editor):
         other.select = False
     strip.select = True
     editor.active_strip = strip
@@ -38,16 +38,16 @@ def quaternions(channels: dict, bones: list[str]) -> np.ndarray:
 
 
 def bake(addon: Any, what: str, timeout: float = 60.0) -> Any:
-    before = len(addon.mocap_tasks.finished)
+    before = len(addon.pose.mocap_tasks.finished)
     result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose)
     assert result == {"FINISHED"}, error
 
     def done() -> bool:
-        addon.mocap_tasks.tick()
-        return len(addon.mocap_tasks.finished) > before
+        addon.pose.mocap_tasks.tick()
+        return len(addon.pose.mocap_tasks.finished) > before
 
     harness.pump_until(addon, done, what, timeout=timeout)
-    finished = addon.mocap_tasks.finished[-1]
+    finished = addon.pose.mocap_tasks.finished[-1]
     assert finished.report is not None, finished.error
     return finished
 
@@ -76,7 +76,7 @@ def summarize(obj: Any, driven: list[str]) -> dict[str, Any]:
 def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(args.daemon_python, args.data_dir)
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
 
@@ -90,22 +90,22 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     settings.armature = metarig
     settings.use_smoothing = False
     editor = scene.sequence_editor_create()
-    strip = addon.compat.new_movie_strip(editor, "megamind", args.video, 1, STRIP_START)
+    strip = addon.common.compat.new_movie_strip(editor, "megamind", args.video, 1, STRIP_START)
     select_only(addon, editor, strip)
     record["strip"] = {
-        "start": addon.compat.timing(strip, "left_handle"),
-        "duration": addon.compat.timing(strip, "duration"),
+        "start": addon.common.compat.timing(strip, "left_handle"),
+        "duration": addon.common.compat.timing(strip, "duration"),
     }
 
     # 1. No pose result yet: the operator runs pose on the strip, then bakes.
     first = bake(addon, "pose on the strip, then the bake", timeout=200)
     job = scene.vfx_mocap.jobs[first.job_id]
     record["job"] = {"id": job.name, "state": job.state, "params": job.params}
-    arrays, job_summary = addon.mocap_tasks.load_pose_arrays(job.output_dir)
+    arrays, job_summary = addon.pose.mocap_tasks.load_pose_arrays(job.output_dir)
     present = arrays["present"]
     visibility = np.nan_to_num(arrays["visibility"])
-    rig = addon.armature_io.read_rig(metarig)
-    bone_map = addon.retarget.bone_maps.detect_map(rig)
+    rig = addon.pose.armature_io.read_rig(metarig)
+    bone_map = addon.bridge.retarget.bone_maps.detect_map(rig)
     driven = bone_map.driven_bones()
     unsmoothed = summarize(metarig, driven)
     record["unsmoothed"] = {k: v for k, v in unsmoothed.items() if k not in ("quats", "channels")}
@@ -122,11 +122,11 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "report": quality,
         "kept": first.quality_kept,
         "file_matches": json.loads(Path(first.quality_kept).read_text()) == quality,
-        "action_matches": json.loads(metarig.animation_data.action[addon.bake_report.REPORT_PROP]) == quality,
+        "action_matches": json.loads(metarig.animation_data.action[addon.pose.bake_report.REPORT_PROP]) == quality,
         "bone_confidence": {
-            b.name: b[addon.bake_report.CONFIDENCE_PROP]
+            b.name: b[addon.pose.bake_report.CONFIDENCE_PROP]
             for b in metarig.pose.bones
-            if addon.bake_report.CONFIDENCE_PROP in b
+            if addon.pose.bake_report.CONFIDENCE_PROP in b
         },
         "panel": mc.draw_panels(("_posetoarmature",))["labels"],
     }
@@ -140,7 +140,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["lead_max_change"] = float(np.abs(np.abs(np.sum(quats[:lead] * quats[lead], axis=-1)) - 1.0).max())
     # Documented: bones never seen well enough stay at rest (this footage shows upper bodies).
     legs = [bone_map.bones[f"{limb}.{side}"] for side in mc.SIDES for limb in ("shin", "foot")]
-    ankles = [addon.retarget.frames.LANDMARK[f"{w}_ankle"] for w in mc.SIDES.values()]
+    ankles = [addon.bridge.retarget.frames.LANDMARK[f"{w}_ankle"] for w in mc.SIDES.values()]
     record["ankles_ever_seen"] = bool((visibility[:, ankles] >= settings.min_visibility).any())
     record["legs_at_rest"] = bool(np.allclose(np.abs(quats[:, [driven.index(b) for b in legs], 0]), 1.0, atol=1e-6))
     arm = driven.index(bone_map.bones["upper_arm.L"])
@@ -190,15 +190,15 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     assert result == {"FINISHED"}, error
 
     def inserted() -> Any:
-        addon.mocap_tasks.tick()
-        return next((s for s in addon.compat.all_strips(editor) if s.get("vfx_mode") == "pose"), None)
+        addon.pose.mocap_tasks.tick()
+        return next((s for s in addon.common.compat.all_strips(editor) if s.get("vfx_mode") == "pose"), None)
 
     harness.pump_until(addon, lambda: inserted() is not None, "the control video strip", timeout=200)
     control = inserted()
     record["control"] = {
         "type": control.type,
         "channel": control.channel,
-        "start": addon.compat.timing(control, "left_handle"),
+        "start": addon.common.compat.timing(control, "left_handle"),
         "elements": len(control.elements),
         "directory": bpy.path.abspath(control.directory),
         "files": [e.filename for e in control.elements][:: max(1, len(control.elements) // 8)],

@@ -43,23 +43,23 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["face_refused"] = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="vtest-people")
     parts.use_face, parts.face_mesh = False, None
     record["hands_on"] = parts.use_hands  # the default: the bake goes on without fingers for another person
-    before = len(addon.mocap_tasks.finished)
+    before = len(addon.pose.mocap_tasks.finished)
     result, error = harness.operator_report(bpy.ops.vfxmocap.bake_pose, job_id="vtest-people")
     assert result == {"FINISHED"}, error
     people = len(summary["tracks"])
 
     def all_baked() -> bool:
-        addon.mocap_tasks.tick()
-        return len(addon.mocap_tasks.finished) >= before + people
+        addon.pose.mocap_tasks.tick()
+        return len(addon.pose.mocap_tasks.finished) >= before + people
 
     harness.pump_until(addon, all_baked, "one bake per person", timeout=120)
-    done = addon.mocap_tasks.finished[before:]
+    done = addon.pose.mocap_tasks.finished[before:]
     record["errors"] = [d.error for d in done if d.report is None]
     present = np.load(folder / "arrays" / "track_present.npy")
     armatures = {}
     for finished in done:
         obj = bpy.data.objects[finished.armature]
-        person = int(obj.get(addon.pose_people.PERSON_PROP, args.person))
+        person = int(obj.get(addon.pose.pose_people.PERSON_PROP, args.person))
         channels = mc.action_channels(obj)
         root = np.stack([channels[('pose.bones["spine"].location', i)][:, 1] for i in range(3)], axis=1)
         armatures[obj.name] = {

@@ -28,8 +28,8 @@ def strip_record(addon: ModuleType, strip: Any) -> dict[str, Any]:
         "name": strip.name,
         "type": strip.type,
         "channel": strip.channel,
-        "frame_final_start": addon.compat.timing(strip, "left_handle"),
-        "frame_final_duration": addon.compat.timing(strip, "duration"),
+        "frame_final_start": addon.common.compat.timing(strip, "left_handle"),
+        "frame_final_duration": addon.common.compat.timing(strip, "duration"),
         "directory": bpy.path.abspath(strip.directory),
         "first_file": strip.elements[0].filename,
         "elements": len(strip.elements),
@@ -39,11 +39,11 @@ def strip_record(addon: ModuleType, strip: Any) -> dict[str, Any]:
 
 def result_strips(addon: ModuleType, job_id: str) -> list[Any]:
     editor = bpy.context.scene.sequence_editor
-    return [s for s in addon.compat.all_strips(editor) if s.get("vfx_job_id") == job_id]
+    return [s for s in addon.common.compat.all_strips(editor) if s.get("vfx_job_id") == job_id]
 
 
 def select_only(editor: Any, addon: ModuleType, strip: Any) -> None:
-    for other in addon.compat.all_strips(editor):
+    for other in addon.common.compat.all_strips(editor):
         other.select = False
     strip.select = True
     editor.active_strip = strip
@@ -58,21 +58,24 @@ def generate(addon: ModuleType) -> Any:
 def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(args.daemon_python, args.data_dir)
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
     record["pose_mode"] = dict(rt.modes.get("pose", {}))
 
     scene = bpy.context.scene
     editor = scene.sequence_editor_create()
-    source = addon.compat.new_movie_strip(editor, "source", args.video, 1, 1)
-    addon.compat.set_timing(source, "left_handle_offset", SOURCE_OFFSET)
-    addon.compat.set_timing(source, "duration", SOURCE_FRAMES)
-    blocker = addon.compat.new_movie_strip(editor, "blocker", args.video, 2, 35)  # overlaps the source
-    addon.compat.set_timing(blocker, "duration", 5)
-    far = addon.compat.new_movie_strip(editor, "far", args.video, 3, 100)  # channel 3, but later in time
-    addon.compat.set_timing(far, "duration", 5)
-    record["source"] = {"frame_final_start": addon.compat.timing(source, "left_handle"), "channel": source.channel}
+    source = addon.common.compat.new_movie_strip(editor, "source", args.video, 1, 1)
+    addon.common.compat.set_timing(source, "left_handle_offset", SOURCE_OFFSET)
+    addon.common.compat.set_timing(source, "duration", SOURCE_FRAMES)
+    blocker = addon.common.compat.new_movie_strip(editor, "blocker", args.video, 2, 35)  # overlaps the source
+    addon.common.compat.set_timing(blocker, "duration", 5)
+    far = addon.common.compat.new_movie_strip(editor, "far", args.video, 3, 100)  # channel 3, but later in time
+    addon.common.compat.set_timing(far, "duration", 5)
+    record["source"] = {
+        "frame_final_start": addon.common.compat.timing(source, "left_handle"),
+        "channel": source.channel,
+    }
 
     state = scene.vfx_mocap
     state.auto_insert = False
@@ -107,9 +110,9 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     }
     harness.pump_until(addon, lambda: bool(rt.status.health.get("loaded_models")), "the health to show the model")
     record["panels"] = {
-        "generate": harness.draw_panel(addon.panels.draw_generate),
-        "jobs": harness.draw_panel(addon.panels.draw_jobs),
-        "daemon": harness.draw_panel(addon.panels.draw_daemon),
+        "generate": harness.draw_panel(addon.generate.panels.draw_generate),
+        "jobs": harness.draw_panel(addon.generate.panels.draw_jobs),
+        "daemon": harness.draw_panel(addon.generate.panels.draw_daemon),
     }
     record["strips_before_insert"] = len(result_strips(addon, job_id))
     result, error = harness.operator_report(bpy.ops.vfxmocap.job_insert, job_id=job_id)
@@ -118,7 +121,7 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     harness.operator_report(bpy.ops.vfxmocap.job_insert, job_id=job_id)
     record["strips_after_second_insert"] = len(result_strips(addon, job_id))
 
-    long_source = addon.compat.new_movie_strip(editor, "long", args.video, 6, 300)
+    long_source = addon.common.compat.new_movie_strip(editor, "long", args.video, 6, 300)
     select_only(editor, addon, long_source)
     long_job_id = generate(addon).name
     harness.pump_until(
@@ -147,7 +150,7 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
 def reopen_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(args.daemon_python, args.data_dir)
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     bpy.ops.wm.open_mainfile(filepath=args.blend)
     scene = bpy.context.scene
     state = scene.vfx_mocap
@@ -156,7 +159,7 @@ def reopen_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
 
     editor = scene.sequence_editor
     for strip in result_strips(addon, first_id):
-        addon.compat.top_level_strips(editor).remove(strip)
+        addon.common.compat.top_level_strips(editor).remove(strip)
     record["daemon_state_at_insert"] = rt.status.state
     result, error = harness.operator_report(bpy.ops.vfxmocap.job_insert, job_id=first_id)
     assert result == {"FINISHED"}, error

@@ -140,7 +140,9 @@ def to_pixels(view: Vector, framing: Any) -> list[float]:
 def pass_strip(addon: ModuleType, pass_name: str) -> Any:
     editor = bpy.context.scene.sequence_editor
     strips = [
-        s for s in addon.compat.all_strips(editor) if s.get("vfx_scene_pass") == pass_name and not s.get("vfx_job_id")
+        s
+        for s in addon.common.compat.all_strips(editor)
+        if s.get("vfx_scene_pass") == pass_name and not s.get("vfx_job_id")
     ]
     assert len(strips) == 1, f"expected one {pass_name} pass strip, found {len(strips)}"
     return strips[0]
@@ -150,8 +152,8 @@ def strip_record(addon: ModuleType, strip: Any) -> dict[str, Any]:
     return {
         "name": strip.name,
         "channel": strip.channel,
-        "frame_start": addon.compat.timing(strip, "left_handle"),
-        "duration": addon.compat.timing(strip, "duration"),
+        "frame_start": addon.common.compat.timing(strip, "left_handle"),
+        "duration": addon.common.compat.timing(strip, "duration"),
         "directory": bpy.path.abspath(strip.directory),
         "files": [element.filename for element in strip.elements],
         "props": {key: value for key, value in strip.items() if key.startswith("vfx_")},
@@ -171,7 +173,7 @@ def passes_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     rig, camera = build_scene()
     settings = scene.vfx_scene_generate
     bpy.ops.vfxmocap.choose_mode(mode="vace_pose")  # no daemon: the mode has no options, so quality is standard
-    _mode, shot = addon.scene_generate.plan(scene)
+    _mode, shot = addon.generate.scene_generate.plan(scene)
     framing = shot.framing
     record["framing"] = {
         "width": framing.width,
@@ -182,7 +184,7 @@ def passes_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     }
     record["reference"] = reference_points(rig, camera, framing)
     scene.frame_set(1)
-    record["panel"] = harness.draw_panel(addon.scene_generate.draw_scene_generate)
+    record["panel"] = harness.draw_panel(addon.generate.scene_generate.draw_scene_generate)
     record["render_engine_before"] = scene.render.engine
     record["strips"] = {}
     for pass_name in ("pose", "depth", "layout"):
@@ -205,7 +207,7 @@ def passes_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     scene.camera = None
     record["errors"]["no_camera"] = error_of(bpy.ops.vfxmocap.render_scene_pass)
     record["errors"]["no_camera_generate"] = error_of(bpy.ops.vfxmocap.generate_from_scene)
-    record["panel_without_camera"] = harness.draw_panel(addon.scene_generate.draw_scene_generate)
+    record["panel_without_camera"] = harness.draw_panel(addon.generate.scene_generate.draw_scene_generate)
 
 
 CANCEL_AFTER = 3
@@ -228,20 +230,20 @@ def render_settings(scene: bpy.types.Scene) -> dict[str, Any]:
 
 
 def strip_count(addon: ModuleType, scene: bpy.types.Scene) -> int:
-    return len(addon.compat.all_strips(scene.sequence_editor)) if scene.sequence_editor else 0
+    return len(addon.common.compat.all_strips(scene.sequence_editor)) if scene.sequence_editor else 0
 
 
 def step_then_cancel(addon: ModuleType, scene: bpy.types.Scene, generate: bool) -> dict[str, Any]:
     """Start Render Pass (or Generate from Scene) through the task its modal operator steps, render
     CANCEL_AFTER frames, record the scene and the panel meanwhile, press the panel's Cancel, record again."""
     record: dict[str, Any] = {"before": render_settings(scene), "strips_before": strip_count(addon, scene)}
-    task = addon.scene_generate.start_render(scene, generate=generate)
+    task = addon.generate.scene_generate.start_render(scene, generate=generate)
     folder = task.render.rendered.folder
     record["folder"] = str(folder)
     record["ended_early"] = [task.step() for _ in range(CANCEL_AFTER)]
     record["during"] = render_settings(scene)
     record["files_during"] = sorted(path.name for path in folder.iterdir())
-    record["panel_during"] = harness.draw_panel(addon.scene_generate.draw_scene_generate)
+    record["panel_during"] = harness.draw_panel(addon.generate.scene_generate.draw_scene_generate)
     record["second_render"] = error_of(bpy.ops.vfxmocap.render_scene_pass)
     result, error = harness.operator_report(bpy.ops.vfxmocap.cancel_scene_render)
     assert result == {"FINISHED"}, error
@@ -251,7 +253,7 @@ def step_then_cancel(addon: ModuleType, scene: bpy.types.Scene, generate: bool) 
     record["state"], record["message"] = task.state, task.message
     record["step_after_cancel"] = task.step()
     record["frames_after_cancel"] = task.render.frames_rendered
-    record["panel_after"] = harness.draw_panel(addon.scene_generate.draw_scene_generate)
+    record["panel_after"] = harness.draw_panel(addon.generate.scene_generate.draw_scene_generate)
     return record
 
 
@@ -263,7 +265,7 @@ def render_task_checks(addon: ModuleType, scene: bpy.types.Scene) -> dict[str, A
     record: dict[str, Any] = {"cancelled": step_then_cancel(addon, scene, generate=False)}
 
     strips_before = strip_count(addon, scene)
-    task = addon.scene_generate.start_render(scene, generate=False)
+    task = addon.generate.scene_generate.start_render(scene, generate=False)
     while not task.step():
         pass
     record["complete"] = {
@@ -279,7 +281,7 @@ def render_task_checks(addon: ModuleType, scene: bpy.types.Scene) -> dict[str, A
     camera.rotation_euler = (math.radians(180.0), 0.0, 0.0)
     settings.control_pass = "depth"
     strips_before = strip_count(addon, scene)
-    task = addon.scene_generate.start_render(scene, generate=False)
+    task = addon.generate.scene_generate.start_render(scene, generate=False)
     folder = task.render.rendered.folder
     while not task.step():
         pass
@@ -289,8 +291,8 @@ def render_task_checks(addon: ModuleType, scene: bpy.types.Scene) -> dict[str, A
         "strips_added": strip_count(addon, scene) - strips_before,
         "folder_after": folder.exists(),
         "after": render_settings(scene),
-        "panel": harness.draw_panel(addon.scene_generate.draw_scene_generate),
-        "last_error": addon.runtime.get().last_error,
+        "panel": harness.draw_panel(addon.generate.scene_generate.draw_scene_generate),
+        "last_error": addon.common.runtime.get().last_error,
     }
     camera.rotation_euler = saved_rotation
 
@@ -326,7 +328,7 @@ def generated_rig_phase(args: argparse.Namespace, record: dict[str, Any]) -> Non
         hand.keyframe_insert("location", frame=frame)
         torso.location = (x, 0.0, 0.0)
         torso.keyframe_insert("location", frame=frame)
-    _mode, shot = addon.scene_generate.plan(scene)
+    _mode, shot = addon.generate.scene_generate.plan(scene)
     record["reference"] = reference_points(rig, camera, shot.framing, bone_prefix="DEF-")
     scene.frame_set(1)
     result, error = harness.operator_report(bpy.ops.vfxmocap.render_scene_pass)
@@ -346,7 +348,7 @@ def exit_without_teardown(result: Path) -> None:
 def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(data_dir=args.data_dir, connection_file=args.connection_file)
-    rt = addon.runtime.get()
+    rt = addon.common.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
     scene = bpy.context.scene
@@ -384,8 +386,8 @@ def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
             "params": job.params,
             "strip_props": json.loads(job.strip_props_json),
             "source_strip": job.source_strip,
-            "pass": strip_record(addon, addon.compat.all_strips(editor)[job.source_strip]),
-            "result": strip_record(addon, addon.compat.all_strips(editor)[job.result_strip])
+            "pass": strip_record(addon, addon.common.compat.all_strips(editor)[job.source_strip]),
+            "result": strip_record(addon, addon.common.compat.all_strips(editor)[job.result_strip])
             if job.result_strip
             else None,
         }

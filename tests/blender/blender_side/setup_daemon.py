@@ -18,7 +18,7 @@ import harness
 
 
 def wait_run(addon: Any, seen: dict[str, Any], timeout: float) -> Any:
-    ui = addon.daemon_setup_ui
+    ui = addon.setup.daemon_setup_ui
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         run = ui.current_run()
@@ -38,15 +38,15 @@ def scenario(args: argparse.Namespace, record: dict[str, Any]) -> None:
     prefs.device = "cpu"
     if args.data_dir:
         prefs.output_dir = args.data_dir
-    record["python_before"] = list(addon.preferences.resolved_python())
-    rt = addon.runtime.get()
+    record["python_before"] = list(addon.common.preferences.resolved_python())
+    rt = addon.common.runtime.get()
     bpy.ops.vfxmocap.daemon_start()
     harness.pump_until(addon, lambda: rt.status.state == "error", "Start to say there is no daemon")
     record["start_without_env"] = rt.status.message
     record["feature_sets_drawn"] = [line for line in harness.draw_preferences() if "about" in line]
 
     assert bpy.ops.vfxmocap.setup_daemon() == {"FINISHED"}
-    ui = addon.daemon_setup_ui
+    ui = addon.setup.daemon_setup_ui
     started = time.monotonic()
     while ui.current_run().step in ("Starting", "Creating the environment") and time.monotonic() - started < 120:
         time.sleep(0.1)
@@ -54,12 +54,12 @@ def scenario(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["setup_poll_while_running"] = bpy.ops.vfxmocap.setup_daemon.poll()
     bpy.ops.vfxmocap.setup_daemon_cancel()
     cancelled = wait_run(addon, {}, 60)
-    env = Path(addon.preferences.data_dir()) / "env"
+    env = Path(addon.common.preferences.data_dir()) / "env"
     record["cancelled"] = {
         "state": cancelled.state,
         "step_when_cancelled": cancelled.step,
-        "marker": (env / addon.daemon_setup.MARKER_NAME).exists(),
-        "python_after": list(addon.preferences.resolved_python()),
+        "marker": (env / addon.bridge.daemon_setup.MARKER_NAME).exists(),
+        "python_after": list(addon.common.preferences.resolved_python()),
     }
 
     seen: dict[str, Any] = {}
@@ -72,11 +72,11 @@ def scenario(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "fraction": done.fraction,
         "steps": seen["steps"],
         "drawn_while_running": seen["drawn"][1] if len(seen["drawn"]) > 1 else [],
-        "log_file": (Path(addon.preferences.daemon_settings().log_dir) / "setup.log").read_text()[-3000:],
+        "log_file": (Path(addon.common.preferences.daemon_settings().log_dir) / "setup.log").read_text()[-3000:],
         "seconds": time.monotonic() - first_started,
     }
     record["drawn_after"] = harness.draw_preferences()
-    record["python_after"] = list(addon.preferences.resolved_python())
+    record["python_after"] = list(addon.common.preferences.resolved_python())
     record["daemon_python_preference"] = prefs.daemon_python
 
     bpy.ops.vfxmocap.daemon_start()
@@ -84,9 +84,9 @@ def scenario(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["connected_pid"] = rt.status.pid
     scene = bpy.context.scene
     editor = scene.sequence_editor_create()
-    source = addon.compat.new_movie_strip(editor, "Megamind", args.video, 1, 1)
-    addon.compat.set_timing(source, "left_handle_offset", 30)
-    addon.compat.set_timing(source, "duration", 6)
+    source = addon.common.compat.new_movie_strip(editor, "Megamind", args.video, 1, 1)
+    addon.common.compat.set_timing(source, "left_handle_offset", 30)
+    addon.common.compat.set_timing(source, "duration", 6)
     editor.active_strip = source
     source.select = True
     state = scene.vfx_mocap

@@ -17,8 +17,8 @@ import harness
 
 def spec_or_error(addon: ModuleType, scene: Any, strip: Any) -> dict[str, Any]:
     try:
-        source = addon.strips.strip_source(scene, strip)
-    except addon.strips.BadInput as exc:
+        source = addon.common.strips.strip_source(scene, strip)
+    except addon.common.errors.UserError as exc:
         return {"error": str(exc)}
     spec = dict(source.spec)
     if "paths" in spec:
@@ -27,7 +27,7 @@ def spec_or_error(addon: ModuleType, scene: Any, strip: Any) -> dict[str, Any]:
         spec["path"] = Path(spec["path"]).name
     return {
         "spec": spec,
-        "strip_left_handle": addon.compat.timing(strip, "left_handle"),
+        "strip_left_handle": addon.common.compat.timing(strip, "left_handle"),
         "frame_start": source.frame_start,
         "frame_count": source.frame_count,
         "content_offset": source.content_offset,
@@ -49,8 +49,8 @@ def fake_job(addon: ModuleType, scene: Any, job_id: str, output_dir: Path, sourc
     job.params_json = '{"seed": 7, "strength": 0.5}'
     job.source_strip, job.source_channel = source.name, source.channel
     job.source_frame_start, job.source_frame_count = (
-        addon.compat.timing(source, "left_handle"),
-        addon.compat.timing(source, "duration"),
+        addon.common.compat.timing(source, "left_handle"),
+        addon.common.compat.timing(source, "duration"),
     )
     job.source_content_offset = content_offset
     return job
@@ -58,7 +58,7 @@ def fake_job(addon: ModuleType, scene: Any, job_id: str, output_dir: Path, sourc
 
 def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
-    compat, strips = addon.compat, addon.strips
+    compat, strips = addon.common.compat, addon.common.strips
     scene = bpy.context.scene
     editor = scene.sequence_editor_create()
     frames = Path(args.frames)
@@ -120,7 +120,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     read = compat.new_image_strip(editor, "read", str(output / "a" / "frames" / "000000.png"), 9, 1)
     record["first_frame_read_by_blender"] = {"colorspace": read.colorspace_settings.name, "alpha_mode": read.alpha_mode}
     still_job = fake_job(addon, scene, "b" * 32, job_folder(frames, output / "b", 1), still, 0.0)
-    addon.compat.top_level_strips(editor).remove(still)  # the source was deleted: the stored place is used
+    addon.common.compat.top_level_strips(editor).remove(still)  # the source was deleted: the stored place is used
     inserted = strips.insert_result_strip(scene, still_job)
     record["still_result"] = {
         "channel": inserted.channel,
@@ -130,7 +130,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     empty_job = fake_job(addon, scene, "c" * 32, output / "missing", sequence, 0.0)
     try:
         strips.insert_result_strip(scene, empty_job)
-    except strips.BadInput as exc:
+    except addon.common.errors.UserError as exc:
         record["missing_result"] = str(exc)
 
     empty = bpy.data.objects.new("empty", None)
