@@ -1,3 +1,6 @@
+# mypy: disable-error-code="valid-type"
+# Blender defines properties from class annotations such as ``name: bpy.props.StringProperty(...)``: calls, which
+# mypy cannot read as types. Only that error code is off here; the rest of this module is checked.
 """Operators of pose to armature: bake a pose job onto an armature, insert the pose control video, edit and
 save bone maps, and live pose (start, stop, record). Main thread; none waits for the daemon or a solve.
 

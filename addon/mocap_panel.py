@@ -8,6 +8,7 @@ and bone count.
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
 import bpy
 
@@ -60,6 +61,8 @@ def _draw_map(layout: bpy.types.UILayout, obj: bpy.types.Object) -> None:
 class _MotionCapturePanel:
     bl_region_type = "UI"
     bl_category = "Motion Capture"
+    if TYPE_CHECKING:  # provided by bpy.types.Panel, which _panel_classes mixes in
+        layout: bpy.types.UILayout
 
 
 class PoseToArmaturePanel(_MotionCapturePanel):
@@ -136,7 +139,7 @@ class LivePosePanel(_MotionCapturePanel):
             column.prop(settings, "video_path")
         row = layout.row(align=True)
         row.scale_y = 1.3
-        if running:
+        if driver is not None and driver.running:
             row.operator("vfxmocap.live_stop", icon="PAUSE")
             row.operator(
                 "vfxmocap.live_record",

@@ -1,3 +1,6 @@
+# mypy: disable-error-code="valid-type"
+# Blender defines properties from class annotations such as ``name: bpy.props.StringProperty(...)``: calls, which
+# mypy cannot read as types. Only that error code is off here; the rest of this module is checked.
 """Hands and face in a bake or a live take: their settings (``Scene.vfx_mocap_parts``) and the Hands & Face
 panel under Pose to Armature. Main thread only.
 
@@ -7,7 +10,7 @@ names, or names mapped to them) and is solved relative to a neutral read from th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 
@@ -109,6 +112,8 @@ class HandsFacePanel:
     bl_label = "Hands & Face"
     bl_region_type = "UI"
     bl_category = "Motion Capture"
+    if TYPE_CHECKING:  # provided by bpy.types.Panel, which _panel_classes mixes in
+        layout: bpy.types.UILayout
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ class JobRequest:
     """The mode's models and their licences, ``"model: licence; ..."``, from the daemon's health."""
 
 
-def licences_text(mode_info: dict[str, Any]) -> str:
+def licences_text(mode_info: Mapping[str, Any]) -> str:
     """``"model: licence; ..."`` of a mode, from its entry in the daemon's health."""
     return "; ".join(f"{item['model']}: {item['licence']}" for item in mode_info.get("licences") or ())
 
