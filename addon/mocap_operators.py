@@ -154,7 +154,7 @@ def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
     settings = scene.vfx_mocap_pose
     parts = scene.vfx_mocap_parts
     face_mesh = parts.face_mesh.name if parts.wants_face() else ""
-    neutral = ()
+    neutral: tuple[int, ...] = ()
     if face_mesh and parts.neutral == "MARKERS":
         start = result_frame_start(scene, job)
         neutral = tuple(sorted(m.frame - start for m in scene.timeline_markers if m.name.lower() == "neutral"))
