@@ -141,3 +141,36 @@ def test_every_add_on_module_that_imports_without_blender_is_type_checked():
     without_blender = set(modules) - set(needs)
     assert "addon/bridge/connection_thread.py" in without_blender and "addon/bridge/live_client.py" in without_blender
     assert sorted(without_blender - checked) == []
+
+
+def test_mypy_checks_every_add_on_module_and_turns_off_only_what_blender_needs(monkeypatch):
+    """mypy's own reading of pyproject checks every file of ``addon/``, its bpy side too (Blender's modules are
+    Any there). The one error code a module may turn off is ``valid-type``, and only where it declares Blender
+    properties (``name: bpy.props.StringProperty(...)``, a call mypy cannot read as a type)."""
+    import io
+    import re
+    from pathlib import Path
+
+    from mypy.config_parser import parse_config_file
+    from mypy.find_sources import create_source_list
+    from mypy.options import Options
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    options = Options()
+    parse_config_file(options, lambda: None, "pyproject.toml", io.StringIO(), io.StringIO())
+    checked = {Path(source.path).resolve() for source in create_source_list(options.files, options)}
+    add_on = sorted((root / "addon").rglob("*.py"))
+    assert len(add_on) > 50 and [str(path) for path in add_on if path not in checked] == []
+
+    inline = re.compile(r"^# mypy: (.*)$", re.MULTILINE)
+    turned_off = {
+        str(path.relative_to(root)): (inline.findall(text), "bpy.props." in text)
+        for folder in ("addon", "daemon", "models", "shared")
+        for path in sorted((root / folder).rglob("*.py"))
+        if inline.search(text := path.read_text(encoding="utf-8"))
+    }
+    assert "addon/common/properties.py" in turned_off
+    assert {
+        path: found for path, found in turned_off.items() if found != (['disable-error-code="valid-type"'], True)
+    } == {}

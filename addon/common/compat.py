@@ -20,6 +20,8 @@ Main thread only: everything here touches Blender data.
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import bpy
 
 HAS_STRIPS_API = "strips" in bpy.types.SequenceEditor.bl_rna.properties
@@ -44,12 +46,22 @@ ALL_STRIPS_ATTR = "strips_all" if HAS_STRIPS_API else "sequences_all"
 """Name of the collection of every strip, meta strip contents included (for ``prop_search``)."""
 
 
+WholeFrameTiming = Literal["left_handle", "right_handle", "duration", "content_trim_start"]
+"""The timing properties Blender keeps in whole frames (int)."""
+FractionalTiming = Literal["content_start", "left_handle_offset"]
+"""The timing properties Blender keeps as a float: the content may start between two frames."""
+
+
+@overload
+def timing(strip: bpy.types.bpy_struct, name: WholeFrameTiming) -> int: ...
+@overload
+def timing(strip: bpy.types.bpy_struct, name: FractionalTiming) -> float: ...
 def timing(strip: bpy.types.bpy_struct, name: str) -> float:
     """A strip's timing property by its Blender 5.2 name (a key of TIMING_NAMES)."""
     return getattr(strip, name if HAS_HANDLE_NAMES else TIMING_NAMES[name])
 
 
-def set_timing(strip: bpy.types.bpy_struct, name: str, value: float) -> None:
+def set_timing(strip: bpy.types.bpy_struct, name: WholeFrameTiming | FractionalTiming, value: float) -> None:
     """Set a strip's timing property by its Blender 5.2 name (a key of TIMING_NAMES)."""
     setattr(strip, name if HAS_HANDLE_NAMES else TIMING_NAMES[name], value)
 

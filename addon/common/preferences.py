@@ -1,3 +1,6 @@
+# mypy: disable-error-code="valid-type"
+# Blender defines properties from class annotations such as ``name: bpy.props.StringProperty(...)``: calls, which
+# mypy cannot read as types. Only that error code is off here; the rest of this module is checked.
 """The add-on's preferences: how to reach the daemon, auto-start, finishing jobs after quitting, device, data
 folder and keeping results with the .blend.
 

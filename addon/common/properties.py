@@ -1,3 +1,6 @@
+# mypy: disable-error-code="valid-type"
+# Blender defines properties from class annotations such as ``name: bpy.props.StringProperty(...)``: calls, which
+# mypy cannot read as types. Only that error code is off here; the rest of this module is checked.
 """Scene-level state saved in the .blend: the chosen mode and its options, the reference, and the job list.
 
 Jobs live in the file so that a job outlives the Blender session that submitted it: after reopening the

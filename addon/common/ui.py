@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import bpy
 
@@ -25,6 +26,14 @@ def wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE") -> None:
     column = layout.column(align=True)
     for index, line in enumerate(textwrap.wrap(text, WRAP_CHARS) or [""]):
         column.label(text=line, icon=icon if index == 0 else "BLANK1")
+
+
+class PanelDrawing:
+    """Base of a class handed to :func:`sidebar_panels` for its ``draw(self, context)``: the panels made from it
+    derive from ``bpy.types.Panel`` too, which gives them ``layout``."""
+
+    if TYPE_CHECKING:
+        layout: bpy.types.UILayout
 
 
 def sidebar_panels(

@@ -1,3 +1,6 @@
+# mypy: disable-error-code="valid-type"
+# Blender defines properties from class annotations such as ``name: bpy.props.StringProperty(...)``: calls, which
+# mypy cannot read as types. Only that error code is off here; the rest of this module is checked.
 """Operators behind the panel's buttons. Main thread; none waits for the daemon.
 
 Bad input is reported with ``self.report({'ERROR'}, message)`` and ``{'CANCELLED'}``, and the message is kept
@@ -100,7 +103,7 @@ class _JobOperator(bpy.types.Operator):
         if job is None:
             return fail(self, f"No job {self.job_id!r} in this scene")
         try:
-            self.act(context, job)  # type: ignore[attr-defined]
+            self.act(context, job)
         except UserError as exc:
             return fail(self, exc, job.name)
         runtime.get().action_errors.pop(job.name, None)

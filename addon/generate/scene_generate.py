@@ -1,3 +1,6 @@
+# mypy: disable-error-code="valid-type"
+# Blender defines properties from class annotations such as ``name: bpy.props.StringProperty(...)``: calls, which
+# mypy cannot read as types. Only that error code is off here; the rest of this module is checked.
 """Generate from Scene: render a control pass from the scene's camera and send it to Wan 2.1 VACE.
 
 The pass (:mod:`.scene_passes`) is inserted as a strip at the shot's frames and becomes the selected strip; the
@@ -56,7 +59,9 @@ class SceneGenerateSettings(bpy.types.PropertyGroup):
     )
 
 
-def _mode_option(scene: bpy.types.Scene, mode: str, name: str, fallback: object) -> object:
+def _mode_option(scene: bpy.types.Scene, mode: str, name: str, fallback: Any) -> Any:
+    """The value of ``mode``'s option ``name`` (bool, int, float or str, as the daemon describes it), else
+    ``fallback``."""
     for param in scene.vfx_mocap.mode_params(mode):
         if param.name == name:
             return param.value

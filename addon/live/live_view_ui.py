@@ -1,3 +1,6 @@
+# mypy: disable-error-code="valid-type"
+# Blender defines properties from class annotations such as ``name: bpy.props.StringProperty(...)``: calls, which
+# mypy cannot read as types. Only that error code is off here; the rest of this module is checked.
 """The "Live View" panel of the Motion Capture tab (Sequencer, 3D viewport and Image Editor), its settings and
 its operators: start / stop a live generative mode, record it into the sequencer, show it in an Image Editor.
 
@@ -9,6 +12,7 @@ Generate panel's reference too. Main thread only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import bpy
@@ -46,7 +50,7 @@ class MocapLiveSettings(bpy.types.PropertyGroup):
     )
 
 
-def live_option_names(mode_info: dict[str, Any]) -> tuple[str, ...]:
+def live_option_names(mode_info: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(p["name"] for p in mode_info.get("live") or ())
 
 
@@ -195,7 +199,7 @@ def draw_live_view(layout: bpy.types.UILayout, context: bpy.types.Context) -> No
     row.scale_y = 1.3
     if view is not None and view.stopping:
         row.label(text="Stopping...", icon="SORTTIME")
-    elif running:
+    elif view is not None and view.running:
         row.operator("vfxmocap.live_view_stop", icon="PAUSE")
         row.operator(
             "vfxmocap.live_view_record",

@@ -54,7 +54,8 @@ def make_report(pose: PoseFrames, summary: dict, person: int, job_id: str, armat
 
 def keep(obj: bpy.types.Object, report: dict[str, Any], output_dir: str) -> str:
     """Write ``report`` with the bake (see the module); returns the path of the job folder's copy, or an error
-    message starting with "Cannot" when the folder cannot be written (the Action keeps the report anyway)."""
+    message starting with "Cannot" when the folder cannot be written (the armature's Action, if it has one, keeps
+    the report anyway)."""
     text = json.dumps(report, indent=1)
     action = obj.animation_data.action if obj.animation_data else None
     if action is not None:
@@ -68,7 +69,8 @@ def keep(obj: bpy.types.Object, report: dict[str, Any], output_dir: str) -> str:
         path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        return f"Cannot keep the bake report in the job's folder ({exc}); it is on the Action '{action.name}'"
+        kept_on = f"; it is on the Action '{action.name}'" if action is not None else ""
+        return f"Cannot keep the bake report in the job's folder ({exc}){kept_on}"
     return str(path)
 
 

@@ -1,3 +1,6 @@
+# mypy: disable-error-code="valid-type"
+# Blender defines properties from class annotations such as ``name: bpy.props.StringProperty(...)``: calls, which
+# mypy cannot read as types. Only that error code is off here; the rest of this module is checked.
 """Operators of pose to armature: bake a pose job onto an armature, insert the pose control video, edit and
 save bone maps, and live pose (start, stop, record). Main thread; none waits for the daemon or a solve.
 
@@ -111,7 +114,7 @@ def bake_job(scene: bpy.types.Scene, job: MocapJob, armature_name: str) -> None:
     settings = scene.vfx_mocap_pose
     parts = scene.vfx_mocap_parts
     face_mesh = parts.face_mesh.name if parts.wants_face() else ""
-    neutral = ()
+    neutral: tuple[int, ...] = ()
     if face_mesh and parts.neutral == "MARKERS":
         start = result_frame_start(scene, job)
         neutral = tuple(sorted(m.frame - start for m in scene.timeline_markers if m.name.lower() == "neutral"))

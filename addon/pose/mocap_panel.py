@@ -48,7 +48,7 @@ def _draw_map(layout: bpy.types.UILayout, obj: bpy.types.Object) -> None:
             row.prop(entry, "point", text="")
 
 
-class PoseToArmaturePanel:
+class PoseToArmaturePanel(ui.PanelDrawing):
     """The Pose to Armature panel (its classes: :data:`CLASSES`)."""
 
     def draw(self, context: bpy.types.Context) -> None:
@@ -105,7 +105,7 @@ class PoseToArmaturePanel:
                 ui.wrapped(layout, done.error, icon="ERROR")
 
 
-class LivePosePanel:
+class LivePosePanel(ui.PanelDrawing):
     """The Live Pose panel (its classes: :data:`CLASSES`)."""
 
     def draw(self, context: bpy.types.Context) -> None:
@@ -122,7 +122,7 @@ class LivePosePanel:
             column.prop(settings, "video_path")
         row = layout.row(align=True)
         row.scale_y = 1.3
-        if running:
+        if driver is not None and driver.running:
             row.operator("vfxmocap.live_stop", icon="PAUSE")
             row.operator(
                 "vfxmocap.live_record",

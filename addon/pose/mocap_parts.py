@@ -1,3 +1,6 @@
+# mypy: disable-error-code="valid-type"
+# Blender defines properties from class annotations such as ``name: bpy.props.StringProperty(...)``: calls, which
+# mypy cannot read as types. Only that error code is off here; the rest of this module is checked.
 """Hands and face in a bake or a live take: their settings (``Scene.vfx_mocap_parts``) and the Hands & Face
 panel under Pose to Armature. Main thread only.
 
@@ -113,7 +116,7 @@ class MocapPartsSettings(bpy.types.PropertyGroup):
         )
 
 
-class HandsFacePanel:
+class HandsFacePanel(ui.PanelDrawing):
     """The Hands & Face panel, under Pose to Armature (its classes: :data:`CLASSES`)."""
 
     def draw(self, context: bpy.types.Context) -> None:

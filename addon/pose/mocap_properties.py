@@ -1,3 +1,6 @@
+# mypy: disable-error-code="valid-type"
+# Blender defines properties from class annotations such as ``name: bpy.props.StringProperty(...)``: calls, which
+# mypy cannot read as types. Only that error code is off here; the rest of this module is checked.
 """Saved settings of pose-to-armature: the scene's (target armature, smoothing, bake and live options) and each
 armature's bone map (a built-in one, or the user's own, edited role by role). Main thread only.
 
@@ -58,7 +61,9 @@ class MocapArmatureMap(bpy.types.PropertyGroup):
             return bone_maps.detect_map(rig)
         if self.source != "CUSTOM":
             return bone_maps.builtin_map(self.source, rig)
-        bones, chains, anchors = {}, {}, {}
+        bones: dict[str, str] = {}
+        chains: dict[str, list[str]] = {}
+        anchors: dict[str, tuple[str, str]] = {}
         for entry in self.entries:
             if not entry.bone:
                 continue

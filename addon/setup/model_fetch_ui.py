@@ -1,3 +1,6 @@
+# mypy: disable-error-code="valid-type"
+# Blender defines properties from class annotations such as ``name: bpy.props.StringProperty(...)``: calls, which
+# mypy cannot read as types. Only that error code is off here; the rest of this module is checked.
 """The *Fetch* and *Cancel* buttons of a mode that needs a download, and their runs (:mod:`.model_fetch`).
 
 Main thread only. The Generate panel draws :func:`draw_needs_download`; a timer redraws it while a fetch runs.
