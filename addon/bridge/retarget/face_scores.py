@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...shared.pose_data import FACE_SHAPE_NAMES
+from ....shared.pose_data import FACE_SHAPE_NAMES
 from .face_shapes import ARKIT_SHAPES, FaceError, FaceOptions, FaceValues, finish_take
 
 COLUMNS = [ARKIT_SHAPES.index(name) for name in FACE_SHAPE_NAMES]
