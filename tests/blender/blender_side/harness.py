@@ -49,15 +49,14 @@ def run_scenario(args: argparse.Namespace, scenario: Callable[[argparse.Namespac
         traceback.print_exc()
         code = 1
     args.result.write_text(json.dumps(record, indent=2, default=str))
-    if bpy.app.version < (4, 3, 0):
-        # The bpy 4.2 module crashes while finalizing Python once an extension has registered property
-        # groups from a submodule (even after unregistering them). Run the exit handlers (they stop a
-        # daemon the add-on started), then leave without finalizing.
-        atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    # Leave without finalizing, after running the exit handlers (they stop a daemon the add-on started): the bpy
+    # module's own shutdown is not Blender's. bpy 4.2 crashes while finalizing Python once an extension has
+    # registered property groups from a submodule; bpy 4.5 can deadlock in a static destructor once a movie
+    # strip's file was closed (its delayed-close thread waits on the condition the destructor destroys).
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def install_extension(zip_path: Path) -> ModuleType:
