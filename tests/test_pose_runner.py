@@ -17,9 +17,13 @@ from models.media import VideoFile
 from models.pose import LANDMARK_MODEL_FILES, PoseRunner, landmark_model_path
 from models.runner import InvalidInput, JobCancelled, RunResult
 from models.skeleton import (
+    JOINT_RADIUS_PX,
+    LIMB_OPACITY,
     MEDIAPIPE_POSE_LANDMARKS,
     OPENPOSE18_KEYPOINTS,
+    OPENPOSE18_LIMBS,
     OPENPOSE_COLOURS,
+    STICK_WIDTH_PX,
     draw_openpose,
     mediapipe_to_openpose18,
 )
@@ -366,6 +370,38 @@ def test_draw_openpose_draws_joints_solid_and_limbs_blended_on_a_copy() -> None:
     assert tuple(drawn[50, 70]) == (153, 0, 0), "limb 0 (neck to right shoulder) is red at 60 %"
     assert tuple(drawn[58, 70]) == (0, 0, 0), "limbs are about 8 px thick"
     assert not draw_openpose(canvas, np.full((18, 2), np.nan)).any(), "missing keypoints draw nothing"
+
+
+def whole_frame_openpose(canvas: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """The OpenPose drawing as its definition reads: every limb filled on a copy of the whole canvas, the copy
+    blended over the whole canvas at 60 %, then the joints drawn solid."""
+    limbs = canvas.copy()
+    for colour, (start, end) in zip(OPENPOSE_COLOURS, OPENPOSE18_LIMBS, strict=False):
+        if np.isnan(keypoints[[start, end]]).any():
+            continue
+        centre = (keypoints[start] + keypoints[end]) / 2
+        dx, dy = keypoints[end] - keypoints[start]
+        axes = (round(np.hypot(dx, dy) / 2), STICK_WIDTH_PX)
+        outline = cv2.ellipse2Poly(
+            (round(centre[0]), round(centre[1])), axes, round(np.degrees(np.arctan2(dy, dx))), 0, 360, 1
+        )
+        cv2.fillConvexPoly(limbs, outline, colour)
+    result = cv2.addWeighted(canvas, 1.0 - LIMB_OPACITY, limbs, LIMB_OPACITY, 0.0)
+    for index in np.flatnonzero(~np.isnan(keypoints).any(axis=1)):
+        x, y = keypoints[index]
+        cv2.circle(result, (round(x), round(y)), JOINT_RADIUS_PX, OPENPOSE_COLOURS[index], thickness=-1)
+    return result
+
+
+def test_draw_openpose_blends_only_around_the_limbs_yet_draws_what_a_whole_frame_blend_draws() -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        keypoints = rng.uniform(-60, 260, (18, 2))  # some limbs run off the canvas, on every side
+        keypoints[rng.random(18) < 0.2] = np.nan
+        canvas = rng.integers(0, 256, (150, 200, 3), dtype=np.uint8) if trial % 2 else np.zeros((150, 200, 3), np.uint8)
+        before = canvas.copy()
+        np.testing.assert_array_equal(draw_openpose(canvas, keypoints), whole_frame_openpose(canvas, keypoints))
+        np.testing.assert_array_equal(canvas, before)
 
 
 def test_the_schema_offers_only_the_model_complexity_this_mediapipe_ships():
