@@ -280,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     hd_bare_s = median([r["total_s"] for r in hd_bare])
     hd_render_s = median([r["submit_to_succeeded_s"] for r in hd_render])
     hd_ratio = hd_bare_s / hd_render_s
+    hd_bare_cpu = median([r["cpu_s"] for r in hd_bare])
+    hd_render_cpus = [r["cpu_s"] for r in hd_render if r["cpu_s"] is not None]
+    hd_render_cpu = median(hd_render_cpus) if hd_render_cpus else None
     b_cpu = median([r["cpu_s"] for r in bare_runs])
     d_cpus = [r["cpu_s"] for r in daemon_runs if r["cpu_s"] is not None]
     d_cpu = median(d_cpus) if d_cpus else None
@@ -300,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         ("daemon: steady tracking rate (progress events)", None, d_steady, None),
         ("daemon: submit -> succeeded, render_skeleton true", render_s, n / render_s, render_cpu),
         ("daemon: first (cold) 10-frame job, model load included", cold["submit_to_succeeded_s"], None, None),
-        ("1080p bare: open + Pose() + decode/RGB/process loop", hd_bare_s, n / hd_bare_s, None),
-        ("1080p daemon: submit -> succeeded, render_skeleton true", hd_render_s, n / hd_render_s, None),
+        ("1080p bare: open + Pose() + decode/RGB/process loop", hd_bare_s, n / hd_bare_s, hd_bare_cpu),
+        ("1080p daemon: submit -> succeeded, render_skeleton true", hd_render_s, n / hd_render_s, hd_render_cpu),
     ]
     for name, seconds, fps, cpu in rows:
         seconds_text = f"{seconds:.3f}" if seconds is not None else "-"
@@ -363,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             "bare_1080p_runs_s": [round(r["total_s"], 4) for r in hd_bare],
             "render_1080p_runs_s": [round(r["submit_to_succeeded_s"], 4) for r in hd_render],
             "ratio_1080p": round(hd_ratio, 3),
+            "bare_1080p_cpu_s": round(hd_bare_cpu, 4),
+            "render_1080p_cpu_s": round(hd_render_cpu, 4) if hd_render_cpu is not None else None,
         },
         "cold_job_10_frames_s": round(cold["submit_to_succeeded_s"], 4),
         "same_present_frames": same_present,
