@@ -345,8 +345,8 @@ class PoseRunner(Runner):
 
 
 class _PoseGraph:
-    """One MediaPipe pose graph as :data:`models.person_tracks.PoseFn`, with ``close``; each result (Pose or
-    Holistic) also goes to ``on_result``, which records its hands and face."""
+    """One MediaPipe pose graph as :data:`models.person_tracks.PoseFn`, with ``restart`` and ``close``; each result
+    (Pose or Holistic) also goes to ``on_result``, which records its hands and face."""
 
     def __init__(self, tracker: Any, on_result: Callable[[Any], object]) -> None:
         self.tracker = tracker
@@ -356,6 +356,12 @@ class _PoseGraph:
         found = self.tracker.process(rgb)
         self.on_result(found)
         return None if found.pose_landmarks is None else _landmark_arrays(found)
+
+    def restart(self) -> None:
+        """Forget every frame seen (tracking, landmark smoothing), as a new graph would: MediaPipe ends the graph's run
+        and starts another, which costs about half of building a new graph (no config parsing or validation)."""
+        self.tracker.reset()
+        release_freed_memory()
 
     def close(self) -> None:
         _close_graph(self.tracker)
