@@ -3,7 +3,8 @@
 MediaPipe 0.10.21's legacy ``solutions.pose`` tracks the most prominent person of each frame. Its video mode
 carries tracking state from frame to frame, so every run builds a fresh graph: two jobs never share state,
 and the same frames always give the same landmarks. Shot cuts are found on the decoded frames
-(:mod:`.shot_cuts`) and the graph is rebuilt at each, so no tracking or landmark smoothing crosses a cut; people
+(:mod:`.shot_cuts`) and the graph restarts its run at each (as good as a fresh graph, for half the cost), so no
+tracking or landmark smoothing crosses a cut; people
 are followed as tracks that never switch person (:mod:`.person_tracks`).
 
 Importing this module imports neither MediaPipe nor OpenCV; :meth:`PoseRunner.load` imports MediaPipe,
