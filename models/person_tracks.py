@@ -112,9 +112,8 @@ def same_person(previous: np.ndarray | None, box: np.ndarray) -> bool:
 class PeopleTracker:
     """Finds and follows people frame by frame (:meth:`push`), then gives their tracks as arrays.
 
-    ``new_pose`` builds a fresh MediaPipe pose graph (a callable, closed with ``.close()``; ``.restart()`` makes it
-    forget every frame it has seen, as a fresh graph would); ``size`` is the frames' (width, height) and ``fps`` their
-    rate.
+    ``new_pose`` builds a fresh MediaPipe pose graph (a callable, closed with ``.close()``); ``size`` is the frames'
+    (width, height) and ``fps`` their rate.
     """
 
     def __init__(self, mode: str, new_pose: Callable[[], Any], size: tuple[int, int], fps: float) -> None:
@@ -145,10 +144,10 @@ class PeopleTracker:
     # -- one person, MediaPipe's own choice ---------------------------------------------------------------------
 
     def _push_one(self, index: int, frame: np.ndarray, new_shot: bool) -> list[Track]:
-        if self._whole_frame is None:
-            self._whole_frame = self.new_pose()
-        elif new_shot:
-            self._whole_frame.restart()  # fresh tracking and landmark smoothing: nothing crosses a cut
+        if new_shot or self._whole_frame is None:
+            if self._whole_frame is not None:
+                self._whole_frame.close()
+            self._whole_frame = self.new_pose()  # fresh tracking and landmark smoothing: nothing crosses a cut
         found = self._whole_frame(frame)
         if found is None:
             return []

@@ -3,8 +3,7 @@
 MediaPipe 0.10.21's legacy ``solutions.pose`` tracks the most prominent person of each frame. Its video mode
 carries tracking state from frame to frame, so every run builds a fresh graph: two jobs never share state,
 and the same frames always give the same landmarks. Shot cuts are found on the decoded frames
-(:mod:`.shot_cuts`) and the graph restarts its run at each (as good as a fresh graph, for half the cost), so no
-tracking or landmark smoothing crosses a cut; people
+(:mod:`.shot_cuts`) and the graph is rebuilt at each, so no tracking or landmark smoothing crosses a cut; people
 are followed as tracks that never switch person (:mod:`.person_tracks`).
 
 Importing this module imports neither MediaPipe nor OpenCV; :meth:`PoseRunner.load` imports MediaPipe,
@@ -346,8 +345,8 @@ class PoseRunner(Runner):
 
 
 class _PoseGraph:
-    """One MediaPipe pose graph as :data:`models.person_tracks.PoseFn`, with ``restart`` and ``close``; each result
-    (Pose or Holistic) also goes to ``on_result``, which records its hands and face."""
+    """One MediaPipe pose graph as :data:`models.person_tracks.PoseFn`, with ``close``; each result (Pose or
+    Holistic) also goes to ``on_result``, which records its hands and face."""
 
     def __init__(self, tracker: Any, on_result: Callable[[Any], object]) -> None:
         self.tracker = tracker
@@ -357,12 +356,6 @@ class _PoseGraph:
         found = self.tracker.process(rgb)
         self.on_result(found)
         return None if found.pose_landmarks is None else _landmark_arrays(found)
-
-    def restart(self) -> None:
-        """Forget every frame seen (tracking, landmark smoothing), as a new graph would: MediaPipe ends the graph's run
-        and starts another, which costs about half of building a new graph (no config parsing or validation)."""
-        self.tracker.reset()
-        release_freed_memory()
 
     def close(self) -> None:
         _close_graph(self.tracker)
