@@ -385,12 +385,12 @@ class LivePose(LiveProcessor):
 
     def update(self, params: Mapping[str, Any]) -> None:
         """MediaPipe fixes its options when the graph is built: build a new one with the new options."""
-        _close_graph(self.tracker)
+        self.tracker.close()
         self.tracker = self.runner._new_tracker(params)
         self.parts = hands_face.wanted(params)
 
     def close(self) -> None:
-        _close_graph(self.tracker)
+        self.tracker.close()
 
 
 def _close_graph(tracker: Any) -> None:
