@@ -23,6 +23,7 @@ import numpy as np
 
 from . import face_blendshapes, hands_face
 from .frame_writer import FrameWriter
+from .native_memory import release_freed_memory
 from .person_tracks import PEOPLE_MODES, PeopleTracker, draw_track_number
 from .runner import (
     InvalidInput,
@@ -363,7 +364,7 @@ class _PoseGraph:
         return None if found.pose_landmarks is None else _landmark_arrays(found)
 
     def close(self) -> None:
-        self.tracker.close()
+        _close_graph(self.tracker)
 
 
 class LivePose(LiveProcessor):
@@ -405,6 +406,13 @@ class LivePose(LiveProcessor):
         self.tracker.close()
         if self.parts.blendshapes is not None:
             self.parts.blendshapes.close()
+
+
+def _close_graph(tracker: Any) -> None:
+    """Close a MediaPipe graph and give the ~120 MB it freed back to the system: a job builds one per shot, and
+    without this the daemon grows by about that much per graph (see :mod:`.native_memory`)."""
+    tracker.close()
+    release_freed_memory()
 
 
 def _draw_people(

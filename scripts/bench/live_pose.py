@@ -14,17 +14,21 @@ MediaPipe loop on the same frames.
   clock on one machine).
 
   1. Latency: the same frames at the video's own 24 fps (a camera: inference is idle when a frame arrives).
-  2. Throughput: the same frames re-encoded at ``--source-factor`` times the bare loop's rate of the same round,
+  2. Throughput: the same frames re-encoded at ``--source-factor`` times the fastest bare loop so far,
      so that frames arrive at least as fast as the bare loop takes them and the live loop runs flat out
      (latest-only: extra frames are dropped); the poses applied per second are compared with the bare loop's
      frames per second.
      (The daemon's capture thread decodes every frame of its source, dropped or not: a much faster source
      steals the CPU inference needs on a small machine.)
 
-Rounds of (bare loop, latency run, throughput run) alternate, and the medians over rounds are reported: on a
-shared machine the load changes from minute to minute. The first ``--warmup`` seconds of each live run (graph
-construction) are left out. Goals: live p95 latency at most bare p95 + 10 ms; live throughput at least 0.95 x
-the bare loop in every round. Prints a table, then one JSON line with the numbers as its last line.
+Each round runs a bare loop, the throughput run, a second bare loop, then the latency run: the throughput run is
+compared with the mean of the two bare loops right before and after it (on a shared machine the load changes from
+minute to minute, and a bare loop measured a run earlier may have met another load). Medians over rounds are
+reported too. Both sides' CPU per frame is reported as well (the bare loop's process; the daemon and the Blender
+process over the measured seconds of the throughput run): unlike frames per second, it hardly moves with the load.
+The first ``--warmup`` seconds of each live run (graph construction) are left out. Goals: live p95 latency at most
+bare p95 + 10 ms; live throughput at least 0.95 x the bare loop in every round. Prints a table, then one JSON line
+with the numbers as its last line.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def bare_loop(frames: int) -> dict[str, Any]:
     tracker = mediapipe.solutions.pose.Pose(static_image_mode=False, model_complexity=1)
     process_ms = []
     try:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for _ in range(frames):
             ok, bgr = capture.read()
             if not ok:
@@ -76,6 +80,7 @@ def bare_loop(frames: int) -> dict[str, Any]:
             tracker.process(rgb)
             process_ms.append((time.perf_counter() - before) * 1000.0)
         loop_s = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_started
     finally:
         tracker.close()
         capture.release()
@@ -85,6 +90,7 @@ def bare_loop(frames: int) -> dict[str, Any]:
         "process_ms_p50": statistics.median(steady),
         "process_ms_p95": percentile(steady, 0.95),
         "loop_fps": len(process_ms) / loop_s,
+        "cpu_ms_per_frame": cpu_s * 1000.0 / len(process_ms),
     }
 
 
@@ -105,7 +111,9 @@ def write_clip(path: Path, frames: int, fps: float) -> Path:
     return path
 
 
-def live_run(args: argparse.Namespace, connection_file: Path, clip: Path, work: Path, name: str) -> dict[str, Any]:
+def live_run(
+    args: argparse.Namespace, daemon_pid: int, connection_file: Path, clip: Path, work: Path, name: str
+) -> dict[str, Any]:
     out = work / f"{name}.json"
     command = [
         args.bpy_python,
@@ -114,6 +122,8 @@ def live_run(args: argparse.Namespace, connection_file: Path, clip: Path, work: 
         "--blender-side",
         "--connection-file",
         str(connection_file),
+        "--daemon-pid",
+        str(daemon_pid),
         "--clip",
         str(clip),
         "--seconds",
@@ -145,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--blender-side", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--connection-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--daemon-pid", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -163,18 +174,31 @@ def main(argv: list[str] | None = None) -> int:
     rounds: list[dict[str, Any]] = []
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     try:
-        first = bare_loop(args.frames)
         camera_clip = write_clip(work / "camera.avi", args.frames, 24.0)
         daemon.start()
+        assert daemon.proc is not None
+        fastest_bare = 0.0
         for index in range(args.rounds):
-            bare = first if index == 0 else bare_loop(args.frames)
-            # The source runs just above this round's bare rate: the machine's load moves that rate from round
-            # to round, and a source slower than the bare loop would cap the live rate below it.
-            fast_fps = args.source_factor * bare["loop_fps"]
+            before = bare_loop(args.frames)
+            fastest_bare = max(fastest_bare, before["loop_fps"])
+            # The source runs above the fastest bare rate seen: a source slower than the bare loop right after the
+            # throughput run (the load may drop meanwhile) would cap the live rate below it.
+            fast_fps = args.source_factor * fastest_bare
             fast_clip = write_clip(work / f"fast-{index}.avi", args.frames, fast_fps)
-            latency = live_run(args, daemon.connection_file, camera_clip, work, f"latency-{index}")
-            throughput = live_run(args, daemon.connection_file, fast_clip, work, f"throughput-{index}")
-            rounds.append({"bare": bare, "latency": latency, "throughput": throughput, "source_fps": fast_fps})
+            throughput = live_run(args, daemon.proc.pid, daemon.connection_file, fast_clip, work, f"throughput-{index}")
+            after = bare_loop(args.frames)
+            fastest_bare = max(fastest_bare, after["loop_fps"])
+            latency = live_run(args, daemon.proc.pid, daemon.connection_file, camera_clip, work, f"latency-{index}")
+            bare = {key: (before[key] + after[key]) / 2 for key in before}
+            rounds.append(
+                {
+                    "bare": bare,
+                    "bare_fps_either_side": [before["loop_fps"], after["loop_fps"]],
+                    "latency": latency,
+                    "throughput": throughput,
+                    "source_fps": fast_fps,
+                }
+            )
     finally:
         daemon.cleanup()
         shutil.rmtree(work, ignore_errors=True)
@@ -188,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     numbers = {
         "hardware": common.hardware(),
         "blender": rounds[0]["latency"]["blender"],
-        "frames": first["frames"],
+        "frames": args.frames,
         "rounds": len(rounds),
         "load_average_at_start": load_at_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
@@ -208,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
                 "bare_p95": r["bare"]["process_ms_p95"],
                 "live_p95": r["latency"]["latency_ms_p95"],
                 "bare_fps": r["bare"]["loop_fps"],
+                "bare_fps_before_after": [round(fps, 2) for fps in r["bare_fps_either_side"]],
                 "live_fps": r["throughput"]["applied_fps"],
+                "bare_cpu_ms_per_frame": r["bare"]["cpu_ms_per_frame"],
+                "daemon_cpu_ms_per_result": r["throughput"]["daemon_cpu_ms_per_result"],
+                "blender_cpu_ms_per_pose": r["throughput"]["blender_cpu_ms_per_pose"],
                 "daemon_results": r["throughput"]["daemon_results"],
                 "fetched": r["throughput"]["fetched"],
                 "applied": r["throughput"]["applied"],
@@ -222,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     round_ratios = [r["live_fps"] / r["bare_fps"] for r in numbers["per_round"]]
     numbers["throughput_ratio_per_round"] = [round(value, 3) for value in round_ratios]
     numbers["goal_throughput_met"] = min(round_ratios) >= GOAL_THROUGHPUT
+    cpu_ratios = [r["bare_cpu_ms_per_frame"] / r["daemon_cpu_ms_per_result"] for r in numbers["per_round"]]
+    numbers["cpu_ratio_bare_over_daemon_per_round"] = [round(value, 3) for value in cpu_ratios]
     print(
         f"{numbers['frames']} frames of {VIDEO.name}, {os.cpu_count()} CPUs, Blender {numbers['blender']}, "
         f"medians of {len(rounds)} rounds, load average {load_at_start[0]} at the start"
@@ -240,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
         f"({numbers['throughput_ratio']:.2f}x; per round {', '.join(f'{r:.2f}' for r in round_ratios)}, "
         f"goal >= {GOAL_THROUGHPUT} in each)"
     )
+    for r in numbers["per_round"]:
+        print(
+            f"    round: bare {r['bare_fps_before_after'][0]:.1f} / {r['bare_fps_before_after'][1]:.1f} fps "
+            "before / after,"
+            f" live {r['live_fps']:.1f} poses/s; CPU ms per frame: bare {r['bare_cpu_ms_per_frame']:.1f}, daemon "
+            f"{r['daemon_cpu_ms_per_result']:.1f}, Blender {r['blender_cpu_ms_per_pose']:.1f}"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(numbers, indent=2))
@@ -283,6 +320,7 @@ def blender_side(args: argparse.Namespace) -> dict[str, Any]:
             driver.tick()
             if applied_at_start is None and time.monotonic() >= measuring_from:
                 applied_at_start, seq_at_start, fetched_at_start = driver.applied, driver.last_seq, session.received
+                cpu_at_start, daemon_cpu_at_start = time.process_time(), process_cpu_s(args.daemon_pid)
                 driver.latencies_ms.clear()
                 driver.stages_ms.clear()
                 driver.solve_ms.clear()
@@ -293,6 +331,8 @@ def blender_side(args: argparse.Namespace) -> dict[str, Any]:
         stages = list(zip(*driver.stages_ms, strict=True))
         applied = driver.applied - (applied_at_start or 0)
         made, fetched = driver.last_seq - seq_at_start, session.received - fetched_at_start
+        blender_cpu_s = time.process_time() - cpu_at_start
+        daemon_cpu_s = process_cpu_s(args.daemon_pid) - daemon_cpu_at_start
         solve = list(driver.solve_ms)
     finally:
         driver.stop()
@@ -307,9 +347,17 @@ def blender_side(args: argparse.Namespace) -> dict[str, Any]:
         "solve_ms_p50": statistics.median(solve),
         "solve_ms_p95": percentile(solve, 0.95),
         "daemon_fps": driver.session.daemon_fps,
+        "daemon_cpu_ms_per_result": daemon_cpu_s * 1000.0 / max(made, 1),
+        "blender_cpu_ms_per_pose": blender_cpu_s * 1000.0 / max(applied, 1),
         "stages_ms_p50": {name: statistics.median(values) for name, values in zip(STAGES, stages, strict=True)},
         "stages_ms_p95": {name: percentile(list(values), 0.95) for name, values in zip(STAGES, stages, strict=True)},
     }
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) process ``pid`` has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def enable_rigify() -> None:
