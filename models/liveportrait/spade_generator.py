@@ -64,14 +64,20 @@ class Spade(nn.Module):
 
     def __init__(self, channels: int, label_channels: int) -> None:
         super().__init__()
-        self.mlp_shared = nn.Sequential(nn.Conv2d(label_channels, SPADE_HIDDEN, kernel_size=3, padding=1), nn.ReLU())
+        self.mlp_shared = nn.Sequential(
+            nn.Conv2d(label_channels, SPADE_HIDDEN, kernel_size=3, padding=1), nn.ReLU(inplace=True)
+        )
         self.mlp_gamma = nn.Conv2d(SPADE_HIDDEN, channels, kernel_size=3, padding=1)
         self.mlp_beta = nn.Conv2d(SPADE_HIDDEN, channels, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
-        normalised = F.instance_norm(x, eps=1e-5)
-        hidden = self.mlp_shared(F.interpolate(segmap, size=x.shape[2:], mode="nearest"))
-        return normalised * (1 + self.mlp_gamma(hidden)) + self.mlp_beta(hidden)
+        """``segmap`` at ``x``'s height and width."""
+        # Instance norm as a group norm of one channel per group (the same normalisation): unlike instance_norm,
+        # which computes in and returns the default layout, it keeps a channels-last input channels-last.
+        normalised = F.group_norm(x, x.shape[1], eps=1e-5)
+        hidden = self.mlp_shared(segmap)
+        # normalised * (1 + gamma) + beta, in place in gamma's fresh tensor (same operations, no temporaries).
+        return self.mlp_gamma(hidden).add_(1).mul_(normalised).add_(self.mlp_beta(hidden))
 
 
 class SpadeResBlock(nn.Module):
@@ -90,10 +96,11 @@ class SpadeResBlock(nn.Module):
             self.norm_s = Spade(in_channels, label_channels)
 
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
+        """``segmap`` at ``x``'s height and width."""
         shortcut = self.conv_s(self.norm_s(x, segmap)) if self.learned_shortcut else x
-        y = self.conv_0(F.leaky_relu(self.norm_0(x, segmap), 0.2))
-        y = self.conv_1(F.leaky_relu(self.norm_1(y, segmap), 0.2))
-        return shortcut + y
+        y = self.conv_0(F.leaky_relu(self.norm_0(x, segmap), 0.2, inplace=True))
+        y = self.conv_1(F.leaky_relu(self.norm_1(y, segmap), 0.2, inplace=True))
+        return y.add_(shortcut)
 
 
 class SpadeGenerator(nn.Module):
@@ -119,10 +126,11 @@ class SpadeGenerator(nn.Module):
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         """``feature`` (B, 256, 64, 64) -> image (B, 3, 512, 512) in 0..1 (with the released upscale of 2)."""
-        segmap = feature
+        # The features are also every block's segmentation map, resized (nearest) once per resolution.
         x = self.fc(feature)
         for name in self.middle_names:
-            x = getattr(self, name)(x, segmap)
-        x = self.up_0(F.interpolate(x, scale_factor=2.0, mode="nearest"), segmap)
-        x = self.up_1(F.interpolate(x, scale_factor=2.0, mode="nearest"), segmap)
-        return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
+            x = getattr(self, name)(x, feature)
+        for block in (self.up_0, self.up_1):
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = block(x, F.interpolate(feature, size=x.shape[2:], mode="nearest"))
+        return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2, inplace=True)))

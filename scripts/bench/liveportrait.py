@@ -199,6 +199,14 @@ def benchmark(
         warped_o = official["warping_module"](feature_o, kp_driving=x_d_h, kp_source=x_s_h)["out"]
         if not torch.allclose(warped_o, warped, atol=1e-4, rtol=1e-4):
             raise SystemExit("the official warping module and ours disagree on the same weights and inputs")
+        image_o, image = official["spade_generator"](warped_o), models.spade_generator(warped)
+        if not torch.allclose(image_o, image, atol=1e-4, rtol=1e-4):
+            raise SystemExit("the official generator and ours disagree on the same weights and inputs")
+        print(
+            f"ours vs official, same weights and inputs: warped features within "
+            f"{(warped_o - warped).abs().max().item():.1e}, images within {(image_o - image).abs().max().item():.1e}",
+            file=sys.stderr,
+        )
 
         def official_frame() -> None:
             motion = Motion.from_extractor(official["motion_extractor"](driving))
