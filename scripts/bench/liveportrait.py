@@ -24,6 +24,7 @@ its last line. Exits 0 whatever the numbers are.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -132,7 +133,8 @@ def timed_round_robin(
             run()
             _sync(device)
             times[name].append(time.perf_counter() - started)
-        print(f"  round {round_index + 1}/{repeats} done", file=sys.stderr, flush=True)
+        load = os.getloadavg()[0]
+        print(f"  round {round_index + 1}/{repeats} done (load average {load:.2f})", file=sys.stderr, flush=True)
     return times
 
 
@@ -296,17 +298,21 @@ def main() -> int:
         common.result_line(summary, f"{frame_ms / 1000:.2f} s a frame ({device})", None)
         return 0
     print()
-    print(f"{'ours / official':<16} {'median':>8} {'min':>8}   (goal for the frame: <= {GOAL_VS_OFFICIAL})")
+    print(f"{'ours / official':<16} {'median':>8} {'min':>8}   (goal for the frame: <= {GOAL_VS_OFFICIAL}; a round's")
+    print(" ratio compares the two calls made one after the other in that round)")
     ratios = {}
     for name in ("appearance", "motion", "warping", "warping per slice", "spade", "frame"):
         official_name = f"official {name.split(' ')[0]}"
         if name not in medians or official_name not in medians:
             continue
+        per_round = [ours / theirs for ours, theirs in zip(results[name], results[official_name], strict=True)]
         ratios[name] = {
             "median": round(medians[name] / medians[official_name], 3),
             "min": round(minima[name] / minima[official_name], 3),
+            "per_round": [round(ratio, 3) for ratio in per_round],
         }
-        print(f"{name:<16} {ratios[name]['median']:8.3f} {ratios[name]['min']:8.3f}")
+        rounds = " ".join(f"{ratio:.2f}" for ratio in per_round)
+        print(f"{name:<16} {ratios[name]['median']:8.3f} {ratios[name]['min']:8.3f}   per round: {rounds}")
     summary["ratio_vs_official"] = ratios
     if "frame" not in ratios:
         parts = ", ".join(f"{name} {ratio['median']:.2f}x" for name, ratio in ratios.items())
