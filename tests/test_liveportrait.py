@@ -9,6 +9,7 @@ layout and loaded through the real loader. The networks run at their released si
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import http.server
 import importlib.util
@@ -56,6 +57,7 @@ from models.liveportrait.loader import (
     load_liveportrait,
 )
 from models.liveportrait.pipeline import AnimationSettings, LivePortraitAnimator, NoFaceFound
+from models.liveportrait.spade_generator import SpectralConv2d
 from models.liveportrait.warping import WarpingModule, identity_grid, sample_volume
 from models.liveportrait_runner import liveportrait_dtype
 from models.manifest import files_for_mode, load_manifest
@@ -367,6 +369,46 @@ def test_spade_generator_gives_an_image_in_0_1_at_8_times_the_feature_size(model
         image = models.spade_generator(forward["warped"]["out"][..., :16, :16])
     assert image.shape == (1, 3, 128, 128)
     assert float(image.min()) >= 0 and float(image.max()) <= 1 and float(image.std()) > 0.01
+
+
+def test_on_the_cpu_warping_and_generator_run_channels_last_within_rounding_of_the_default_layout(models, forward):
+    networks = (models.warping_module, models.spade_generator)
+    weights = [p for network in networks for p in network.parameters() if p.dim() in (4, 5)]
+    assert models.channels_last and len(weights) == 90
+    for weight in weights:
+        layout = torch.channels_last if weight.dim() == 4 else torch.channels_last_3d
+        assert weight.is_contiguous(memory_format=layout)
+        assert not weight.is_contiguous() or weight.shape[2:].numel() == 1, "1x1 kernels are both"
+    warping, generator = (copy.deepcopy(network) for network in networks)
+    for parameter in [*warping.parameters(), *generator.parameters()]:
+        parameter.data = parameter.data.contiguous()  # the default layout, as the official code runs
+    volume, x_s, x_d = small_volume(forward["feature"]), forward["x_s"], forward["x_d"]
+    with torch.inference_mode():
+        fast = models.warping_module(volume, kp_driving=x_d, kp_source=x_s)["out"]
+        default = warping(volume, kp_driving=x_d, kp_source=x_s)["out"]
+        assert fast.is_contiguous(memory_format=torch.channels_last), "the activations follow the weights' layout"
+        assert not torch.equal(fast, default), "another summation order"
+        torch.testing.assert_close(fast, default, atol=1e-5, rtol=1e-5)
+        image, default_image = models.spade_generator(default[..., :16, :16]), generator(default[..., :16, :16])
+        torch.testing.assert_close(image, default_image, atol=1e-4, rtol=0)  # the benchmark's check vs official
+
+
+def test_the_spectral_weight_is_kept_under_inference_mode_until_the_stored_tensors_change():
+    conv = SpectralConv2d(8, 4, kernel_size=3)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in (conv.weight_u, conv.weight_v):
+            tensor.copy_(torch.randn(tensor.shape, generator=generator))
+    with torch.inference_mode():
+        kept = conv.normalised_weight()
+        assert conv.normalised_weight() is kept and torch.equal(kept, conv._divided_weight())
+    state = {key: value.clone() for key, value in conv.state_dict().items()}
+    state["weight_u"] = torch.randn(4, generator=generator)
+    conv.load_state_dict(state)  # copies in place: the same tensors at a later version
+    with torch.inference_mode():
+        assert torch.equal(conv.normalised_weight(), conv._divided_weight())
+        assert not torch.equal(conv.normalised_weight(), kept)
+    assert conv.normalised_weight() is not conv.normalised_weight(), "recomputed outside inference mode"
 
 
 def test_stitching_and_retargeting_networks(models, forward):

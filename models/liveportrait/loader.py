@@ -115,7 +115,8 @@ class LivePortraitModels:
     dtype: torch.dtype
     grid_sample_fallback: str = "native"
     channels_last: bool = False
-    """Whether the per-frame networks' convolution weights are stored channels-last (:func:`store_channels_last`)."""
+    """Whether the warping module's and the generator's convolution weights are stored channels-last
+    (:func:`store_channels_last`)."""
     compiled: bool = False
     files: dict[str, Path] = field(default_factory=dict)
 
@@ -176,7 +177,7 @@ def load_liveportrait(
         log.info("3D pooling and upsampling on %s in %s run slice by slice", device, dtype)
     channels_last = device.type == "cpu"
     if channels_last:
-        for name in ("motion_extractor", "warping_module", "spade_generator"):  # the networks run per frame
+        for name in ("warping_module", "spade_generator"):  # the motion extractor gains nothing from it (measured)
             store_channels_last(networks[name])
 
     models = LivePortraitModels(

@@ -35,7 +35,10 @@ class SpadeConfig:
 
 
 class SpectralConv2d(nn.Module):
-    """A conv whose weight is divided by its spectral norm estimate, as stored in the checkpoint."""
+    """A conv whose weight is divided by its spectral norm estimate, as stored in the checkpoint.
+
+    Under ``torch.inference_mode`` the divided weight is kept until the stored weight or vectors change (loading,
+    moving or converting them), instead of being recomputed at every call as the official code does."""
 
     weight_u: torch.Tensor
     weight_v: torch.Tensor
@@ -48,8 +51,20 @@ class SpectralConv2d(nn.Module):
         self.register_buffer("weight_u", torch.zeros(out_channels))
         self.register_buffer("weight_v", torch.zeros(in_channels * kernel_size * kernel_size))
         nn.init.kaiming_uniform_(self.weight_orig, a=5**0.5)
+        self._kept: tuple[tuple[torch.Tensor, ...], tuple[tuple[int, int], ...], torch.Tensor] | None = None
 
     def normalised_weight(self) -> torch.Tensor:
+        if not torch.is_inference_mode_enabled() or torch.compiler.is_compiling():
+            return self._divided_weight()
+        stored = (self.weight_orig, self.weight_u, self.weight_v)
+        # Which tensors (the held references keep their memory, so an equal address is the same tensor) at which
+        # versions (every in-place change, load_state_dict's too, advances a tensor's version).
+        state = tuple((t.data_ptr(), t._version) for t in stored)
+        if self._kept is None or self._kept[1] != state:
+            self._kept = (tuple(t.detach() for t in stored), state, self._divided_weight())
+        return self._kept[2]
+
+    def _divided_weight(self) -> torch.Tensor:
         # sigma in float32 whatever the weights' dtype (a 4608-term dot product).
         matrix = self.weight_orig.float().flatten(1)
         sigma = torch.dot(self.weight_u.float(), torch.mv(matrix, self.weight_v.float()))
