@@ -16,9 +16,13 @@ other work the minimum is the better estimate of the uncontended time.
 The published per-frame times (LivePortrait paper, RTX 4090): appearance 0.82 ms,
 motion 0.84 ms, warping 5.21 ms, SPADE 7.59 ms, stitching and retargeting 0.31 ms.
 
+With ``--official <clone of KwaiVGI/LivePortrait>`` (or ``$LIVEPORTRAIT_OFFICIAL``) the official networks, given
+the same weight files and inputs, take turns with ours; the ratio ours / official per frame is the goal (<= 0.9),
+reported as the median and for each round.
+
 Usage: ``.venv/bin/python -m scripts.bench.liveportrait [--device cpu|cuda|mps] [--half] [--compile]
-[--repeats N] [--warmup N] [--weights DIR] [--quick]``. Prints a table, then one JSON line with the numbers as
-its last line. Exits 0 whatever the numbers are.
+[--repeats N] [--warmup N] [--weights DIR] [--quick] [--only frame] [--official DIR]``. Prints a table, then one
+JSON line with the numbers as its last line. Exits 0 whatever the numbers are.
 """
 
 from __future__ import annotations
@@ -243,8 +247,9 @@ def main() -> int:
     parser.add_argument(
         "--official",
         type=Path,
-        default=None,
-        help="a clone of KwaiVGI/LivePortrait: its networks, with the same weights, take turns with ours",
+        default=os.environ.get("LIVEPORTRAIT_OFFICIAL") or None,
+        help="a clone of KwaiVGI/LivePortrait: its networks, with the same weights, take turns with ours "
+        "(default: $LIVEPORTRAIT_OFFICIAL, if set)",
     )
     args = parser.parse_args()
     if args.quick:
