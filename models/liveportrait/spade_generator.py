@@ -141,7 +141,10 @@ class SpadeGenerator(nn.Module):
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         """``feature`` (B, 256, 64, 64) -> image (B, 3, 512, 512) in 0..1 (with the released upscale of 2)."""
-        # The features are also every block's segmentation map, resized (nearest) once per resolution.
+        # The features are also every block's segmentation map, resized (nearest) once per resolution, in the
+        # convolutions' memory layout, so that the three convolutions reading each map do not convert it each.
+        if self.fc.weight.is_contiguous(memory_format=torch.channels_last):
+            feature = feature.contiguous(memory_format=torch.channels_last)
         x = self.fc(feature)
         for name in self.middle_names:
             x = getattr(self, name)(x, feature)

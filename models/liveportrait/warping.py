@@ -218,6 +218,6 @@ class WarpingModule(nn.Module):
         motion = self.dense_motion_network(feature_3d, kp_driving, kp_source)
         warped = sample_volume(feature_3d, motion["deformation"], self.grid_sample_fallback)
         batch, channels, depth, height, width = warped.shape
-        out = self.fourth(self.third(warped.reshape(batch, channels * depth, height, width)))
+        out = self.fourth(self.third(warped.view(batch, channels * depth, height, width)))
         out = out * motion["occlusion_map"]
         return {"occlusion_map": motion["occlusion_map"], "deformation": motion["deformation"], "out": out}
