@@ -43,7 +43,7 @@ from torch import nn
 from .appearance_feature_extractor import AppearanceFeatureExtractor
 from .blocks import DownBlock3d, UpBlock3d, native_3d_resampling
 from .motion_extractor import MotionExtractor
-from .spade_generator import SpadeGenerator
+from .spade_generator import Spade, SpadeGenerator
 from .stitching_retargeting import StitchingRetargeting
 from .warping import WarpingModule
 
@@ -115,7 +115,9 @@ class LivePortraitModels:
     dtype: torch.dtype
     grid_sample_fallback: str = "native"
     channels_last: bool = False
-    """Whether the generator's convolution weights are stored channels-last (:func:`store_channels_last`)."""
+    """The generator's CPU tuning: its convolution weights are stored channels-last (:func:`store_channels_last`)
+    and its SPADE layers fold the upsampling of their segmentation map into their first convolution
+    (:attr:`.spade_generator.Spade.fold_upsampling`). Both change results by float rounding only."""
     compiled: bool = False
     files: dict[str, Path] = field(default_factory=dict)
 
@@ -177,6 +179,9 @@ def load_liveportrait(
     channels_last = device.type == "cpu"
     if channels_last:
         store_channels_last(networks["spade_generator"])
+        for layer in networks["spade_generator"].modules():
+            if isinstance(layer, Spade):
+                layer.fold_upsampling = True
 
     models = LivePortraitModels(
         appearance_feature_extractor=networks["appearance_feature_extractor"],  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ the power-iteration vectors ``weight_u``/``weight_v``; at inference the weight i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +75,41 @@ class SpectralConv2d(nn.Module):
         return F.conv2d(x, self.normalised_weight(), self.bias, padding=self.padding)
 
 
+def conv3x3_of_upsampled(source: torch.Tensor, conv: nn.Conv2d, factor: int) -> torch.Tensor:
+    """``conv`` (3x3, padding 1) of ``source`` upsampled ``factor`` times (nearest), without upsampling it.
+
+    Along each axis, output pixel ``factor * i + phase`` reads upsampled pixels that come from source pixels
+    ``i - 1``, ``i`` or ``i + 1`` only, so each of the ``factor x factor`` output phases is a convolution of the
+    source itself with the kernel's taps summed per source pixel they fall on (at most 2x2 of them): 2.25x fewer
+    multiplications at a factor of 2, 5.8x at 4. Phases with the same taps share one convolution. The result is the
+    upsample-then-convolve one up to float rounding (the taps are summed first, in float32)."""
+    weight, bias = conv.weight.float(), conv.bias
+    phases = [_source_taps(phase, factor) for phase in range(factor)]
+    batch, _, height, width = source.shape
+    layout = torch.channels_last if source.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    out = torch.empty(
+        batch, weight.shape[0], height * factor, width * factor, dtype=source.dtype, device=source.device
+    ).contiguous(memory_format=layout)
+    convolved: dict[tuple[Any, Any], torch.Tensor] = {}
+    for row, rows in enumerate(phases):
+        for col, cols in enumerate(phases):
+            if (rows, cols) not in convolved:
+                by_rows = torch.stack([weight[:, :, list(taps)].sum(dim=2) for _, taps in rows], dim=2)
+                kernel = torch.stack([by_rows[..., list(taps)].sum(dim=-1) for _, taps in cols], dim=-1)
+                padding = (-cols[0][0], cols[-1][0], -rows[0][0], rows[-1][0])  # zeros beyond the border
+                convolved[rows, cols] = F.conv2d(F.pad(source, padding), kernel.to(source.dtype), bias)
+            out[:, :, row::factor, col::factor] = convolved[rows, cols]
+    return out
+
+
+def _source_taps(phase: int, factor: int) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """For output phase ``phase`` along one axis: (source offset, the kernel taps 0..2 that read it), by offset."""
+    taps: dict[int, list[int]] = {}
+    for tap in range(3):
+        taps.setdefault((phase + tap - 1) // factor, []).append(tap)
+    return tuple((offset, tuple(read)) for offset, read in sorted(taps.items()))
+
+
 class Spade(nn.Module):
     """Instance norm without affine parameters, then a per-pixel scale and shift predicted from ``segmap``."""
 
@@ -85,12 +121,22 @@ class Spade(nn.Module):
         self.mlp_gamma = nn.Conv2d(SPADE_HIDDEN, channels, kernel_size=3, padding=1)
         self.mlp_beta = nn.Conv2d(SPADE_HIDDEN, channels, kernel_size=3, padding=1)
 
-    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
-        """``segmap`` at ``x``'s height and width."""
+    fold_upsampling = False
+    """Fold the segmentation map's upsampling into the first convolution (:func:`conv3x3_of_upsampled`) instead of
+    upsampling it: fewer multiplications, the same result up to float rounding."""
+
+    def forward(self, x: torch.Tensor, segmap: torch.Tensor, factor: int = 1) -> torch.Tensor:
+        """``segmap`` at ``x``'s height and width divided by ``factor`` (it is upsampled by nearest neighbour)."""
         # Instance norm as a group norm of one channel per group (the same normalisation): unlike instance_norm,
         # which computes in and returns the default layout, it keeps a channels-last input channels-last.
         normalised = F.group_norm(x, x.shape[1], eps=1e-5)
-        hidden = self.mlp_shared(segmap)
+        if factor == 1:
+            hidden = self.mlp_shared(segmap)
+        elif self.fold_upsampling:
+            conv = cast(nn.Conv2d, self.mlp_shared[0])
+            hidden = F.relu(conv3x3_of_upsampled(segmap, conv, factor), inplace=True)
+        else:
+            hidden = self.mlp_shared(F.interpolate(segmap, scale_factor=float(factor), mode="nearest"))
         # normalised * (1 + gamma) + beta, in place in gamma's fresh tensor (same operations, no temporaries).
         return self.mlp_gamma(hidden).add_(1).mul_(normalised).add_(self.mlp_beta(hidden))
 
@@ -110,11 +156,11 @@ class SpadeResBlock(nn.Module):
             self.conv_s = SpectralConv2d(in_channels, out_channels, kernel_size=1, bias=False)
             self.norm_s = Spade(in_channels, label_channels)
 
-    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
-        """``segmap`` at ``x``'s height and width."""
-        shortcut = self.conv_s(self.norm_s(x, segmap)) if self.learned_shortcut else x
-        y = self.conv_0(F.leaky_relu(self.norm_0(x, segmap), 0.2, inplace=True))
-        y = self.conv_1(F.leaky_relu(self.norm_1(y, segmap), 0.2, inplace=True))
+    def forward(self, x: torch.Tensor, segmap: torch.Tensor, factor: int = 1) -> torch.Tensor:
+        """``segmap`` at ``x``'s height and width divided by ``factor`` (see :class:`Spade`)."""
+        shortcut = self.conv_s(self.norm_s(x, segmap, factor)) if self.learned_shortcut else x
+        y = self.conv_0(F.leaky_relu(self.norm_0(x, segmap, factor), 0.2, inplace=True))
+        y = self.conv_1(F.leaky_relu(self.norm_1(y, segmap, factor), 0.2, inplace=True))
         return y.add_(shortcut)
 
 
@@ -141,8 +187,9 @@ class SpadeGenerator(nn.Module):
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         """``feature`` (B, 256, 64, 64) -> image (B, 3, 512, 512) in 0..1 (with the released upscale of 2)."""
-        # The features are also every block's segmentation map, resized (nearest) once per resolution, in the
-        # convolutions' memory layout, so that the three convolutions reading each map do not convert it each.
+        # The features are also every block's segmentation map, upsampled (nearest) to the block's size by its
+        # SPADE layers (see Spade.fold_upsampling). The map is put in the convolutions' memory layout once, so
+        # that the convolutions reading it do not convert it each.
         if self.fc.weight.is_contiguous(memory_format=torch.channels_last):
             feature = feature.contiguous(memory_format=torch.channels_last)
         x = self.fc(feature)
@@ -150,5 +197,5 @@ class SpadeGenerator(nn.Module):
             x = getattr(self, name)(x, feature)
         for block in (self.up_0, self.up_1):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = block(x, F.interpolate(feature, size=x.shape[2:], mode="nearest"))
+            x = block(x, feature, x.shape[-1] // feature.shape[-1])
         return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2, inplace=True)))
