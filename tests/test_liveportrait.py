@@ -9,6 +9,7 @@ layout and loaded through the real loader. The networks run at their released si
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import http.server
 import importlib.util
@@ -56,6 +57,7 @@ from models.liveportrait.loader import (
     load_liveportrait,
 )
 from models.liveportrait.pipeline import AnimationSettings, LivePortraitAnimator, NoFaceFound
+from models.liveportrait.spade_generator import Spade, SpectralConv2d, conv3x3_of_upsampled
 from models.liveportrait.warping import WarpingModule, identity_grid, sample_volume
 from models.liveportrait_runner import liveportrait_dtype
 from models.manifest import files_for_mode, load_manifest
@@ -367,6 +369,57 @@ def test_spade_generator_gives_an_image_in_0_1_at_8_times_the_feature_size(model
         image = models.spade_generator(forward["warped"]["out"][..., :16, :16])
     assert image.shape == (1, 3, 128, 128)
     assert float(image.min()) >= 0 and float(image.max()) <= 1 and float(image.std()) > 0.01
+
+
+def test_on_the_cpu_the_generator_runs_its_tuning_within_rounding_of_the_official_computation(models, forward):
+    weights = [p for p in models.spade_generator.parameters() if p.dim() == 4]
+    assert models.channels_last and len(weights) == 74
+    for weight in weights:
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+        assert not weight.is_contiguous() or weight.shape[2:].numel() == 1, "1x1 kernels are both"
+    layers = [m for m in models.spade_generator.modules() if isinstance(m, Spade)]
+    assert len(layers) == 18 and all(layer.fold_upsampling for layer in layers)
+    generator = copy.deepcopy(models.spade_generator)  # as the official code computes: default layout, upsampled
+    for parameter in generator.parameters():
+        parameter.data = parameter.data.contiguous()
+    for layer in generator.modules():
+        if isinstance(layer, Spade):
+            layer.fold_upsampling = False
+    features = forward["warped"]["out"][..., :16, :16]
+    with torch.inference_mode():
+        image, default_image = models.spade_generator(features), generator(features)
+    assert not torch.equal(image, default_image), "another summation order"
+    torch.testing.assert_close(image, default_image, atol=1e-4, rtol=0)  # the benchmark's check vs the official
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_a_convolution_of_an_upsampled_map_folds_the_upsampling_into_the_kernel(factor):
+    generator = torch.Generator().manual_seed(factor)
+    conv = torch.nn.Conv2d(6, 5, kernel_size=3, padding=1)
+    source = torch.randn(1, 6, 7, 9, generator=generator)
+    with torch.inference_mode():
+        expected = conv(torch.nn.functional.interpolate(source, scale_factor=float(factor), mode="nearest"))
+        got = conv3x3_of_upsampled(source, conv, factor)
+    assert got.shape == expected.shape == (1, 5, 7 * factor, 9 * factor)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)  # borders included: zeros beyond them
+
+
+def test_the_spectral_weight_is_kept_under_inference_mode_until_the_stored_tensors_change():
+    conv = SpectralConv2d(8, 4, kernel_size=3)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in (conv.weight_u, conv.weight_v):
+            tensor.copy_(torch.randn(tensor.shape, generator=generator))
+    with torch.inference_mode():
+        kept = conv.normalised_weight()
+        assert conv.normalised_weight() is kept and torch.equal(kept, conv._divided_weight())
+    state = {key: value.clone() for key, value in conv.state_dict().items()}
+    state["weight_u"] = torch.randn(4, generator=generator)
+    conv.load_state_dict(state)  # copies in place: the same tensors at a later version
+    with torch.inference_mode():
+        assert torch.equal(conv.normalised_weight(), conv._divided_weight())
+        assert not torch.equal(conv.normalised_weight(), kept)
+    assert conv.normalised_weight() is not conv.normalised_weight(), "recomputed outside inference mode"
 
 
 def test_stitching_and_retargeting_networks(models, forward):

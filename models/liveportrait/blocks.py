@@ -23,8 +23,8 @@ class ConvBnAct2d(nn.Module):
         self.leaky = leaky
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(self.conv(x))
-        return F.leaky_relu(x, 0.01) if self.leaky else F.relu(x)
+        x = self.norm(self.conv(x))  # a new tensor: activated in place
+        return F.leaky_relu(x, 0.01, inplace=True) if self.leaky else F.relu(x, inplace=True)
 
 
 class DownBlock2d(nn.Module):
@@ -36,7 +36,7 @@ class DownBlock2d(nn.Module):
         self.norm = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(F.relu(self.norm(self.conv(x))), kernel_size=2)
+        return F.avg_pool2d(F.relu(self.norm(self.conv(x)), inplace=True), kernel_size=2)
 
 
 class DownBlock3d(nn.Module):
@@ -53,7 +53,7 @@ class DownBlock3d(nn.Module):
         self.norm = nn.BatchNorm3d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.norm(self.conv(x)))
+        x = F.relu(self.norm(self.conv(x)), inplace=True)
         if self.native_3d:
             return F.avg_pool3d(x, kernel_size=(1, 2, 2))
         return _per_slice(x, lambda y: F.avg_pool2d(y, kernel_size=2))
@@ -76,7 +76,7 @@ class UpBlock3d(nn.Module):
             x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")
         else:
             x = _per_slice(x, lambda y: F.interpolate(y, scale_factor=2.0, mode="nearest"))
-        return F.relu(self.norm(self.conv(x)))
+        return F.relu(self.norm(self.conv(x)), inplace=True)
 
 
 def native_3d_resampling(device: torch.device, dtype: torch.dtype) -> bool:
@@ -112,6 +112,6 @@ class ResBlock3d(nn.Module):
         self.norm2 = nn.BatchNorm3d(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv1(F.relu(self.norm1(x)))
-        y = self.conv2(F.relu(self.norm2(y)))
+        y = self.conv1(F.relu(self.norm1(x), inplace=True))
+        y = self.conv2(F.relu(self.norm2(y), inplace=True))
         return x + y

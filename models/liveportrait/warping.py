@@ -110,7 +110,7 @@ class HourglassDecoder(nn.Module):
         out = skips.pop()
         for block in self.up_blocks:
             out = torch.cat([block(out), skips.pop()], dim=1)
-        return F.relu(self.norm(self.conv(out)))
+        return F.relu(self.norm(self.conv(out)), inplace=True)
 
 
 class Hourglass3d(nn.Module):
@@ -158,7 +158,7 @@ class DenseMotionNetwork(nn.Module):
         in 0..1."""
         batch, _, depth, height, width = feature.shape
         proposals = self.num_kp + 1
-        compressed = F.relu(self.norm(self.compress(feature)))
+        compressed = F.relu(self.norm(self.compress(feature)), inplace=True)
         channels = compressed.shape[1]
 
         # 1. One sampling grid per proposal: background identity, then a translation per keypoint.

@@ -96,8 +96,9 @@ BENCHMARKS = (
         "≤ 5 % overhead", "[vace.md](vace.md#overhead-of-the-daemon)", quick=("--repeats", "2"),
     ),
     Benchmark(
-        "liveportrait", "scripts.bench.liveportrait", "LivePortrait per frame, per network", "(reference)",
-        "[liveportrait.md](liveportrait.md#speed)", quick=("--quick",),
+        "liveportrait", "scripts.bench.liveportrait", "LivePortrait per frame and per network; with "
+        "`LIVEPORTRAIT_OFFICIAL=<clone>` against the official code, same weights", "≤ 0.9x the official code a frame",
+        "[liveportrait.md](liveportrait.md#speed)", quick=("--only", "frame", "--repeats", "3"),
     ),
     Benchmark(
         "ray", "scripts.bench.ray", "20 pose jobs on 1, 2, 3 one-CPU Ray nodes vs the local executor; per-job "
