@@ -78,7 +78,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         for repeat in range(args.repeats + 1):  # the first of each is a warm-up
             job = types.SimpleNamespace(
                 name=f"{label}-{repeat}", mode="pose", output_dir=str(folder), params={}, result_strip="",
-                source_strip="", source_frame_start=1, source_channel=1, source_frame_count=args.frames,
+                source_strip="", source_frame_start=1, source_channel=1, source_frame_count=args.frames, licences="",
+                strip_props_json="",
             )  # fmt: skip
             began = time.perf_counter()
             strip = strips.insert_result_strip(scene, job)
