@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.png import IndexedImage, encode_indexed
 from shared.pose_data import FRAMES_FOLDER, frame_file_name
 
 MAX_PENDING = 8
@@ -38,10 +39,14 @@ def frame_path(output_dir: Path, index: int) -> Path:
     return output_dir / FRAMES_FOLDER / frame_file_name(index)
 
 
-def encode_png(rgb: np.ndarray) -> bytes:
-    """One RGB uint8 (height, width, 3) frame as PNG bytes (OpenCV's colour conversion and encoder)."""
+def encode_png(image: np.ndarray | IndexedImage) -> bytes:
+    """One frame as PNG bytes: RGB uint8 (height, width, 3) through OpenCV's colour conversion and encoder, a
+    palette image (e.g. a skeleton on black) as an 8-bit palette PNG (:func:`shared.png.encode_indexed`)."""
     import cv2
 
+    if isinstance(image, IndexedImage):
+        return encode_indexed(image)
+    rgb = image
     ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError("the PNG encoder refused the frame")
@@ -90,12 +95,13 @@ class FrameWriter:
         self._committer = threading.Thread(target=self._commit_in_order, name="frame-writer", daemon=True)
         self._committer.start()
 
-    def write(self, index: int, rgb: np.ndarray) -> None:
-        """Queue frame ``index`` (RGB uint8, height x width x 3; not to be modified afterwards). Waits while
+    def write(self, index: int, image: np.ndarray | IndexedImage) -> None:
+        """Queue frame ``index`` (RGB uint8, height x width x 3, or a palette image; not to be modified
+        afterwards; see :func:`encode_png`). Waits while
         ``max_pending`` frames are queued; raises :class:`FrameWriteError` if an earlier frame failed."""
-        self._queue(index, lambda: encode_png(rgb))
+        self._queue(index, lambda: encode_png(image))
 
-    def write_drawn(self, index: int, draw: Callable[[], np.ndarray]) -> None:
+    def write_drawn(self, index: int, draw: Callable[[], np.ndarray | IndexedImage]) -> None:
         """As :meth:`write`, for a frame that ``draw()`` makes on an encoding thread (e.g. a skeleton drawing),
         so the drawing is off the calling thread too. ``draw`` must only read data nobody modifies later."""
         self._queue(index, lambda: encode_png(draw()))

@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from shared.png import IndexedImage
+
 from . import face_blendshapes, hands_face
 from .frame_writer import FrameWriter
 from .native_memory import release_freed_memory
@@ -37,7 +39,14 @@ from .runner import (
     RunResult,
 )
 from .shot_cuts import ShotCutDetector
-from .skeleton import MEDIAPIPE_POSE_LANDMARKS, draw_face_points, draw_hands, draw_openpose, mediapipe_to_openpose18
+from .skeleton import (
+    MEDIAPIPE_POSE_LANDMARKS,
+    draw_face_points,
+    draw_hands,
+    draw_on_black,
+    draw_openpose,
+    mediapipe_to_openpose18,
+)
 
 LANDMARK_COUNT = 33
 
@@ -285,7 +294,7 @@ class PoseRunner(Runner):
                 ctx.progress(
                     min((index + 1) / expected_frames, 1.0),
                     "tracking",
-                    preview=skeleton if wants_preview else None,
+                    preview=skeleton.rgb() if isinstance(skeleton, IndexedImage) else skeleton,
                 )
             if writer is not None:
                 writer.finish()
@@ -421,24 +430,32 @@ def _draw_people(
     background: str,
     numbered: bool,
     parts: Mapping[str, np.ndarray],
-) -> np.ndarray:
+) -> np.ndarray | IndexedImage:
     """The skeletons of the people found in one frame at its size, on black or over ``frame`` (left unchanged).
 
     ``bodies``: per person (image landmarks (33, 3), visibility (33,), box (4,) pixels, track number);
     ``numbered``: over the frame, each track's number by its person; ``parts``: the hands and face points
-    (:func:`hands_face.frame_arrays`) drawn after the bodies where they were tracked."""
-    canvas = frame if background == "overlay" else np.zeros_like(frame)
+    (:func:`hands_face.frame_arrays`) drawn after the bodies where they were tracked. On black with at most one
+    body (the default), a palette image of the same pixels (:func:`draw_on_black`): a third of the work to draw
+    and to encode; otherwise RGB."""
     height, width = frame.shape[:2]
     scale = np.array([width, height], dtype=np.float32)
-    for image, visibility, box, number in bodies:
-        pixels = image[:, :2] * scale
-        canvas = draw_openpose(canvas, mediapipe_to_openpose18(pixels, visibility, SKELETON_MIN_VISIBILITY))
+    keypoints = [
+        mediapipe_to_openpose18(image[:, :2] * scale, vis, SKELETON_MIN_VISIBILITY) for image, vis, *_ in bodies
+    ]
+    hands = parts["hand_landmarks"][..., :2] * scale if "hand_landmarks" in parts else None
+    face = parts["face_landmarks"][..., :2] * scale if "face_landmarks" in parts else None
+    if background == "black" and len(bodies) <= 1:
+        return draw_on_black(height, width, keypoints[0] if keypoints else None, hands, face)
+    canvas = frame if background == "overlay" else np.zeros_like(frame)
+    for points, (_, _, box, number) in zip(keypoints, bodies, strict=True):
+        canvas = draw_openpose(canvas, points)
         if numbered and background == "overlay":
             canvas = draw_track_number(canvas, number, box)
-    if "hand_landmarks" in parts:
-        canvas = draw_hands(canvas, parts["hand_landmarks"][..., :2] * scale)
-    if "face_landmarks" in parts:
-        canvas = draw_face_points(canvas, parts["face_landmarks"][..., :2] * scale)
+    if hands is not None:
+        canvas = draw_hands(canvas, hands)
+    if face is not None:
+        canvas = draw_face_points(canvas, face)
     return canvas if canvas is not frame else canvas.copy()
 
 

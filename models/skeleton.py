@@ -15,6 +15,7 @@ this module without it.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from shared.openpose import (
     STICK_WIDTH_PX,
     hue_colour,
 )
+from shared.png import IndexedImage
 from shared.pose_data import LANDMARK_NAMES as MEDIAPIPE_POSE_LANDMARKS
 
 _SHOULDERS = (
@@ -75,18 +77,8 @@ def draw_openpose(canvas_rgb: np.ndarray, keypoints18: np.ndarray) -> np.ndarray
     """
     import cv2
 
-    keypoints = np.asarray(keypoints18, dtype=np.float64)
-    if keypoints.shape != (len(OPENPOSE18_KEYPOINTS), 2):
-        raise ValueError(f"expected keypoints of shape (18, 2), got {keypoints.shape}")
-    present = ~np.isnan(keypoints).any(axis=1)
-
+    limbs, joints = _body_shapes(cv2, keypoints18)
     result = canvas_rgb.copy()
-    # 17 limbs take the first 17 of the 18 colours.
-    limbs = [
-        (colour, _limb_outline(cv2, keypoints[start], keypoints[end]))
-        for colour, (start, end) in zip(OPENPOSE_COLOURS, OPENPOSE18_LIMBS, strict=False)
-        if present[start] and present[end]
-    ]
     if limbs:
         # The limbs are filled and blended within their bounding box only: outside it the blend would give the
         # canvas back unchanged, and at 1080p the whole frame costs milliseconds the box does not.
@@ -97,14 +89,33 @@ def draw_openpose(canvas_rgb: np.ndarray, keypoints18: np.ndarray) -> np.ndarray
         if x0 < x1 and y0 < y1:
             box = result[y0:y1, x0:x1]
             filled = box.copy()
-            for colour, outline in limbs:
-                cv2.fillConvexPoly(filled, outline - (x0, y0), colour)
+            for limb, outline in limbs:
+                cv2.fillConvexPoly(filled, outline - (x0, y0), OPENPOSE_COLOURS[limb])
             cv2.addWeighted(box, 1.0 - LIMB_OPACITY, filled, LIMB_OPACITY, 0.0, dst=box)
-
-    for index in np.flatnonzero(present):
-        x, y = keypoints[index]
-        cv2.circle(result, (round(x), round(y)), JOINT_RADIUS_PX, OPENPOSE_COLOURS[index], thickness=-1)
+    for index, centre in joints:
+        cv2.circle(result, centre, JOINT_RADIUS_PX, OPENPOSE_COLOURS[index], thickness=-1)
     return result
+
+
+def _body_shapes(
+    cv2: Any, keypoints18: np.ndarray
+) -> tuple[list[tuple[int, np.ndarray]], list[tuple[int, tuple[int, int]]]]:
+    """What one body's drawing is made of: (limb number, outline polygon) for each limb with both ends present,
+    in drawing order (limb ``i`` takes colour ``i``), and (keypoint number, centre pixel) for each joint."""
+    keypoints = np.asarray(keypoints18, dtype=np.float64)
+    if keypoints.shape != (len(OPENPOSE18_KEYPOINTS), 2):
+        raise ValueError(f"expected keypoints of shape (18, 2), got {keypoints.shape}")
+    present = ~np.isnan(keypoints).any(axis=1)
+    # 17 limbs take the first 17 of the 18 colours.
+    limbs = [
+        (limb, _limb_outline(cv2, keypoints[start], keypoints[end]))
+        for limb, (start, end) in enumerate(OPENPOSE18_LIMBS)
+        if present[start] and present[end]
+    ]
+    joints = [
+        (int(index), (round(keypoints[index][0]), round(keypoints[index][1]))) for index in np.flatnonzero(present)
+    ]
+    return limbs, joints
 
 
 def _limb_outline(cv2: Any, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -177,12 +188,8 @@ def draw_hands(canvas_rgb: np.ndarray, hands_xy: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    hands = np.asarray(hands_xy, dtype=np.float64).reshape(-1, len(HAND_BONES) + 1, 2)
     out = canvas_rgb.copy()
-    for hand in hands:
-        if np.isnan(hand).any():
-            continue
-        points = np.round(hand).astype(np.int32)
+    for points in _hand_points(hands_xy):
         for colour, (start, end) in zip(HAND_BONE_COLOURS, HAND_BONES, strict=True):
             cv2.line(out, tuple(points[start]), tuple(points[end]), colour, HAND_LINE_WIDTH_PX)
         for x, y in points:
@@ -195,11 +202,84 @@ def draw_face_points(canvas_rgb: np.ndarray, face_xy: np.ndarray) -> np.ndarray:
     ``canvas_rgb`` and return the copy; a face with NaN points (not found) is not drawn."""
     import cv2
 
-    face = np.asarray(face_xy, dtype=np.float64)
     out = canvas_rgb.copy()
-    points = face[list(FACE68_FROM_MEDIAPIPE)]
-    if np.isnan(points).any():
-        return out
-    for x, y in np.round(points).astype(np.int32):
+    for x, y in _face_points(face_xy):
         cv2.circle(out, (int(x), int(y)), FACE_POINT_RADIUS_PX, FACE_POINT_COLOUR, thickness=-1)
     return out
+
+
+def _hand_points(hands_xy: np.ndarray) -> list[np.ndarray]:
+    """Each drawable hand of ``hands_xy`` (H, 21, 2) as (21, 2) int32 pixels; hands with a NaN point left out."""
+    hands = np.asarray(hands_xy, dtype=np.float64).reshape(-1, len(HAND_BONES) + 1, 2)
+    return [np.round(hand).astype(np.int32) for hand in hands if not np.isnan(hand).any()]
+
+
+def _face_points(face_xy: np.ndarray) -> np.ndarray:
+    """The 68 face points of a face mesh (478, 2) as (68, 2) int32 pixels; none (0, 2) when the face has NaN."""
+    points = np.asarray(face_xy, dtype=np.float64)[list(FACE68_FROM_MEDIAPIPE)]
+    if np.isnan(points).any():
+        return np.zeros((0, 2), dtype=np.int32)
+    return np.round(points).astype(np.int32)
+
+
+# -- skeletons on black as palette images -------------------------------------------------------------------------
+# On black, one body with its hands and face takes a fixed set of colours: its limbs are each one colour blended
+# over black, everything else is opaque. Drawn as palette indices, a frame is a third of the bytes to draw and to
+# encode (shared.png.encode_indexed) and decodes to exactly the RGB drawing.
+
+_LIMB_INDEX = 1
+_JOINT_INDEX = _LIMB_INDEX + len(OPENPOSE18_LIMBS)
+_HAND_BONE_INDEX = _JOINT_INDEX + len(OPENPOSE18_KEYPOINTS)
+_HAND_JOINT_INDEX = _HAND_BONE_INDEX + len(HAND_BONES)
+_FACE_POINT_INDEX = _HAND_JOINT_INDEX + 1
+
+
+@cache
+def skeleton_palette() -> np.ndarray:
+    """The palette of :func:`draw_on_black` (colours, 3) uint8 RGB: black; each limb's colour blended over black
+    the way :func:`draw_openpose` blends it; the joints', hand bones', hand joints' and face points' colours."""
+    import cv2
+
+    limb_colours = np.array(OPENPOSE_COLOURS[: len(OPENPOSE18_LIMBS)], dtype=np.uint8)[:, None, :]
+    blended = cv2.addWeighted(np.zeros_like(limb_colours), 1.0 - LIMB_OPACITY, limb_colours, LIMB_OPACITY, 0.0)
+    palette = np.array(
+        [(0, 0, 0), *blended[:, 0], *OPENPOSE_COLOURS, *HAND_BONE_COLOURS, HAND_JOINT_COLOUR, FACE_POINT_COLOUR],
+        dtype=np.uint8,
+    )
+    palette.flags.writeable = False
+    return palette
+
+
+def draw_on_black(
+    height: int,
+    width: int,
+    keypoints18: np.ndarray | None,
+    hands_xy: np.ndarray | None = None,
+    face_xy: np.ndarray | None = None,
+) -> IndexedImage:
+    """One body (``keypoints18`` as :func:`draw_openpose`; None for no body), then its hands (as
+    :func:`draw_hands`) and face points (as :func:`draw_face_points`) on a black ``height`` x ``width`` canvas, as
+    a palette image whose RGB is exactly what those functions draw on ``np.zeros``. For one body only: a second
+    body's limbs blend over the first's drawing, which this palette cannot hold."""
+    import cv2
+
+    indices = np.zeros((height, width), dtype=np.uint8)
+    if keypoints18 is not None:
+        limbs, joints = _body_shapes(cv2, keypoints18)
+        # Over black, the limbs filled one over the other and then blended are each one palette colour.
+        for limb, outline in limbs:
+            cv2.fillConvexPoly(indices, outline, (_LIMB_INDEX + limb,))
+        for index, centre in joints:
+            cv2.circle(indices, centre, JOINT_RADIUS_PX, (_JOINT_INDEX + index,), thickness=-1)
+    if hands_xy is not None:
+        for points in _hand_points(hands_xy):
+            for bone, (start, end) in enumerate(HAND_BONES):
+                cv2.line(
+                    indices, tuple(points[start]), tuple(points[end]), (_HAND_BONE_INDEX + bone,), HAND_LINE_WIDTH_PX
+                )
+            for x, y in points:
+                cv2.circle(indices, (int(x), int(y)), HAND_JOINT_RADIUS_PX, (_HAND_JOINT_INDEX,), thickness=-1)
+    if face_xy is not None:
+        for x, y in _face_points(face_xy):
+            cv2.circle(indices, (int(x), int(y)), FACE_POINT_RADIUS_PX, (_FACE_POINT_INDEX,), thickness=-1)
+    return IndexedImage(indices, skeleton_palette())

@@ -6,6 +6,7 @@ her left hand out of the picture.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +14,14 @@ import cv2
 import mediapipe
 import numpy as np
 import pytest
+from PIL import Image
 from test_pose_runner import read_rgb, run_pose
 
 from models import hands_face
+from models.frame_writer import encode_png
 from models.hands_face import FACE_POINTS, HAND_LANDMARKS, HAND_POINTS, PartsRecorder
 from models.media import VideoFile
-from models.pose import PoseRunner
+from models.pose import SKELETON_MIN_VISIBILITY, PoseRunner
 from models.runner import RunResult
 from models.skeleton import (
     FACE68_FROM_MEDIAPIPE,
@@ -28,6 +31,10 @@ from models.skeleton import (
     MEDIAPIPE_POSE_LANDMARKS,
     draw_face_points,
     draw_hands,
+    draw_on_black,
+    draw_openpose,
+    mediapipe_to_openpose18,
+    skeleton_palette,
 )
 
 FIRST, END = 20, 45
@@ -125,6 +132,25 @@ def test_skeleton_renders_add_white_face_points_and_blue_hand_joints(
     assert (255, 255, 255) not in plain_colours and HAND_JOINT_COLOUR not in plain_colours
 
 
+def test_every_render_is_a_palette_png_of_the_body_hands_and_face_the_job_found(whole: tuple[RunResult, Path]) -> None:
+    """End to end: each written frame is what the RGB drawing functions draw on black from the job's own arrays."""
+    result, folder = whole
+    arrays = result.arrays
+    height, width = result.summary["height"], result.summary["width"]
+    scale = np.array([width, height], np.float32)
+    for frame in range(FRAMES):
+        png = (folder / "frames" / f"{frame:06d}.png").read_bytes()
+        assert png[25] == 3, f"frame {frame}: colour type 3, a palette image"
+        expected = np.zeros((height, width, 3), np.uint8)
+        if arrays["present"][frame]:
+            body = arrays["image_landmarks"][frame, :, :2] * scale
+            keypoints = mediapipe_to_openpose18(body, arrays["visibility"][frame], SKELETON_MIN_VISIBILITY)
+            expected = draw_openpose(expected, keypoints)
+        expected = draw_hands(expected, arrays["hand_landmarks"][frame, ..., :2] * scale)
+        expected = draw_face_points(expected, arrays["face_landmarks"][frame, :, :2] * scale)
+        np.testing.assert_array_equal(read_rgb(folder / "frames" / f"{frame:06d}.png"), expected, f"frame {frame}")
+
+
 def test_live_pose_carries_the_parts_it_was_asked_for(runner: PoseRunner, sample_video: Path) -> None:
     params = runner.validate({"hands": True, "face": True})
     live = runner.start_live(params, {})
@@ -168,6 +194,32 @@ def test_the_face_is_drawn_as_68_white_points() -> None:
     labels = cv2.connectedComponents(white.astype(np.uint8))[0] - 1
     assert labels == 68
     assert not drawn[white == 0].any(), "only white points"
+
+
+def test_skeletons_on_black_as_palette_pngs_decode_to_exactly_the_rgb_drawing() -> None:
+    """The pose mode writes skeletons on black as palette PNGs; every decoder must see the RGB drawing's pixels."""
+    rng = np.random.default_rng(11)
+    height, width = 150, 200
+    for trial in range(150):
+        keypoints = rng.uniform(-60, 260, (18, 2))  # some limbs run off the canvas, on every side
+        keypoints[rng.random(18) < 0.2] = np.nan
+        hands = rng.uniform(-20, 220, (2, 21, 2))
+        hands[trial % 2, 3] = np.nan  # one hand not found in half the trials
+        face = rng.uniform(-10, 210, (478, 2))
+        body = None if trial % 10 == 0 else keypoints
+        expected = np.zeros((height, width, 3), np.uint8)
+        if body is not None:
+            expected = draw_openpose(expected, body)
+        expected = draw_face_points(draw_hands(expected, hands), face)
+
+        drawn = draw_on_black(height, width, body, hands, face)
+        np.testing.assert_array_equal(drawn.rgb(), expected)
+        png = encode_png(drawn)
+        assert png[25] == 3, "colour type 3: a palette image"
+        np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1], expected)
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), expected)
+    # The palette holds the limbs blended over black at 60 %: the neck-to-nose limb (colour 12, blue) is 153 blue.
+    assert tuple(skeleton_palette()[1 + 12]) == (0, 0, 153)
 
 
 def test_the_recorder_returns_empty_arrays_of_the_right_shape_for_no_frames() -> None:

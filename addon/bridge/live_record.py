@@ -15,43 +15,23 @@ import json
 import os
 import queue
 import shutil
-import struct
 import threading
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-PNG_COMPRESSION = 1
-"""zlib level: the fastest; the "Up" row filter already makes consecutive video rows compress well."""
+from ...shared.png import encode_rgb
+
 QUEUE_FRAMES = 64
 """Frames waiting to be written at most; beyond it frames are dropped (and counted), never the live view."""
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def encode_png(rgb: np.ndarray) -> bytes:
-    """An RGB uint8 (H, W, 3) image as PNG bytes (8-bit truecolour, every row with the "Up" filter)."""
-    height, width = rgb.shape[:2]
-    rows = np.ascontiguousarray(rgb, dtype=np.uint8).reshape(height, width * 3)
-    filtered = np.empty((height, width * 3 + 1), dtype=np.uint8)
-    filtered[:, 0] = 2  # "Up": each byte minus the byte above it (modulo 256); the first row is kept as is
-    filtered[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(filtered.tobytes(), PNG_COMPRESSION)
-    return PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
     """Write ``rgb`` as a PNG at ``path`` atomically (a temporary name, then rename)."""
     partial = path.with_suffix(".png.part")
-    partial.write_bytes(encode_png(rgb))
+    partial.write_bytes(encode_rgb(rgb))
     partial.replace(path)
 
 
