@@ -34,7 +34,7 @@ class IndexedImage(NamedTuple):
 
     def rgb(self) -> np.ndarray:
         """The image as RGB uint8 (height, width, 3)."""
-        return self.palette[self.indices]
+        return np.take(self.palette, self.indices, axis=0)
 
 
 def encode_rgb(rgb: np.ndarray) -> bytes:

@@ -67,6 +67,23 @@ def test_a_shots_first_pose_is_its_own_not_blended_with_the_last_shot(
     np.testing.assert_allclose(megamind.arrays["world_landmarks"][98:104], alone.arrays["world_landmarks"], atol=1e-6)
 
 
+def test_a_cut_after_frames_without_anyone_keeps_the_graph_and_changes_nothing(
+    runner: PoseRunner, megamind: RunResult, sample_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Frame 0 is black and frame 1 starts a shot: the graph that found nobody in frame 0 is kept rather than
+    rebuilt, and frames 1.. come out exactly as when tracking starts at frame 1."""
+    assert megamind.summary["shot_starts"][:2] == [0, 1] and not megamind.arrays["present"][0]
+    built = []
+    new_tracker = runner._new_tracker
+    monkeypatch.setattr(runner, "_new_tracker", lambda params: built.append(1) or new_tracker(params))
+    leader = run(runner, VideoFile(sample_video, frame_end=12), tmp_path / "leader")
+    assert leader.summary["shot_starts"] == [0, 1] and len(built) == 1, "one graph for both shots"
+    alone = run(runner, VideoFile(sample_video, frame_start=1, frame_end=12), tmp_path / "alone")
+    for name in ("image_landmarks", "world_landmarks", "visibility"):
+        np.testing.assert_array_equal(leader.arrays[name][1:], alone.arrays[name], err_msg=name)
+        np.testing.assert_array_equal(megamind.arrays[name][1:12], alone.arrays[name], err_msg=name)
+
+
 def test_a_single_person_clip_is_one_track_and_the_main_arrays_follow_it(megamind: RunResult):
     summary, arrays = megamind.summary, megamind.arrays
     [track] = summary["tracks"]
