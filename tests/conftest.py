@@ -1,4 +1,5 @@
-"""Fixtures shared by the test modules: real media that Debian packages ship."""
+"""Fixtures shared by the test modules: real media that Debian packages ship, the tiny face-swap models, a real
+daemon."""
 
 from __future__ import annotations
 
@@ -36,6 +37,17 @@ def vtest_video() -> Path:
 def sample_image() -> Path:
     """messi5.jpg: a 548x342 photo of a footballer running, full body."""
     return _opencv_doc_file("messi5.jpg")
+
+
+@pytest.fixture(scope="session")
+def tiny_face_models(tmp_path_factory) -> Path:
+    """A models folder with every tiny face-swap model (``support/tiny_onnx_faces.py``, optional ones included)
+    where the manifest puts the real files. Built once a session: tests read it, never change it."""
+    from support.tiny_onnx_faces import BUILDERS, install_tiny_models
+
+    root = tmp_path_factory.mktemp("tiny-face-models")
+    install_tiny_models(root, tuple(BUILDERS))
+    return root
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import onnx
 import pytest
 from support.daemon_process import DaemonProcess
 from support.run_context import RecordingContext
+from support.tiny_face_swap import face_swap_daemon, loaded_face_swap_runner
 from support.tiny_onnx_faces import (
     BOX_STRIDES,
     BUILDERS,
@@ -81,32 +82,16 @@ def swap_regions(shape: tuple[int, ...], kps: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    """Every tiny model (optional ones included) where the manifest puts the real files."""
-    root = tmp_path_factory.mktemp("face-models")
-    install_tiny_models(root, tuple(BUILDERS))
-    return root
+def runner(tiny_face_models):
+    with loaded_face_swap_runner(tiny_face_models) as swap:
+        yield swap
 
 
 @pytest.fixture(scope="module")
-def runner(models_dir):
-    swap = FaceSwapRunner()
-    swap.models_dir = models_dir
-    swap.load(None)
-    yield swap
-    swap.unload()
-
-
-@pytest.fixture(scope="module")
-def face_daemon(models_dir, tmp_path_factory):
+def face_daemon(tiny_face_models, tmp_path_factory):
     """A real daemon whose manifest lists the face-swap files with the tiny files' sizes and checksums."""
-    manifest = tmp_path_factory.mktemp("face-manifest") / "manifest.toml"
-    write_test_manifest(manifest, models_dir)
-    proc = DaemonProcess(
-        extra_args=("--manifest", str(manifest), "--models-dir", str(models_dir), "--device", "cpu"), plugin=False
-    ).start()
-    yield proc
-    proc.cleanup()
+    with face_swap_daemon(tiny_face_models, tmp_path_factory.mktemp("face-manifest")) as proc:
+        yield proc
 
 
 @pytest.fixture
@@ -141,10 +126,10 @@ def follow_job(client, job_id: str, timeout: float = 120.0) -> tuple[dict[str, A
 # -- the tiny models and the manifest ---------------------------------------------------------------------------
 
 
-def test_tiny_models_route_through_insightface_like_the_real_files(models_dir):
+def test_tiny_models_route_through_insightface_like_the_real_files(tiny_face_models):
     from insightface.model_zoo import model_zoo
 
-    paths = {role: models_dir / real_manifest_entries()[name]["path"] for role, name in MANIFEST_NAMES.items()}
+    paths = {role: tiny_face_models / real_manifest_entries()[name]["path"] for role, name in MANIFEST_NAMES.items()}
     routed = {role: model_zoo.get_model(str(paths[role]), providers=["CPUExecutionProvider"]) for role in paths}
     assert {role: type(m).__name__ for role, m in routed.items() if role != "enhancer"} == {
         "detector": "SCRFD",
@@ -331,7 +316,7 @@ def test_mouth_mask_keeps_the_original_mouth_and_the_enhancer_changes_only_faces
         assert not differs[index][~region].any(), "the enhancer touches nothing outside its face crops"
 
 
-def test_fp16_swapper_and_missing_optional_weights(runner, models_dir, sample_video, tmp_path):
+def test_fp16_swapper_and_missing_optional_weights(runner, tiny_face_models, sample_video, tmp_path):
     inputs = {"video": FrameArray(read_frames(sample_video, 40, 2)), "reference": ImageSequence([TOM_HANKS])}
     half, _ = direct_run(runner, tmp_path, inputs, swapper_precision="fp16")
     assert half.summary["swapper"] == "inswapper_128_fp16" and half.summary["faces_swapped"] > 0
@@ -341,7 +326,7 @@ def test_fp16_swapper_and_missing_optional_weights(runner, models_dir, sample_vi
     # On a CUDA device (described as the daemon describes it; the sessions still run on the CPU here) auto
     # takes the fp16 swapper when it is installed.
     on_cuda = FaceSwapRunner()
-    on_cuda.models_dir = models_dir
+    on_cuda.models_dir = tiny_face_models
     on_cuda.load(Device(kind="cuda", name="test", dtype="float16", onnx_providers=["CPUExecutionProvider"]))
     cuda_auto, _ = direct_run(on_cuda, tmp_path / "cuda", inputs)
     assert cuda_auto.summary["swapper"] == "inswapper_128_fp16"
@@ -371,9 +356,9 @@ def test_cancel_stops_between_frames(runner, sample_video, tmp_path):
     assert 0 < len(written) < 30 and ctx.progress_calls[-1][0] < 1.0
 
 
-def test_unload_then_load_again(models_dir, sample_video, tmp_path):
+def test_unload_then_load_again(tiny_face_models, sample_video, tmp_path):
     swap = FaceSwapRunner()
-    swap.models_dir = models_dir
+    swap.models_dir = tiny_face_models
     swap.load(None)
     swap.unload()
     with pytest.raises(RuntimeError, match="before load"):

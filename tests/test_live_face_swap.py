@@ -15,12 +15,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from support.daemon_process import DaemonProcess
 from support.run_context import RecordingContext
-from support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
+from support.tiny_face_swap import face_swap_daemon, loaded_face_swap_runner
 from test_face_swap import TOM_HANKS, output_frames, swap_regions
 
-from models.face_swap.runner import FaceSwapRunner
 from models.media import FrameArray, ImageSequence
 from shared.errors import RemoteError
 
@@ -30,31 +28,16 @@ FINAL_STATES = ("stopped", "ended", "failed")
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("live-face-models")
-    install_tiny_models(root, tuple(BUILDERS))
-    return root
-
-
-@pytest.fixture(scope="module")
-def offline(models_dir):
+def offline(tiny_face_models):
     """The offline runner in this process, on the same tiny models as the daemon."""
-    swap = FaceSwapRunner()
-    swap.models_dir = models_dir
-    swap.load(None)
-    yield swap
-    swap.unload()
+    with loaded_face_swap_runner(tiny_face_models) as swap:
+        yield swap
 
 
 @pytest.fixture(scope="module")
-def live_daemon(models_dir, tmp_path_factory):
-    manifest = tmp_path_factory.mktemp("live-face-manifest") / "manifest.toml"
-    write_test_manifest(manifest, models_dir)
-    proc = DaemonProcess(
-        extra_args=("--manifest", str(manifest), "--models-dir", str(models_dir), "--device", "cpu"), plugin=False
-    ).start()
-    yield proc
-    proc.cleanup()
+def live_daemon(tiny_face_models, tmp_path_factory):
+    with face_swap_daemon(tiny_face_models, tmp_path_factory.mktemp("live-face-manifest")) as proc:
+        yield proc
 
 
 @pytest.fixture
