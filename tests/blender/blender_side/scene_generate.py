@@ -53,6 +53,9 @@ JOINT_BONES = {
     "left_knee": "shin.L",
     "left_ankle": "foot.L",
 }
+"""OpenPose keypoint -> the metarig bone at whose head the pose pass must draw it: the test's own statement of the
+convention, kept apart from the add-on's ``body_joints.BODY_ROLES`` so that a wrong entry there (a swapped side,
+an elbow for a wrist) fails the pose-pass tests instead of moving the reference with it."""
 
 
 def build_scene() -> tuple[bpy.types.Object, bpy.types.Object]:
