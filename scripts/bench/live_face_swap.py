@@ -46,12 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from scripts.bench import common
+from scripts.bench.blender.extension import MODULE, connect_daemon, install_extension
 from scripts.bench.common import hardware, percentile
 
 REPO_ROOT = common.ROOT
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 BLENDER_PYTHON = REPO_ROOT / ".venv-bpy50" / "bin" / "python"
-MODULE = "bl_ext.user_default.vfx_motion_capture"
 CAMERA_FPS = 60
 """A fast webcam's rate: above what the tiny models reach in the bare loop here, so the camera is not the limit."""
 FLOOD_FPS = 240
@@ -215,25 +215,13 @@ def live_rate(client: Any, video: Path, reference: Path, params: dict[str, Any],
 def blender_part(args: argparse.Namespace) -> None:
     """Runs in the bpy venv: the live view on ``args.video`` through the daemon of ``args.connection_file``."""
     work = Path(args.work)
-    os.environ["BLENDER_USER_RESOURCES"] = str(work / "blender-user")  # read when bpy is imported
+    addon = install_extension(work)
     import bpy
     import numpy as np
 
-    from scripts import build_extension
-
-    bpy.ops.extensions.package_install_files(
-        filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
-    )
-    addon = sys.modules[f"{MODULE}.addon"]
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.connection_file, prefs.output_dir = args.connection_file, str(work / "blender-output")
-    rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    while rt.status.state not in {"connected", "error"}:
-        addon.common.pump.tick()
-        time.sleep(0.02)
-    if rt.status.state == "error":
-        raise RuntimeError(rt.status.message)
+    connect_daemon(addon)
 
     # Bulk writes alone, for reference: 512x512 RGBA into a float and into a byte image.
     writes: dict[str, float] = {}
