@@ -50,6 +50,25 @@ def tiny_face_models(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def face_swap_runner(tiny_face_models):
+    """The face-swap runner loaded in this process on the tiny models (one a test module)."""
+    from support.tiny_face_swap import loaded_face_swap_runner
+
+    with loaded_face_swap_runner(tiny_face_models) as runner:
+        yield runner
+
+
+@pytest.fixture(scope="module")
+def face_swap_daemon(tiny_face_models, tmp_path_factory):
+    """A real daemon (one a test module) whose manifest lists the face-swap files with the tiny models' sizes and
+    checksums."""
+    from support.tiny_face_swap import running_face_swap_daemon
+
+    with running_face_swap_daemon(tiny_face_models, tmp_path_factory.mktemp("face-swap-manifest")) as daemon:
+        yield daemon
+
+
 @pytest.fixture
 def daemon():
     """A real daemon (subprocess) with the test runners plugged in; stopped and removed afterwards."""

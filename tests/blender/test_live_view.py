@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from support.tiny_face_swap import face_swap_daemon, loaded_face_swap_runner
+from support.tiny_face_swap import loaded_face_swap_runner
 from test_face_swap import TOM_HANKS, RecordingContext, output_frames
 
 from models.media import FrameArray, ImageSequence
@@ -24,19 +24,12 @@ pytestmark = [pytest.mark.timeout(900), pytest.mark.filterwarnings("ignore::Futu
 
 
 @pytest.fixture(scope="module")
-def face_daemon(tiny_face_models, tmp_path_factory):
-    """One daemon for every Blender line, with the face-swap files of the tiny models in its manifest."""
-    with face_swap_daemon(tiny_face_models, tmp_path_factory.mktemp("live-view-manifest")) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def live(blender, face_daemon, sample_video: Path, tmp_path_factory) -> dict[str, Any]:
+def live(blender, face_swap_daemon, sample_video: Path, tmp_path_factory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp(f"live-view-{blender.line}")
     record = blender.run(
         "live_view_face_swap.py",
         "--connection-file",
-        str(face_daemon.connection_file),
+        str(face_swap_daemon.connection_file),
         "--data-dir",
         str(folder),
         "--video",
@@ -44,10 +37,12 @@ def live(blender, face_daemon, sample_video: Path, tmp_path_factory) -> dict[str
         "--reference",
         str(TOM_HANKS),
     )
-    with face_daemon.client() as client:
+    with face_swap_daemon.client() as client:
         record["daemon_sessions_after"] = client.health()["live_sessions"]
     prefix = record["disabled_session"][:8]
-    record["daemon_log"] = [line for line in face_daemon.read_log().splitlines() if f"live session {prefix}" in line]
+    record["daemon_log"] = [
+        line for line in face_swap_daemon.read_log().splitlines() if f"live session {prefix}" in line
+    ]
     record["folder"] = folder
     return record
 

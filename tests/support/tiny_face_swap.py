@@ -26,7 +26,7 @@ def loaded_face_swap_runner(models_dir: Path) -> Iterator[FaceSwapRunner]:
 
 
 @contextmanager
-def face_swap_daemon(models_dir: Path, manifest_dir: Path) -> Iterator[DaemonProcess]:
+def running_face_swap_daemon(models_dir: Path, manifest_dir: Path) -> Iterator[DaemonProcess]:
     """A started daemon on the CPU serving ``models_dir``, with a manifest (written into ``manifest_dir``) that
     lists the face-swap files with the tiny files' sizes and checksums; stopped and removed on exit."""
     manifest = manifest_dir / "manifest.toml"
