@@ -351,9 +351,7 @@ def exit_without_teardown(result: Path) -> None:
 def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(data_dir=args.data_dir, connection_file=args.connection_file)
-    rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    rt = harness.start_daemon(addon)
     scene = bpy.context.scene
     build_scene()
     state = scene.vfx_mocap
