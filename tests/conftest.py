@@ -1,4 +1,5 @@
-"""Fixtures shared by the test modules: real media that Debian packages ship."""
+"""Fixtures shared by the test modules: real media that Debian packages ship, the tiny face-swap models, a real
+daemon."""
 
 from __future__ import annotations
 
@@ -36,6 +37,36 @@ def vtest_video() -> Path:
 def sample_image() -> Path:
     """messi5.jpg: a 548x342 photo of a footballer running, full body."""
     return _opencv_doc_file("messi5.jpg")
+
+
+@pytest.fixture(scope="session")
+def tiny_face_models(tmp_path_factory) -> Path:
+    """A models folder with every tiny face-swap model (``support/tiny_onnx_faces.py``, optional ones included)
+    where the manifest puts the real files. Built once a session: tests read it, never change it."""
+    from support.tiny_onnx_faces import BUILDERS, install_tiny_models
+
+    root = tmp_path_factory.mktemp("tiny-face-models")
+    install_tiny_models(root, tuple(BUILDERS))
+    return root
+
+
+@pytest.fixture(scope="module")
+def face_swap_runner(tiny_face_models):
+    """The face-swap runner loaded in this process on the tiny models (one a test module)."""
+    from support.tiny_face_swap import loaded_face_swap_runner
+
+    with loaded_face_swap_runner(tiny_face_models) as runner:
+        yield runner
+
+
+@pytest.fixture(scope="module")
+def face_swap_daemon(tiny_face_models, tmp_path_factory):
+    """A real daemon (one a test module) whose manifest lists the face-swap files with the tiny models' sizes and
+    checksums."""
+    from support.tiny_face_swap import running_face_swap_daemon
+
+    with running_face_swap_daemon(tiny_face_models, tmp_path_factory.mktemp("face-swap-manifest")) as daemon:
+        yield daemon
 
 
 @pytest.fixture

@@ -80,38 +80,9 @@ def swap_regions(shape: tuple[int, ...], kps: np.ndarray) -> np.ndarray:
     return cv2.dilate(region, np.ones((5, 5), np.uint8)).astype(bool)
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    """Every tiny model (optional ones included) where the manifest puts the real files."""
-    root = tmp_path_factory.mktemp("face-models")
-    install_tiny_models(root, tuple(BUILDERS))
-    return root
-
-
-@pytest.fixture(scope="module")
-def runner(models_dir):
-    swap = FaceSwapRunner()
-    swap.models_dir = models_dir
-    swap.load(None)
-    yield swap
-    swap.unload()
-
-
-@pytest.fixture(scope="module")
-def face_daemon(models_dir, tmp_path_factory):
-    """A real daemon whose manifest lists the face-swap files with the tiny files' sizes and checksums."""
-    manifest = tmp_path_factory.mktemp("face-manifest") / "manifest.toml"
-    write_test_manifest(manifest, models_dir)
-    proc = DaemonProcess(
-        extra_args=("--manifest", str(manifest), "--models-dir", str(models_dir), "--device", "cpu"), plugin=False
-    ).start()
-    yield proc
-    proc.cleanup()
-
-
 @pytest.fixture
-def face_client(face_daemon):
-    with face_daemon.client(timeout=30.0) as c:
+def face_client(face_swap_daemon):
+    with face_swap_daemon.client(timeout=30.0) as c:
         yield c
 
 
@@ -141,10 +112,10 @@ def follow_job(client, job_id: str, timeout: float = 120.0) -> tuple[dict[str, A
 # -- the tiny models and the manifest ---------------------------------------------------------------------------
 
 
-def test_tiny_models_route_through_insightface_like_the_real_files(models_dir):
+def test_tiny_models_route_through_insightface_like_the_real_files(tiny_face_models):
     from insightface.model_zoo import model_zoo
 
-    paths = {role: models_dir / real_manifest_entries()[name]["path"] for role, name in MANIFEST_NAMES.items()}
+    paths = {role: tiny_face_models / real_manifest_entries()[name]["path"] for role, name in MANIFEST_NAMES.items()}
     routed = {role: model_zoo.get_model(str(paths[role]), providers=["CPUExecutionProvider"]) for role in paths}
     assert {role: type(m).__name__ for role, m in routed.items() if role != "enhancer"} == {
         "detector": "SCRFD",
@@ -243,13 +214,15 @@ def test_mouth_mask_covers_the_lips():
 # -- the runner, called directly --------------------------------------------------------------------------------
 
 
-def test_largest_reference_face_and_index_choice(runner, tmp_path):
+def test_largest_reference_face_and_index_choice(face_swap_runner, tmp_path):
     video = FrameArray(read_frames(Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi"), 20, 2))
-    largest, _ = direct_run(runner, tmp_path / "a", {"video": video, "reference": ImageSequence([GROUP_PHOTO])})
+    largest, _ = direct_run(
+        face_swap_runner, tmp_path / "a", {"video": video, "reference": ImageSequence([GROUP_PHOTO])}
+    )
     faces = largest.summary["source_face"]["faces_in_reference"]
     assert faces >= 3, "the tiny detector finds several blobs in the group photo"
     first, _ = direct_run(
-        runner,
+        face_swap_runner,
         tmp_path / "b",
         {"video": video, "reference": ImageSequence([GROUP_PHOTO])},
         source_face_index=0,
@@ -262,17 +235,22 @@ def test_largest_reference_face_and_index_choice(runner, tmp_path):
     )
     with pytest.raises(InvalidInput) as err:
         direct_run(
-            runner, tmp_path / "c", {"video": video, "reference": ImageSequence([GROUP_PHOTO])}, source_face_index=40
+            face_swap_runner,
+            tmp_path / "c",
+            {"video": video, "reference": ImageSequence([GROUP_PHOTO])},
+            source_face_index=40,
         )
     assert err.value.field == "source_face_index" and f"has {faces} face(s)" in err.value.message
 
 
-def test_detection_runs_every_n_frames_and_again_after_a_cut(runner, sample_video, tmp_path):
+def test_detection_runs_every_n_frames_and_again_after_a_cut(face_swap_runner, sample_video, tmp_path):
     shot_a = read_frames(sample_video, 60, 6)
     shot_b = read_frames(sample_video, 150, 4)
     clip = FrameArray(np.concatenate([shot_a, shot_b]))
     reference = ImageSequence([TOM_HANKS])
-    result, _ = direct_run(runner, tmp_path / "cut", {"video": clip, "reference": reference}, detect_every=100)
+    result, _ = direct_run(
+        face_swap_runner, tmp_path / "cut", {"video": clip, "reference": reference}, detect_every=100
+    )
     detected, tracked, face_frame = (result.arrays[k] for k in ("detected", "face_tracked", "face_frame"))
     assert detected.tolist() == [True] + [False] * 5 + [True] + [False] * 3, "tracked, found again at the cut"
     assert np.array_equal(tracked, ~detected[face_frame]), "faces of frames without detection are tracked ones"
@@ -280,7 +258,7 @@ def test_detection_runs_every_n_frames_and_again_after_a_cut(runner, sample_vide
     assert np.all((sides > 0.8 * 144) & (sides < 1.25 * 144)), "tracked boxes keep the detected size (144 px)"
 
     every, _ = direct_run(
-        runner, tmp_path / "every", {"video": FrameArray(shot_a), "reference": reference}, detect_every=2
+        face_swap_runner, tmp_path / "every", {"video": FrameArray(shot_a), "reference": reference}, detect_every=2
     )
     assert every.arrays["detected"][::2].all(), "at least every second frame"
     assert every.summary["detections"] < 6 and every.arrays["face_tracked"].any()
@@ -293,12 +271,14 @@ def test_scene_cuts_are_told_from_motion(sample_video):
     assert changes == [False, False, False, True, False], "Megamind.avi cuts between its frames 199 and 200"
 
 
-def test_mouth_mask_keeps_the_original_mouth_and_the_enhancer_changes_only_faces(runner, sample_video, tmp_path):
+def test_mouth_mask_keeps_the_original_mouth_and_the_enhancer_changes_only_faces(
+    face_swap_runner, sample_video, tmp_path
+):
     frames = read_frames(sample_video, 30, 3)
     inputs = {"video": FrameArray(frames), "reference": ImageSequence([TOM_HANKS])}
-    plain, _ = direct_run(runner, tmp_path / "plain", inputs)
-    mouth, _ = direct_run(runner, tmp_path / "mouth", inputs, mouth_mask=True)
-    enhanced, _ = direct_run(runner, tmp_path / "enhanced", inputs, enhance=True, enhance_strength=1.0)
+    plain, _ = direct_run(face_swap_runner, tmp_path / "plain", inputs)
+    mouth, _ = direct_run(face_swap_runner, tmp_path / "mouth", inputs, mouth_mask=True)
+    enhanced, _ = direct_run(face_swap_runner, tmp_path / "enhanced", inputs, enhance=True, enhance_strength=1.0)
     plain_out, mouth_out = output_frames(tmp_path / "plain", 3), output_frames(tmp_path / "mouth", 3)
     enhanced_out = output_frames(tmp_path / "enhanced", 3)
 
@@ -331,17 +311,17 @@ def test_mouth_mask_keeps_the_original_mouth_and_the_enhancer_changes_only_faces
         assert not differs[index][~region].any(), "the enhancer touches nothing outside its face crops"
 
 
-def test_fp16_swapper_and_missing_optional_weights(runner, models_dir, sample_video, tmp_path):
+def test_fp16_swapper_and_missing_optional_weights(face_swap_runner, tiny_face_models, sample_video, tmp_path):
     inputs = {"video": FrameArray(read_frames(sample_video, 40, 2)), "reference": ImageSequence([TOM_HANKS])}
-    half, _ = direct_run(runner, tmp_path, inputs, swapper_precision="fp16")
+    half, _ = direct_run(face_swap_runner, tmp_path, inputs, swapper_precision="fp16")
     assert half.summary["swapper"] == "inswapper_128_fp16" and half.summary["faces_swapped"] > 0
-    auto, _ = direct_run(runner, tmp_path / "auto", inputs)
+    auto, _ = direct_run(face_swap_runner, tmp_path / "auto", inputs)
     assert auto.summary["swapper"] == "inswapper_128", "fp32 off CUDA"
 
     # On a CUDA device (described as the daemon describes it; the sessions still run on the CPU here) auto
     # takes the fp16 swapper when it is installed.
     on_cuda = FaceSwapRunner()
-    on_cuda.models_dir = models_dir
+    on_cuda.models_dir = tiny_face_models
     on_cuda.load(Device(kind="cuda", name="test", dtype="float16", onnx_providers=["CPUExecutionProvider"]))
     cuda_auto, _ = direct_run(on_cuda, tmp_path / "cuda", inputs)
     assert cuda_auto.summary["swapper"] == "inswapper_128_fp16"
@@ -362,18 +342,18 @@ def test_fp16_swapper_and_missing_optional_weights(runner, models_dir, sample_vi
     assert bare.validate({})["swapper_precision"] == "auto"
 
 
-def test_cancel_stops_between_frames(runner, sample_video, tmp_path):
+def test_cancel_stops_between_frames(face_swap_runner, sample_video, tmp_path):
     inputs = {"video": VideoFile(sample_video, 10, 40), "reference": ImageSequence([TOM_HANKS])}
     ctx = RecordingContext(tmp_path, cancel_after=6, device=None)
     with pytest.raises(JobCancelled):
-        runner.run(inputs, runner.validate({}), ctx)
+        face_swap_runner.run(inputs, face_swap_runner.validate({}), ctx)
     written = sorted((tmp_path / "frames").glob("*.png"))
     assert 0 < len(written) < 30 and ctx.progress_calls[-1][0] < 1.0
 
 
-def test_unload_then_load_again(models_dir, sample_video, tmp_path):
+def test_unload_then_load_again(tiny_face_models, sample_video, tmp_path):
     swap = FaceSwapRunner()
-    swap.models_dir = models_dir
+    swap.models_dir = tiny_face_models
     swap.load(None)
     swap.unload()
     with pytest.raises(RuntimeError, match="before load"):

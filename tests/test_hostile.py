@@ -9,25 +9,9 @@ import time
 
 import pytest
 from support.daemon_process import DaemonProcess
+from support.job_calls import remote_error, wait_state
 
 from shared.errors import RemoteError
-
-
-def remote_error(call, *args, **kwargs) -> RemoteError:
-    with pytest.raises(RemoteError) as err:
-        call(*args, **kwargs)
-    return err.value
-
-
-def wait_state(client, job_id, states, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.job(job_id)
-        if job["state"] in states:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} stayed {job['state']}, expected {states}")
-
 
 # -- 1. job ids and records ----------------------------------------------------------------------------------
 

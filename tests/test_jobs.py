@@ -14,25 +14,9 @@ import cv2
 import numpy as np
 import pytest
 from support.daemon_process import DaemonProcess
+from support.job_calls import remote_error, wait_state
 
-from shared.errors import RemoteError
 from shared.references import record_references
-
-
-def wait_state(client, job_id, states, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.job(job_id)
-        if job["state"] in states:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} stayed {job['state']}, expected {states}")
-
-
-def remote_error(call, *args, **kwargs) -> RemoteError:
-    with pytest.raises(RemoteError) as err:
-        call(*args, **kwargs)
-    return err.value
 
 
 def test_resubmitting_the_same_job_id_is_idempotent(client):

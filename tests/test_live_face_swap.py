@@ -15,12 +15,9 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from support.daemon_process import DaemonProcess
 from support.run_context import RecordingContext
-from support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
 from test_face_swap import TOM_HANKS, output_frames, swap_regions
 
-from models.face_swap.runner import FaceSwapRunner
 from models.media import FrameArray, ImageSequence
 from shared.errors import RemoteError
 
@@ -29,37 +26,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:insightface")
 FINAL_STATES = ("stopped", "ended", "failed")
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("live-face-models")
-    install_tiny_models(root, tuple(BUILDERS))
-    return root
-
-
-@pytest.fixture(scope="module")
-def offline(models_dir):
-    """The offline runner in this process, on the same tiny models as the daemon."""
-    swap = FaceSwapRunner()
-    swap.models_dir = models_dir
-    swap.load(None)
-    yield swap
-    swap.unload()
-
-
-@pytest.fixture(scope="module")
-def live_daemon(models_dir, tmp_path_factory):
-    manifest = tmp_path_factory.mktemp("live-face-manifest") / "manifest.toml"
-    write_test_manifest(manifest, models_dir)
-    proc = DaemonProcess(
-        extra_args=("--manifest", str(manifest), "--models-dir", str(models_dir), "--device", "cpu"), plugin=False
-    ).start()
-    yield proc
-    proc.cleanup()
-
-
 @pytest.fixture
-def live_client(live_daemon):
-    with live_daemon.client(timeout=30.0) as c:
+def live_client(face_swap_daemon):
+    with face_swap_daemon.client(timeout=30.0) as c:
         yield c
         for session in c.live_list():
             c.live_stop(session["session_id"])
@@ -117,14 +86,14 @@ def source_frames(video_frames: np.ndarray, results: list[tuple]) -> np.ndarray:
 
 
 def test_live_frames_are_the_offline_swap_of_each_camera_frame(
-    live_client, offline, sample_video, video_frames, tmp_path
+    live_client, face_swap_runner, sample_video, video_frames, tmp_path
 ):
     session = live_client.live_start(
         "face_swap", camera(sample_video), {"detect_every": 1}, {"reference": {"path": str(TOM_HANKS)}}
     )
     results = collect(live_client, session["session_id"], 10)
     sources = source_frames(video_frames, results)
-    expected, _ = offline_outputs(offline, sources, tmp_path)
+    expected, _ = offline_outputs(face_swap_runner, sources, tmp_path)
     swapped_frames = 0
     for (result, arrays), source, wanted in zip(results, sources, expected, strict=True):
         frame = arrays["frame"]
@@ -145,7 +114,7 @@ def test_live_frames_are_the_offline_swap_of_each_camera_frame(
     assert live_client.health()["live_sessions"] == 0
 
 
-def test_options_change_while_running(live_client, offline, sample_video, video_frames, tmp_path):
+def test_options_change_while_running(live_client, face_swap_runner, sample_video, video_frames, tmp_path):
     session = live_client.live_start(
         "face_swap",
         camera(sample_video),
@@ -159,8 +128,10 @@ def test_options_change_while_running(live_client, offline, sample_video, video_
     live_client.live_update(session_id, {"mouth_mask": True, "colour_correction": False})
     changed = collect(live_client, session_id, 4, after_seq=settle(live_client, session_id))
     sources = source_frames(video_frames, changed)
-    expected, _ = offline_outputs(offline, sources, tmp_path / "mouth", mouth_mask=True, colour_correction=False)
-    default, _ = offline_outputs(offline, sources, tmp_path / "default")
+    expected, _ = offline_outputs(
+        face_swap_runner, sources, tmp_path / "mouth", mouth_mask=True, colour_correction=False
+    )
+    default, _ = offline_outputs(face_swap_runner, sources, tmp_path / "default")
     for (result, arrays), wanted in zip(changed, expected, strict=True):
         assert np.array_equal(arrays["frame"], wanted), f"frame {result['frame_index']} ignores the new options"
     assert any(not np.array_equal(w, d) for w, d in zip(expected, default, strict=True)), "the options show"

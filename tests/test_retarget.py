@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.mixamo_tpose import MIXAMO_JOINTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,26 +82,6 @@ METARIG_BONES = _mirror(
         ("heel.02.L", "foot.L", (0.06, 0.046, 0.0), (0.14, 0.046, 0.0)),
     ]
 )
-
-MIXAMO_BONES = [  # a T-pose, centimetres, proportions unlike the metarig's; tails are placeholders (as FBX gives)
-    ("Hips", None, (0, 0, 95)),
-    ("Spine", "Hips", (0, 1, 105)),
-    ("Spine1", "Spine", (0, 1, 117)),
-    ("Spine2", "Spine1", (0, 0, 130)),
-    ("Neck", "Spine2", (0, -1, 148)),
-    ("Head", "Neck", (0, -2, 157)),
-    ("LeftShoulder", "Spine2", (6, 0, 142)),
-    ("LeftArm", "LeftShoulder", (17, 1, 141)),
-    ("LeftForeArm", "LeftArm", (44, 1, 141)),
-    ("LeftHand", "LeftForeArm", (68, 1, 141)),
-    ("LeftHandIndex1", "LeftHand", (77, -2, 141)),
-    ("LeftHandPinky1", "LeftHand", (76, 4, 141)),
-    ("LeftUpLeg", "Hips", (10, 0, 90)),
-    ("LeftLeg", "LeftUpLeg", (10, 0, 50)),
-    ("LeftFoot", "LeftLeg", (10, 2, 9)),
-    ("LeftToeBase", "LeftFoot", (10, -11, 2)),
-    ("LeftToe_End", "LeftToeBase", (10, -18, 2)),
-]
 
 
 def metarig() -> RigData:
@@ -183,7 +164,7 @@ def fbx_like_rig(name, joints, mirrored, prefix="", seed=2) -> RigData:
 def mixamo_rig(prefix="mixamorig:") -> RigData:
     """Mixamo names, both sides."""
     return fbx_like_rig(
-        "mixamo", MIXAMO_BONES, lambda b: b.replace("Left", "Right") if b.startswith("Left") else None, prefix
+        "mixamo", MIXAMO_JOINTS, lambda b: b.replace("Left", "Right") if b.startswith("Left") else None, prefix
     )
 
 

@@ -46,12 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from scripts.bench import common
+from scripts.bench.blender.extension import MODULE, connect_daemon, install_extension
 from scripts.bench.common import hardware, percentile
 
 REPO_ROOT = common.ROOT
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 BLENDER_PYTHON = REPO_ROOT / ".venv-bpy50" / "bin" / "python"
-MODULE = "bl_ext.user_default.vfx_motion_capture"
 CAMERA_FPS = 60
 """A fast webcam's rate: above what the tiny models reach in the bare loop here, so the camera is not the limit."""
 FLOOD_FPS = 240
@@ -154,13 +154,10 @@ def frame_swapper_rate(models: Path, reference: Path, frames: list[Any], seconds
     offline mode's FrameSwapper) in this process on frames in memory, detector on every frame."""
     import cv2
 
-    from models.face_swap.runner import FaceSwapRunner
     from models.media import ImageSequence
+    from tests.support.tiny_face_swap import loaded_face_swap_runner
 
-    runner = FaceSwapRunner()
-    runner.models_dir = models
-    runner.load(None)
-    try:
+    with loaded_face_swap_runner(models) as runner:
         processor = runner.start_live(runner.validate({"detect_every": 1}), {"reference": ImageSequence([reference])})
         rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
         done = 0
@@ -169,8 +166,6 @@ def frame_swapper_rate(models: Path, reference: Path, frames: list[Any], seconds
             processor.process(rgb[done % len(rgb)], time.monotonic())
             done += 1
         return done / (time.perf_counter() - started)
-    finally:
-        runner.unload()
 
 
 def live_rate(client: Any, video: Path, reference: Path, params: dict[str, Any], seconds: float) -> dict[str, float]:
@@ -215,25 +210,13 @@ def live_rate(client: Any, video: Path, reference: Path, params: dict[str, Any],
 def blender_part(args: argparse.Namespace) -> None:
     """Runs in the bpy venv: the live view on ``args.video`` through the daemon of ``args.connection_file``."""
     work = Path(args.work)
-    os.environ["BLENDER_USER_RESOURCES"] = str(work / "blender-user")  # read when bpy is imported
+    addon = install_extension(work)
     import bpy
     import numpy as np
 
-    from scripts import build_extension
-
-    bpy.ops.extensions.package_install_files(
-        filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
-    )
-    addon = sys.modules[f"{MODULE}.addon"]
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.connection_file, prefs.output_dir = args.connection_file, str(work / "blender-output")
-    rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    while rt.status.state not in {"connected", "error"}:
-        addon.common.pump.tick()
-        time.sleep(0.02)
-    if rt.status.state == "error":
-        raise RuntimeError(rt.status.message)
+    connect_daemon(addon)
 
     # Bulk writes alone, for reference: 512x512 RGBA into a float and into a byte image.
     writes: dict[str, float] = {}
@@ -325,8 +308,8 @@ def main() -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="insightface")
     import insightface
 
-    from tests.support.daemon_process import DaemonProcess
-    from tests.support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
+    from tests.support.tiny_face_swap import running_face_swap_daemon
+    from tests.support.tiny_onnx_faces import BUILDERS, install_tiny_models
 
     reference = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
     work = Path(tempfile.mkdtemp(prefix="vfx-live-"))
@@ -335,8 +318,6 @@ def main() -> int:
     try:
         models = work / "models"
         install_tiny_models(models, tuple(BUILDERS))
-        manifest = work / "manifest.toml"
-        write_test_manifest(manifest, models)
         clip = read_clip(args.frames)
         fast = write_video(work / "fast.avi", clip, CAMERA_FPS)
         flood = write_video(work / "flood.avi", clip, FLOOD_FPS)
@@ -345,10 +326,7 @@ def main() -> int:
         bare = BareSwap(models, reference)
         bare_rate(bare, 1.0, None, clip)  # warm up
         numbers["bare_in_memory_fps"] = bare_rate(bare, args.seconds, None, clip)
-        daemon = DaemonProcess(
-            extra_args=("--manifest", str(manifest), "--models-dir", str(models), "--device", "cpu"), plugin=False
-        ).start()
-        try:
+        with running_face_swap_daemon(models, work) as daemon:
             runs: dict[str, list[Any]] = {"bare": [], "work": [], "live1": [], "live5": []}
             with daemon.client(timeout=30.0) as client:
                 for _ in range(args.rounds):  # interleaved: the machine's other load hits every side alike
@@ -384,8 +362,6 @@ def main() -> int:
                 if done.returncode != 0:
                     raise RuntimeError(f"the Blender part failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
                 numbers["blender"] = json.loads(done.stdout.strip().splitlines()[-1])
-        finally:
-            daemon.cleanup()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -46,11 +46,11 @@ from pathlib import Path
 from typing import Any
 
 from scripts.bench import common
+from scripts.bench.blender.extension import MODULE, enable_rigify, install_extension
 from scripts.bench.common import percentile
 
 ROOT = common.ROOT
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
-MODULE = "bl_ext.user_default.vfx_motion_capture"
 GOAL_EXTRA_MS = 10.0
 GOAL_THROUGHPUT = 0.95
 """In every round, not only the median."""
@@ -294,15 +294,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def blender_side(args: argparse.Namespace) -> dict[str, Any]:
     """Run the add-on's live loop onto a metarig for ``--warmup`` + ``--seconds`` seconds."""
-    os.environ["BLENDER_USER_RESOURCES"] = str(args.work / "blender-user")  # read when bpy is imported
+    addon = install_extension(args.work)
     import bpy
 
-    from scripts import build_extension
-
-    bpy.ops.extensions.package_install_files(
-        filepath=str(build_extension.build(args.work / "dist")), repo="user_default", enable_on_install=True
-    )
-    addon = sys.modules[f"{MODULE}.addon"]
     enable_rigify()
     bpy.ops.object.armature_human_metarig_add()
     metarig = bpy.context.object
@@ -358,12 +352,6 @@ def process_cpu_s(pid: int) -> float:
     """CPU seconds (user + system, all threads) process ``pid`` has used so far (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def enable_rigify() -> None:
-    import addon_utils  # only importable once bpy has set up Blender's script paths
-
-    addon_utils.enable("rigify", default_set=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BLENDER_SIDE = Path(__file__).resolve().parent / "blender_side"
+TESTS_DIR = BLENDER_SIDE.parents[1]
 DAEMON_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 BLENDER_LINES = {"5.0": ".venv-bpy50", "4.5": ".venv-bpy45", "4.2": ".venv-bpy42", "5.2": ".venv-bpy52"}
 """Blender line -> the venv holding its bpy wheel (see scripts/setup_blender_envs.sh)."""
@@ -62,7 +63,7 @@ class Blender:
             **os.environ,
             "HOME": str(home),
             "VFXMOCAP_RUNTIME_DIR": str(runtime_dir / "run"),
-            "PYTHONPATH": str(BLENDER_SIDE),
+            "PYTHONPATH": os.pathsep.join([str(BLENDER_SIDE), str(TESTS_DIR)]),  # scenarios import support/ too
             "PYTHONWARNINGS": "default::DeprecationWarning",  # shown, so the check below sees them
             **(env or {}),
         }

@@ -15,42 +15,21 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from support.daemon_process import DaemonProcess
-from support.tiny_onnx_faces import BUILDERS, install_tiny_models, write_test_manifest
+from support.tiny_face_swap import loaded_face_swap_runner
 from test_face_swap import TOM_HANKS, RecordingContext, output_frames
 
-from models.face_swap.runner import FaceSwapRunner
 from models.media import FrameArray, ImageSequence
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.filterwarnings("ignore::FutureWarning:insightface")]
 
 
 @pytest.fixture(scope="module")
-def face_models(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("live-view-models")
-    install_tiny_models(root, tuple(BUILDERS))
-    return root
-
-
-@pytest.fixture(scope="module")
-def face_daemon(face_models, tmp_path_factory):
-    """One daemon for every Blender line, with the face-swap files of the tiny models in its manifest."""
-    manifest = tmp_path_factory.mktemp("live-view-manifest") / "manifest.toml"
-    write_test_manifest(manifest, face_models)
-    proc = DaemonProcess(
-        extra_args=("--manifest", str(manifest), "--models-dir", str(face_models), "--device", "cpu"), plugin=False
-    ).start()
-    yield proc
-    proc.cleanup()
-
-
-@pytest.fixture(scope="module")
-def live(blender, face_daemon, sample_video: Path, tmp_path_factory) -> dict[str, Any]:
+def live(blender, face_swap_daemon, sample_video: Path, tmp_path_factory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp(f"live-view-{blender.line}")
     record = blender.run(
         "live_view_face_swap.py",
         "--connection-file",
-        str(face_daemon.connection_file),
+        str(face_swap_daemon.connection_file),
         "--data-dir",
         str(folder),
         "--video",
@@ -58,10 +37,12 @@ def live(blender, face_daemon, sample_video: Path, tmp_path_factory) -> dict[str
         "--reference",
         str(TOM_HANKS),
     )
-    with face_daemon.client() as client:
+    with face_swap_daemon.client() as client:
         record["daemon_sessions_after"] = client.health()["live_sessions"]
     prefix = record["disabled_session"][:8]
-    record["daemon_log"] = [line for line in face_daemon.read_log().splitlines() if f"live session {prefix}" in line]
+    record["daemon_log"] = [
+        line for line in face_swap_daemon.read_log().splitlines() if f"live session {prefix}" in line
+    ]
     record["folder"] = folder
     return record
 
@@ -92,7 +73,7 @@ def test_bad_input_is_refused_by_the_start_operator_with_the_reason(live):
     assert "no-such-video.avi" in live["missing_video"]["error"] and "does not exist" in live["missing_video"]["error"]
 
 
-def test_swapped_frames_reach_the_blender_image(live, face_models, sample_video, tmp_path):
+def test_swapped_frames_reach_the_blender_image(live, tiny_face_models, sample_video, tmp_path):
     shown = live["shown"]
     assert live["threads_running"] == ["vfx-mocap-live-view"]
     assert shown["count"] >= 20 and shown["state"] == "running" and shown["daemon_sessions"] == 1
@@ -103,14 +84,9 @@ def test_swapped_frames_reach_the_blender_image(live, face_models, sample_video,
 
     # The image is the offline mode's swap of the camera frame it came from, bit for bit.
     source = video_frame(sample_video, shown["frame_index"])
-    runner = FaceSwapRunner()
-    runner.models_dir = face_models
-    runner.load(None)
-    try:
+    with loaded_face_swap_runner(tiny_face_models) as runner:
         inputs = {"video": FrameArray(source[np.newaxis]), "reference": ImageSequence([TOM_HANKS])}
         runner.run(inputs, runner.validate({"detect_every": 1}), RecordingContext(tmp_path))
-    finally:
-        runner.unload()
     [expected] = output_frames(tmp_path, 1)
     image = np.load(live["folder"] / "shown.npy")
     assert np.array_equal(image, expected)

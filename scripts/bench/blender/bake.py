@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from scripts.bench import common
+from scripts.bench.blender.extension import enable_rigify, install_extension
 
-MODULE = "bl_ext.user_default.vfx_motion_capture"
 GOAL_RATIO = 30.0
 CLEAN_GOAL_RATIO = 2.0
 
@@ -60,12 +60,6 @@ def random_walk_pose(addon, bones: tuple[str, ...], root: str, frames: int, seed
     location = np.cumsum(rng.normal(scale=0.005, size=(frames, 3)), axis=0)
     measured = np.ones((frames, len(bones)), dtype=bool)
     return addon.bridge.retarget.solver.PoseFrames(bones, quats, root, location, measured)
-
-
-def enable_rigify() -> None:
-    import addon_utils  # only importable once bpy has set up Blender's script paths
-
-    addon_utils.enable("rigify", default_set=True)
 
 
 def fresh_action(obj) -> None:
@@ -229,15 +223,9 @@ def whole_bakes(addon, obj, rig, bone_map, args: argparse.Namespace, work: Path)
 
 
 def run(args: argparse.Namespace, work: Path) -> dict:
-    os.environ["BLENDER_USER_RESOURCES"] = str(work / "blender-user")  # read when bpy is imported
+    addon = install_extension(work)
     import bpy
 
-    from scripts import build_extension
-
-    bpy.ops.extensions.package_install_files(
-        filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
-    )
-    addon = sys.modules[f"{MODULE}.addon"]
     enable_rigify()
     bpy.ops.object.armature_human_metarig_add()
     obj = bpy.context.object

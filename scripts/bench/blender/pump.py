@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from scripts.bench import common
+from scripts.bench.blender.extension import MODULE, connect_daemon, install_extension
 from scripts.bench.common import percentile
 
 ROOT = common.ROOT
 SAMPLE_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
-MODULE = "bl_ext.user_default.vfx_motion_capture"
 GOAL_P99_MS = 4.0
 
 
@@ -46,26 +46,15 @@ def main() -> int:
 
 def run(args: argparse.Namespace, work: Path) -> int:
     """The benchmark, with Blender's user folder, the daemon's files and the zip under ``work``."""
-    os.environ["BLENDER_USER_RESOURCES"] = str(work / "blender-user")  # read when bpy is imported
     os.environ["VFXMOCAP_RUNTIME_DIR"] = str(work / "run")  # a daemon of our own, not one already running
+    addon = install_extension(work)
     import bpy
 
-    from scripts import build_extension
-
-    bpy.ops.extensions.package_install_files(
-        filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
-    )
-    addon = sys.modules[f"{MODULE}.addon"]
     client_module = sys.modules[f"{MODULE}.shared.client"]
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.daemon_python, prefs.output_dir = args.daemon_python, str(work / "daemon-data")
+    connect_daemon(addon)
     rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    while rt.status.state not in {"connected", "error"}:
-        addon.common.pump.tick()
-        time.sleep(0.02)
-    if rt.status.state == "error":
-        raise RuntimeError(rt.status.message)
 
     scene = bpy.context.scene
     editor = scene.sequence_editor_create()

@@ -22,7 +22,6 @@ import argparse
 import importlib
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -31,9 +30,9 @@ import time
 from pathlib import Path
 
 from scripts.bench import common
+from scripts.bench.blender.extension import MODULE, install_extension
 
 ROOT = common.ROOT
-MODULE = "bl_ext.user_default.vfx_motion_capture"
 
 
 def baseline(keypoints_file: Path, repeats: int) -> dict[str, float]:
@@ -119,15 +118,9 @@ def build_scene(frames: int) -> None:
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
-    os.environ["BLENDER_USER_RESOURCES"] = str(work / "blender-user")
+    addon = install_extension(work)
     import bpy
 
-    from scripts import build_extension
-
-    bpy.ops.extensions.package_install_files(
-        filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
-    )
-    addon = sys.modules[f"{MODULE}.addon"]
     importlib.import_module(f"{MODULE}.addon.bridge.scene_control.skeleton_drawing")
     addon.common.preferences.get().output_dir = str(work / "out")
     build_scene(args.frames)

@@ -12,7 +12,6 @@ on the first frame, then one ``elements.append`` per frame. Goal: the insertion'
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -24,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from scripts.bench import common
+from scripts.bench.blender.extension import install_extension
 
-MODULE = "bl_ext.user_default.vfx_motion_capture"
 GOAL_MS = 4.0
 SIZES = {"528p": (720, 528), "1080p": (1920, 1080)}
 
@@ -59,15 +58,9 @@ def plain_insert(editor, compat, folder: Path, channel: int) -> float:
 
 
 def run(args: argparse.Namespace, work: Path) -> dict:
-    os.environ["BLENDER_USER_RESOURCES"] = str(work / "blender-user")  # read when bpy is imported
+    addon = install_extension(work)
     import bpy
 
-    from scripts import build_extension
-
-    bpy.ops.extensions.package_install_files(
-        filepath=str(build_extension.build(work / "dist")), repo="user_default", enable_on_install=True
-    )
-    addon = sys.modules[f"{MODULE}.addon"]
     strips, compat = addon.common.strips, addon.common.compat
     scene = bpy.context.scene
     editor = scene.sequence_editor_create()

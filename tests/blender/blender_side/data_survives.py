@@ -89,9 +89,7 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
 
     harness.configure(args.daemon_python)
     harness.preferences().device = "cpu"
-    rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    rt = harness.start_daemon(addon)
     generate = harness.draw_panel(addon.generate.panels.draw_generate)
     record["face_swap_row"] = generate[generate.index("Face swap: needs a download (889 MB)") :][:3]
     result, error = harness.operator_report(bpy.ops.vfxmocap.fetch_models, mode="face_swap")
@@ -132,9 +130,7 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(args.daemon_python)
     harness.preferences().device = "cpu"
-    rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    harness.pump_until(addon, lambda: rt.status.state == "connected", "the reinstalled add-on's daemon")
+    rt = harness.start_daemon(addon, "the reinstalled add-on's daemon")
     client_module = __import__(f"{harness.MODULE}.shared.client", fromlist=["Client"])
     connection = __import__(f"{harness.MODULE}.shared.connection", fromlist=["default_connection_file"])
     with client_module.Client.from_file(connection.default_connection_file()) as client:

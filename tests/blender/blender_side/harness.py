@@ -111,6 +111,15 @@ def pump_until(addon: ModuleType, predicate: Callable[[], bool], what: str, time
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; daemon {status.state}: {status.message}")
 
 
+def start_daemon(addon: ModuleType, what: str = "the daemon to connect") -> Any:
+    """Press Start Daemon (it starts one, or connects to the preferences' connection file) and pump until the add-on
+    is connected; return the add-on's runtime (``rt.status``, ``rt.modes``)."""
+    rt = addon.common.runtime.get()
+    bpy.ops.vfxmocap.daemon_start()
+    pump_until(addon, lambda: rt.status.state == "connected", what)
+    return rt
+
+
 def operator_report(operator: Callable[..., set[str]], **kwargs: Any) -> tuple[set[str] | None, str]:
     """Call an operator; return (result, error report). Blender raises RuntimeError for ERROR reports."""
     try:

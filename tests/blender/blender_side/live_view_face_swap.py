@@ -76,9 +76,7 @@ def start_recording(addon: Any, frames: int, before: str) -> Any:
 def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(data_dir=args.data_dir, connection_file=args.connection_file)
-    rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    rt = harness.start_daemon(addon)
     record["panels"] = sorted(name for name in dir(bpy.types) if name.endswith("_live_view"))
 
     scene = bpy.context.scene

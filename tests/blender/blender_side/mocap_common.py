@@ -12,30 +12,10 @@ from typing import Any
 import bpy
 import numpy as np
 from mathutils import Matrix, Vector
+from support.mixamo_tpose import MIXAMO_JOINTS
 
 LIMBS = ("upper_arm", "forearm", "hand", "thigh", "shin", "foot")
 SIDES = {"L": "left", "R": "right"}
-
-MIXAMO_JOINTS = [  # a T-pose in centimetres, proportions unlike the metarig's
-    ("Hips", None, (0, 0, 95)),
-    ("Spine", "Hips", (0, 1, 105)),
-    ("Spine1", "Spine", (0, 1, 117)),
-    ("Spine2", "Spine1", (0, 0, 130)),
-    ("Neck", "Spine2", (0, -1, 148)),
-    ("Head", "Neck", (0, -2, 157)),
-    ("HeadTop_End", "Head", (0, -2, 178)),
-    ("LeftShoulder", "Spine2", (6, 0, 142)),
-    ("LeftArm", "LeftShoulder", (17, 1, 141)),
-    ("LeftForeArm", "LeftArm", (44, 1, 141)),
-    ("LeftHand", "LeftForeArm", (68, 1, 141)),
-    ("LeftHandIndex1", "LeftHand", (77, -2, 141)),
-    ("LeftHandPinky1", "LeftHand", (76, 4, 141)),
-    ("LeftUpLeg", "Hips", (10, 0, 90)),
-    ("LeftLeg", "LeftUpLeg", (10, 0, 50)),
-    ("LeftFoot", "LeftLeg", (10, 2, 9)),
-    ("LeftToeBase", "LeftFoot", (10, -11, 2)),
-    ("LeftToe_End", "LeftToeBase", (10, -18, 2)),
-]
 
 
 def add_metarig() -> bpy.types.Object:

@@ -160,9 +160,7 @@ def face_mesh(name: str = "Face") -> Any:
 
 def media_case(addon: Any, args: argparse.Namespace) -> dict[str, Any]:
     harness.configure(args.daemon_python, args.data_dir)
-    rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    harness.start_daemon(addon)
     scene = bpy.context.scene
     scene.vfx_mocap.auto_insert = False
     for action in list(bpy.data.actions):

@@ -94,9 +94,7 @@ def open_file_while_live(addon: Any, metarig: Any, path: Path) -> dict[str, Any]
 def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(args.daemon_python, args.data_dir)
-    rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    rt = harness.start_daemon(addon)
 
     scene = bpy.context.scene
     scene.vfx_mocap_parts.use_hands = False  # the body alone here; hands and face: mocap_hands_face.py

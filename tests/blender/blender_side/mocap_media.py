@@ -76,9 +76,7 @@ def summarize(obj: Any, driven: list[str]) -> dict[str, Any]:
 def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(args.daemon_python, args.data_dir)
-    rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    rt = harness.start_daemon(addon)
 
     scene = bpy.context.scene
     scene.vfx_mocap.auto_insert = False  # the control video below is inserted by its own operator

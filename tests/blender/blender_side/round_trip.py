@@ -58,9 +58,7 @@ def generate(addon: ModuleType) -> Any:
 def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(args.daemon_python, args.data_dir)
-    rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    rt = harness.start_daemon(addon)
     record["pose_mode"] = dict(rt.modes.get("pose", {}))
 
     scene = bpy.context.scene

@@ -53,6 +53,9 @@ JOINT_BONES = {
     "left_knee": "shin.L",
     "left_ankle": "foot.L",
 }
+"""OpenPose keypoint -> the metarig bone at whose head the pose pass must draw it: the test's own statement of the
+convention, kept apart from the add-on's ``body_joints.BODY_ROLES`` so that a wrong entry there (a swapped side,
+an elbow for a wrist) fails the pose-pass tests instead of moving the reference with it."""
 
 
 def build_scene() -> tuple[bpy.types.Object, bpy.types.Object]:
@@ -348,9 +351,7 @@ def exit_without_teardown(result: Path) -> None:
 def generate_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     addon = harness.install_extension(args.zip)
     harness.configure(data_dir=args.data_dir, connection_file=args.connection_file)
-    rt = addon.common.runtime.get()
-    bpy.ops.vfxmocap.daemon_start()
-    harness.pump_until(addon, lambda: rt.status.state == "connected", "the daemon to connect")
+    rt = harness.start_daemon(addon)
     scene = bpy.context.scene
     build_scene()
     state = scene.vfx_mocap
