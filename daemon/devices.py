@@ -61,6 +61,11 @@ class Device:
 
 
 def installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it. A module already imported counts: while another
+    thread is importing it (OpenCV's loader swaps ``sys.modules["cv2"]`` during its import), ``find_spec`` would
+    raise ``ValueError: cv2.__spec__ is None`` instead of answering."""
+    if module in sys.modules:
+        return True
     return importlib.util.find_spec(module) is not None
 
 

@@ -68,10 +68,15 @@ def collect(client, session_id: str, count: int, after_seq: int = 0, timeout: fl
 
 
 def settle(client, session_id: str) -> int:
-    """After an option change: the seq from which every result was made with the new options (the frame being
-    swapped when the change arrived still used the old ones)."""
+    """After an option change: the seq from which every result was made with the new options.
+
+    The session thread takes new options before it starts a frame. When the change arrived, the newest published
+    result was L and frame L+1 could already be in progress with the old options; so L+1 is awaited and every
+    result after it started once the change was in."""
     _, latest, _ = client.live_next(session_id, after_seq=0, wait_s=5.0)
-    return latest["seq"] + 1
+    _, following, _ = client.live_next(session_id, after_seq=latest["seq"], wait_s=30.0)
+    assert following is not None, "the session produced no result after the option change"
+    return following["seq"] + 1
 
 
 def offline_outputs(runner, frames: np.ndarray, tmp_path: Path, **params: Any) -> tuple[np.ndarray, dict]:

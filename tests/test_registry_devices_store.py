@@ -6,13 +6,14 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
 from support.daemon_process import DaemonProcess
 from support.vfx_test_runners import CountRunner
 
-from daemon.devices import Device, DeviceUnavailable, device_memory, pick_onnx_providers, resolve_device
+from daemon.devices import Device, DeviceUnavailable, device_memory, installed, pick_onnx_providers, resolve_device
 from daemon.registry import ModelRegistry, read_memory
 from daemon.store import JobRecord, JobStore
 from shared.errors import VfxError
@@ -218,3 +219,13 @@ def test_running_jobs_become_interrupted_on_recovery(tmp_path):
     assert store.mark_running_interrupted() == ["r"]
     stored = store.get("r")
     assert stored.state == "interrupted" and stored.error["code"] == "interrupted"
+
+
+def test_a_package_another_thread_is_importing_counts_as_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While OpenCV imports (on a job's thread), ``sys.modules["cv2"]`` is briefly a module without a spec, and
+    ``importlib.util.find_spec`` raises ValueError; a pose job submitted then failed with "cv2.__spec__ is None"."""
+    half_imported = types.ModuleType("half_imported_package")
+    half_imported.__spec__ = None
+    monkeypatch.setitem(sys.modules, "half_imported_package", half_imported)
+    assert installed("half_imported_package")
+    assert installed("json") and not installed("no_such_package_here")
