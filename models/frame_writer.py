@@ -46,8 +46,7 @@ def encode_png(image: np.ndarray | IndexedImage) -> bytes:
 
     if isinstance(image, IndexedImage):
         return encode_indexed(image)
-    rgb = image
-    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError("the PNG encoder refused the frame")
     return data.tobytes()

@@ -15,6 +15,7 @@ this module without it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -186,26 +187,39 @@ def draw_hands(canvas_rgb: np.ndarray, hands_xy: np.ndarray) -> np.ndarray:
     ``hands_xy`` is (H, 21, 2) in pixels (any number of hands, MediaPipe's point order); a hand with a NaN point
     is not drawn (MediaPipe finds a hand whole or not at all).
     """
-    import cv2
-
     out = canvas_rgb.copy()
-    for points in _hand_points(hands_xy):
-        for colour, (start, end) in zip(HAND_BONE_COLOURS, HAND_BONES, strict=True):
-            cv2.line(out, tuple(points[start]), tuple(points[end]), colour, HAND_LINE_WIDTH_PX)
-        for x, y in points:
-            cv2.circle(out, (int(x), int(y)), HAND_JOINT_RADIUS_PX, HAND_JOINT_COLOUR, thickness=-1)
+    _stroke_hands(out, hands_xy, HAND_BONE_COLOURS, HAND_JOINT_COLOUR)
     return out
 
 
 def draw_face_points(canvas_rgb: np.ndarray, face_xy: np.ndarray) -> np.ndarray:
     """Draw the 68 face points of a MediaPipe face mesh ``face_xy`` (478, 2) in pixels onto a copy of
     ``canvas_rgb`` and return the copy; a face with NaN points (not found) is not drawn."""
+    out = canvas_rgb.copy()
+    _stroke_face(out, face_xy, FACE_POINT_COLOUR)
+    return out
+
+
+def _stroke_hands(
+    canvas: np.ndarray, hands_xy: np.ndarray, bone_colours: Sequence[Sequence[int]], joint_colour: Sequence[int]
+) -> None:
+    """Draw the drawable hands of ``hands_xy`` into ``canvas``, in place: bone ``i`` in ``bone_colours[i]``, then
+    the joints in ``joint_colour`` (RGB colours on an RGB canvas, one-value tuples on a palette canvas)."""
     import cv2
 
-    out = canvas_rgb.copy()
+    for points in _hand_points(hands_xy):
+        for colour, (start, end) in zip(bone_colours, HAND_BONES, strict=True):
+            cv2.line(canvas, tuple(points[start]), tuple(points[end]), colour, HAND_LINE_WIDTH_PX)
+        for x, y in points:
+            cv2.circle(canvas, (int(x), int(y)), HAND_JOINT_RADIUS_PX, joint_colour, thickness=-1)
+
+
+def _stroke_face(canvas: np.ndarray, face_xy: np.ndarray, colour: Sequence[int]) -> None:
+    """Draw the 68 face points of ``face_xy`` into ``canvas`` in ``colour``, in place (none when it has NaN)."""
+    import cv2
+
     for x, y in _face_points(face_xy):
-        cv2.circle(out, (int(x), int(y)), FACE_POINT_RADIUS_PX, FACE_POINT_COLOUR, thickness=-1)
-    return out
+        cv2.circle(canvas, (int(x), int(y)), FACE_POINT_RADIUS_PX, colour, thickness=-1)
 
 
 def _hand_points(hands_xy: np.ndarray) -> list[np.ndarray]:
@@ -272,14 +286,8 @@ def draw_on_black(
         for index, centre in joints:
             cv2.circle(indices, centre, JOINT_RADIUS_PX, (_JOINT_INDEX + index,), thickness=-1)
     if hands_xy is not None:
-        for points in _hand_points(hands_xy):
-            for bone, (start, end) in enumerate(HAND_BONES):
-                cv2.line(
-                    indices, tuple(points[start]), tuple(points[end]), (_HAND_BONE_INDEX + bone,), HAND_LINE_WIDTH_PX
-                )
-            for x, y in points:
-                cv2.circle(indices, (int(x), int(y)), HAND_JOINT_RADIUS_PX, (_HAND_JOINT_INDEX,), thickness=-1)
+        bones = [(_HAND_BONE_INDEX + bone,) for bone in range(len(HAND_BONES))]
+        _stroke_hands(indices, hands_xy, bones, (_HAND_JOINT_INDEX,))
     if face_xy is not None:
-        for x, y in _face_points(face_xy):
-            cv2.circle(indices, (int(x), int(y)), FACE_POINT_RADIUS_PX, (_FACE_POINT_INDEX,), thickness=-1)
+        _stroke_face(indices, face_xy, (_FACE_POINT_INDEX,))
     return IndexedImage(indices, skeleton_palette())
