@@ -170,6 +170,7 @@ def test_stop_returns_at_once_and_the_panel_says_it_is_stopping(live):
     assert stopping["stopping"] is True, "the thread is still finishing its poll right after the click"
     assert "Stopping..." in stopping["panel"]
     assert "still stopping" in stopping["start"]
+    assert stopping["same_view"], "a start while stopping must not replace the view"
 
 
 def test_opening_another_file_stops_the_view_and_keeps_its_take_on_disk_only(live):

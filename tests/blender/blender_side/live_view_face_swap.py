@@ -10,6 +10,7 @@ would. What the image held is saved to ``--data-dir`` for the pytest side to com
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,11 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     }
 
     # 5. Stop: the operator returns at once (the UI never waits); then the thread and the daemon's session go.
+    # The thread's last step (stopping the daemon's session) waits for `checked`, so the checks made while it
+    # stops cannot race a thread that happens to end within the operator call (a start then really starts).
+    checked = threading.Event()
+    stop_remote = view.session._stop_remote
+    view.session._stop_remote = lambda client: (checked.wait(30), stop_remote(client))
     started = time.perf_counter()
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_stop)
     record["stop_operator_ms"] = (time.perf_counter() - started) * 1000
@@ -175,7 +181,9 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "stopping": view.stopping,
         "panel": harness.draw_panel(addon.live.live_view_ui.draw_live_view),
         "start": harness.operator_report(bpy.ops.vfxmocap.live_view_start)[1],
+        "same_view": addon.live.live_view.current() is view,
     }
+    checked.set()
     pump_live(addon, lambda: not view.running, "the live thread to end", timeout=15)
     record["after_stop"] = {
         "threads": live_threads(),
