@@ -125,9 +125,10 @@ class VideoFile:
     def size(self) -> tuple[int, int]:
         return self._size
 
-    def frames(self) -> Iterator[np.ndarray]:
-        """Decoded frames, prefetched on a worker thread that stops when this generator is closed."""
-        return _prefetched(self._decode, f"decode {self.path.name}")
+    def frames(self, on_decoded: Callable[[np.ndarray], object] | None = None) -> Iterator[np.ndarray]:
+        """Decoded frames, prefetched on a worker thread that stops when this generator is closed (``on_decoded``
+        as in :meth:`models.runner.Media.frames`, on that thread)."""
+        return _prefetched(self._decode, f"decode {self.path.name}", on_decoded)
 
     def _decode(self) -> Generator[np.ndarray, None, None]:
         import cv2
@@ -191,9 +192,10 @@ class ImageSequence:
             self._size = (width, height)
         return self._size
 
-    def frames(self) -> Iterator[np.ndarray]:
-        """Decoded images, prefetched on a worker thread that stops when this generator is closed."""
-        return _prefetched(self._decode, f"decode {self.paths[0].parent.name}")
+    def frames(self, on_decoded: Callable[[np.ndarray], object] | None = None) -> Iterator[np.ndarray]:
+        """Decoded images, prefetched on a worker thread that stops when this generator is closed (``on_decoded``
+        as in :meth:`models.runner.Media.frames`, on that thread)."""
+        return _prefetched(self._decode, f"decode {self.paths[0].parent.name}", on_decoded)
 
     def _decode(self) -> Generator[np.ndarray, None, None]:
         for path in self.paths:
@@ -246,8 +248,10 @@ class FrameArray:
     def size(self) -> tuple[int, int]:
         return (int(self.array.shape[2]), int(self.array.shape[1]))
 
-    def frames(self) -> Iterator[np.ndarray]:
-        return iter(self.array)
+    def frames(self, on_decoded: Callable[[np.ndarray], object] | None = None) -> Iterator[np.ndarray]:
+        if on_decoded is None:
+            return iter(self.array)
+        return _each_then_yield(iter(self.array), on_decoded)
 
 
 def open_media(name: str, spec: Mapping[str, Any]) -> Media:
@@ -316,10 +320,21 @@ class _Failure:
     error: BaseException
 
 
-def _prefetched(
-    decode: Callable[[], Generator[np.ndarray, None, None]], thread_name: str
+def _each_then_yield(
+    frames: Iterator[np.ndarray], on_decoded: Callable[[np.ndarray], object]
 ) -> Generator[np.ndarray, None, None]:
-    """Yield what ``decode()`` yields, running it on its own thread up to ``PREFETCH_FRAMES`` ahead.
+    for frame in frames:
+        on_decoded(frame)
+        yield frame
+
+
+def _prefetched(
+    decode: Callable[[], Generator[np.ndarray, None, None]],
+    thread_name: str,
+    on_decoded: Callable[[np.ndarray], object] | None = None,
+) -> Generator[np.ndarray, None, None]:
+    """Yield what ``decode()`` yields, running it on its own thread up to ``PREFETCH_FRAMES`` ahead; that thread
+    also calls ``on_decoded`` (if given) with each frame before queueing it.
 
     The thread starts at the first ``next()``. However the consumer stops (end of frames, ``break``,
     ``close()``, an exception, garbage collection), the ``finally`` below asks the thread to stop and joins
@@ -342,6 +357,8 @@ def _prefetched(
         frames = decode()
         try:
             for frame in frames:
+                if on_decoded is not None:
+                    on_decoded(frame)
                 if not offer(frame):
                     return
             offer(_End())

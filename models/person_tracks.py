@@ -137,6 +137,12 @@ class PeopleTracker:
             self._whole_frame.close()
             self._whole_frame = None
 
+    @property
+    def rebuilds_at_a_cut(self) -> bool:
+        """Whether a cut now would take a new graph from ``new_pose``: people ``"one"`` whose graph has found
+        someone (``"all"`` takes one per person found after the cut, if any)."""
+        return self.mode == "one" and self._whole_frame_found
+
     def push(self, index: int, frame: np.ndarray, new_shot: bool) -> list[Track]:
         """Track ``frame`` (RGB) number ``index``; ``new_shot``: it follows a cut. Returns the tracks found in it."""
         if self.mode == "one":

@@ -3,8 +3,9 @@
 MediaPipe 0.10.21's legacy ``solutions.pose`` tracks the most prominent person of each frame. Its video mode
 carries tracking state from frame to frame, so every run builds a fresh graph: two jobs never share state,
 and the same frames always give the same landmarks. Shot cuts are found on the decoded frames
-(:mod:`.shot_cuts`) and the graph is rebuilt at each, so no tracking or landmark smoothing crosses a cut; people
-are followed as tracks that never switch person (:mod:`.person_tracks`).
+(:mod:`.shot_cuts`, on the decoding thread) and the graph is rebuilt at each, so no tracking or landmark smoothing
+crosses a cut (the next shot's graph is built ahead, :mod:`.graph_ahead`); people are followed as tracks that never
+switch person (:mod:`.person_tracks`).
 
 Importing this module imports neither MediaPipe nor OpenCV; :meth:`PoseRunner.load` imports MediaPipe,
 which brings OpenCV with it.
@@ -25,6 +26,7 @@ from shared.png import IndexedImage
 
 from . import face_blendshapes, hands_face
 from .frame_writer import FrameWriter
+from .graph_ahead import GraphAhead
 from .native_memory import release_freed_memory
 from .person_tracks import PEOPLE_MODES, PeopleTracker, draw_track_number
 from .runner import (
@@ -266,11 +268,12 @@ class PoseRunner(Runner):
         # With people "one" the tracker calls its one whole-frame graph once per frame, so the recorder gets one
         # row per frame, aligned with the tracks' frames ("all" has no parts: see validate).
         parts = hands_face.PartsRecorder(*hands_face.wanted(params), face_blendshapes.open_for(self.models_dir, params))
-        frames = video.frames()
+        # Cuts are found as frames are decoded, ahead of the tracking: the graph for the next shot is built before
+        # the job reaches it (see .graph_ahead).
         cuts = ShotCutDetector()
-        people = PeopleTracker(
-            params["people"], lambda: _PoseGraph(self._new_tracker(params), parts.add), video.size, video.fps
-        )
+        frames = video.frames(on_decoded=cuts.push)
+        graphs = GraphAhead(lambda: _PoseGraph(self._new_tracker(params), parts.add, video.size))
+        people = PeopleTracker(params["people"], graphs.take, video.size, video.fps)
         numbered = params["people"] == "all"
         writer = FrameWriter(ctx.output_dir) if render else None
         count = 0
@@ -279,8 +282,10 @@ class PoseRunner(Runner):
             for index, frame in enumerate(frames):
                 ctx.raise_if_cancelled()
                 rgb = np.ascontiguousarray(frame)
-                found = people.push(index, rgb, cuts.push(rgb))
+                found = people.push(index, rgb, cuts.new_shot[index])
                 count = index + 1
+                if people.rebuilds_at_a_cut and not graphs.pending and cuts.cut_after(index):
+                    graphs.prepare()
                 # What to draw, taken now: the tracks move on while the writer's threads draw.
                 bodies = [(t.frames[index][0], t.frames[index][2], t.frames[index][3], t.number) for t in found]
                 extra = parts.last if found else {}
@@ -305,6 +310,7 @@ class PoseRunner(Runner):
             if isinstance(frames, Generator):
                 frames.close()
             people.close()
+            graphs.close()
             if parts.blendshapes is not None:
                 parts.blendshapes.close()
 
@@ -361,11 +367,19 @@ class PoseRunner(Runner):
 
 class _PoseGraph:
     """One MediaPipe pose graph as :data:`models.person_tracks.PoseFn`, with ``close``; each result (Pose or
-    Holistic) also goes to ``on_result`` with its frame, which records its hands and face."""
+    Holistic) also goes to ``on_result`` with its frame, which records its hands and face. ``size`` is the
+    frames' (width, height)."""
 
-    def __init__(self, tracker: Any, on_result: Callable[[Any, np.ndarray], object]) -> None:
+    def __init__(self, tracker: Any, on_result: Callable[[Any, np.ndarray], object], size: tuple[int, int]) -> None:
         self.tracker = tracker
         self.on_result = on_result
+        self.size = size
+
+    def warm(self) -> None:
+        """Run one black frame of the job's size, not recorded: MediaPipe sets the graph up on its first frame,
+        and a graph that found nobody is as fresh as before (see :mod:`.graph_ahead`)."""
+        width, height = self.size
+        self.tracker.process(np.zeros((height, width, 3), dtype=np.uint8))
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         found = self.tracker.process(rgb)

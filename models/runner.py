@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -131,7 +131,11 @@ class Media(Protocol):
         """(width, height) in pixels."""
         ...
 
-    def frames(self) -> Iterator[np.ndarray]: ...
+    def frames(self, on_decoded: Callable[[np.ndarray], object] | None = None) -> Iterator[np.ndarray]:
+        """The frames in order. ``on_decoded``, if given, is called with each frame before it is yielded; files
+        call it on their decoding thread as the frame is decoded, so work that needs only the frame (finding shot
+        cuts) runs ahead of the consumer, by as many frames as wait for it."""
+        ...
 
 
 class RunContext(Protocol):

@@ -24,13 +24,22 @@ HISTOGRAM_BINS = (16, 8, 8)
 
 class ShotCutDetector:
     """Feed frames in order with :meth:`push`; it says whether each one starts a new shot (the first frame
-    does). ``distances`` keeps each frame's distance to the one before (0 for the first)."""
+    does). ``distances`` keeps each frame's distance to the one before (0 for the first), ``new_shot`` whether it
+    starts a shot, ``shot_starts`` the frames that do.
+
+    One thread may push (a decoding thread, ahead of the consumer) while another reads what was pushed."""
 
     def __init__(self, cut_distance: float = CUT_DISTANCE) -> None:
         self.cut_distance = cut_distance
         self.distances: list[float] = []
+        self.new_shot: list[bool] = []
         self.shot_starts: list[int] = []
         self._previous: np.ndarray | None = None
+
+    def cut_after(self, index: int) -> bool:
+        """Whether a frame after frame ``index``, among those pushed so far, starts a shot."""
+        starts = self.shot_starts
+        return bool(starts) and starts[-1] > index
 
     def push(self, frame: np.ndarray) -> bool:
         """True when ``frame`` (H, W, 3 RGB uint8) starts a new shot."""
@@ -46,6 +55,7 @@ class ShotCutDetector:
         if starts:
             self.shot_starts.append(len(self.distances))
         self.distances.append(distance)
+        self.new_shot.append(starts)
         return starts
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -109,6 +110,39 @@ def test_reading_to_the_end_leaves_no_thread(sample_video: Path) -> None:
     assert threading.active_count() == threads_before
 
 
+def note_thread(seen: list[tuple[np.ndarray, str]], frame: np.ndarray) -> None:
+    seen.append((frame, threading.current_thread().name))
+
+
+def test_on_decoded_sees_each_frame_on_the_decoding_thread_before_the_consumer_does(
+    sample_video: Path, image_folder: list[Path]
+) -> None:
+    """Work handed to ``frames(on_decoded=...)`` runs as frames are decoded: when the consumer takes frame i,
+    frame i and the frames decoded after it have been seen, in order, on the decoding thread."""
+    for media in (VideoFile(sample_video, frame_end=40), ImageSequence(image_folder)):
+        seen: list[tuple[np.ndarray, str]] = []
+        frames = media.frames(on_decoded=partial(note_thread, seen))
+        for index, frame in enumerate(frames):
+            assert len(seen) > index and seen[index][0] is frame
+        assert len(seen) == media.frame_count
+        assert {name.split()[0] for _, name in seen} == {"decode"}, "on the decoding thread"
+
+
+def test_an_error_in_on_decoded_reaches_the_consumer_and_stops_the_thread(sample_video: Path) -> None:
+    threads_before = threading.active_count()
+
+    seen: list[np.ndarray] = []
+
+    def fail_at_five(frame: np.ndarray) -> None:
+        seen.append(frame)
+        if len(seen) == 5:
+            raise ArithmeticError("on_decoded failed")
+
+    with pytest.raises(ArithmeticError, match="on_decoded failed"):
+        list(VideoFile(sample_video).frames(on_decoded=fail_at_five))
+    assert threading.active_count() == threads_before
+
+
 # ImageSequence and FrameArray
 
 
@@ -138,6 +172,9 @@ def test_frame_array_yields_views_of_its_frames() -> None:
     assert (frames.frame_count, frames.fps, frames.size) == (2, 12.0, (5, 4))
     yielded = list(frames.frames())
     assert all(np.shares_memory(frame, array) for frame in yielded)
+    seen: list[np.ndarray] = []
+    for index, frame in enumerate(frames.frames(on_decoded=seen.append)):
+        assert len(seen) == index + 1 and seen[index] is frame
     np.testing.assert_array_equal(np.stack(yielded), array)
 
 

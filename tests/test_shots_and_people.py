@@ -7,17 +7,20 @@ half a dozen people walking at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_pose_runner import RecordingContext
 
+from models.graph_ahead import GraphAhead
 from models.media import VideoFile
 from models.person_tracks import iou, same_person
-from models.pose import PoseRunner
-from models.runner import RunResult
+from models.pose import PoseRunner, _PoseGraph
+from models.runner import Media, RunResult
 from models.shot_cuts import CUT_DISTANCE, ShotCutDetector
 
 MEGAMIND_SHOT_STARTS = [0, 1, 98, 154, 200]
@@ -32,7 +35,7 @@ def runner() -> Iterator[PoseRunner]:
     pose.unload()
 
 
-def run(runner: PoseRunner, video: VideoFile, folder: Path, **params) -> RunResult:
+def run(runner: PoseRunner, video: Media, folder: Path, **params) -> RunResult:
     return runner.run({"video": video}, runner.validate({"render_skeleton": False, **params}), RecordingContext(folder))
 
 
@@ -82,6 +85,81 @@ def test_a_cut_after_frames_without_anyone_keeps_the_graph_and_changes_nothing(
     for name in ("image_landmarks", "world_landmarks", "visibility"):
         np.testing.assert_array_equal(leader.arrays[name][1:], alone.arrays[name], err_msg=name)
         np.testing.assert_array_equal(megamind.arrays[name][1:12], alone.arrays[name], err_msg=name)
+
+
+class DecodedAhead:
+    """``video`` decoded whole (``on_decoded`` called for every frame) before its first frame is yielded: the job
+    knows every cut as early as it can, so whether a graph is built ahead does not depend on thread timing."""
+
+    def __init__(self, video: VideoFile) -> None:
+        self.video, self.frame_count, self.fps, self.size = video, video.frame_count, video.fps, video.size
+
+    def frames(self, on_decoded: Callable[[np.ndarray], object] | None = None) -> Iterator[np.ndarray]:
+        frames = list(self.video.frames())
+        for frame in frames:
+            if on_decoded is not None:
+                on_decoded(frame)
+        return iter(frames)
+
+
+def graph_threads(runner: PoseRunner, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the threads the runner builds its graphs on, from now on."""
+    threads: list[str] = []
+    new_tracker = runner._new_tracker
+    monkeypatch.setattr(
+        runner, "_new_tracker", lambda params: threads.append(threading.current_thread().name) or new_tracker(params)
+    )
+    return threads
+
+
+def test_each_shots_graph_is_built_ahead_and_tracks_exactly_as_one_built_at_the_cut(
+    runner: PoseRunner, sample_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The graphs for the shots at 98, 154 and 200 are built and warmed on another thread before the job reaches
+    them; each shot's landmarks equal those of a job that starts at that shot (its graph built there, unwarmed)."""
+    threads = graph_threads(runner, monkeypatch)
+    ahead = run(runner, DecodedAhead(VideoFile(sample_video)), tmp_path / "ahead")
+    assert ahead.summary["shot_starts"] == MEGAMIND_SHOT_STARTS
+    assert len(threads) == 4 and threads[0] == threading.current_thread().name, threads
+    assert all(name.startswith("pose-graph-ahead") for name in threads[1:]), threads
+    bounds = [*MEGAMIND_SHOT_STARTS[1:], 270]
+    for start, end in itertools.pairwise(bounds):
+        alone = run(runner, VideoFile(sample_video, frame_start=start, frame_end=end), tmp_path / f"alone-{start}")
+        for name in ("image_landmarks", "world_landmarks", "visibility"):
+            np.testing.assert_array_equal(ahead.arrays[name][start:end], alone.arrays[name], err_msg=f"{name} {start}")
+
+
+def test_a_holistic_graph_built_ahead_records_only_the_frames_it_tracks(
+    runner: PoseRunner, sample_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """With hands and face, the graph warmed ahead for the shot at 154 adds no row to the parts (its black frame
+    is not a frame of the job), and the shot's body, hands and face equal a job's that starts at 154."""
+    threads = graph_threads(runner, monkeypatch)
+    ahead = run(
+        runner,
+        DecodedAhead(VideoFile(sample_video, frame_start=148, frame_end=160)),
+        tmp_path / "ahead",
+        hands=True,
+        face=True,
+    )
+    assert ahead.summary["shot_starts"] == [0, 6] and len(threads) == 2
+    assert threads[1].startswith("pose-graph-ahead"), threads
+    alone = run(
+        runner, VideoFile(sample_video, frame_start=154, frame_end=160), tmp_path / "alone", hands=True, face=True
+    )
+    names = (
+        "image_landmarks",
+        "world_landmarks",
+        "visibility",
+        "hand_landmarks",
+        "hand_present",
+        "face_landmarks",
+        "face_present",
+    )
+    assert alone.arrays["face_present"].all() and alone.arrays["hand_present"].any()
+    for name in names:
+        assert len(ahead.arrays[name]) == 12, name
+        np.testing.assert_array_equal(ahead.arrays[name][6:], alone.arrays[name], err_msg=name)
 
 
 def test_a_single_person_clip_is_one_track_and_the_main_arrays_follow_it(megamind: RunResult):
@@ -143,3 +221,32 @@ def test_the_cut_detector_needs_no_history_and_reports_distances():
     black, grey = np.zeros((40, 60, 3), np.uint8), np.full((40, 60, 3), 128, np.uint8)
     assert [detector.push(f) for f in (black, black, grey, grey)] == [True, False, True, False]
     assert detector.shot_starts == [0, 2] and detector.distances[1] == 0.0 and detector.distances[2] > 0.9
+
+
+def test_a_graph_prepared_and_never_taken_is_closed_and_a_build_error_reaches_the_taker(runner: PoseRunner):
+    """A job that ends (or is cancelled) before its next shot closes the graph built for it and ends the thread
+    that built it; a graph that cannot be built raises where the job takes it, not on the thread."""
+    params = runner.validate({})
+    built: list[_PoseGraph] = []
+
+    def build() -> _PoseGraph:
+        built.append(_PoseGraph(runner._new_tracker(params), lambda *_: None, (64, 48)))
+        return built[-1]
+
+    graphs = GraphAhead(build)
+    graphs.prepare()
+    assert graphs.pending
+    graphs.close()
+    assert len(built) == 1 and built[0].tracker._graph is None, "the untaken graph is closed"
+    assert not graphs.pending and not ahead_threads()
+
+    failing = GraphAhead(lambda: _PoseGraph(PoseRunner()._new_tracker(params), lambda *_: None, (64, 48)))
+    failing.prepare()
+    with pytest.raises(RuntimeError, match="before load"):
+        failing.take()
+    failing.close()
+    assert not ahead_threads()
+
+
+def ahead_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("pose-graph-ahead")]
