@@ -8,8 +8,8 @@ it is built on the other core and warmed with one black frame, which does its fi
 
 Why warming changes nothing: a graph that has seen only frames without anybody holds no tracking or smoothing
 state, so its landmarks for the shot are exactly those of a graph built at the cut (the pose tests compare
-them). The cost is memory: the warm graph (~110 MB) exists beside the current one from the moment the cut is
-seen until the job reaches it, about :data:`models.media.PREFETCH_FRAMES` frames.
+them). The cost is memory: the warm graph (~120 MB) exists beside the current one from the moment the cut is
+seen until the job reaches it, up to :data:`models.media.PREFETCH_FRAMES` frames.
 """
 
 from __future__ import annotations
