@@ -9,6 +9,7 @@ Blender's own installer.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,11 @@ def live(blender, face_swap_daemon, sample_video: Path, tmp_path_factory) -> dic
     )
     with face_swap_daemon.client() as client:
         record["daemon_sessions_after"] = client.health()["live_sessions"]
+        # The daemon forgets a stopped session at once; its thread logs "stopped" once it has let go of the video
+        # and the model (live_sessions_ending back to 0), which under load can come after the scenario ends.
+        deadline = time.monotonic() + 30
+        while client.health()["live_sessions_ending"] and time.monotonic() < deadline:
+            time.sleep(0.05)
     prefix = record["disabled_session"][:8]
     record["daemon_log"] = [
         line for line in face_swap_daemon.read_log().splitlines() if f"live session {prefix}" in line
