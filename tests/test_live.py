@@ -159,7 +159,7 @@ def test_a_file_that_ends_ends_the_session(client, tmp_path, sample_video):
     writer.release()
     capture.release()
     session = client.live_start("count", {"path": str(short), "loop": False})
-    results = collect(client, session["session_id"], 100, timeout=10)
+    results = collect(client, session["session_id"], 100, timeout=60)  # a fresh daemon may wait for its device probe
     assert 1 <= len(results) <= 5
     final, _, _ = client.live_next(session["session_id"], after_seq=results[-1][1]["seq"], wait_s=2.0)
     assert final["state"] == "ended"
@@ -178,6 +178,7 @@ def test_a_failing_processor_ends_its_session_with_the_error(client, sample_vide
 
 def test_stopping_a_slow_session_never_holds_up_other_requests(client, sample_video):
     session = client.live_start("count", {"path": str(sample_video), "loop": True}, {"process_s": 3.0})
+    wait_running(client, session["session_id"], timeout=60)  # a fresh daemon's first session may wait for its probe
     time.sleep(0.5)  # the session thread is inside its 3-second frame now
     started = time.monotonic()
     client.live_stop(session["session_id"])
@@ -185,7 +186,7 @@ def test_stopping_a_slow_session_never_holds_up_other_requests(client, sample_vi
     # The session's frame has 2.5 s left: a stop that waited for it would take longer than this.
     assert time.monotonic() - started < 2.0, "stop answers at once; the thread lets go in the background"
     assert client.live_list() == [] and client.health()["live_sessions_ending"] == 1
-    wait_until_released(client, timeout=10)
+    wait_until_released(client, timeout=30)
 
 
 def test_the_total_number_of_live_sessions_is_bounded(sample_video):
@@ -262,6 +263,12 @@ def test_a_looping_file_without_decodable_frames_fails_instead_of_spinning(sampl
         assert source.finished and "has no frame OpenCV can decode" in source.error.message
     finally:
         source.close()
+
+
+def wait_running(client, session_id: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while client.live_next(session_id, wait_s=0.5)[0]["state"] != "running":
+        assert time.monotonic() < deadline, "the session did not start running"
 
 
 def wait_until_released(client, timeout: float) -> None:

@@ -81,11 +81,14 @@ def open_file_while_live(addon: Any, metarig: Any, path: Path) -> dict[str, Any]
     started = time.monotonic()
     pump_live(addon, lambda: time.monotonic() - started > 1.0, "a second after opening the file", timeout=10)
     driven = addon.bridge.retarget.bone_maps.detect_map(addon.pose.armature_io.read_rig(reopened)).driven_bones()
+    applied_after_open, turned_deg = driver.applied - applied, turned_degrees(reopened, driven)
+    # The thread winds down on its own (its poll, then stopping the daemon's session): wait for it, then count.
+    pump_live(addon, lambda: not driver.session.alive, "the live thread to end", timeout=15)
     return {
         "running": driver.running,
         "error": driver.error,
-        "applied_after_open": driver.applied - applied,
-        "turned_deg": turned_degrees(reopened, driven),
+        "applied_after_open": applied_after_open,
+        "turned_deg": turned_deg,
         "threads": live_threads(),
         "daemon_sessions": daemon_live_sessions(addon),
     }
