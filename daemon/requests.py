@@ -209,16 +209,28 @@ class RequestHandlers:
         return {"summary": summary, "arrays": list(stored)}, list(stored.values())
 
     def frame(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:
+        """One drawn frame of a succeeded job: decoded to RGB, or with ``file: true`` the PNG file's own bytes
+        (uint8, one dimension), which a client on another machine stores as they are."""
         import cv2
 
         job_id = self._succeeded(content, client)
         index = content.get("index")
+        as_file = content.get("file", False)
         count = self.engine.get(job_id).frame_count
-        if not isinstance(index, int) or not 0 <= index < count:
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < count:
             raise VfxError(f"index must be 0..{count - 1}", code=e.INVALID_REQUEST, detail={"field": "index"})
-        image = cv2.imread(str(self.engine.frame_file(job_id, index)), cv2.IMREAD_COLOR)
+        if not isinstance(as_file, bool):
+            raise VfxError("file must be true or false", code=e.INVALID_REQUEST, detail={"field": "file"})
+        path = self.engine.frame_file(job_id, index)
+        missing = VfxError(f"frame {index} of job {job_id} is missing on disk", code=e.NOT_FOUND)
+        if as_file:
+            try:
+                return {"index": index, "count": count}, [np.frombuffer(path.read_bytes(), dtype=np.uint8)]
+            except FileNotFoundError:
+                raise missing from None
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise VfxError(f"frame {index} of job {job_id} is missing on disk", code=e.NOT_FOUND)
+            raise missing
         return {"index": index, "count": count}, [np.ascontiguousarray(image[..., ::-1])]
 
     def upload(self, content: dict[str, Any], arrays: list[np.ndarray], client: str) -> Reply:

@@ -294,7 +294,11 @@ def _require_file(name: str, path: Path) -> None:
         found = False
     if not found:
         text = str(path) if len(str(path)) <= 200 else f"{str(path)[:100]}... ({len(str(path))} characters)"
-        raise InvalidInput(name, f"file not found: {text} (check the path, or re-export the strip)")
+        raise InvalidInput(
+            name,
+            f"file not found: {text} (check the path, or re-export the strip; a daemon on another machine reads "
+            "inputs at the same path there, on a shared drive)",
+        )
 
 
 def _read_image(name: str, path: Path) -> np.ndarray:

@@ -286,7 +286,12 @@ class Client:
         return reply.content["summary"], dict(zip(names, reply.arrays(), strict=True))
 
     def frame(self, job_id: str, index: int) -> np.ndarray:
+        """Drawn frame ``index`` of a succeeded job, decoded: RGB uint8 (height, width, 3)."""
         return self.request(m.FRAME, {"job_id": job_id, "index": index}).arrays()[0]
+
+    def frame_file(self, job_id: str, index: int) -> bytes:
+        """Drawn frame ``index`` of a succeeded job as the daemon stored it: the PNG file's bytes."""
+        return self.request(m.FRAME, {"job_id": job_id, "index": index, "file": True}).arrays()[0].tobytes()
 
     def subscribe(self, job_id: str) -> dict[str, Any]:
         return self.request(m.SUBSCRIBE, {"job_id": job_id}).content["job"]

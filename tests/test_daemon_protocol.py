@@ -7,6 +7,7 @@ import os
 import stat
 import time
 import uuid
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -112,6 +113,12 @@ def test_every_job_request_round_trips(client):
     assert summary["steps"] == 2
     frame = client.frame(job_id, 1)
     assert frame.shape == (8, 8, 3) and frame.dtype == np.uint8 and int(frame[0, 0, 0]) == 1
+    stored = Path(final["output_dir"]) / "frames" / "000001.png"
+    assert client.frame_file(job_id, 1) == stored.read_bytes(), "the PNG as stored, for a client elsewhere"
+    for bad in ({"index": True}, {"index": 0, "file": "yes"}):
+        with pytest.raises(RemoteError) as refused:
+            client.request("frame", {"job_id": job_id, **bad})
+        assert refused.value.detail == {"field": next(iter(bad.keys() - {"index"}), "index")}, bad
     assert [j["job_id"] for j in client.jobs(limit=5)] == [job_id]
     assert client.cancel(job_id)["state"] == "succeeded", "cancelling a finished job changes nothing"
     with pytest.raises(RemoteError) as err:

@@ -14,16 +14,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ...shared.client import Client
-from ...shared.connection import CONNECTION_FILE_NAME, read_connection_file
+from ...shared.client import Client, CurveKeys
+from ...shared.connection import CONNECTION_FILE_NAME, ConnectionInfo, read_connection_file
 from ...shared.errors import NOT_FOUND, DaemonRestarted, DaemonUnavailable, RemoteError, VfxError
 from ...shared.messages import JobView, ProgressEvent, StateEvent, read_event
 from ...shared.wire import new_id
+from . import remote_results
 from .daemon_process import DaemonProcess
 from .settings import DaemonSettings
 
@@ -40,6 +41,8 @@ CLIENT_ID = f"blender-{new_id()}"
 session's): the daemon's per-client limits count one Blender as one client."""
 PREVIEW_EVERY_S = 0.25
 """At most one preview file per job in this interval; the panel cannot show more anyway."""
+REMOTE_RESULTS_FOLDER = "remote_results"
+"""Inside the add-on's data folder: copies of the results of a daemon on another machine, one folder per job."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ class Connection:
         """True for a daemon another Blender started and left to finish its jobs, which this one took over:
         it is stopped (or left to finish again) when this Blender goes away, as if this one had started it."""
         self._keep_jobs_running = True
+        self._client_key_file = ""
+        self._remote_results = Path()
         self._thread = threading.Thread(target=self._run, name="vfx-mocap-connection", daemon=True)
         self._thread.start()
         # Blender runs the add-on's unregister (and so close) when it quits; this covers Pythons that do not.
@@ -240,6 +245,8 @@ class Connection:
         if self._client is not None or self._process is not None:
             return
         self._keep_jobs_running = settings.keep_jobs_running
+        self._client_key_file = settings.client_key_file
+        self._remote_results = settings.data_dir / REMOTE_RESULTS_FOLDER
         if settings.connection_file:
             self._attach_or_fail(Path(settings.connection_file))
             return
@@ -269,10 +276,12 @@ class Connection:
         With ``probe``, the first request gets a short timeout and no retry: the file may be stale. With
         ``adopt``, a daemon that a Blender which quit left to finish its jobs is kept running and owned.
         """
+        info = read_connection_file(connection_file)
         client = Client(
-            read_connection_file(connection_file),
+            info,
             timeout=PROBE_TIMEOUT_S if probe else REQUEST_TIMEOUT_S,
             retries=0 if probe else 1,
+            curve_keys=client_keys(self._client_key_file, info),
             connection_file=connection_file,
             client_id=CLIENT_ID,
         )
@@ -410,8 +419,11 @@ class Connection:
     # -- jobs ---------------------------------------------------------------------------------------------
 
     def _follow(self, wire_job: Mapping[str, Any] | JobView) -> None:
-        """Tell the main thread about a job; keep following it until it is final."""
+        """Tell the main thread about a job; keep following it until it is final. A succeeded job of a daemon
+        on another machine is told once its results are copied here (see :mod:`.remote_results`)."""
         job = wire_job if isinstance(wire_job, JobView) else _well_formed(JobView.from_wire, wire_job)
+        if job.state == "succeeded" and not remote_results.readable_here(job.output_dir):
+            job = replace(job, output_dir=str(self._download(job)))
         if job.is_final:
             self._watch.states.pop(job.job_id, None)
             self._watch.last_preview.pop(job.job_id, None)
@@ -429,6 +441,20 @@ class Connection:
         client = self._require_client()
         client.retry(job_id)
         self._follow(client.subscribe(job_id))
+
+    def _download(self, job: JobView) -> Path:
+        """Copy a succeeded job's results from the daemon, showing the copy as the job's last stage."""
+
+        def progress(fraction: float) -> None:
+            self._updates.put(JobProgress(job.job_id, fraction, "downloading results", None))
+
+        try:
+            return remote_results.download(
+                self._require_client(), job.job_id, job.frame_count, self._remote_results, progress
+            )
+        except OSError as exc:
+            folder = self._remote_results
+            raise VfxError(f"Cannot copy the results of job {job.job_id[:8]} into {folder}: {exc}") from None
 
     def _watch_ids(self, job_ids: list[str]) -> None:
         for job_id in job_ids:
@@ -486,3 +512,23 @@ class Connection:
         partial_path.write_bytes(jpeg)
         partial_path.replace(path)
         return str(path)
+
+
+def client_keys(key_file: str, daemon: ConnectionInfo) -> CurveKeys | None:
+    """The CURVE key pair of the **Client Key File** preference, or None when it is empty. Raises VfxError naming
+    the preference when the file is unusable, or when ``daemon`` takes only encrypted connections and no key file
+    is set."""
+    if not key_file:
+        if daemon.server_public_key:
+            raise VfxError(
+                "this daemon only takes encrypted connections: make a key pair with `python -m daemon keygen "
+                "KEYFILE`, add its public key to the daemon's --authorized-keys file, and set Client Key File in "
+                "the add-on's preferences to KEYFILE"
+            )
+        return None
+    try:
+        return CurveKeys.load(key_file)
+    except OSError as exc:
+        raise VfxError(f"Client Key File {key_file}: {exc.strerror or exc}") from None
+    except VfxError as exc:
+        raise VfxError(f"Client Key File: {exc.message}") from None

@@ -25,7 +25,7 @@ from ...shared.client import Client
 from ...shared.connection import CONNECTION_FILE_NAME, read_connection_file
 from ...shared.errors import ConnectionFileError, DaemonRestarted, DaemonUnavailable, VfxError
 from ...shared.messages import LIVE_FINAL_STATES
-from .connection_thread import CLIENT_ID, DaemonStatus
+from .connection_thread import CLIENT_ID, DaemonStatus, client_keys
 from .errors import UserError
 from .settings import DaemonSettings
 
@@ -67,6 +67,8 @@ class LiveRequest:
     source: dict[str, Any]
     params: dict[str, Any]
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    client_key_file: str = ""
+    """The **Client Key File** preference, for an encrypted daemon."""
 
 
 class LiveSessionThread(Generic[Prepared]):
@@ -144,8 +146,14 @@ class LiveSessionThread(Generic[Prepared]):
 
     def _run(self) -> None:
         try:
-            client = Client.from_file(
-                self.request.connection_file, timeout=REQUEST_TIMEOUT_S, retries=1, client_id=CLIENT_ID
+            info = read_connection_file(self.request.connection_file)
+            client = Client(
+                info,
+                timeout=REQUEST_TIMEOUT_S,
+                retries=1,
+                curve_keys=client_keys(self.request.client_key_file, info),
+                connection_file=self.request.connection_file,
+                client_id=CLIENT_ID,
             )
         except VfxError as exc:
             self._finish("failed", f"Cannot connect to the daemon: {exc.message}")

@@ -122,4 +122,4 @@ def live_request(
     checked = checked_inputs(inputs)
     require_ready(mode, info)
     connection_file: Path = daemon_connection_file(settings, status)
-    return LiveRequest(connection_file, mode, dict(source), dict(params), checked)
+    return LiveRequest(connection_file, mode, dict(source), dict(params), checked, settings.client_key_file)

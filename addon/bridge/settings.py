@@ -24,3 +24,5 @@ class DaemonSettings:
     """Where the daemon's logs go (its own ``daemon.log`` and what it printed, ``daemon.stderr.log``)."""
     keep_jobs_running: bool = True
     """When Blender quits with jobs queued or running, let a daemon it started finish them, then exit."""
+    client_key_file: str = ""
+    """This client's CURVE key pair (``python -m daemon keygen``) for an encrypted daemon; empty for none."""

@@ -53,6 +53,15 @@ class MocapPreferences(bpy.types.AddonPreferences):
         ),
         subtype="FILE_PATH",
     )
+    client_key_file: bpy.props.StringProperty(
+        name="Client Key File",
+        description=(
+            "For a daemon on another machine, which takes only encrypted connections: this Blender's key pair, made "
+            "with 'python -m daemon keygen KEYFILE' (its public key goes in the daemon's --authorized-keys file). "
+            "Results of such a daemon are copied into the Data Folder's remote_results folder"
+        ),
+        subtype="FILE_PATH",
+    )
     auto_start: bpy.props.BoolProperty(
         name="Start With Blender",
         description="Start (or connect to) the daemon when the add-on loads, if it is configured",
@@ -98,6 +107,7 @@ class MocapPreferences(bpy.types.AddonPreferences):
         layout.use_property_split = True
         layout.prop(self, "daemon_python")
         layout.prop(self, "connection_file")
+        layout.prop(self, "client_key_file")
         layout.prop(self, "auto_start")
         layout.prop(self, "keep_jobs_running")
         layout.prop(self, "device")
@@ -143,6 +153,7 @@ def daemon_settings() -> DaemonSettings:
     return DaemonSettings(
         python=resolved_python()[0],
         connection_file=bpy.path.abspath(prefs.connection_file) if prefs.connection_file else "",
+        client_key_file=bpy.path.abspath(prefs.client_key_file) if prefs.client_key_file else "",
         device=prefs.device,
         runtime_dir=default_runtime_dir(),
         data_dir=folder,

@@ -32,6 +32,8 @@ class DaemonProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.preexec: Any = None
         """Run in the child before the daemon starts (resource limits, a umask)."""
+        self.command_prefix: list[str] = []
+        """Runs the daemon's command (see :func:`data_folder_hidden`)."""
         self.ready_line = ""
         self.start_seconds = 0.0
 
@@ -46,6 +48,7 @@ class DaemonProcess:
 
     def start(self, timeout: float = 30.0) -> DaemonProcess:
         cmd = [
+            *self.command_prefix,
             sys.executable,
             "-m",
             "daemon",
@@ -119,3 +122,42 @@ class DaemonProcess:
         self.stop()
         self._close_handles()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def data_folder_hidden(data_dir: Path) -> list[str]:
+    """A command prefix that runs a daemon as if on another machine: in its own mount namespace, with a fresh,
+    empty file system (tmpfs) mounted at ``data_dir``. What the daemon writes there (its job store, job folders,
+    results) exists for the daemon alone; every other process sees an empty ``data_dir``. The network is shared, so
+    clients reach it as usual. Raises RuntimeError, saying what is missing, where this machine cannot do it."""
+    if shutil.which("unshare") is None:
+        raise RuntimeError("a daemon 'on another machine' needs util-linux's unshare (apt-get install util-linux)")
+    # as root, a mount namespace of its own; otherwise one inside a user namespace where this user is root
+    user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    script = 'mkdir -p "$0" && mount -t tmpfs vfx-elsewhere "$0" && exec "$@"'
+    prefix = ["unshare", *user, "--mount", "--propagation", "private", "sh", "-c", script, str(data_dir)]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        raise RuntimeError(
+            f"cannot give a daemon a file system of its own ({' '.join(prefix[:5])}... failed: {probe.stderr.strip()}):"
+            " run the tests as root, or allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
+        )
+    return prefix
+
+
+def daemon_elsewhere(
+    folder: Path, plugin: bool = True, allow_paths: tuple[Path, ...] = ()
+) -> tuple[DaemonProcess, Path]:
+    """A started daemon "on another machine" (:func:`data_folder_hidden`) that takes only encrypted connections on
+    loopback TCP, and the key file (in ``python -m daemon keygen``'s form) of the one client it allows; that client
+    may give input files inside ``allow_paths`` (``--allow-path``). The caller cleans the daemon up."""
+    import zmq
+
+    public, secret = (key.decode("ascii") for key in zmq.curve_keypair())
+    key_file = folder / "client.key"
+    key_file.write_text(f"public={public}\nsecret={secret}\n", encoding="ascii")
+    (folder / "authorized").write_text(public + "\n", encoding="ascii")
+    listen = ("--listen", "tcp://127.0.0.1:0", "--curve", "--authorized-keys", str(folder / "authorized"))
+    allowed = tuple(arg for path in allow_paths for arg in ("--allow-path", str(path)))
+    proc = DaemonProcess(extra_args=(*listen, *allowed), plugin=plugin)
+    proc.command_prefix = data_folder_hidden(proc.data_dir)
+    return proc.start(), key_file

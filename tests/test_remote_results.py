@@ -1,0 +1,170 @@
+"""A daemon on another machine, from the add-on's bridge (no Blender): it takes only encrypted connections, and
+its job folders cannot be read here, so a succeeded job's results are copied through the protocol into this
+machine's data folder and the job names the copy.
+
+"Another machine" is a real daemon in its own mount namespace with a file system of its own at its data folder
+(:func:`support.daemon_process.data_folder_hidden`): the same network, separate files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from support.addon_modules import load_addon_package
+from support.daemon_process import DaemonProcess, daemon_elsewhere
+from support.waiting import wait_for
+
+from shared.client import Client, CurveKeys
+
+
+@pytest.fixture(scope="module")
+def bridge() -> ModuleType:
+    return load_addon_package("bridge", "vfx_bridge")
+
+
+@pytest.fixture(scope="module")
+def elsewhere(tmp_path_factory) -> Any:
+    """(daemon, client key file): an encrypted daemon on loopback TCP whose data folder only it can see."""
+    proc, key_file = daemon_elsewhere(tmp_path_factory.mktemp("keys"))
+    yield proc, key_file
+    proc.cleanup()
+
+
+def settings(bridge: ModuleType, daemon: DaemonProcess, local: Path, key_file: Path | str) -> Any:
+    return bridge.settings.DaemonSettings(
+        python="",
+        connection_file=str(daemon.connection_file),
+        device="cpu",
+        runtime_dir=local / "run",
+        data_dir=local / "data",
+        log_dir=local / "logs",
+        client_key_file=str(key_file),
+    )
+
+
+def connect(bridge: ModuleType, daemon: DaemonProcess, local: Path, key_file: Path | str) -> tuple[Any, Callable]:
+    conn = bridge.connection_thread.Connection(local / "previews")
+    updates: list[Any] = []
+
+    def gathered() -> list[Any]:
+        updates.extend(conn.take_updates())
+        return updates
+
+    conn.start_daemon(settings(bridge, daemon, local, key_file))
+    return conn, gathered
+
+
+def last_status(bridge: ModuleType, gathered: Callable[[], list[Any]], state: str) -> Any:
+    def reached() -> Any:
+        statuses = [u for u in gathered() if isinstance(u, bridge.connection_thread.DaemonStatus)]
+        return statuses[-1] if statuses and statuses[-1].state == state else None
+
+    return wait_for(reached, 30, f"the connection thread to report the daemon {state}")
+
+
+def test_a_job_of_a_daemon_on_another_machine_is_copied_here_and_names_the_copy(bridge, elsewhere, tmp_path):
+    daemon, key_file = elsewhere
+    conn, gathered = connect(bridge, daemon, tmp_path, key_file)
+    try:
+        status = last_status(bridge, gathered, "connected")
+        request = bridge.requests.job_request("count", bridge.requests.mode_info(status, "count"), {"steps": 5}, {})
+        conn.submit(request.job_id, request.mode, request.params, request.inputs)
+
+        def final_view() -> Any:
+            views = [u.job for u in gathered() if isinstance(u, bridge.connection_thread.JobUpdate)]
+            mine = [view for view in views if view.job_id == request.job_id]
+            return mine[-1] if mine and mine[-1].is_final else None
+
+        view = wait_for(final_view, 60, "the job's final state")
+    finally:
+        conn.close()
+    assert view.state == "succeeded", view
+    with Client.from_file(daemon.connection_file, curve_keys=CurveKeys.load(key_file)) as client:
+        theirs = client.job(request.job_id)["output_dir"]
+    assert theirs and not Path(theirs).exists(), "the daemon's own folder cannot be read here"
+    copy = tmp_path / "data" / "remote_results" / request.job_id
+    assert view.output_dir == str(copy)
+
+    frames = sorted((copy / "frames").glob("*.png"))
+    assert [frame.name for frame in frames] == [f"{step:06d}.png" for step in range(5)]
+    for step, frame in enumerate(frames):  # the count runner draws step k as an 8x8 frame of value k
+        assert np.array_equal(cv2.imread(str(frame)), np.full((8, 8, 3), step, np.uint8)), frame.name
+    assert np.array_equal(np.load(copy / "arrays" / "steps.npy"), np.arange(5, dtype=np.int32))
+    assert json.loads((copy / "summary.json").read_text(encoding="utf-8")) == view.summary
+    assert not (copy.parent / f"{request.job_id}.partial").exists()
+
+    updates = gathered()
+    final_at = next(i for i, u in enumerate(updates) if getattr(u, "job", None) is view)
+    copying = [
+        (i, u.fraction)
+        for i, u in enumerate(updates)
+        if isinstance(u, bridge.connection_thread.JobProgress) and u.stage == "downloading results"
+    ]
+    assert [fraction for _, fraction in copying] == [0.2, 0.4, 0.6, 0.8, 1.0], "the copy shows as progress"
+    assert all(i < final_at for i, _ in copying), "the job is told succeeded once its copy is complete"
+
+
+def test_a_complete_copy_is_reused_and_an_interrupted_one_is_fetched_again(bridge, elsewhere, tmp_path):
+    daemon, key_file = elsewhere
+    with Client.from_file(daemon.connection_file, curve_keys=CurveKeys.load(key_file), timeout=10) as client:
+        job = client.submit("copytwice", "count", {"steps": 2})
+        done = wait_for(lambda: (j := client.job(job["job_id"]))["state"] == "succeeded" and j, 30, "the job")
+        folder = tmp_path / "remote_results"
+        fractions: list[float] = []
+        (folder / "copytwice.partial" / "frames").mkdir(parents=True)  # left by a download Blender quit during
+        (folder / "copytwice.partial" / "frames" / "000000.png").write_bytes(b"half a file")
+        copy = bridge.remote_results.download(client, "copytwice", done["frame_count"], folder, fractions.append)
+        assert fractions == [0.5, 1.0]
+        assert cv2.imread(str(copy / "frames" / "000000.png")) is not None, "the half-written frame was replaced"
+        assert not (folder / "copytwice.partial").exists()
+        stamp = (copy / "summary.json").stat().st_mtime_ns
+        again = bridge.remote_results.download(client, "copytwice", done["frame_count"], folder, fractions.append)
+    assert again == copy and fractions == [0.5, 1.0] and (copy / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_an_encrypted_daemon_without_a_usable_client_key_file_is_refused_naming_the_preference(
+    bridge, elsewhere, tmp_path
+):
+    daemon, _key_file = elsewhere
+    bad_key = tmp_path / "not-a-key.txt"
+    bad_key.write_text("hello\n", encoding="ascii")
+    for key_file, says in (
+        ("", "set Client Key File in the add-on's preferences"),
+        (tmp_path / "missing.key", "Client Key File " + str(tmp_path / "missing.key")),
+        (bad_key, "Client Key File: " + str(bad_key) + " is not a client key file"),
+    ):
+        conn, gathered = connect(bridge, daemon, tmp_path, key_file)
+        try:
+            status = last_status(bridge, gathered, "error")
+        finally:
+            conn.close()
+        assert says in status.message, status.message
+
+
+class HostilePeer:
+    """Stands in for a daemon that sends results named to escape the folder; the real daemon never does, and
+    the add-on must not trust a peer on another machine to behave."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+    def result(self, job_id: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {}, {name: np.zeros(1) for name in self.names}
+
+    def frame_file(self, job_id: str, index: int) -> bytes:
+        raise AssertionError("no frame is fetched before the names are checked")
+
+
+def test_result_names_that_are_not_file_names_are_refused_and_nothing_is_written_outside(bridge, tmp_path):
+    folder = tmp_path / "remote_results"
+    with pytest.raises(Exception, match=r"not file names: \['\.\./\.\./escaped'\]"):
+        bridge.remote_results.download(HostilePeer(["../../escaped"]), "job1", 1, folder, lambda _: None)
+    with pytest.raises(Exception, match="not a job id"):
+        bridge.remote_results.download(HostilePeer([]), "../job", 1, folder, lambda _: None)
+    assert not (tmp_path / "escaped.npy").exists() and not (tmp_path / "job").exists()
