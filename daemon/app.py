@@ -52,7 +52,7 @@ from .outputs import JobFolders
 from .private import make_private
 from .registry import ModelRegistry
 from .requests import RequestHandlers
-from .server import Server
+from .server import Server, ServerLimits
 from .store import JobStore
 from .trust import Trust
 
@@ -90,6 +90,7 @@ class DaemonConfig:
     ray_connect_timeout_s: float = 30.0
     engine_limits: EngineLimits = field(default_factory=EngineLimits)
     live_limits: LiveLimits = field(default_factory=LiveLimits)
+    server_limits: ServerLimits = field(default_factory=ServerLimits)
 
     @property
     def connection_file(self) -> Path:
@@ -338,6 +339,7 @@ class Daemon:
             self.session_id,
             self.engine,
             handlers,
+            limits=cfg.server_limits,
             housekeeping=self._housekeeping,
             live=self.live,
             events=events,

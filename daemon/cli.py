@@ -12,6 +12,7 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,22 @@ from shared.errors import VfxError
 from shared.messages import FINAL_STATES
 
 from .devices import DEVICE_CHOICES
+
+
+def _number_from(low: float, inclusive: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number above ``low`` (or equal to it when ``inclusive``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not ((value >= low) if inclusive else (value > low)) or value == float("inf"):  # NaN fails both
+            wanted = f"of {low:g} or more" if inclusive else f"above {low:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number {wanted}")
+        return value
+
+    return parse
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
@@ -84,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-live-sessions-total", type=int, default=4, help="live sessions of all clients together at most"
     )
     serve.add_argument("--live-ttl", type=float, default=10.0, help="stop live sessions not polled this long")
+    serve.add_argument(
+        "--max-requests-per-second",
+        type=_number_from(0, inclusive=False),
+        default=2000.0,
+        help="requests per client a second at most, beyond its burst (refused with limit_exceeded)",
+    )
+    serve.add_argument(
+        "--request-burst",
+        type=_number_from(1, inclusive=True),
+        default=4000.0,
+        help="requests a quiet client may send at once",
+    )
     serve.add_argument("--plugin", action="append", default=[], help="module offering extra RUNNERS")
     serve.add_argument("--manifest", type=Path, default=None, help="another weight manifest (a mirror)")
     serve.add_argument(
@@ -422,6 +451,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .app import DaemonConfig, run
     from .engine import EngineLimits
     from .live import LiveLimits
+    from .server import ServerLimits
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -455,6 +485,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_sessions=args.max_live_sessions_total,
             ttl_s=args.live_ttl,
         ),
+        server_limits=ServerLimits(requests_per_second=args.max_requests_per_second, request_burst=args.request_burst),
     )
     return run(config)
 

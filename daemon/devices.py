@@ -126,9 +126,14 @@ def resolve_device(requested: str = "auto") -> Device:
         cuda_ok = torch.cuda.is_available()
         mps_ok = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
         if requested == "cuda" and not cuda_ok:
-            raise DeviceUnavailable("CUDA was requested but torch sees no CUDA GPU; use --device auto or cpu")
+            raise DeviceUnavailable(
+                "CUDA was requested (--device cuda) but torch sees no CUDA GPU; use --device auto or --device cpu"
+            )
         if requested == "mps" and not mps_ok:
-            raise DeviceUnavailable("MPS was requested but this Mac has no usable Metal device; use cpu")
+            raise DeviceUnavailable(
+                "MPS was requested (--device mps) but torch sees no usable Apple Metal device; "
+                "use --device auto or --device cpu"
+            )
         if requested in ("auto", "cuda") and cuda_ok:
             free_b, total_b = torch.cuda.mem_get_info()
             bf16 = torch.cuda.is_bf16_supported()
@@ -139,7 +144,10 @@ def resolve_device(requested: str = "auto") -> Device:
             device.kind, device.name, device.dtype = "mps", f"Apple {platform.machine()} GPU", "float16"
             device.notes.append("ops missing on MPS fall back to the CPU (PYTORCH_ENABLE_MPS_FALLBACK=1)")
     elif requested in ("cuda", "mps"):
-        raise DeviceUnavailable(f"{requested} was requested but torch is not installed in the daemon's Python")
+        raise DeviceUnavailable(
+            f"{requested} was requested (--device {requested}) but torch is not installed in the daemon's Python; "
+            "install it or use --device cpu"
+        )
     if installed("onnxruntime"):
         import onnxruntime
 

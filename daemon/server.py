@@ -34,22 +34,27 @@ log = logging.getLogger("daemon.server")
 @dataclass(frozen=True)
 class ServerLimits:
     requests_per_second: float = 2000.0
+    """Each client's requests refill at this rate (``serve --max-requests-per-second``)."""
     request_burst: float = 4000.0
+    """How many requests a client that has been quiet may send at once (``serve --request-burst``)."""
     max_subscriptions_per_client: int = 256
     housekeeping_interval_s: float = 2.0
 
 
 class TokenBucket:
-    def __init__(self, rate: float, burst: float) -> None:
+    """One client's rate limit: ``burst`` requests at once, refilled at ``rate`` a second. Times are seconds of
+    ``time.monotonic()``, passed in by the caller."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
         self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = burst, time.monotonic()
+        self.tokens, self.stamp = burst, now
 
     def full(self, now: float) -> bool:
         """Whether the bucket has refilled: forgetting it then changes nothing for its client."""
         return self.tokens + (now - self.stamp) * self.rate >= self.burst
 
-    def take(self) -> bool:
-        now = time.monotonic()
+    def take(self, now: float) -> bool:
+        """Whether a request at ``now`` is within the limit (it then uses one token)."""
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens < 1:
@@ -199,11 +204,19 @@ class Server:
             self.gate.authenticated(frames[-1].get(zmq.SRCFD))
         client = self._client_of(frames[0], request.session)
         try:
-            bucket = self._buckets.setdefault(
-                client, TokenBucket(self.limits.requests_per_second, self.limits.request_burst)
-            )
-            if not bucket.take():
-                raise VfxError("too many requests; slow down", code=e.LIMIT_EXCEEDED)
+            now = time.monotonic()
+            bucket = self._buckets.get(client)
+            if bucket is None:
+                bucket = self._buckets[client] = TokenBucket(
+                    self.limits.requests_per_second, self.limits.request_burst, now
+                )
+            if not bucket.take(now):
+                raise VfxError(
+                    f"too many requests from this client: at most {self.limits.requests_per_second:g} a second, "
+                    f"{self.limits.request_burst:g} at once (the daemon's --max-requests-per-second and "
+                    "--request-burst); slow down and send this again",
+                    code=e.LIMIT_EXCEEDED,
+                )
             reply = self._dispatch(request, client)
             if reply is not None:  # None: a parked live_next, answered when its result arrives
                 self._reply(request, {"ok": True, **reply[0]}, reply[1])

@@ -101,6 +101,27 @@ def test_no_daemon_is_a_clear_error(tmp_path):
     assert result.returncode == 1 and "python -m daemon serve" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "wanted"),
+    [
+        ("--max-requests-per-second", "0", "above 0"),
+        ("--max-requests-per-second", "nan", "above 0"),
+        ("--request-burst", "0.5", "of 1 or more"),
+        ("--request-burst", "many", "of 1 or more"),
+    ],
+)
+def test_a_rate_limit_that_would_refuse_every_request_is_refused_naming_the_option(tmp_path, option, value, wanted):
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "serve", "--runtime-dir", str(tmp_path), option, value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"argument {option}: '{value}' is not a finite number {wanted}" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "daemon.json").exists()
+
+
 def test_stop_command_stops_the_daemon(daemon):
     assert "stopping" in cli(daemon, "stop").stdout
     assert daemon.proc.wait(15) == 0

@@ -434,6 +434,57 @@ def test_rate_limit_state_of_past_sessions_is_forgotten(daemon):
         assert c.health()["clients_tracked"] <= 2
 
 
+def test_the_rate_limit_lets_a_burst_through_then_refills_at_its_rate():
+    from daemon.server import TokenBucket
+
+    bucket = TokenBucket(rate=4.0, burst=3.0, now=100.0)  # seconds, as the server passes them; exact in binary
+    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False], "a burst of 3, then refused"
+    assert bucket.take(100.125) is False, "half a token after 1/8 s"
+    assert bucket.take(100.25) is True, "one token after 1/4 s at 4 a second"
+    assert bucket.take(100.25) is False
+    assert not bucket.full(100.75) and bucket.full(101.0), "full again 3/4 s after its last request"
+    assert [bucket.take(160.0) for _ in range(4)] == [True, True, True, False], "a quiet minute gives one burst"
+
+
+def test_a_client_sending_faster_than_its_limit_is_refused_and_the_daemon_serves_on():
+    import zmq
+
+    from shared.wire import pack, unpack
+
+    # 5 requests at once, then one every 1000 s: 20 requests sent without waiting for answers arrive well within
+    # 1000 s on any machine, so exactly 5 are served whatever the machine's speed.
+    proc = DaemonProcess(extra_args=("--max-requests-per-second", "0.001", "--request-burst", "5")).start()
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        info = proc.info()
+        sock.connect(info.endpoint)
+        for _ in range(20):
+            sock.send_multipart(pack("ping", {}, key=info.key_bytes, session="eager"))
+        replies = []
+        for _ in range(20):
+            assert sock.poll(10_000), f"every request is answered; {len(replies)} were"
+            replies.append(unpack(sock.recv_multipart(), key=info.key_bytes, guard=None).content)
+        assert [r["ok"] for r in replies] == [True] * 5 + [False] * 15
+        for refused in replies[5:]:
+            assert refused["error"]["code"] == "limit_exceeded"
+            assert "at most 0.001 a second, 5 at once" in refused["error"]["message"]
+            assert "--max-requests-per-second" in refused["error"]["message"]
+        with proc.client() as polite:  # another client has its own allowance
+            assert polite.ping() == []
+            assert polite.health()["clients_tracked"] == 2
+        sock.send_multipart(pack("ping", {}, key=info.key_bytes, session="eager"))
+        assert sock.poll(10_000)
+        again = unpack(sock.recv_multipart(), key=info.key_bytes, guard=None).content
+        assert again["ok"] is False and again["error"]["code"] == "limit_exceeded", "still within its window"
+        assert proc.proc.poll() is None and "Traceback" not in proc.read_log()
+    finally:
+        sock.close()
+        ctx.term()
+        proc.cleanup()
+
+
 def test_sessions_still_ending_count_against_the_live_session_cap(sample_video):
     proc = DaemonProcess(extra_args=("--max-live-sessions-total", "1")).start()
     try:

@@ -146,6 +146,53 @@ def test_unknown_device_names_the_choices():
         resolve_device("tpu")
 
 
+def stand_in_torch(cuda: bool = False, bf16: bool = False, mps: bool = False) -> types.ModuleType:
+    """A stand-in for torch reporting which accelerators it sees. Only for the device policy's choice: no CUDA
+    GPU and no Apple MPS device exist on the machines that run these tests, so real torch cannot answer yes."""
+    torch = types.ModuleType("torch")
+    torch.__version__ = "0.0-stand-in"
+    torch.cuda = types.SimpleNamespace(
+        is_available=lambda: cuda,
+        is_bf16_supported=lambda: bf16,
+        get_device_name=lambda index: "Stand-in GPU",
+        mem_get_info=lambda: (6 * 2**30, 8 * 2**30),  # (free, total) bytes, as torch answers
+    )
+    torch.backends = types.SimpleNamespace(mps=types.SimpleNamespace(is_available=lambda: mps))
+    return torch
+
+
+@pytest.mark.parametrize(
+    ("sees", "requested", "kind", "dtype"),
+    [
+        ({}, "auto", "cpu", "float32"),  # whatever this machine has
+        ({"cuda": True, "bf16": True}, "auto", "cuda", "bfloat16"),  # bf16 where the GPU has it
+        ({"cuda": True, "bf16": False}, "auto", "cuda", "float16"),  # fp16 on older GPUs
+        ({"mps": True}, "auto", "mps", "float16"),
+        ({"cuda": True, "bf16": True, "mps": True}, "auto", "cuda", "bfloat16"),  # CUDA before MPS
+        ({"cuda": True, "bf16": True, "mps": True}, "mps", "mps", "float16"),  # an explicit choice is kept
+        ({"cuda": True, "bf16": True, "mps": True}, "cpu", "cpu", "float32"),
+    ],
+)
+def test_auto_picks_cuda_then_mps_then_the_cpu_with_the_documented_dtype(monkeypatch, sees, requested, kind, dtype):
+    monkeypatch.setitem(sys.modules, "torch", stand_in_torch(**sees))
+    device = resolve_device(requested)
+    assert (device.kind, device.dtype, device.requested) == (kind, dtype, requested)
+    assert device.torch_version == "0.0-stand-in"
+    if kind == "cuda":
+        assert device.name == "Stand-in GPU" and (device.total_memory, device.free_memory) == (8 * 2**30, 6 * 2**30)
+    if kind == "mps":
+        assert any("PYTORCH_ENABLE_MPS_FALLBACK" in note for note in device.notes)
+
+
+@pytest.mark.parametrize(("sees", "requested"), [({"mps": True}, "cuda"), ({"cuda": True, "bf16": True}, "mps")])
+def test_an_explicit_device_torch_does_not_see_is_refused_naming_the_option(monkeypatch, sees, requested):
+    monkeypatch.setitem(sys.modules, "torch", stand_in_torch(**sees))
+    with pytest.raises(DeviceUnavailable) as err:
+        resolve_device(requested)
+    assert f"--device {requested}" in err.value.message, "names the option that asked for it"
+    assert "use --device auto or --device cpu" in err.value.message, "names the fix"
+
+
 def test_onnx_providers_follow_the_device():
     available = ["CUDAExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider"]
     assert pick_onnx_providers("cuda", available) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -159,7 +206,9 @@ def test_daemon_asked_for_cuda_here_fails_fast_with_the_reason():
         with pytest.raises(RuntimeError):
             proc.start(timeout=30)
         log = proc.read_log()
-        assert "error: cuda was requested but torch is not installed" in log or "error: CUDA was requested" in log
+        assert "error: cuda was requested (--device cuda) but torch is not installed" in log or (
+            "error: CUDA was requested (--device cuda)" in log
+        )
         assert "Traceback" not in log
     finally:
         proc.cleanup()

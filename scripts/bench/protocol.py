@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("MB/s counts the frame payload one way; each round trip moves it twice.")
     if any(s["rate_limited"] for _, s in rows):
-        print("note: the daemon's per-client rate limit (ServerLimits.requests_per_second) cut a block short")
+        print("note: the daemon's per-client rate limit (serve --max-requests-per-second) cut a block short")
     result = {
         "benchmark": "protocol",
         "quick": args.quick,

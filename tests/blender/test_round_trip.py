@@ -42,6 +42,8 @@ def round_trip(blender, daemon_python: str, sample_video: Path, tmp_path_factory
         first["job"]["id"],
         "--last-job",
         first["last_job"]["id"],
+        "--cancelled-job",
+        first["cancelled"]["id"],
         runtime_dir=runtime_dir,
     )
     return {"first": first, "reopen": reopen}
@@ -138,6 +140,28 @@ def test_a_job_cut_off_by_closing_blender_finishes_after_reopening_and_inserts_i
     assert auto["frame_final_start"] == 1 + SOURCE_OFFSET
     assert auto["frame_final_duration"] == SOURCE_FRAMES
     assert auto["name"].startswith("pose")
+
+
+def test_retry_of_a_cancelled_job_runs_it_again_to_its_result(round_trip):
+    """Retry in the Jobs panel on the job cancelled before Blender closed: the daemon runs it a second time, the
+    panel follows that run to 'succeeded' and the result inserts itself above the job's source strip."""
+    retry, source = round_trip["reopen"]["retry"], round_trip["first"]["cancelled"]["source"]
+    assert "* pose cancelled" in retry["panel_before"] and "<Retry>" in retry["panel_before"]
+    assert retry["result"] == ["FINISHED"], retry["error"]
+    assert retry["timed_out"] is None, retry["timed_out"]
+    assert retry["states"][0] == "cancelled" and retry["states"][-1] == "succeeded", retry["states"]
+    assert {"queued", "running"} & set(retry["states"]), f"the panel showed the new run: {retry['states']}"
+    assert retry["daemon"] == {"state": "succeeded", "attempts": 2}, "the daemon ran the same job again"
+    assert retry["final"]["frame_count"] == source["frame_final_duration"], retry["final"]["error"]
+    assert retry["final"]["fraction"] == pytest.approx(1.0)
+    inserted = retry["inserted"]
+    assert inserted is not None, "auto-insert placed the retried job's result"
+    assert inserted["channel"] == source["channel"] + 1
+    assert inserted["frame_final_start"] == source["frame_final_start"]
+    assert inserted["elements"] == inserted["frame_final_duration"] == source["frame_final_duration"]
+    assert inserted["props"]["vfx_job_id"] == round_trip["first"]["cancelled"]["id"]
+    assert "* pose cancelled" not in retry["panel_after"] and retry["panel_after"].count("* pose succeeded") == 3
+    assert any(line.startswith("progress 1.00 ") for line in retry["panel_after"]), retry["panel_after"]
 
 
 def test_the_daemon_panel_names_the_loaded_models_and_no_gpu_memory_on_the_cpu(round_trip):

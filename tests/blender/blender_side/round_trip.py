@@ -4,7 +4,8 @@
 (twice), cancel a long job, submit one more job and save the file while it may still run; Blender then exits,
 leaving the daemon to finish that job. ``--phase reopen``: a new Blender opens that file, inserts the first result
 again without any daemon, then starts the daemon (or takes over the one still finishing), follows the last job to
-its end and lets it auto-insert.
+its end and lets it auto-insert, then presses Retry on the job cancelled in the first phase and follows the
+daemon's second run of it to its automatic insertion.
 """
 
 from __future__ import annotations
@@ -136,6 +137,11 @@ def first_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "id": long_job_id,
         "state": state.jobs[long_job_id].state,
         "fraction": state.jobs[long_job_id].fraction,
+        "source": {
+            "frame_final_start": addon.common.compat.timing(long_source, "left_handle"),
+            "frame_final_duration": addon.common.compat.timing(long_source, "duration"),
+            "channel": long_source.channel,
+        },
     }
 
     select_only(editor, addon, source)
@@ -178,6 +184,43 @@ def reopen_phase(args: argparse.Namespace, record: dict[str, Any]) -> None:
     }
     harness.pump_until(addon, lambda: bool(result_strips(addon, last_id)), "the automatic insertion")
     record["auto_inserted"] = strip_record(addon, result_strips(addon, last_id)[0])
+    record["retry"] = retry_cancelled(addon, args.cancelled_job)
+
+
+def retry_cancelled(addon: ModuleType, job_id: str) -> dict[str, Any]:
+    """Press Retry on a cancelled job as a user would in the Jobs panel and follow the daemon's new run of it.
+
+    The record says what happened; the test judges it. A wait that times out is recorded instead of raised, so the
+    scenario's other records still reach their tests.
+    """
+    state = bpy.context.scene.vfx_mocap
+    state.active_job_index = state.jobs.find(job_id)
+    retry: dict[str, Any] = {"panel_before": harness.draw_panel(addon.generate.panels.draw_jobs)}
+    result, error = harness.operator_report(bpy.ops.vfxmocap.job_retry, job_id=job_id)
+    retry.update(result=sorted(result or ()), error=error, states=[state.jobs[job_id].state], timed_out=None)
+
+    def seen(job: Any) -> Any:
+        if job.state != retry["states"][-1]:
+            retry["states"].append(job.state)
+        return job
+
+    try:
+        harness.pump_until(addon, lambda: seen(state.jobs[job_id]).state != "cancelled", "the retry to be taken", 30)
+        harness.pump_until(addon, lambda: seen(state.jobs[job_id]).is_final, "the retried job", 180)
+        harness.pump_until(addon, lambda: bool(result_strips(addon, job_id)), "the retried job's insertion")
+    except AssertionError as exc:
+        retry["timed_out"] = str(exc)
+    job = state.jobs[job_id]
+    client_module = __import__(f"{harness.MODULE}.shared.client", fromlist=["Client"])
+    with client_module.Client.from_file(connection_file()) as client:
+        retry["daemon"] = {key: client.job(job_id)[key] for key in ("state", "attempts")}
+    strips = result_strips(addon, job_id)
+    retry.update(
+        final={"state": job.state, "error": job.error, "frame_count": job.frame_count, "fraction": job.fraction},
+        inserted=strip_record(addon, strips[0]) if strips else None,
+        panel_after=harness.draw_panel(addon.generate.panels.draw_jobs),
+    )
+    return retry
 
 
 def connection_file() -> Path:
@@ -195,6 +238,7 @@ if __name__ == "__main__":
             ("--blend", {"required": True}),
             ("--first-job", {"default": ""}),
             ("--last-job", {"default": ""}),
+            ("--cancelled-job", {"default": ""}),
         ),
         main,
     )
