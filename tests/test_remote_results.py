@@ -49,6 +49,7 @@ def settings(bridge: ModuleType, daemon: DaemonProcess, local: Path, key_file: P
 
 
 def connect(bridge: ModuleType, daemon: DaemonProcess, local: Path, key_file: Path | str) -> tuple[Any, Callable]:
+    (local / "previews").mkdir(exist_ok=True)
     conn = bridge.connection_thread.Connection(local / "previews")
     updates: list[Any] = []
 
@@ -108,6 +109,75 @@ def test_a_job_of_a_daemon_on_another_machine_is_copied_here_and_names_the_copy(
     ]
     assert [fraction for _, fraction in copying] == [0.2, 0.4, 0.6, 0.8, 1.0], "the copy shows as progress"
     assert all(i < final_at for i, _ in copying), "the job is told succeeded once its copy is complete"
+
+
+def submit_count(bridge: ModuleType, conn: Any, status: Any, steps: int) -> str:
+    request = bridge.requests.job_request("count", bridge.requests.mode_info(status, "count"), {"steps": steps}, {})
+    conn.submit(request.job_id, request.mode, request.params, request.inputs)
+    return request.job_id
+
+
+def test_the_connection_serves_other_requests_while_a_copy_runs(bridge, elsewhere, tmp_path):
+    """A copy runs on its own thread: a job submitted while a long copy runs is acknowledged before it ends."""
+    daemon, key_file = elsewhere
+    conn, gathered = connect(bridge, daemon, tmp_path, key_file)
+    thread = bridge.connection_thread
+    try:
+        status = last_status(bridge, gathered, "connected")
+        long_id = submit_count(bridge, conn, status, 2000)
+        wait_for(
+            lambda: any(isinstance(u, thread.JobProgress) and u.stage == "downloading results" for u in gathered()),
+            60,
+            "the long job's copy to start",
+        )
+        short_id = submit_count(bridge, conn, status, 1)
+
+        def index_of(job_id: str, final: bool) -> int | None:
+            found = [
+                i
+                for i, u in enumerate(gathered())
+                if isinstance(u, thread.JobUpdate) and u.job.job_id == job_id and u.job.is_final == final
+            ]
+            return found[0] if found else None
+
+        acknowledged = wait_for(lambda: index_of(short_id, False), 30, "the second job's acknowledgement")
+        long_done = wait_for(lambda: index_of(long_id, True), 120, "the long job's copy to complete")
+    finally:
+        conn.close()
+    copying = [
+        i
+        for i, u in enumerate(gathered())
+        if isinstance(u, thread.JobProgress) and u.job_id == long_id and u.stage == "downloading results"
+    ]
+    assert copying[0] < acknowledged < copying[-1] < long_done, "the second submit waited for the copy to end"
+    assert len(list((tmp_path / "data" / "remote_results" / long_id / "frames").iterdir())) == 2000
+
+
+def test_a_copy_that_cannot_be_written_is_reported_once_naming_the_folder(bridge, elsewhere, tmp_path):
+    daemon, key_file = elsewhere
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "remote_results").write_text("a file where the folder goes", encoding="utf-8")
+    conn, gathered = connect(bridge, daemon, tmp_path, key_file)
+    try:
+        job_id = submit_count(bridge, conn, last_status(bridge, gathered, "connected"), 2)
+
+        def failures() -> list[Any]:
+            return [u for u in gathered() if isinstance(u, bridge.connection_thread.RequestFailed)]
+
+        wait_for(failures, 30, "the copy's failure")
+        for _ in range(3):  # the daemon is polled every 2 s meanwhile; the copy is not tried again at once
+            last_status(bridge, gathered, "connected")
+            gathered()
+            __import__("time").sleep(2.0)
+    finally:
+        conn.close()
+    (failure,) = failures()
+    assert failure.action == "download" and failure.job_id == job_id
+    assert f"Copying the results of job {job_id[:8]}: cannot write into {tmp_path / 'data' / 'remote_results'}" in (
+        failure.message
+    )
+    finals = [u for u in gathered() if isinstance(u, bridge.connection_thread.JobUpdate) and u.job.is_final]
+    assert finals == [], "a job is not told succeeded without results to show"
 
 
 def test_a_complete_copy_is_reused_and_an_interrupted_one_is_fetched_again(bridge, elsewhere, tmp_path):

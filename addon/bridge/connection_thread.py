@@ -129,7 +129,7 @@ class Connection:
         it is stopped (or left to finish again) when this Blender goes away, as if this one had started it."""
         self._keep_jobs_running = True
         self._client_key_file = ""
-        self._remote_results = Path()
+        self._downloads = remote_results.Downloads(Path())
         self._thread = threading.Thread(target=self._run, name="vfx-mocap-connection", daemon=True)
         self._thread.start()
         # Blender runs the add-on's unregister (and so close) when it quits; this covers Pythons that do not.
@@ -246,7 +246,7 @@ class Connection:
             return
         self._keep_jobs_running = settings.keep_jobs_running
         self._client_key_file = settings.client_key_file
-        self._remote_results = settings.data_dir / REMOTE_RESULTS_FOLDER
+        self._downloads.folder = settings.data_dir / REMOTE_RESULTS_FOLDER
         if settings.connection_file:
             self._attach_or_fail(Path(settings.connection_file))
             return
@@ -392,6 +392,7 @@ class Connection:
         self._status("stopped")
 
     def _close_all(self) -> None:
+        self._downloads.close()
         if self._process is None and not self._adopted:
             self._drop_client()  # a daemon started elsewhere: not ours to stop
             return
@@ -423,7 +424,8 @@ class Connection:
         on another machine is told once its results are copied here (see :mod:`.remote_results`)."""
         job = wire_job if isinstance(wire_job, JobView) else _well_formed(JobView.from_wire, wire_job)
         if job.state == "succeeded" and not remote_results.readable_here(job.output_dir):
-            job = replace(job, output_dir=str(self._download(job)))
+            self._download(job)  # told once the copy is complete
+            return
         if job.is_final:
             self._watch.states.pop(job.job_id, None)
             self._watch.last_preview.pop(job.job_id, None)
@@ -442,19 +444,26 @@ class Connection:
         client.retry(job_id)
         self._follow(client.subscribe(job_id))
 
-    def _download(self, job: JobView) -> Path:
-        """Copy a succeeded job's results from the daemon, showing the copy as the job's last stage."""
+    def _download(self, job: JobView) -> None:
+        """Copy a succeeded job's results from the daemon on a thread of its own, showing the copy as the job's
+        last stage; the job is followed again, with the copy as its folder, once it is complete."""
 
         def progress(fraction: float) -> None:
             self._updates.put(JobProgress(job.job_id, fraction, "downloading results", None))
 
-        try:
-            return remote_results.download(
-                self._require_client(), job.job_id, job.frame_count, self._remote_results, progress
+        def done(copy: Path) -> None:
+            self._requests.put(_Request("download", partial(self._follow, replace(job, output_dir=str(copy)))))
+
+        def failed(message: str) -> None:
+            self._updates.put(
+                RequestFailed("download", f"Copying the results of job {job.job_id[:8]}: {message}", job.job_id)
             )
-        except OSError as exc:
-            folder = self._remote_results
-            raise VfxError(f"Cannot copy the results of job {job.job_id[:8]} into {folder}: {exc}") from None
+
+        client = self._require_client()
+        connect = partial(
+            Client, client.info, timeout=REQUEST_TIMEOUT_S, retries=1, curve_keys=client.curve_keys, client_id=CLIENT_ID
+        )
+        self._downloads.start(job.job_id, job.frame_count, connect, progress, done, failed)
 
     def _watch_ids(self, job_ids: list[str]) -> None:
         for job_id in job_ids:

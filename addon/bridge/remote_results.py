@@ -4,7 +4,8 @@ The add-on reads a succeeded job's outputs as files: ``summary.json``, ``arrays/
 ``frames/000000.png...`` (the layout of ``daemon/outputs.py``). A daemon on this machine, or one whose data folder
 is on a drive mounted at the same path here, is read in place. For any other daemon, :func:`download` writes the
 same layout into a folder of this machine, and the job's ``output_dir`` names that folder from then on, so strips,
-bakes and reports work on it unchanged.
+bakes and reports work on it unchanged. :class:`Downloads` runs each copy on a thread of its own, so the
+connection thread goes on serving requests and events meanwhile.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,3 +65,79 @@ def download(client: Client, job_id: str, frame_count: int, folder: Path, progre
     shutil.rmtree(done, ignore_errors=True)  # an incomplete copy left by an older version
     work.rename(done)
     return done
+
+
+RETRY_AFTER_S = 30.0
+"""A copy that failed (a lost connection, a full disk) is tried again at most this often."""
+
+
+class _Closing(Exception):
+    """Ends a copy when the add-on goes away."""
+
+
+class Downloads:
+    """Copies of succeeded jobs' results into ``folder``, each on a daemon thread of its own (Blender may quit
+    during one: the ``.partial`` folder it leaves is replaced by the next try)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._running: set[str] = set()
+        self._failed_at: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+
+    def start(
+        self,
+        job_id: str,
+        frame_count: int,
+        connect: Callable[[], Client],
+        progress: Callable[[float], None],
+        done: Callable[[Path], None],
+        failed: Callable[[str], None],
+    ) -> bool:
+        """Start copying ``job_id`` unless a copy of it runs, or failed less than :data:`RETRY_AFTER_S` ago.
+        ``connect()`` makes the copy's own client (clients are not thread-safe). The callbacks run on the copy's
+        thread: ``progress(fraction)`` after each frame, then exactly one of ``done(folder)`` and
+        ``failed(message)`` (neither once :meth:`close` was called). Returns whether a copy started."""
+        with self._lock:
+            if self._closing.is_set() or job_id in self._running:
+                return False
+            if time.monotonic() - self._failed_at.get(job_id, -RETRY_AFTER_S) < RETRY_AFTER_S:
+                return False
+            self._running.add(job_id)
+        args = (job_id, frame_count, connect, progress, done, failed)
+        threading.Thread(target=self._copy, args=args, name=f"vfx-mocap-download-{job_id[:8]}", daemon=True).start()
+        return True
+
+    def close(self) -> None:
+        """End every copy at its next frame."""
+        self._closing.set()
+
+    def _copy(
+        self,
+        job_id: str,
+        frame_count: int,
+        connect: Callable[[], Client],
+        progress: Callable[[float], None],
+        done: Callable[[Path], None],
+        failed: Callable[[str], None],
+    ) -> None:
+        def checked(fraction: float) -> None:
+            if self._closing.is_set():
+                raise _Closing
+            progress(fraction)
+
+        try:
+            with connect() as client:
+                copy = download(client, job_id, frame_count, self.folder, checked)
+        except _Closing:
+            return
+        except (VfxError, OSError) as exc:
+            with self._lock:
+                self._failed_at[job_id] = time.monotonic()
+            failed(exc.message if isinstance(exc, VfxError) else f"cannot write into {self.folder}: {exc}")
+        else:
+            done(copy)
+        finally:
+            with self._lock:
+                self._running.discard(job_id)
