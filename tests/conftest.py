@@ -1,5 +1,5 @@
-"""Fixtures shared by the test modules: real media that Debian packages ship, the tiny face-swap models, a real
-daemon."""
+"""Fixtures shared by the test modules: real media that Debian packages ship, the tiny face-swap models, random
+LivePortrait weights, real daemons."""
 
 from __future__ import annotations
 
@@ -40,6 +40,20 @@ def sample_image() -> Path:
 
 
 @pytest.fixture(scope="session")
+def black_video(tmp_path_factory) -> Path:
+    """A second of black 320x240 frames at 24 fps: a camera that sees no face."""
+    import cv2
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("black") / "black.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 24, (320, 240))
+    for _ in range(24):
+        writer.write(np.zeros((240, 320, 3), np.uint8))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_face_models(tmp_path_factory) -> Path:
     """A models folder with every tiny face-swap model (``support/tiny_onnx_faces.py``, optional ones included)
     where the manifest puts the real files. Built once a session: tests read it, never change it."""
@@ -67,6 +81,25 @@ def face_swap_daemon(tiny_face_models, tmp_path_factory):
 
     with running_face_swap_daemon(tiny_face_models, tmp_path_factory.mktemp("face-swap-manifest")) as daemon:
         yield daemon
+
+
+@pytest.fixture(scope="module")
+def liveportrait_daemon(tmp_path_factory):
+    """A real daemon on the CPU (one a test module) serving random LivePortrait weights at the official shapes
+    (``support/liveportrait_weights.py``), with a manifest that lists their sizes and checksums."""
+    from support.daemon_process import DaemonProcess
+    from support.liveportrait_weights import write_liveportrait_weights
+    from test_liveportrait import write_test_manifest
+
+    root = tmp_path_factory.mktemp("live-lp")
+    models = root / "models"
+    write_liveportrait_weights(models / "liveportrait", seed=0)
+    manifest = root / "manifest.toml"
+    write_test_manifest(manifest, models, "https://huggingface.co/KwaiVGI/LivePortrait/resolve/main")
+    served = ("--manifest", str(manifest), "--models-dir", str(models), "--device", "cpu")
+    daemon = DaemonProcess(extra_args=served, plugin=False).start()
+    yield daemon
+    daemon.cleanup()
 
 
 @pytest.fixture

@@ -10,49 +10,20 @@ animated from the sample video.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pytest
-from support.daemon_process import DaemonProcess
-from support.liveportrait_weights import write_liveportrait_weights
 from test_face_swap import TOM_HANKS
-from test_liveportrait import write_test_manifest
 
 pytestmark = pytest.mark.timeout(240)
 
 
-@pytest.fixture(scope="module")
-def lp_daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("live-lp")
-    models = root / "models"
-    write_liveportrait_weights(models / "liveportrait", seed=0)
-    manifest = root / "manifest.toml"
-    write_test_manifest(manifest, models, "https://huggingface.co/KwaiVGI/LivePortrait/resolve/main")
-    proc = DaemonProcess(
-        extra_args=("--manifest", str(manifest), "--models-dir", str(models), "--device", "cpu"), plugin=False
-    ).start()
-    yield proc
-    proc.cleanup()
-
-
 @pytest.fixture
-def lp_client(lp_daemon):
-    with lp_daemon.client(timeout=30.0) as c:
+def lp_client(liveportrait_daemon):
+    with liveportrait_daemon.client(timeout=30.0) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def black_video(tmp_path_factory) -> Path:
-    """A second of black frames: a camera that sees no face."""
-    path = tmp_path_factory.mktemp("black") / "black.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 24, (320, 240))
-    for _ in range(24):
-        writer.write(np.zeros((240, 320, 3), np.uint8))
-    writer.release()
-    return path
 
 
 def next_result(client, session_id: str, after_seq: int, timeout: float) -> tuple[dict, dict[str, Any], dict]:

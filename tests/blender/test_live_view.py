@@ -87,7 +87,7 @@ def test_swapped_frames_reach_the_blender_image(live, tiny_face_models, sample_v
     assert shown["image_size"] == [720, 528], "the image takes the camera's size"
     assert shown["is_float"] and shown["colorspace"] == "sRGB"
     assert shown["image_is_last_frame"], "the image holds the newest frame the view took"
-    assert shown["faces"] > 0
+    assert shown["data"]["faces"] > 0
 
     # The image is the offline mode's swap of the camera frame it came from, bit for bit.
     source = video_frame(sample_video, shown["frame_index"])

@@ -18,34 +18,7 @@ from typing import Any
 import bpy
 import harness
 import numpy as np
-
-THREADS = ("vfx-mocap-live-view", "vfx-mocap-live-record")
-
-
-def pump_live(addon: Any, predicate: Any, what: str, timeout: float = 60.0) -> float:
-    def step() -> bool:
-        addon.live.live_view.tick()
-        return predicate()
-
-    return harness.pump_until(addon, step, what, timeout=timeout)
-
-
-def live_threads() -> list[str]:
-    return [name for name in harness.vfx_threads() if name in THREADS]
-
-
-def daemon_live_sessions(connection_file: str) -> int:
-    client_module = __import__(f"{harness.MODULE}.shared.client", fromlist=["Client"])
-    with client_module.Client.from_file(connection_file) as client:
-        return int(client.health()["live_sessions"])
-
-
-def image_rgb(image: Any) -> np.ndarray:
-    """The image's pixels as RGB uint8, top row first (as the frame came)."""
-    width, height = image.size
-    pixels = np.empty(width * height * 4, dtype=np.float32)
-    image.pixels.foreach_get(pixels)
-    return np.round(pixels.reshape(height, width, 4)[::-1, :, :3] * 255).astype(np.uint8)
+from live_common import daemon_live_sessions, live_threads, operator_record, pump_frames, pump_live, shown
 
 
 def strip_record(addon: Any, strip: Any) -> dict[str, Any]:
@@ -68,7 +41,7 @@ def start_recording(addon: Any, frames: int, before: str) -> Any:
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
     assert result == {"FINISHED"}, error
     view = addon.live.live_view.current()
-    pump_live(addon, lambda: view.shown >= frames, f"live frames before {before}", timeout=60)
+    pump_frames(addon, view, frames, timeout=60)
     bpy.ops.vfxmocap.live_view_record()
     pump_live(addon, lambda: view.recorder.frames >= frames, f"recorded frames before {before}")
     return view
@@ -87,12 +60,10 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     options["detect_every"].set_value(1)  # each frame swapped on its own: comparable with the offline mode
 
     # 1. Bad input is refused by the operator with the reason.
-    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
-    record["without_reference"] = {"result": sorted(result or ()), "error": error, "threads": live_threads()}
+    record["without_reference"] = operator_record(bpy.ops.vfxmocap.live_view_start)
     scene.vfx_mocap.reference_source, scene.vfx_mocap.reference_path = "FILE", args.reference
     settings.video_path = str(Path(args.data_dir) / "no-such-video.avi")
-    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
-    record["missing_video"] = {"result": sorted(result or ()), "error": error}
+    record["missing_video"] = operator_record(bpy.ops.vfxmocap.live_view_start)
     settings.video_path = args.video
     settings.target_face_path = args.reference  # set, but unused while Target is 'all'
 
@@ -101,31 +72,11 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     assert result == {"FINISHED"}, error
     view = addon.live.live_view.current()
     record["threads_running"] = live_threads()
-    record["start_s"] = pump_live(addon, lambda: view.shown >= 20, "20 live frames", timeout=90)
-    image = bpy.data.images[addon.live.live_view.IMAGE_NAME]
-    shown = image_rgb(image)
-    np.save(Path(args.data_dir) / "shown.npy", shown)
-    last = view.last_frame
-    record["shown"] = {
-        "count": view.shown,
-        "frame_index": last.frame_index,
-        "image_size": list(image.size),
-        "is_float": image.is_float,
-        "colorspace": image.colorspace_settings.name,
-        "image_is_last_frame": bool(
-            np.array_equal(image_rgb(image), np.round(last.pixels.reshape(*shown.shape[:2], 4)[::-1, :, :3] * 255))
-        ),
-        "faces": last.data.get("faces"),
-        "state": view.session.state,
-        "shown_fps": view.shown_fps,
-        "daemon_fps": view.session.daemon_fps,
-        "latency_ms_p50": addon.live.live_view.percentile(view.latencies_ms, 0.5),
-        "main_thread_ms_p50": addon.live.live_view.percentile(view.main_thread_ms, 0.5),
-        "daemon_sessions": daemon_live_sessions(args.connection_file),
-    }
+    record["start_s"] = pump_frames(addon, view, 20)
+    pixels, record["shown"] = shown(addon, view, args.connection_file)
+    np.save(Path(args.data_dir) / "shown.npy", pixels)
     record["panel_running"] = harness.draw_panel(addon.live.live_view_ui.draw_live_view)
-    result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
-    record["second_start"] = {"result": sorted(result or ()), "error": error, "threads": live_threads()}
+    record["second_start"] = operator_record(bpy.ops.vfxmocap.live_view_start)
 
     # 3. An option changed in the panel reaches the running session.
     def change_option(name: str, value: Any) -> dict[str, Any]:
@@ -215,7 +166,7 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_view_start)
     assert result == {"FINISHED"}, error
     broken = addon.live.live_view.current()
-    pump_live(addon, lambda: broken.shown >= 2, "live frames before the fault", timeout=60)
+    pump_frames(addon, broken, 2, timeout=60)
 
     def fail(frame: Any) -> None:
         raise RuntimeError("injected fault")
