@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,9 @@ class BlobStore:
         """Opened at the daemon's start, which holds the data folder's lock: no upload is under way, so the
         temporary files of uploads a crash or a full disk interrupted are removed."""
         self.root = root
+        self._lock = threading.Lock()
+        self._writing: set[Path] = set()
+        """Temporary files of uploads being stored now."""
         root.mkdir(parents=True, exist_ok=True)
         self.remove_partial_uploads()
 
@@ -37,7 +41,10 @@ class BlobStore:
         digest = blob_id(array)
         target = self.path(digest)
         if not target.exists():
-            tmp = target.with_name(f".{digest}.{os.getpid()}.tmp")
+            # unique per thread too: two I/O threads may store the same upload at once
+            tmp = target.with_name(f".{digest}.{os.getpid()}.{threading.get_ident()}.tmp")
+            with self._lock:
+                self._writing.add(tmp)
             try:
                 with open(tmp, "wb") as out:
                     np.save(out, np.ascontiguousarray(array), allow_pickle=False)
@@ -45,16 +52,22 @@ class BlobStore:
             except BaseException:  # a full disk, a file size limit: leave nothing half-written behind
                 tmp.unlink(missing_ok=True)
                 raise
+            finally:
+                with self._lock:
+                    self._writing.discard(tmp)
         return digest
 
     def remove_partial_uploads(self) -> int:
-        """Delete the temporary files of interrupted uploads. Call only while no upload runs (uploads and
-        pruning both run on the request thread). Returns the bytes freed."""
+        """Delete the temporary files of interrupted uploads, not those of uploads being stored now (on the
+        daemon's I/O threads). Returns the bytes freed."""
         freed = 0
-        for path in self.root.glob(".*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                freed += path.stat().st_size
-                path.unlink()
+        with self._lock:  # held throughout: an upload that starts meanwhile waits to register its file
+            for path in self.root.glob(".*.tmp"):
+                if path in self._writing:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    freed += path.stat().st_size
+                    path.unlink()
         return freed
 
     def remove_unreferenced(self, referenced: set[str], older_than: float) -> int:

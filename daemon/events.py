@@ -4,7 +4,7 @@ The engine, the executors' threads and live sessions publish here from any threa
 arrives on its socket thread, the only one that touches the ROUTER socket. Published on the socket thread
 itself (a handler cancelling a job), an event is routed at once, before the handler's reply; from any other
 thread it crosses an inproc PUSH/PULL pair. Job events are the wire events of :mod:`shared.messages`; a live
-session's news is its id, never dressed up as a job event.
+session's news is its id, never dressed up as a job event; a request finished on an I/O thread is its token.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import msgpack
 import zmq
 
 ENDPOINT = "inproc://vfx-events"
-JOB, LIVE = "job", "live"
+JOB, LIVE, DONE = "job", "live", "done"
 
 
 class EventPipe:
@@ -36,10 +36,16 @@ class EventPipe:
         self._thread_id: int | None = None
         self._route_job: Callable[[dict[str, Any]], None] = lambda event: None
         self._route_live: Callable[[str], None] = lambda session_id: None
+        self._route_done: Callable[[int], None] = lambda token: None
 
-    def attach(self, route_job: Callable[[dict[str, Any]], None], route_live: Callable[[str], None]) -> None:
+    def attach(
+        self,
+        route_job: Callable[[dict[str, Any]], None],
+        route_live: Callable[[str], None],
+        route_done: Callable[[int], None] = lambda token: None,
+    ) -> None:
         """Called by the thread that routes (the server's socket thread) before it drains."""
-        self._route_job, self._route_live = route_job, route_live
+        self._route_job, self._route_live, self._route_done = route_job, route_live, route_done
         self._thread_id = threading.get_ident()
 
     def job_event(self, event: dict[str, Any]) -> None:
@@ -49,6 +55,10 @@ class EventPipe:
     def live_changed(self, session_id: str) -> None:
         """A live session has a new result or state: answer the requests waiting for it."""
         self._publish(LIVE, session_id)
+
+    def request_done(self, token: int) -> None:
+        """A request handled off the socket thread has its reply ready: send it."""
+        self._publish(DONE, token)
 
     def _publish(self, kind: str, payload: Any) -> None:
         if threading.get_ident() == self._thread_id:
@@ -62,6 +72,8 @@ class EventPipe:
     def _deliver(self, kind: str, payload: Any) -> None:
         if kind == LIVE:
             self._route_live(payload)
+        elif kind == DONE:
+            self._route_done(payload)
         else:
             self._route_job(payload)
 

@@ -1,18 +1,23 @@
 """The socket loop: one ROUTER socket for requests, events routed to subscribed clients only.
 
 Everything socket-related runs on the thread that calls :meth:`Server.serve`. Worker threads hand events
-over through an inproc PUSH/PULL pair, so the ROUTER socket is never touched by two threads. Handlers are
-quick (no job runs here), which is why cancel and shutdown are answered even while a job is running.
+over through an inproc PUSH/PULL pair, so the ROUTER socket is never touched by two threads. Handlers on this
+thread are quick (no job runs here), which is why cancel and shutdown are answered even while a job is running.
+Requests whose time grows with a file's size (:data:`OFF_LOOP`: storing an upload, reading results and frames)
+run on I/O threads instead, and their replies are sent from this thread when they are done, so a large upload
+never holds up another client's live frames.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import zmq
@@ -25,10 +30,18 @@ from shared.wire import DEFAULT_LIMITS, Limits, ReplayGuard, pack, unpack
 from .engine import JobEngine
 from .events import EventPipe
 from .gate import ConnectionGate
+from .io_pool import IoPool
 from .live import LiveSession, LiveSessions
 from .requests import Call, Reply, RequestHandlers
 
 log = logging.getLogger("daemon.server")
+
+OFF_LOOP = frozenset({m.UPLOAD, m.RESULT, m.FRAME})
+"""Requests handled on the I/O threads: they read or write files for as long as the files' size takes, and touch
+nothing of the socket thread's (subscriptions, live waiters)."""
+IO_THREADS = 2
+IO_STOP_WAIT_S = 10.0
+"""A stopping daemon answers the I/O requests that finish within this time; clients retry the others."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,10 @@ class Server:
         self.gate = gate
         """TCP only: follows connections that have not authenticated yet and caps them."""
         self._waiters: list[tuple[Any, float, int, LiveSession]] = []  # parked live_next requests
+        self._io = IoPool(IO_THREADS, "daemon-io")
+        self._off_loop: dict[int, tuple[Any, Reply | BaseException]] = {}  # token -> finished request, its outcome
+        self._tokens = itertools.count()
+        self._off_loop_lock = threading.Lock()
         self._encrypted = bool(router.getsockopt(zmq.CURVE_SERVER))
         self.exit_when_idle = False
         """Set by a ``shutdown`` request with ``when=idle``: the loop stops once no work is left."""
@@ -217,20 +234,46 @@ class Server:
                     "--request-burst); slow down and send this again",
                     code=e.LIMIT_EXCEEDED,
                 )
+            if request.type in OFF_LOOP:
+                self._start_off_loop(request, client)
+                return
             reply = self._dispatch(request, client)
             if reply is not None:  # None: a parked live_next, answered when its result arrives
-                self._reply(request, {"ok": True, **reply[0]}, reply[1])
-        except VfxError as exc:
-            self._reply(request, {"ok": False, "error": exc.to_wire()})
-        except Exception as exc:  # a bug must not take the daemon down; the client gets the error text
-            log.exception("request %s failed", request.type)
-            self._reply(
-                request,
-                {
-                    "ok": False,
-                    "error": {"code": e.INTERNAL, "message": f"{type(exc).__name__}: {exc}", "detail": None},
-                },
-            )
+                self._answer(request, reply)
+        except Exception as exc:
+            self._answer(request, exc)
+
+    def _answer(self, request: Any, outcome: Reply | BaseException) -> None:
+        """Send a handler's reply, or its error: a VfxError as it is, anything else (a bug) as an internal error,
+        which must not take the daemon down."""
+        if not isinstance(outcome, BaseException):
+            self._reply(request, {"ok": True, **outcome[0]}, outcome[1])
+            return
+        if isinstance(outcome, VfxError):
+            self._reply(request, {"ok": False, "error": outcome.to_wire()})
+            return
+        log.error("request %s failed", request.type, exc_info=outcome)
+        error = {"code": e.INTERNAL, "message": f"{type(outcome).__name__}: {outcome}", "detail": None}
+        self._reply(request, {"ok": False, "error": error})
+
+    # -- requests on the I/O threads ---------------------------------------------------------------------
+
+    def _start_off_loop(self, request: Any, client: str) -> None:
+        token = next(self._tokens)
+        self._io.submit(partial(self._dispatch, request, client), partial(self._off_loop_done, token, request))
+
+    def _off_loop_done(self, token: int, request: Any, outcome: Reply | BaseException | None) -> None:
+        """An I/O thread finished a request: keep its outcome and wake the socket thread to send it."""
+        with self._off_loop_lock:
+            self._off_loop[token] = (request, VfxError(f"{request.type} gave no reply") if outcome is None else outcome)
+        self.events.request_done(token)
+
+    def _finish_off_loop(self, token: int) -> None:
+        """Send the reply of a request an I/O thread finished (socket thread)."""
+        with self._off_loop_lock:
+            finished = self._off_loop.pop(token, None)
+        if finished is not None:
+            self._answer(*finished)
 
     def _forget_idle_clients(self) -> None:
         """Drop the rate-limit state of clients whose bucket has refilled, so a client sending from ever new
@@ -285,7 +328,7 @@ class Server:
 
     def serve(self) -> None:
         """Serve until :meth:`request_stop` or a shutdown request. Call from one thread only."""
-        self.events.attach(self._route, self._answer_waiters)
+        self.events.attach(self._route, self._answer_waiters, self._finish_off_loop)
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.events.pull, zmq.POLLIN)
@@ -319,6 +362,12 @@ class Server:
         self._flush_events()
 
     def _flush_events(self) -> None:
+        if not self._io.close(IO_STOP_WAIT_S):  # uploads being stored, results being read: let them finish
+            log.warning("stopping with file requests still waiting on their files (after %g s)", IO_STOP_WAIT_S)
+        with self._off_loop_lock:
+            finished = list(self._off_loop)
+        for token in finished:
+            self._finish_off_loop(token)
         self.events.drain()
         for request, _, after_seq, session in self._waiters:  # nobody waits on a stopping daemon
             content, arrays = self._live_payload(session, after_seq)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -287,6 +288,65 @@ def test_shutdown_request_stops_the_daemon_and_removes_its_files(daemon):
 def test_sigterm_stops_gracefully(daemon):
     assert daemon.stop() == 0
     assert not daemon.connection_file.exists()
+
+
+def writer_of_a_waiting_reader(fifo: Path, timeout: float = 30.0) -> int:
+    """A write end of ``fifo`` opened once some reader (the daemon) has opened it; the reader then waits in read()
+    for what is written, as on a stalled network drive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: nobody reads it yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def test_a_request_waiting_on_a_slow_file_holds_up_no_other_request(daemon, client):
+    """Frames, results and uploads are read and written on I/O threads: while one waits on its file, the daemon
+    answers everyone else, then sends its reply; a stop does not wait for a file that never comes."""
+    job_id = uuid.uuid4().hex
+    client.submit(job_id, "count", {"steps": 2})
+    frames = Path(client.wait(job_id, timeout=30)["output_dir"]) / "frames"
+    stored = (frames / "000000.png").read_bytes()
+    for index in (0, 1):
+        (frames / f"{index:06d}.png").unlink()
+        os.mkfifo(frames / f"{index:06d}.png")
+    got: dict[str, bytes] = {}
+
+    def fetch() -> None:
+        with daemon.client(timeout=60, retries=0) as waiting:
+            got["frame"] = waiting.frame_file(job_id, 0)
+
+    fetching = threading.Thread(target=fetch)
+    fetching.start()
+    writer = writer_of_a_waiting_reader(frames / "000000.png")
+    try:
+        with daemon.client(timeout=5, retries=0) as other:
+            assert other.health()["queue"]["running"] == [], "answered while the frame waits on its file"
+            assert other.job(job_id)["state"] == "succeeded"
+    finally:
+        os.write(writer, stored)
+        os.close(writer)
+        fetching.join(60)
+    assert got["frame"] == stored, "the waiting request is answered once its file is read"
+
+    ctx, sock = raw_socket(daemon)  # a frame request left waiting: its file gets a writer that never writes
+    try:
+        sock.send_multipart(
+            pack("frame", {"job_id": job_id, "index": 1, "file": True}, key=daemon.info().key_bytes, session="s")
+        )
+        writer = writer_of_a_waiting_reader(frames / "000001.png")
+        started = time.monotonic()
+        assert client.shutdown() == "now"
+        assert daemon.proc.wait(60) == 0
+        os.close(writer)
+    finally:
+        sock.close()
+        ctx.term()
+    assert time.monotonic() - started < 30, "the stop waits for the stuck file 10 s at most"
+    assert "still waiting on their files" in daemon.read_log()
 
 
 def test_remote_listen_without_keys_is_refused():

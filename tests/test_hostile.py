@@ -378,6 +378,30 @@ def test_partial_uploads_are_removed_at_start_and_by_prune(client, daemon):
     assert not leftover.exists()
 
 
+def test_a_prune_while_an_upload_is_being_stored_leaves_that_upload_alone(tmp_path):
+    """Uploads are stored on the daemon's I/O threads while prune runs on the socket thread: the partial files
+    prune removes are those of interrupted uploads, never one being written now."""
+    import threading
+
+    import numpy as np
+
+    from daemon.blobs import BlobStore
+    from shared.wire import blob_id
+
+    store = BlobStore(tmp_path / "blobs")
+    upload = np.random.default_rng(7).integers(0, 255, (96, 1024, 1024), np.uint8)  # ~100 MB: a while to write
+    stored: dict[str, object] = {}
+    writing = threading.Thread(target=lambda: stored.update(digest=store.put(upload)))
+    writing.start()
+    pruned = 0
+    while writing.is_alive():
+        pruned += 1
+        store.remove_partial_uploads()
+    writing.join()
+    assert pruned > 1 and stored["digest"] == blob_id(upload)
+    assert np.array_equal(store.load(stored["digest"]), upload), "the upload was stored whole"
+
+
 def test_an_upload_the_disk_refuses_leaves_no_partial_file():
     import resource
 
