@@ -40,21 +40,25 @@ class BlobStore:
         """Store ``array`` (if new) and return its content address."""
         digest = blob_id(array)
         target = self.path(digest)
-        if not target.exists():
-            # unique per thread too: two I/O threads may store the same upload at once
-            tmp = target.with_name(f".{digest}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            os.utime(target)  # stored before: as new for prune, which keeps blobs written since its cutoff
+            return digest
+        except FileNotFoundError:
+            pass
+        # unique per thread too: two I/O threads may store the same upload at once
+        tmp = target.with_name(f".{digest}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with self._lock:
+            self._writing.add(tmp)
+        try:
+            with open(tmp, "wb") as out:
+                np.save(out, np.ascontiguousarray(array), allow_pickle=False)
+            tmp.replace(target)
+        except BaseException:  # a full disk, a file size limit: leave nothing half-written behind
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
             with self._lock:
-                self._writing.add(tmp)
-            try:
-                with open(tmp, "wb") as out:
-                    np.save(out, np.ascontiguousarray(array), allow_pickle=False)
-                tmp.replace(target)
-            except BaseException:  # a full disk, a file size limit: leave nothing half-written behind
-                tmp.unlink(missing_ok=True)
-                raise
-            finally:
-                with self._lock:
-                    self._writing.discard(tmp)
+                self._writing.discard(tmp)
         return digest
 
     def remove_partial_uploads(self) -> int:

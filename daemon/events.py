@@ -4,7 +4,8 @@ The engine, the executors' threads and live sessions publish here from any threa
 arrives on its socket thread, the only one that touches the ROUTER socket. Published on the socket thread
 itself (a handler cancelling a job), an event is routed at once, before the handler's reply; from any other
 thread it crosses an inproc PUSH/PULL pair. Job events are the wire events of :mod:`shared.messages`; a live
-session's news is its id, never dressed up as a job event; a request finished on an I/O thread is its token.
+session's news is its id, never dressed up as a job event; "done" wakes the socket thread to send the replies of
+requests the I/O threads finished (a wake-up only: the replies wait in the server, so a dropped one loses none).
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ class EventPipe:
         self._thread_id: int | None = None
         self._route_job: Callable[[dict[str, Any]], None] = lambda event: None
         self._route_live: Callable[[str], None] = lambda session_id: None
-        self._route_done: Callable[[int], None] = lambda token: None
+        self._route_done: Callable[[], None] = lambda: None
 
     def attach(
         self,
         route_job: Callable[[dict[str, Any]], None],
         route_live: Callable[[str], None],
-        route_done: Callable[[int], None] = lambda token: None,
+        route_done: Callable[[], None] = lambda: None,
     ) -> None:
         """Called by the thread that routes (the server's socket thread) before it drains."""
         self._route_job, self._route_live, self._route_done = route_job, route_live, route_done
@@ -56,9 +57,9 @@ class EventPipe:
         """A live session has a new result or state: answer the requests waiting for it."""
         self._publish(LIVE, session_id)
 
-    def request_done(self, token: int) -> None:
-        """A request handled off the socket thread has its reply ready: send it."""
-        self._publish(DONE, token)
+    def request_done(self) -> None:
+        """A request handled off the socket thread has its reply ready: wake the socket thread to send it."""
+        self._publish(DONE, None)
 
     def _publish(self, kind: str, payload: Any) -> None:
         if threading.get_ident() == self._thread_id:
@@ -73,7 +74,7 @@ class EventPipe:
         if kind == LIVE:
             self._route_live(payload)
         elif kind == DONE:
-            self._route_done(payload)
+            self._route_done()
         else:
             self._route_job(payload)
 

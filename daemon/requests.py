@@ -1,4 +1,6 @@
-"""Request handlers: one method per request type, each quick (they run on the socket thread).
+"""Request handlers: one method per request type. Each is quick and runs on the socket thread, except ``upload``,
+``result`` and ``frame``, which wait on files and run on the server's I/O threads (``server.OFF_LOOP``): those touch
+only the engine and the files, never the server's subscriptions or live waiters.
 
 A handler takes the request content, its arrays and the client's session id and returns the reply content
 and reply arrays. Refusals raise :class:`VfxError`; the server turns them into ``{ok: false, error}``.

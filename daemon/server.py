@@ -10,8 +10,8 @@ never holds up another client's live frames.
 
 from __future__ import annotations
 
-import itertools
 import logging
+import queue
 import threading
 import time
 from collections import Counter, defaultdict
@@ -51,6 +51,10 @@ class ServerLimits:
     request_burst: float = 4000.0
     """How many requests a client that has been quiet may send at once (``serve --request-burst``)."""
     max_subscriptions_per_client: int = 256
+    max_file_requests_per_client: int = 4
+    """Requests of :data:`OFF_LOOP` a client may have waiting for the I/O threads at once."""
+    max_file_requests: int = 32
+    """... and all clients together: each may hold an upload's arrays in memory."""
     housekeeping_interval_s: float = 2.0
 
 
@@ -113,9 +117,9 @@ class Server:
         """TCP only: follows connections that have not authenticated yet and caps them."""
         self._waiters: list[tuple[Any, float, int, LiveSession]] = []  # parked live_next requests
         self._io = IoPool(IO_THREADS, "daemon-io")
-        self._off_loop: dict[int, tuple[Any, Reply | BaseException]] = {}  # token -> finished request, its outcome
-        self._tokens = itertools.count()
-        self._off_loop_lock = threading.Lock()
+        self._file_requests: Counter[str] = Counter()  # client -> its requests on the I/O threads (socket thread)
+        self._finished: queue.SimpleQueue[tuple[Any, str, Reply | BaseException]] = queue.SimpleQueue()
+        """Requests the I/O threads finished, with their client and outcome, for the socket thread to answer."""
         self._encrypted = bool(router.getsockopt(zmq.CURVE_SERVER))
         self.exit_when_idle = False
         """Set by a ``shutdown`` request with ``when=idle``: the loop stops once no work is left."""
@@ -259,21 +263,36 @@ class Server:
     # -- requests on the I/O threads ---------------------------------------------------------------------
 
     def _start_off_loop(self, request: Any, client: str) -> None:
-        token = next(self._tokens)
-        self._io.submit(partial(self._dispatch, request, client), partial(self._off_loop_done, token, request))
+        if self._file_requests[client] >= self.limits.max_file_requests_per_client:
+            raise VfxError(
+                f"too many file requests from this client at once (at most {self.limits.max_file_requests_per_client}"
+                "): wait for their replies before sending more",
+                code=e.LIMIT_EXCEEDED,
+            )
+        if self._file_requests.total() >= self.limits.max_file_requests:
+            raise VfxError(
+                f"the daemon is busy with {self.limits.max_file_requests} file requests: send this again shortly",
+                code=e.LIMIT_EXCEEDED,
+            )
+        self._io.submit(partial(self._dispatch, request, client), partial(self._off_loop_done, request, client))
+        self._file_requests[client] += 1
 
-    def _off_loop_done(self, token: int, request: Any, outcome: Reply | BaseException | None) -> None:
-        """An I/O thread finished a request: keep its outcome and wake the socket thread to send it."""
-        with self._off_loop_lock:
-            self._off_loop[token] = (request, VfxError(f"{request.type} gave no reply") if outcome is None else outcome)
-        self.events.request_done(token)
+    def _off_loop_done(self, request: Any, client: str, outcome: Reply | BaseException | None) -> None:
+        """An I/O thread finished a request: queue its outcome and wake the socket thread (I/O thread)."""
+        self._finished.put((request, client, VfxError(f"{request.type} gave no reply") if outcome is None else outcome))
+        self.events.request_done()
 
-    def _finish_off_loop(self, token: int) -> None:
-        """Send the reply of a request an I/O thread finished (socket thread)."""
-        with self._off_loop_lock:
-            finished = self._off_loop.pop(token, None)
-        if finished is not None:
-            self._answer(*finished)
+    def _answer_finished(self) -> None:
+        """Send the replies of the requests the I/O threads finished (socket thread)."""
+        while True:
+            try:
+                request, client, outcome = self._finished.get_nowait()
+            except queue.Empty:
+                return
+            self._file_requests[client] -= 1
+            if self._file_requests[client] <= 0:
+                del self._file_requests[client]
+            self._answer(request, outcome)
 
     def _forget_idle_clients(self) -> None:
         """Drop the rate-limit state of clients whose bucket has refilled, so a client sending from ever new
@@ -328,7 +347,7 @@ class Server:
 
     def serve(self) -> None:
         """Serve until :meth:`request_stop` or a shutdown request. Call from one thread only."""
-        self.events.attach(self._route, self._answer_waiters, self._finish_off_loop)
+        self.events.attach(self._route, self._answer_waiters, self._answer_finished)
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.events.pull, zmq.POLLIN)
@@ -349,6 +368,8 @@ class Server:
                 self._handle(self.router.recv_multipart(copy=False))
             if self._waiters:
                 self._answer_waiters()
+            if self._file_requests:  # also when a wake-up was lost: the replies wait in the queue
+                self._answer_finished()
             if time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + self.limits.housekeeping_interval_s
                 self._forget_idle_clients()
@@ -364,10 +385,7 @@ class Server:
     def _flush_events(self) -> None:
         if not self._io.close(IO_STOP_WAIT_S):  # uploads being stored, results being read: let them finish
             log.warning("stopping with file requests still waiting on their files (after %g s)", IO_STOP_WAIT_S)
-        with self._off_loop_lock:
-            finished = list(self._off_loop)
-        for token in finished:
-            self._finish_off_loop(token)
+        self._answer_finished()
         self.events.drain()
         for request, _, after_seq, session in self._waiters:  # nobody waits on a stopping daemon
             content, arrays = self._live_payload(session, after_seq)

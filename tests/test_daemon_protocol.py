@@ -349,6 +349,57 @@ def test_a_request_waiting_on_a_slow_file_holds_up_no_other_request(daemon, clie
     assert "still waiting on their files" in daemon.read_log()
 
 
+def test_a_client_may_have_four_file_requests_waiting_and_no_more(daemon, client):
+    """Each file request may hold an upload in memory while it waits for an I/O thread: a client gets 4 at once, the
+    5th is refused naming the limit, and once the 4 are answered it is served again."""
+    job_id = uuid.uuid4().hex
+    client.submit(job_id, "count", {"steps": 5})
+    frames = Path(client.wait(job_id, timeout=30)["output_dir"]) / "frames"
+    stored = (frames / "000000.png").read_bytes()
+    for index in range(4):
+        (frames / f"{index:06d}.png").unlink()
+        os.mkfifo(frames / f"{index:06d}.png")
+    ctx, sock = raw_socket(daemon)  # one connection: the daemon takes its requests in the order they were sent
+    key = daemon.info().key_bytes
+    guard = ReplayGuard()
+    writers: list[int] = []
+    try:
+        for index in range(4):  # two wait on their files on the I/O threads, two wait for a thread
+            sock.send_multipart(pack("frame", {"job_id": job_id, "index": index, "file": True}, key=key, session="s"))
+        for index in range(2):
+            writers.append(writer_of_a_waiting_reader(frames / f"{index:06d}.png"))
+        refused = pack("frame", {"job_id": job_id, "index": 4, "file": True}, key=key, session="s")
+        sock.send_multipart(refused)
+        assert sock.poll(30_000), "the 5th is answered at once"
+        reply = unpack(sock.recv_multipart(), key=key, guard=guard)
+        assert reply.content["ok"] is False and reply.content["error"]["code"] == "limit_exceeded"
+        assert "at most 4" in reply.content["error"]["message"]
+        with daemon.client(timeout=5, retries=0) as other:  # another client's file requests are its own
+            assert other.request("ping").content["ok"]
+        for index in range(4):  # the first two files come, which frees the threads for the other two
+            if index >= 2:
+                writers.append(writer_of_a_waiting_reader(frames / f"{index:06d}.png"))
+            os.write(writers[index], stored)
+            os.close(writers[index])
+        writers = []
+        answered = []
+        for _ in range(4):
+            assert sock.poll(30_000), f"4 replies, got {len(answered)}"
+            answered.append(unpack(sock.recv_multipart(), key=key, guard=guard))
+        assert all(r.content["ok"] for r in answered)
+        sock.send_multipart(  # with nothing waiting, the same request is served
+            pack("frame", {"job_id": job_id, "index": 4, "file": True}, key=key, session="s")
+        )
+        assert sock.poll(30_000), "the request is answered"
+        reply = unpack(sock.recv_multipart(), key=key, guard=guard)
+        assert reply.content["ok"] and reply.arrays()[0].tobytes() == (frames / "000004.png").read_bytes()
+    finally:
+        for writer in writers:
+            os.close(writer)
+        sock.close()
+        ctx.term()
+
+
 def test_remote_listen_without_keys_is_refused():
     proc = DaemonProcess(extra_args=("--listen", "tcp://0.0.0.0:0"))
     try:

@@ -107,7 +107,7 @@ def test_a_job_of_a_daemon_on_another_machine_is_copied_here_and_names_the_copy(
         for i, u in enumerate(updates)
         if isinstance(u, bridge.connection_thread.JobProgress) and u.stage == "downloading results"
     ]
-    assert [fraction for _, fraction in copying] == [0.2, 0.4, 0.6, 0.8, 1.0], "the copy shows as progress"
+    assert [fraction for _, fraction in copying] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], "the copy shows as progress"
     assert all(i < final_at for i, _ in copying), "the job is told succeeded once its copy is complete"
 
 
@@ -180,22 +180,50 @@ def test_a_copy_that_cannot_be_written_is_reported_once_naming_the_folder(bridge
     assert finals == [], "a job is not told succeeded without results to show"
 
 
-def test_a_complete_copy_is_reused_and_an_interrupted_one_is_fetched_again(bridge, elsewhere, tmp_path):
+def test_an_interrupted_copy_resumes_from_its_whole_frames_and_a_complete_one_is_reused(bridge, elsewhere, tmp_path):
     daemon, key_file = elsewhere
     with Client.from_file(daemon.connection_file, curve_keys=CurveKeys.load(key_file), timeout=10) as client:
-        job = client.submit("copytwice", "count", {"steps": 2})
+        job = client.submit("copytwice", "count", {"steps": 3})
         done = wait_for(lambda: (j := client.job(job["job_id"]))["state"] == "succeeded" and j, 30, "the job")
         folder = tmp_path / "remote_results"
+        frames = folder / "copytwice.partial" / "frames"  # left by a copy Blender quit during
+        frames.mkdir(parents=True)
+        kept = cv2.imencode(".png", np.full((8, 8, 3), 77, np.uint8))[1].tobytes()
+        (frames / "000000.png").write_bytes(kept)  # whole: frames are renamed into place once written
+        (frames / "000001.part").write_bytes(b"half a frame")
         fractions: list[float] = []
-        (folder / "copytwice.partial" / "frames").mkdir(parents=True)  # left by a download Blender quit during
-        (folder / "copytwice.partial" / "frames" / "000000.png").write_bytes(b"half a file")
         copy = bridge.remote_results.download(client, "copytwice", done["frame_count"], folder, fractions.append)
-        assert fractions == [0.5, 1.0]
-        assert cv2.imread(str(copy / "frames" / "000000.png")) is not None, "the half-written frame was replaced"
+        assert fractions == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
+        assert (copy / "frames" / "000000.png").read_bytes() == kept, "a whole frame is not fetched again"
+        for step in (1, 2):
+            assert np.array_equal(cv2.imread(str(copy / "frames" / f"{step:06d}.png")), np.full((8, 8, 3), step))
+        assert sorted(p.name for p in (copy / "frames").iterdir()) == ["000000.png", "000001.png", "000002.png"]
         assert not (folder / "copytwice.partial").exists()
         stamp = (copy / "summary.json").stat().st_mtime_ns
         again = bridge.remote_results.download(client, "copytwice", done["frame_count"], folder, fractions.append)
-    assert again == copy and fractions == [0.5, 1.0] and (copy / "summary.json").stat().st_mtime_ns == stamp
+    assert again == copy and len(fractions) == 4 and (copy / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_only_a_daemons_own_job_folder_is_read_in_place(bridge, tmp_path):
+    """A daemon names the folder to read; the add-on takes it only if it is that job's ``outputs`` folder, so a
+    daemon elsewhere cannot point it at a folder of this machine."""
+    job_id = "a1b2"
+    for folder in (tmp_path / "jobs" / job_id / "outputs", tmp_path / "project", tmp_path / "other" / "outputs"):
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text("{}", encoding="utf-8")
+    readable = bridge.remote_results.readable_here
+    assert readable(job_id, str(tmp_path / "jobs" / job_id / "outputs"))
+    assert not readable(job_id, str(tmp_path / "project")) and not readable(job_id, str(tmp_path / "other" / "outputs"))
+    assert not readable(job_id, str(tmp_path / "jobs" / "zz" / "outputs")) and not readable(job_id, "")
+
+
+def test_a_client_key_file_is_not_read_for_a_daemon_without_encryption(bridge, daemon, tmp_path):
+    conn, gathered = connect(bridge, daemon, tmp_path, tmp_path / "no-such.key")
+    try:
+        status = last_status(bridge, gathered, "connected")
+    finally:
+        conn.close()
+    assert status.health["pid"] == daemon.info().pid
 
 
 def test_an_encrypted_daemon_without_a_usable_client_key_file_is_refused_naming_the_preference(
@@ -228,13 +256,13 @@ class HostilePeer:
         return {}, {name: np.zeros(1) for name in self.names}
 
     def frame_file(self, job_id: str, index: int) -> bytes:
-        raise AssertionError("no frame is fetched before the names are checked")
+        raise AssertionError("a job without frames")
 
 
 def test_result_names_that_are_not_file_names_are_refused_and_nothing_is_written_outside(bridge, tmp_path):
     folder = tmp_path / "remote_results"
     with pytest.raises(Exception, match=r"not file names: \['\.\./\.\./escaped'\]"):
-        bridge.remote_results.download(HostilePeer(["../../escaped"]), "job1", 1, folder, lambda _: None)
+        bridge.remote_results.download(HostilePeer(["../../escaped"]), "job1", 0, folder, lambda _: None)
     with pytest.raises(Exception, match="not a job id"):
         bridge.remote_results.download(HostilePeer([]), "../job", 1, folder, lambda _: None)
     assert not (tmp_path / "escaped.npy").exists() and not (tmp_path / "job").exists()

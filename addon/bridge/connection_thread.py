@@ -41,8 +41,6 @@ CLIENT_ID = f"blender-{new_id()}"
 session's): the daemon's per-client limits count one Blender as one client."""
 PREVIEW_EVERY_S = 0.25
 """At most one preview file per job in this interval; the panel cannot show more anyway."""
-REMOTE_RESULTS_FOLDER = "remote_results"
-"""Inside the add-on's data folder: copies of the results of a daemon on another machine, one folder per job."""
 
 
 @dataclass(frozen=True)
@@ -246,7 +244,7 @@ class Connection:
             return
         self._keep_jobs_running = settings.keep_jobs_running
         self._client_key_file = settings.client_key_file
-        self._downloads.folder = settings.data_dir / REMOTE_RESULTS_FOLDER
+        self._downloads.folder = settings.data_dir / remote_results.FOLDER
         if settings.connection_file:
             self._attach_or_fail(Path(settings.connection_file))
             return
@@ -423,7 +421,7 @@ class Connection:
         """Tell the main thread about a job; keep following it until it is final. A succeeded job of a daemon
         on another machine is told once its results are copied here (see :mod:`.remote_results`)."""
         job = wire_job if isinstance(wire_job, JobView) else _well_formed(JobView.from_wire, wire_job)
-        if job.state == "succeeded" and not remote_results.readable_here(job.output_dir):
+        if job.state == "succeeded" and not self._downloads.readable_here(job.job_id, job.output_dir):
             self._download(job)  # told once the copy is complete
             return
         if job.is_final:
@@ -460,10 +458,9 @@ class Connection:
             )
 
         client = self._require_client()
-        connect = partial(
-            Client, client.info, timeout=REQUEST_TIMEOUT_S, retries=1, curve_keys=client.curve_keys, client_id=CLIENT_ID
-        )
-        self._downloads.start(job.job_id, job.frame_count, connect, progress, done, failed)
+        timeout, keys = remote_results.REQUEST_TIMEOUT_S, client.curve_keys
+        connect = partial(Client, client.info, timeout=timeout, curve_keys=keys, client_id=CLIENT_ID)
+        self._downloads.start(remote_results.Copy(job.job_id, job.frame_count, connect, progress, done, failed))
 
     def _watch_ids(self, job_ids: list[str]) -> None:
         for job_id in job_ids:
@@ -524,17 +521,17 @@ class Connection:
 
 
 def client_keys(key_file: str, daemon: ConnectionInfo) -> CurveKeys | None:
-    """The CURVE key pair of the **Client Key File** preference, or None when it is empty. Raises VfxError naming
-    the preference when the file is unusable, or when ``daemon`` takes only encrypted connections and no key file
-    is set."""
-    if not key_file:
-        if daemon.server_public_key:
-            raise VfxError(
-                "this daemon only takes encrypted connections: make a key pair with `python -m daemon keygen "
-                "KEYFILE`, add its public key to the daemon's --authorized-keys file, and set Client Key File in "
-                "the add-on's preferences to KEYFILE"
-            )
+    """The CURVE key pair of the **Client Key File** preference for a ``daemon`` that takes only encrypted
+    connections; None for any other daemon (the preference is not even read). Raises VfxError naming the
+    preference when the file is unusable, or when ``daemon`` needs one and none is set."""
+    if not daemon.server_public_key:
         return None
+    if not key_file:
+        raise VfxError(
+            "this daemon only takes encrypted connections: make a key pair with `python -m daemon keygen "
+            "KEYFILE`, add its public key to the daemon's --authorized-keys file, and set Client Key File in "
+            "the add-on's preferences to KEYFILE"
+        )
     try:
         return CurveKeys.load(key_file)
     except OSError as exc:

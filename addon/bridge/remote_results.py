@@ -16,32 +16,43 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ...shared.client import Client
-from ...shared.errors import VfxError
+from ...shared.errors import DaemonUnavailable, VfxError
 from ...shared.pose_data import frame_file_name
 
+FOLDER = "remote_results"
+"""Inside the add-on's data folder: the copies, one folder per job."""
 SUMMARY = "summary.json"
 """Written last: a folder holding it is complete."""
+REQUEST_TIMEOUT_S = 60.0
+"""A copy's requests carry whole frames and arrays, over whatever network is between the machines."""
+PARALLEL_COPIES = 2
+RETRY_AFTER_S = 30.0
+"""A copy that failed (a lost connection, a full disk) is tried again at most this often, resuming."""
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """Job ids and array names become file names here: nothing a daemon sends may reach outside the folder."""
 
 
-def readable_here(output_dir: str) -> bool:
-    """Whether a succeeded job's output folder, as the daemon names it, can be read on this machine."""
-    return bool(output_dir) and (Path(output_dir) / SUMMARY).is_file()
+def readable_here(job_id: str, output_dir: str) -> bool:
+    """Whether a succeeded job's output folder, as the daemon names it, can be read on this machine: it is the
+    daemon's ``.../<job id>/outputs`` folder (no other folder is taken for it) and holds the summary."""
+    path = Path(output_dir)
+    return bool(output_dir) and path.name == "outputs" and path.parent.name == job_id and (path / SUMMARY).is_file()
 
 
 def download(client: Client, job_id: str, frame_count: int, folder: Path, progress: Callable[[float], None]) -> Path:
     """Copy a succeeded job's outputs into ``folder/<job_id>`` and return that folder.
 
     Frames come as the daemon stored them (the PNG files' bytes), arrays and the summary as the ``result`` request
-    gives them. ``progress(fraction)`` is called after each frame. The copy is built in a ``.partial`` folder and
-    renamed when complete, so an interrupted download (a lost connection, Blender quitting) leaves nothing that
-    looks finished; a complete copy is reused, not fetched again. Raises what the client raises.
+    gives them. ``progress(fraction done)`` is called before each frame and before the copy is published; it may
+    raise to stop the copy. The copy is built in a ``.partial`` folder, one whole file at a time, and renamed when
+    complete: an interrupted copy (a lost connection, Blender quitting) resumes from the frames it has, and a
+    complete one is reused, not fetched again. Raises what the client raises.
     """
     if not _SAFE_NAME.fullmatch(job_id):
         raise VfxError(f"the daemon named a job {job_id!r:.80}, which is not a job id")
@@ -49,16 +60,18 @@ def download(client: Client, job_id: str, frame_count: int, folder: Path, progre
     if (done / SUMMARY).is_file():
         return done
     work = folder / f"{job_id}.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "frames").mkdir(parents=True)
-    (work / "arrays").mkdir()
+    (work / "frames").mkdir(parents=True, exist_ok=True)
+    for index in range(frame_count):
+        progress(index / frame_count)
+        frame = work / "frames" / frame_file_name(index)
+        if not frame.is_file():
+            _write_whole(frame, client.frame_file(job_id, index))
+    progress(1.0)
     summary, arrays = client.result(job_id)
     unsafe = [name for name in arrays if not _SAFE_NAME.fullmatch(name)]
     if unsafe:
         raise VfxError(f"the daemon sent results of job {job_id} with names that are not file names: {unsafe!r:.200}")
-    for index in range(frame_count):
-        (work / "frames" / frame_file_name(index)).write_bytes(client.frame_file(job_id, index))
-        progress((index + 1) / frame_count)
+    (work / "arrays").mkdir(exist_ok=True)
     for name, array in arrays.items():
         np.save(work / "arrays" / f"{name}.npy", array, allow_pickle=False)
     (work / SUMMARY).write_text(json.dumps(summary, indent=1), encoding="utf-8")
@@ -67,8 +80,25 @@ def download(client: Client, job_id: str, frame_count: int, folder: Path, progre
     return done
 
 
-RETRY_AFTER_S = 30.0
-"""A copy that failed (a lost connection, a full disk) is tried again at most this often."""
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``path`` so that it exists only complete (a resumed copy keeps the files it finds)."""
+    partial = path.with_suffix(".part")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One job's copy for :class:`Downloads`. ``connect()`` makes the copy's own client (clients are not
+    thread-safe). The callbacks run on the copy's thread: ``progress(fraction)`` as the copy goes, then exactly
+    one of ``done(folder)`` and ``failed(message)``."""
+
+    job_id: str
+    frame_count: int
+    connect: Callable[[], Client]
+    progress: Callable[[float], None]
+    done: Callable[[Path], None]
+    failed: Callable[[str], None]
 
 
 class _Closing(Exception):
@@ -76,68 +106,71 @@ class _Closing(Exception):
 
 
 class Downloads:
-    """Copies of succeeded jobs' results into ``folder``, each on a daemon thread of its own (Blender may quit
-    during one: the ``.partial`` folder it leaves is replaced by the next try)."""
+    """Copies of succeeded jobs' results into ``folder``, each on a daemon thread of its own, at most
+    :data:`PARALLEL_COPIES` at a time (a file opened with many finished jobs queues them)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._running: set[str] = set()
         self._failed_at: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(PARALLEL_COPIES)
         self._closing = threading.Event()
 
-    def start(
-        self,
-        job_id: str,
-        frame_count: int,
-        connect: Callable[[], Client],
-        progress: Callable[[float], None],
-        done: Callable[[Path], None],
-        failed: Callable[[str], None],
-    ) -> bool:
-        """Start copying ``job_id`` unless a copy of it runs, or failed less than :data:`RETRY_AFTER_S` ago.
-        ``connect()`` makes the copy's own client (clients are not thread-safe). The callbacks run on the copy's
-        thread: ``progress(fraction)`` after each frame, then exactly one of ``done(folder)`` and
-        ``failed(message)`` (neither once :meth:`close` was called). Returns whether a copy started."""
+    def start(self, copy: Copy) -> bool:
+        """Start ``copy`` unless a copy of its job runs or waits, or failed less than :data:`RETRY_AFTER_S` ago,
+        or :meth:`close` was called (then no callback is called either). Returns whether it started."""
         with self._lock:
-            if self._closing.is_set() or job_id in self._running:
+            if self._closing.is_set() or copy.job_id in self._running:
                 return False
-            if time.monotonic() - self._failed_at.get(job_id, -RETRY_AFTER_S) < RETRY_AFTER_S:
+            if time.monotonic() - self._failed_at.get(copy.job_id, -RETRY_AFTER_S) < RETRY_AFTER_S:
                 return False
-            self._running.add(job_id)
-        args = (job_id, frame_count, connect, progress, done, failed)
-        threading.Thread(target=self._copy, args=args, name=f"vfx-mocap-download-{job_id[:8]}", daemon=True).start()
+            self._running.add(copy.job_id)
+        name = f"vfx-mocap-download-{copy.job_id[:8]}"
+        threading.Thread(target=self._copy, args=(copy,), name=name, daemon=True).start()
         return True
 
+    def readable_here(self, job_id: str, output_dir: str) -> bool:
+        """Whether a succeeded job's results can be read as ``output_dir`` names them: the daemon's own folder
+        (:func:`readable_here`) or this copy of them."""
+        return readable_here(job_id, output_dir) or Path(output_dir) == self.folder / job_id
+
     def close(self) -> None:
-        """End every copy at its next frame."""
+        """End every copy before its next request; no callback is called after this."""
         self._closing.set()
 
-    def _copy(
-        self,
-        job_id: str,
-        frame_count: int,
-        connect: Callable[[], Client],
-        progress: Callable[[float], None],
-        done: Callable[[Path], None],
-        failed: Callable[[str], None],
-    ) -> None:
+    def _copy(self, copy: Copy) -> None:
         def checked(fraction: float) -> None:
             if self._closing.is_set():
                 raise _Closing
-            progress(fraction)
+            copy.progress(fraction)
 
         try:
-            with connect() as client:
-                copy = download(client, job_id, frame_count, self.folder, checked)
+            with self._slots, copy.connect() as client:
+                folder = download(client, copy.job_id, copy.frame_count, self.folder, checked)
         except _Closing:
             return
-        except (VfxError, OSError) as exc:
+        except Exception as exc:  # reported, and the copy resumed later: it must never just stop
             with self._lock:
-                self._failed_at[job_id] = time.monotonic()
-            failed(exc.message if isinstance(exc, VfxError) else f"cannot write into {self.folder}: {exc}")
+                self._failed_at[copy.job_id] = time.monotonic()
+            if not self._closing.is_set():
+                copy.failed(_reason(exc, self.folder))
         else:
-            done(copy)
+            with self._lock:
+                self._failed_at.pop(copy.job_id, None)
+            if not self._closing.is_set():
+                copy.done(folder)
         finally:
             with self._lock:
-                self._running.discard(job_id)
+                self._running.discard(copy.job_id)
+
+
+def _reason(exc: Exception, folder: Path) -> str:
+    """Why a copy failed, for the panel."""
+    if isinstance(exc, DaemonUnavailable):
+        return f"the daemon did not answer within {REQUEST_TIMEOUT_S:g} s; the copy resumes in {RETRY_AFTER_S:g} s"
+    if isinstance(exc, VfxError):
+        return exc.message
+    if isinstance(exc, OSError):
+        return f"cannot write into {folder}: {exc}"
+    return f"{type(exc).__name__}: {exc}"

@@ -20,6 +20,7 @@ import bpy
 from bpy.app.handlers import persistent
 
 from ...shared.references import record_references
+from ..bridge import remote_results
 from ..bridge.data_folder import keep_beside_blend, move_old_store, remapped
 from ..common import compat, preferences, runtime
 from ..common.strips import JOB_ID_PROP
@@ -41,8 +42,15 @@ def _result_strips() -> list[tuple[bpy.types.ImageStrip, Path]]:
 
 
 def _in_job_folders(folder: Path) -> bool:
+    """Whether ``folder`` is in the job folders of a daemon on this machine (which prune may delete)."""
     jobs = preferences.data_dir() / "jobs"
     return folder.is_relative_to(jobs)
+
+
+def _kept_apart_from_the_blend(folder: Path) -> bool:
+    """Whether ``folder`` is a daemon's job folder or a copy of a remote daemon's results: both are copied beside
+    a .blend saved with **Keep Results With the .blend**."""
+    return _in_job_folders(folder) or folder.is_relative_to(preferences.data_dir() / remote_results.FOLDER)
 
 
 def move_old_store_once() -> None:
@@ -88,7 +96,7 @@ def keep_results_beside(filepath: str = "", *_args: object) -> None:
     # from the current file's folder to the new one while writing.
     base = Path(bpy.data.filepath).parent if bpy.data.filepath else blend_dir
     for strip, folder in _result_strips():
-        if not _in_job_folders(folder) or not folder.is_dir():
+        if not _kept_apart_from_the_blend(folder) or not folder.is_dir():
             continue
         try:
             kept = keep_beside_blend(folder, blend_dir, str(strip[JOB_ID_PROP]))

@@ -34,7 +34,7 @@ def remote_run(blender, elsewhere, sample_video: Path, tmp_path_factory) -> dict
     record = blender.run(
         "remote_daemon.py",
         *("--connection-file", str(daemon.connection_file), "--key-file", str(key_file)),
-        *("--data-dir", str(folder / "data"), "--video", str(sample_video)),
+        *("--data-dir", str(folder / "data"), "--video", str(sample_video), "--blend", str(folder / "shot.blend")),
     )
     return {"record": record, "data_dir": folder / "data", "daemon": daemon, "key_file": key_file}
 
@@ -64,3 +64,14 @@ def test_the_copied_frames_are_the_daemons_frames(remote_run):
             mine = cv2.imread(str(Path(job["output_dir"]) / "frames" / f"{index:06d}.png"))[..., ::-1]
             assert np.array_equal(mine, c.frame(job["id"], index)), f"frame {index}"
     assert mine.any(), "a drawn skeleton, not an empty frame"
+
+
+def test_a_copied_result_is_kept_beside_the_saved_blend(remote_run):
+    record, job = remote_run["record"], remote_run["record"]["job"]
+    saved = record["saved_strip"]
+    assert record["keep_results_with_blend"] is True
+    assert saved["directory"].startswith("//vfx_results/" + job["id"]), saved
+    kept = Path(saved["absolute"])
+    assert kept == remote_run["data_dir"].parent / "vfx_results" / job["id"]
+    for name in saved["files"]:
+        assert (kept / name).read_bytes() == (Path(job["output_dir"]) / "frames" / name).read_bytes(), name

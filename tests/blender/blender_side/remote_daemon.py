@@ -53,12 +53,22 @@ def scenario(args: argparse.Namespace, record: dict[str, Any]) -> None:
     record["source_start"] = addon.common.compat.timing(source, "left_handle")
     record["status"] = rt.status.state
 
+    # Saved with Keep Results With the .blend (on by default): the copy goes beside the file as well.
+    record["keep_results_with_blend"] = harness.preferences().keep_results_with_blend
+    bpy.ops.wm.save_as_mainfile(filepath=args.blend)
+    record["saved_strip"] = {
+        "directory": strip.directory,
+        "absolute": bpy.path.abspath(strip.directory),
+        "files": [element.filename for element in strip.elements],
+    }
+
 
 if __name__ == "__main__":
     harness.run_scenario(
         harness.parse_args(
             ("--connection-file", {"required": True}),
             ("--key-file", {"required": True}),
+            ("--blend", {"required": True}),
         ),
         scenario,
     )
