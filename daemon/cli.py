@@ -514,15 +514,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    import os
-
-    import zmq
-
-    public, secret = zmq.curve_keypair()
-    fd = os.open(args.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(f"public={public.decode()}\nsecret={secret.decode()}\n")
-    print(f"wrote {args.key_file}; add this public key to the daemon's --authorized-keys file:\n{public.decode()}")
+    keys = CurveKeys.create(args.key_file)
+    print(f"wrote {args.key_file}; add this public key to the daemon's --authorized-keys file:\n{keys.public}")
     return 0
 
 

@@ -42,6 +42,18 @@ class CurveKeys:
         except KeyError as exc:
             raise ConnectionFileError(f"{path} is not a client key file (missing {exc})") from None
 
+    @classmethod
+    def create(cls, path: Path | str) -> CurveKeys:
+        """Make a new key pair and write it to ``path`` (which must not exist; readable by this user only), in the
+        form :meth:`load` reads."""
+        import os
+
+        public, secret = (key.decode("ascii") for key in zmq.curve_keypair())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(f"public={public}\nsecret={secret}\n")
+        return cls(public, secret)
+
 
 class Client:
     """Talks to one daemon. ``connection_file`` lets the client follow the daemon across restarts."""

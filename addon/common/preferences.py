@@ -107,7 +107,9 @@ class MocapPreferences(bpy.types.AddonPreferences):
         layout.use_property_split = True
         layout.prop(self, "daemon_python")
         layout.prop(self, "connection_file")
-        layout.prop(self, "client_key_file")
+        row = layout.row(align=True)
+        row.prop(self, "client_key_file")
+        row.operator("vfxmocap.create_client_key", icon="LOCKED")
         layout.prop(self, "auto_start")
         layout.prop(self, "keep_jobs_running")
         layout.prop(self, "device")

@@ -108,6 +108,8 @@ def test_preferences_draw_every_setting(lifecycle):
     assert drawn[7:] == [
         "[daemon_python]",
         "[connection_file]",
+        "[client_key_file]",
+        "<vfxmocap.create_client_key>",
         "[auto_start]",
         "[keep_jobs_running]",
         "[device]",

@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import zmq
 from support.daemon_process import daemon_elsewhere
 
 from shared.client import Client, CurveKeys
@@ -75,3 +76,13 @@ def test_a_copied_result_is_kept_beside_the_saved_blend(remote_run):
     assert kept == remote_run["data_dir"].parent / "vfx_results" / job["id"]
     for name in saved["files"]:
         assert (kept / name).read_bytes() == (Path(job["output_dir"]) / "frames" / name).read_bytes(), name
+
+
+def test_create_client_key_makes_a_private_key_pair_in_the_data_folder_and_sets_it(remote_run):
+    created = remote_run["record"]["created_key"]
+    key_file = remote_run["data_dir"] / "client.key"
+    assert created["preference"] == [str(key_file), str(key_file)], "made once, then reused"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    keys = CurveKeys.load(key_file)
+    assert zmq.curve_public(keys.secret.encode()) == keys.public.encode(), "a real CURVE pair"
+    assert any("vfxmocap.create_client_key" in line for line in created["preferences_drawn"])

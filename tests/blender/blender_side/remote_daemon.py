@@ -62,6 +62,14 @@ def scenario(args: argparse.Namespace, record: dict[str, Any]) -> None:
         "files": [element.filename for element in strip.elements],
     }
 
+    # Create Client Key: a key pair in the data folder, set as the preference; pressed again, the same one.
+    presses = []
+    for _ in range(2):
+        result, error = harness.operator_report(bpy.ops.vfxmocap.create_client_key)
+        assert result == {"FINISHED"}, error
+        presses.append(harness.preferences().client_key_file)
+    record["created_key"] = {"preference": presses, "preferences_drawn": harness.draw_preferences()}
+
 
 if __name__ == "__main__":
     harness.run_scenario(
