@@ -8,6 +8,7 @@ machine's data folder and the job names the copy.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 from support.addon_modules import load_addon_package
 from support.daemon_process import DaemonProcess, daemon_elsewhere
+from support.scene_control import PACKAGE
 from support.waiting import wait_for
 
 from shared.client import Client, CurveKeys
@@ -202,6 +204,21 @@ def test_an_interrupted_copy_resumes_from_its_whole_frames_and_a_complete_one_is
         stamp = (copy / "summary.json").stat().st_mtime_ns
         again = bridge.remote_results.download(client, "copytwice", done["frame_count"], folder, fractions.append)
     assert again == copy and len(fractions) == 4 and (copy / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_a_copy_that_outruns_the_daemons_rate_limit_slows_down_and_completes(bridge, tmp_path):
+    daemon = DaemonProcess(extra_args=("--max-requests-per-second", "40", "--request-burst", "5")).start()
+    try:
+        with daemon.client(timeout=10) as client:
+            client.submit("paced", "count", {"steps": 12})
+            frame_count = client.wait("paced", timeout=30)["frame_count"]
+        # the add-on's own client, as the copy thread makes it (the add-on bundles its own protocol package)
+        addon_client = sys.modules[f"{PACKAGE}.shared.client"].Client
+        with addon_client.from_file(daemon.connection_file, timeout=10) as client:
+            copy = bridge.remote_results.download(client, "paced", frame_count, tmp_path, lambda _: None)
+    finally:
+        daemon.cleanup()
+    assert len(list((copy / "frames").glob("*.png"))) == 12 and (copy / "summary.json").is_file()
 
 
 def test_only_a_daemons_own_job_folder_is_read_in_place(bridge, tmp_path):

@@ -17,12 +17,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from ...shared.client import Client
-from ...shared.errors import DaemonUnavailable, VfxError
+from ...shared.errors import LIMIT_EXCEEDED, DaemonUnavailable, RemoteError, VfxError
 from ...shared.pose_data import frame_file_name
 
 FOLDER = "remote_results"
@@ -32,8 +34,11 @@ SUMMARY = "summary.json"
 REQUEST_TIMEOUT_S = 60.0
 """A copy's requests carry whole frames and arrays, over whatever network is between the machines."""
 PARALLEL_COPIES = 2
+PACED_WAIT_S = 0.5
+"""How long a copy waits when the daemon says it asks too fast (its per-client rate limit), before asking again."""
 RETRY_AFTER_S = 30.0
 """A copy that failed (a lost connection, a full disk) is tried again at most this often, resuming."""
+_Fetched = TypeVar("_Fetched")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """Job ids and array names become file names here: nothing a daemon sends may reach outside the folder."""
 
@@ -65,9 +70,9 @@ def download(client: Client, job_id: str, frame_count: int, folder: Path, progre
         progress(index / frame_count)
         frame = work / "frames" / frame_file_name(index)
         if not frame.is_file():
-            _write_whole(frame, client.frame_file(job_id, index))
+            _write_whole(frame, _paced(partial(client.frame_file, job_id, index)))
     progress(1.0)
-    summary, arrays = client.result(job_id)
+    summary, arrays = _paced(partial(client.result, job_id))
     unsafe = [name for name in arrays if not _SAFE_NAME.fullmatch(name)]
     if unsafe:
         raise VfxError(f"the daemon sent results of job {job_id} with names that are not file names: {unsafe!r:.200}")
@@ -78,6 +83,18 @@ def download(client: Client, job_id: str, frame_count: int, folder: Path, progre
     shutil.rmtree(done, ignore_errors=True)  # an incomplete copy left by an older version
     work.rename(done)
     return done
+
+
+def _paced(fetch: Callable[[], _Fetched]) -> _Fetched:
+    """``fetch()``, asked again after :data:`PACED_WAIT_S` while the daemon answers that this client asks too fast
+    (a long job's frames can outrun the daemon's per-client rate limit)."""
+    while True:
+        try:
+            return fetch()
+        except RemoteError as exc:
+            if exc.code != LIMIT_EXCEEDED:
+                raise
+        time.sleep(PACED_WAIT_S)
 
 
 def _write_whole(path: Path, data: bytes) -> None:
